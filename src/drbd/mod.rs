@@ -1,0 +1,4 @@
+//! DRBD 8.4 (the Debian 12 kernel's in-tree module). Knows nothing of LVM or
+//! the stack.
+
+pub mod procfs;

@@ -1,0 +1,4 @@
+//! LVM2's on-disk metadata (label, PV header, metadata areas, text format).
+//! Knows nothing of device-mapper, DRBD or the stack.
+
+pub mod crc;
