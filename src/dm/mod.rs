@@ -57,7 +57,10 @@ impl Control {
 
     /// The ioctl interface version (major, minor, patch).
     pub fn version(&self) -> Result<[u32; 3]> {
-        let (a, b, c) = self.dm.version().map_err(|source| Error::Ioctl { operation: "version", source })?;
+        let (a, b, c) = self.dm.version().map_err(|source| Error::Ioctl {
+            operation: "version",
+            source,
+        })?;
         Ok([a, b, c])
     }
 
@@ -66,9 +69,15 @@ impl Control {
         let mut targets: Vec<Target> = self
             .dm
             .list_versions()
-            .map_err(|source| Error::Ioctl { operation: "list target versions", source })?
+            .map_err(|source| Error::Ioctl {
+                operation: "list target versions",
+                source,
+            })?
             .into_iter()
-            .map(|(name, a, b, c)| Target { name, version: [a, b, c] })
+            .map(|(name, a, b, c)| Target {
+                name,
+                version: [a, b, c],
+            })
             .collect();
         targets.sort();
         Ok(targets)
@@ -79,7 +88,10 @@ impl Control {
         let mut devices: Vec<Device> = self
             .dm
             .list_devices()
-            .map_err(|source| Error::Ioctl { operation: "list devices", source })?
+            .map_err(|source| Error::Ioctl {
+                operation: "list devices",
+                source,
+            })?
             .into_iter()
             .map(|(name, dev, event_nr)| Device {
                 name: name.to_string(),

@@ -63,7 +63,10 @@ pub fn parse(text: &str) -> Result<ProcDrbd, ParseError> {
             minors.push(parse_state_line(minor, rest));
         } else if trimmed.starts_with("ns:") {
             let Some(current) = minors.last_mut() else {
-                return Err(ParseError::Line { line: index + 1, what: "counters before any minor".into() });
+                return Err(ParseError::Line {
+                    line: index + 1,
+                    what: "counters before any minor".into(),
+                });
             };
             for token in trimmed.split_whitespace() {
                 if let Some((k, v)) = token.split_once(':') {
@@ -74,7 +77,11 @@ pub fn parse(text: &str) -> Result<ProcDrbd, ParseError> {
             }
         }
     }
-    Ok(ProcDrbd { version: version.ok_or(ParseError::NoVersion)?, api, minors })
+    Ok(ProcDrbd {
+        version: version.ok_or(ParseError::NoVersion)?,
+        api,
+        minors,
+    })
 }
 
 fn parse_state_line(minor: u32, rest: &str) -> MinorState {
@@ -138,7 +145,10 @@ srcversion: 211FB288A383ED945B83420
         assert_eq!(r0.io_flags.as_deref(), Some("r-----"));
         assert_eq!(r0.counters["oos"], 1_048_508);
         let stacked = &p.minors[1];
-        assert_eq!((stacked.minor, stacked.connection.as_str()), (10, "WFConnection"));
+        assert_eq!(
+            (stacked.minor, stacked.connection.as_str()),
+            (10, "WFConnection")
+        );
         assert_eq!(stacked.protocol, Some('A'));
         assert_eq!(stacked.counters["al"], 8);
     }
@@ -167,7 +177,13 @@ srcversion: 211FB288A383ED945B83420
     #[test]
     fn missing_version_is_an_error() {
         assert_eq!(parse(""), Err(ParseError::NoVersion));
-        assert!(matches!(parse("version: 8.4.11\nx: cs:StandAlone\n"), Err(ParseError::Line { line: 2, .. })));
-        assert!(matches!(parse("version: 8.4.11\n    ns:0 nr:0\n"), Err(ParseError::Line { line: 2, .. })));
+        assert!(matches!(
+            parse("version: 8.4.11\nx: cs:StandAlone\n"),
+            Err(ParseError::Line { line: 2, .. })
+        ));
+        assert!(matches!(
+            parse("version: 8.4.11\n    ns:0 nr:0\n"),
+            Err(ParseError::Line { line: 2, .. })
+        ));
     }
 }

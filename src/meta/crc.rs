@@ -25,7 +25,11 @@ mod tests {
         for &byte in buf {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         crc
@@ -38,9 +42,15 @@ mod tests {
 
     #[test]
     fn matches_the_bitwise_definition() {
-        let data: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for len in [1, 7, 64, 511, 4096] {
-            assert_eq!(calc_crc(INITIAL_CRC, &data[..len]), reference(INITIAL_CRC, &data[..len]), "len {len}");
+            assert_eq!(
+                calc_crc(INITIAL_CRC, &data[..len]),
+                reference(INITIAL_CRC, &data[..len]),
+                "len {len}"
+            );
         }
     }
 

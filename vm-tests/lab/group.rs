@@ -72,8 +72,10 @@ fn skip_main(group: Group, args: Arguments) -> ! {
         .tests
         .iter()
         .map(|t| {
-            Trial::test(t.name, || Err("a VM test: run it with CAIRN_LAB=1 (see docs/lab.md)".into()))
-                .with_ignored_flag(true)
+            Trial::test(t.name, || {
+                Err("a VM test: run it with CAIRN_LAB=1 (see docs/lab.md)".into())
+            })
+            .with_ignored_flag(true)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit()
@@ -180,7 +182,10 @@ fn write_job(dir: &Path, node: usize, command: &[String]) -> Result<(), String> 
         "export CAIRN_LAB_GUEST=1 CAIRN_LAB_NODE={} CAIRN_LAB_OUT=/lab/out RUST_BACKTRACE=1\n",
         host::NODE_NAMES[node]
     ));
-    job.push_str(&format!("cd {}\n", host::shell_quote(env!("CARGO_MANIFEST_DIR"))));
+    job.push_str(&format!(
+        "cd {}\n",
+        host::shell_quote(env!("CARGO_MANIFEST_DIR"))
+    ));
     job.push_str("exec ");
     job.push_str(&host::shell_quote(&exe.to_string_lossy()));
     for a in command {
@@ -214,7 +219,9 @@ pub fn boot_and_run(
     let mut dirs = Vec::new();
     let mut vms = Vec::new();
     for node in 0..nodes {
-        let dir = lab_dir().join("runs").join(format!("{label}-{}", host::NODE_NAMES[node]));
+        let dir = lab_dir()
+            .join("runs")
+            .join(format!("{label}-{}", host::NODE_NAMES[node]));
         host::fresh_dir(&dir)?;
         write_job(&dir, node, command)?;
         let spec = VmSpec {
@@ -233,7 +240,10 @@ pub fn boot_and_run(
     for (end, dir) in ends.iter().zip(&dirs) {
         let console = dir.join("console.log");
         let why = if end.timed_out {
-            Some(format!("timed out after {:.0} s and was killed", end.elapsed.as_secs_f64()))
+            Some(format!(
+                "timed out after {:.0} s and was killed",
+                end.elapsed.as_secs_f64()
+            ))
         } else if let Some(q) = &end.qemu_failed {
             Some(q.clone())
         } else if let Ok(e) = fs::read_to_string(dir.join("setup-error")) {
@@ -246,7 +256,11 @@ pub fn boot_and_run(
             None
         };
         if let Some(why) = why {
-            eprintln!("---- {}: {why}; console tail ({}):", end.label, console.display());
+            eprintln!(
+                "---- {}: {why}; console tail ({}):",
+                end.label,
+                console.display()
+            );
             eprintln!("{}", host::tail_lines(&console, 60));
             eprintln!("---- {}: job output tail:", end.label);
             eprintln!("{}", host::tail_lines(&dir.join("job.log"), 40));
@@ -255,23 +269,42 @@ pub fn boot_and_run(
         eprintln!(
             "cairn-lab: {}: ready after {}, done after {:.1} s",
             end.label,
-            end.ready_after.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "never".into()),
+            end.ready_after
+                .map(|d| format!("{:.1} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "never".into()),
             end.elapsed.as_secs_f64()
         );
     }
     let trouble = (!trouble.is_empty()).then(|| trouble.join("; "));
-    Ok(BootReport { dirs, ends, trouble })
+    Ok(BootReport {
+        dirs,
+        ends,
+        trouble,
+    })
 }
 
 fn host_main(group: Group, args: Arguments) -> ! {
-    let probe: Vec<Trial> = group.tests.iter().map(|t| Trial::test(t.name, || Ok(()))).collect();
-    let selected = probe.iter().filter(|t| !args.is_filtered_out(t) && !args.is_ignored(t)).count();
+    let probe: Vec<Trial> = group
+        .tests
+        .iter()
+        .map(|t| Trial::test(t.name, || Ok(())))
+        .collect();
+    let selected = probe
+        .iter()
+        .filter(|t| !args.is_filtered_out(t) && !args.is_ignored(t))
+        .count();
     if args.list || selected == 0 {
         libtest_mimic::run(&args, probe).exit()
     }
     let mut command = guest_args();
     command.push("--test-threads=1".into());
-    let outcome = boot_and_run(group.name, group.nodes, group.mem_mib, group.timeout, &command);
+    let outcome = boot_and_run(
+        group.name,
+        group.nodes,
+        group.mem_mib,
+        group.timeout,
+        &command,
+    );
     let trials = group
         .tests
         .iter()
@@ -291,12 +324,18 @@ fn verdict_for(name: &str, report: &BootReport) -> TestResult {
     let mut failures = Vec::new();
     for (dir, end) in report.dirs.iter().zip(&report.ends) {
         match read_results(dir).into_iter().find(|(n, _)| n == name) {
-            Some((_, r)) if r.ok => eprintln!("cairn-lab: {name} passed on {} in {:.1} s", end.label, r.secs),
+            Some((_, r)) if r.ok => eprintln!(
+                "cairn-lab: {name} passed on {} in {:.1} s",
+                end.label, r.secs
+            ),
             Some((_, r)) => failures.push(format!("{}: {}", end.label, r.message)),
             None => failures.push(format!(
                 "{}: no result (the VM stopped before this test finished: {})",
                 end.label,
-                report.trouble.as_deref().unwrap_or("see the job output above")
+                report
+                    .trouble
+                    .as_deref()
+                    .unwrap_or("see the job output above")
             )),
         }
     }

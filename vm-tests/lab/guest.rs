@@ -51,7 +51,10 @@ impl Guest {
 
     /// Runs a bash script (`set -euo pipefail`) and returns its stdout.
     pub fn sh(&self, script: &str) -> Result<String, String> {
-        self.exec(Command::new("bash").args(["-euo", "pipefail", "-c", script]), script)
+        self.exec(
+            Command::new("bash").args(["-euo", "pipefail", "-c", script]),
+            script,
+        )
     }
 
     /// Runs a program with arguments and returns its stdout.
@@ -62,20 +65,28 @@ impl Guest {
 
     /// Runs the cairn binary under test.
     pub fn cairn(&self, args: &[&str]) -> Result<String, String> {
-        self.exec(Command::new(CAIRN).args(args), &format!("cairn {}", args.join(" ")))
+        self.exec(
+            Command::new(CAIRN).args(args),
+            &format!("cairn {}", args.join(" ")),
+        )
     }
 
     /// Runs a command and returns its whole output, whatever its exit status.
     pub fn output(&self, argv: &[&str]) -> Result<Output, String> {
         let (prog, rest) = argv.split_first().ok_or("empty command")?;
-        let out = Command::new(prog).args(rest).output().map_err(|e| format!("cannot run {prog}: {e}"))?;
+        let out = Command::new(prog)
+            .args(rest)
+            .output()
+            .map_err(|e| format!("cannot run {prog}: {e}"))?;
         log_output(&argv.join(" "), &out, None);
         Ok(out)
     }
 
     fn exec(&self, cmd: &mut Command, shown: &str) -> Result<String, String> {
         let started = Instant::now();
-        let out = cmd.output().map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
         log_output(shown, &out, Some(started.elapsed()));
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -93,11 +104,16 @@ impl Guest {
     pub fn loop_disk(&self, name: &str, mib: u64) -> Result<LoopDisk, String> {
         std::fs::create_dir_all(DISK_DIR).map_err(|e| format!("cannot create {DISK_DIR}: {e}"))?;
         let file = Path::new(DISK_DIR).join(format!("{name}.img"));
-        let f = std::fs::File::create(&file).map_err(|e| format!("cannot create {}: {e}", file.display()))?;
-        f.set_len(mib << 20).map_err(|e| format!("cannot size {}: {e}", file.display()))?;
+        let f = std::fs::File::create(&file)
+            .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
+        f.set_len(mib << 20)
+            .map_err(|e| format!("cannot size {}: {e}", file.display()))?;
         drop(f);
         let dev = self.run(&["losetup", "--find", "--show", &file.to_string_lossy()])?;
-        Ok(LoopDisk { dev: dev.trim().to_owned(), file })
+        Ok(LoopDisk {
+            dev: dev.trim().to_owned(),
+            file,
+        })
     }
 
     /// Polls `check` until it returns true or `timeout` passes.
@@ -121,13 +137,16 @@ impl Guest {
 
     /// Checks that a program of a Debian package is installed, naming the package if not.
     pub fn require(&self, program: &str, package: &str) -> Result<PathBuf, String> {
-        super::host::which(program)
-            .ok_or_else(|| format!("{program} not found in the guest: install the host package {package}"))
+        super::host::which(program).ok_or_else(|| {
+            format!("{program} not found in the guest: install the host package {package}")
+        })
     }
 }
 
 fn log_output(shown: &str, out: &Output, took: Option<Duration>) {
-    let took = took.map(|d| format!(" [{:.0} ms]", d.as_secs_f64() * 1000.0)).unwrap_or_default();
+    let took = took
+        .map(|d| format!(" [{:.0} ms]", d.as_secs_f64() * 1000.0))
+        .unwrap_or_default();
     println!("$ {shown}{took} -> {}", out.status);
     for (tag, bytes) in [("out", &out.stdout), ("err", &out.stderr)] {
         for line in String::from_utf8_lossy(bytes).lines().take(200) {

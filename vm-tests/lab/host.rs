@@ -55,17 +55,39 @@ pub struct Kernel {
 pub fn find_kernel() -> Result<Kernel, String> {
     let wanted = std::env::var("CAIRN_LAB_KERNEL").ok();
     let mut versions: Vec<String> = fs::read_dir("/boot")
-        .map_err(|e| format!("cannot read /boot ({e}); {}", missing("no kernel", "linux-image-amd64")))?
+        .map_err(|e| {
+            format!(
+                "cannot read /boot ({e}); {}",
+                missing("no kernel", "linux-image-amd64")
+            )
+        })?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("vmlinuz-").map(str::to_owned))
-        .filter(|v| Path::new("/lib/modules").join(v).join("modules.dep").exists())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("vmlinuz-")
+                .map(str::to_owned)
+        })
+        .filter(|v| {
+            Path::new("/lib/modules")
+                .join(v)
+                .join("modules.dep")
+                .exists()
+        })
         .collect();
     versions.sort_by_key(|v| version_key(v));
     let version = match wanted {
         Some(w) if versions.contains(&w) => w,
-        Some(w) => return Err(format!("CAIRN_LAB_KERNEL={w}: no /boot/vmlinuz-{w} with /lib/modules/{w}")),
+        Some(w) => {
+            return Err(format!(
+                "CAIRN_LAB_KERNEL={w}: no /boot/vmlinuz-{w} with /lib/modules/{w}"
+            ))
+        }
         None => versions.pop().ok_or_else(|| {
-            missing("no kernel with modules in /boot and /lib/modules", "linux-image-amd64")
+            missing(
+                "no kernel with modules in /boot and /lib/modules",
+                "linux-image-amd64",
+            )
         })?,
     };
     let kernel = Kernel {
@@ -73,19 +95,27 @@ pub fn find_kernel() -> Result<Kernel, String> {
         modules_dir: PathBuf::from(format!("/lib/modules/{version}")),
         version,
     };
-    fs::File::open(&kernel.vmlinuz)
-        .map_err(|e| format!("cannot read {}: {e} (the lab must run as root)", kernel.vmlinuz.display()))?;
+    fs::File::open(&kernel.vmlinuz).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (the lab must run as root)",
+            kernel.vmlinuz.display()
+        )
+    })?;
     Ok(kernel)
 }
 
 fn version_key(v: &str) -> Vec<u64> {
-    v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok()).collect()
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// Finds a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// Everything a boot needs, checked up front with messages naming packages.
@@ -108,7 +138,10 @@ impl Lab {
             .ok_or_else(|| missing("busybox not found", "busybox-static"))?;
         if !is_static_elf(&busybox)? {
             return Err(missing(
-                &format!("{} is dynamically linked and cannot run in the initramfs", busybox.display()),
+                &format!(
+                    "{} is dynamically linked and cannot run in the initramfs",
+                    busybox.display()
+                ),
                 "busybox-static",
             ));
         }
@@ -117,25 +150,41 @@ impl Lab {
         for m in STAGE1_MODULES.iter().chain(GUEST_MODULES) {
             if deps.path_of(m).is_none() {
                 return Err(missing(
-                    &format!("kernel module {m} not found in {}", kernel.modules_dir.display()),
+                    &format!(
+                        "kernel module {m} not found in {}",
+                        kernel.modules_dir.display()
+                    ),
                     "linux-image-amd64",
                 ));
             }
         }
-        fs::create_dir_all(work_dir).map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
-        Ok(Lab { kernel, qemu, busybox, work_dir: work_dir.to_owned() })
+        fs::create_dir_all(work_dir)
+            .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+        Ok(Lab {
+            kernel,
+            qemu,
+            busybox,
+            work_dir: work_dir.to_owned(),
+        })
     }
 
     /// Builds (or reuses) the initramfs: busybox, the stage-1 modules, init and stage2.sh.
     pub fn initramfs(&self) -> Result<PathBuf, String> {
         let deps = ModuleDeps::load(&self.kernel)?;
         let modules = deps.closure(STAGE1_MODULES)?;
-        let path = self.work_dir.join(format!("initramfs-{}.cpio", self.kernel.version));
+        let path = self
+            .work_dir
+            .join(format!("initramfs-{}.cpio", self.kernel.version));
         let tmp = path.with_extension("cpio.tmp");
-        let file = fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        let file =
+            fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
         let mut w = io::BufWriter::new(file);
         let mut ino = 1u32;
-        let mut entry = |w: &mut io::BufWriter<fs::File>, name: &str, mode: u32, data: &[u8], rdev: Option<(u32, u32)>| {
+        let mut entry = |w: &mut io::BufWriter<fs::File>,
+                         name: &str,
+                         mode: u32,
+                         data: &[u8],
+                         rdev: Option<(u32, u32)>| {
             let mut b = cpio::newc::Builder::new(name).ino(ino).mode(mode).nlink(1);
             if let Some((maj, min)) = rdev {
                 b = b.rdev_major(maj).rdev_minor(min);
@@ -150,12 +199,36 @@ impl Lab {
                 entry(&mut w, dir, 0o040755, b"", None)?;
             }
             entry(&mut w, "dev/console", 0o020600, b"", Some((5, 1)))?;
-            entry(&mut w, "bin/busybox", 0o100755, &fs::read(&self.busybox)?, None)?;
-            entry(&mut w, "init", 0o100755, include_bytes!("../guest/init"), None)?;
-            entry(&mut w, "stage2.sh", 0o100755, include_bytes!("../guest/stage2.sh"), None)?;
+            entry(
+                &mut w,
+                "bin/busybox",
+                0o100755,
+                &fs::read(&self.busybox)?,
+                None,
+            )?;
+            entry(
+                &mut w,
+                "init",
+                0o100755,
+                include_bytes!("../guest/init"),
+                None,
+            )?;
+            entry(
+                &mut w,
+                "stage2.sh",
+                0o100755,
+                include_bytes!("../guest/stage2.sh"),
+                None,
+            )?;
             let mut order = String::new();
             for (name, file) in &modules {
-                entry(&mut w, &format!("modules/{name}.ko"), 0o100644, &fs::read(file)?, None)?;
+                entry(
+                    &mut w,
+                    &format!("modules/{name}.ko"),
+                    0o100644,
+                    &fs::read(file)?,
+                    None,
+                )?;
                 order.push_str(name);
                 order.push('\n');
             }
@@ -193,16 +266,27 @@ struct ModuleDeps {
 impl ModuleDeps {
     fn load(kernel: &Kernel) -> Result<ModuleDeps, String> {
         let file = kernel.modules_dir.join("modules.dep");
-        let text = fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}; {}", file.display(), missing("", "linux-image-amd64")))?;
+        let text = fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "cannot read {}: {e}; {}",
+                file.display(),
+                missing("", "linux-image-amd64")
+            )
+        })?;
         let lines = text
             .lines()
             .filter_map(|l| {
                 let (m, deps) = l.split_once(':')?;
-                Some((m.to_owned(), deps.split_whitespace().map(str::to_owned).collect()))
+                Some((
+                    m.to_owned(),
+                    deps.split_whitespace().map(str::to_owned).collect(),
+                ))
             })
             .collect();
-        Ok(ModuleDeps { dir: kernel.modules_dir.clone(), lines })
+        Ok(ModuleDeps {
+            dir: kernel.modules_dir.clone(),
+            lines,
+        })
     }
 
     fn name_of(rel: &str) -> String {
@@ -256,10 +340,13 @@ pub struct Wire {
 impl Wire {
     pub fn new() -> Result<Wire, String> {
         let port = || -> Result<u16, String> {
-            let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("no free UDP port on loopback: {e}"))?;
+            let s = UdpSocket::bind("127.0.0.1:0")
+                .map_err(|e| format!("no free UDP port on loopback: {e}"))?;
             Ok(s.local_addr().map_err(|e| e.to_string())?.port())
         };
-        Ok(Wire { ports: [port()?, port()?] })
+        Ok(Wire {
+            ports: [port()?, port()?],
+        })
     }
 }
 
@@ -308,7 +395,13 @@ impl Vm {
         let mut cmd = Command::new(&lab.qemu);
         cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2"])
             .args(["-m", &spec.mem_mib.to_string()])
-            .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ])
             .arg("-kernel")
             .arg(&lab.kernel.vmlinuz)
             .arg("-initrd")
@@ -320,19 +413,32 @@ impl Vm {
                 "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             ])
             .arg("-virtfs")
-            .arg(format!("local,path={},mount_tag=labout,security_model=none", spec.out_dir.display()));
+            .arg(format!(
+                "local,path={},mount_tag=labout,security_model=none",
+                spec.out_dir.display()
+            ));
         if let Some(wire) = spec.wire {
             let (mine, theirs) = (wire.ports[node], wire.ports[1 - node]);
             cmd.arg("-netdev")
-                .arg(format!("socket,id=wire,udp=127.0.0.1:{theirs},localaddr=127.0.0.1:{mine}"))
+                .arg(format!(
+                    "socket,id=wire,udp=127.0.0.1:{theirs},localaddr=127.0.0.1:{mine}"
+                ))
                 .arg("-device")
-                .arg(format!("virtio-net-pci,netdev=wire,mac=52:54:00:77:00:0{}", node + 1));
+                .arg(format!(
+                    "virtio-net-pci,netdev=wire,mac=52:54:00:77:00:0{}",
+                    node + 1
+                ));
         }
         if spec.interactive {
             cmd.args(["-serial", "mon:stdio"]);
         } else {
-            cmd.arg("-serial").arg(format!("file:{}", spec.out_dir.join("console.log").display()));
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            cmd.arg("-serial").arg(format!(
+                "file:{}",
+                spec.out_dir.join("console.log").display()
+            ));
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
         }
         // SAFETY: set_pdeathsig only calls prctl, which is async-signal-safe.
         unsafe {
@@ -341,8 +447,15 @@ impl Vm {
                     .map_err(|e| io::Error::from_raw_os_error(e as i32))
             });
         }
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", lab.qemu.display()))?;
-        Ok(Vm { spec, child, started: Instant::now(), ready_after: None })
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", lab.qemu.display()))?;
+        Ok(Vm {
+            spec,
+            child,
+            started: Instant::now(),
+            ready_after: None,
+        })
     }
 
     /// Polls once: Some(status) when QEMU has exited.
@@ -350,7 +463,9 @@ impl Vm {
         if self.ready_after.is_none() && tail_contains(&self.console_path(), "CAIRN-LAB-READY") {
             self.ready_after = Some(self.started.elapsed());
         }
-        self.child.try_wait().map_err(|e| format!("waiting for QEMU: {e}"))
+        self.child
+            .try_wait()
+            .map_err(|e| format!("waiting for QEMU: {e}"))
     }
 
     pub fn kill(&mut self) {
@@ -371,7 +486,9 @@ impl Vm {
     }
 
     pub fn wait_interactive(mut self) -> Result<(), String> {
-        self.child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+        self.child
+            .wait()
+            .map_err(|e| format!("waiting for QEMU: {e}"))?;
         Ok(())
     }
 }
@@ -442,7 +559,9 @@ fn tail_contains(path: &Path, needle: &str) -> bool {
 
 /// The last `max` bytes of a file, lossily decoded ("" when missing).
 pub fn tail(path: &Path, max: u64) -> String {
-    let Ok(mut f) = fs::File::open(path) else { return String::new() };
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
     let mut buf = Vec::new();
@@ -459,7 +578,11 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
 
 /// Quotes a word for the guest's shell.
 pub fn shell_quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
