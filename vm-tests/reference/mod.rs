@@ -4,6 +4,8 @@
 //! measured against: the test runs every step with its check, the bench
 //! times every step's command.
 
+#![allow(dead_code)] // shared by the test and the bench, which use different parts
+
 use std::time::Duration;
 
 use serde_json::Value;
