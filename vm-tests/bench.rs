@@ -35,13 +35,24 @@ fn pairs() -> Vec<Pair> {
         v
     };
     vec![
-        Pair { name: "dm_ls", cairn: cairn(&["dm", "ls"]), baseline: argv(&["dmsetup", "ls"]) },
-        Pair { name: "dm_targets", cairn: cairn(&["dm", "targets"]), baseline: argv(&["dmsetup", "targets"]) },
+        Pair {
+            name: "dm_ls",
+            cairn: cairn(&["dm", "ls"]),
+            baseline: argv(&["dmsetup", "ls"]),
+        },
+        Pair {
+            name: "dm_targets",
+            cairn: cairn(&["dm", "targets"]),
+            baseline: argv(&["dmsetup", "targets"]),
+        },
     ]
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The user's filter: the first argument that is not an option.
@@ -159,7 +170,9 @@ fn guest_main() -> Result<(), String> {
     let (steps, disks) = scenario_baseline(&g, scenario_rounds)?;
     let dm_devices = g.run(&["dmsetup", "ls"])?.lines().count();
     // What any command costs here: fork + exec of /bin/true under TCG.
-    let floor: Vec<f64> = (0..rounds).map(|_| time_argv(&["true".to_owned()])).collect::<Result<_, _>>()?;
+    let floor: Vec<f64> = (0..rounds)
+        .map(|_| time_argv(&["true".to_owned()]))
+        .collect::<Result<_, _>>()?;
     let mut results = Vec::new();
     for pair in pairs().iter().filter(|p| selected(p.name)) {
         results.push(run_pair(pair, warmup, rounds)?);
@@ -178,8 +191,11 @@ fn guest_main() -> Result<(), String> {
         "pair_warmup": warmup,
         "pairs": results,
     });
-    std::fs::write("/lab/out/bench.json", serde_json::to_string_pretty(&report).unwrap())
-        .map_err(|e| format!("cannot write bench.json: {e}"))
+    std::fs::write(
+        "/lab/out/bench.json",
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .map_err(|e| format!("cannot write bench.json: {e}"))
 }
 
 fn print_report(report: &Value) {
@@ -195,7 +211,10 @@ fn print_report(report: &Value) {
         "(the floor, fork+exec of /bin/true, is {:.2} ms here)",
         report["exec_floor_median_ms"].as_f64().unwrap_or(f64::NAN)
     );
-    println!("{:<14} {:>12} {:>14} {:>8} {:>16}  commands", "pair", "cairn ms", "baseline ms", "ratio", "ratio p25-p75");
+    println!(
+        "{:<14} {:>12} {:>14} {:>8} {:>16}  commands",
+        "pair", "cairn ms", "baseline ms", "ratio", "ratio p25-p75"
+    );
     for p in report["pairs"].as_array().into_iter().flatten() {
         println!(
             "{:<14} {:>12.2} {:>14.2} {:>7.1}x {:>7.1}-{:<7.1}  {} | {}",
@@ -217,7 +236,12 @@ fn print_report(report: &Value) {
     for s in report["scenario_steps"].as_array().into_iter().flatten() {
         let ms = s["median_ms"].as_f64().unwrap_or(f64::NAN);
         total += ms;
-        println!("{:<26} {:>8.0} ms  {}", s["name"].as_str().unwrap_or("?"), ms, s["command"].as_str().unwrap_or("?"));
+        println!(
+            "{:<26} {:>8.0} ms  {}",
+            s["name"].as_str().unwrap_or("?"),
+            ms,
+            s["command"].as_str().unwrap_or("?")
+        );
     }
     println!("{:<26} {:>8.0} ms", "total", total);
 }
@@ -225,7 +249,8 @@ fn print_report(report: &Value) {
 fn host_main() -> Result<(), String> {
     let mut command: Vec<String> = std::env::args().skip(1).collect();
     command.push("--lab-guest".into());
-    let report = lab::group::boot_and_run("bench", 1, 2048, Duration::from_secs(1200), &command)?;
+    let report =
+        lab::group::boot_and_run("bench", 1, 2048, Duration::from_secs(1200), &command, false)?;
     if let Some(trouble) = report.trouble {
         return Err(trouble);
     }

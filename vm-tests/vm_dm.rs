@@ -200,5 +200,6 @@ fn main() {
                 run: ls_matches_dmsetup,
             },
         ],
+        stream_log: false,
     })
 }

@@ -86,5 +86,6 @@ fn main() {
             name: "two_vms_tcp_round_trip",
             run: tcp_round_trip,
         }],
+        stream_log: false,
     })
 }

@@ -46,5 +46,6 @@ fn main() {
             name: "seed_stack_with_lvm2_drbdadm_lxc",
             run: seed_stack_with_lvm2_drbdadm_lxc,
         }],
+        stream_log: false,
     })
 }

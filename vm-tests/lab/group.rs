@@ -39,6 +39,8 @@ pub struct Group {
     /// For the whole boot, tests included; the VMs are killed at this point.
     pub timeout: Duration,
     pub tests: Vec<VmTest>,
+    /// Stream the guest's output to the terminal while it runs (the demo).
+    pub stream_log: bool,
 }
 
 const RESULTS: &str = "results.jsonl";
@@ -212,6 +214,7 @@ pub fn boot_and_run(
     mem_mib: u32,
     timeout: Duration,
     command: &[String],
+    stream_log: bool,
 ) -> Result<BootReport, String> {
     let lab = Lab::discover(&lab_dir())?;
     let initramfs = lab.initramfs()?;
@@ -235,7 +238,8 @@ pub fn boot_and_run(
         vms.push(Vm::boot(&lab, &initramfs, spec)?);
         dirs.push(dir);
     }
-    let ends = host::wait_all(&mut vms, timeout)?;
+    let follow = stream_log.then(|| dirs[0].join("job.log"));
+    let ends = host::wait_all(&mut vms, timeout, follow.as_deref())?;
     let mut trouble = Vec::new();
     for (end, dir) in ends.iter().zip(&dirs) {
         let console = dir.join("console.log");
@@ -304,6 +308,7 @@ fn host_main(group: Group, args: Arguments) -> ! {
         group.mem_mib,
         group.timeout,
         &command,
+        group.stream_log,
     );
     let trials = group
         .tests

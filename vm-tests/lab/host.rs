@@ -509,11 +509,21 @@ pub struct VmEnd {
     pub ready_after: Option<Duration>,
 }
 
-/// Waits for all VMs to power off, killing every one still running at the deadline.
-pub fn wait_all(vms: &mut [Vm], timeout: Duration) -> Result<Vec<VmEnd>, String> {
+/// Waits for all VMs to power off, killing every one still running at the
+/// deadline. With `follow`, copies that file to stdout as it grows (the demo
+/// streams the guest's job log this way).
+pub fn wait_all(
+    vms: &mut [Vm],
+    timeout: Duration,
+    follow: Option<&Path>,
+) -> Result<Vec<VmEnd>, String> {
     let deadline = Instant::now() + timeout;
     let mut ends: Vec<Option<VmEnd>> = vec![None; vms.len()];
+    let mut followed = 0u64;
     loop {
+        if let Some(path) = follow {
+            followed = copy_new_bytes(path, followed);
+        }
         for (i, vm) in vms.iter_mut().enumerate() {
             if ends[i].is_some() {
                 continue;
@@ -531,6 +541,9 @@ pub fn wait_all(vms: &mut [Vm], timeout: Duration) -> Result<Vec<VmEnd>, String>
             }
         }
         if ends.iter().all(Option::is_some) {
+            if let Some(path) = follow {
+                copy_new_bytes(path, followed);
+            }
             break;
         }
         if Instant::now() >= deadline {
@@ -551,6 +564,21 @@ pub fn wait_all(vms: &mut [Vm], timeout: Duration) -> Result<Vec<VmEnd>, String>
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(ends.into_iter().map(Option::unwrap).collect())
+}
+
+/// Prints what was appended to `path` since `offset`; returns the new offset.
+fn copy_new_bytes(path: &Path, offset: u64) -> u64 {
+    let Ok(mut f) = fs::File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut buf = Vec::new();
+    let n = f.read_to_end(&mut buf).unwrap_or(0) as u64;
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(&buf).and_then(|_| out.flush());
+    offset + n
 }
 
 fn tail_contains(path: &Path, needle: &str) -> bool {
