@@ -34,6 +34,19 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mkdir -p /run/lock /run/lvm /var/lock
 
 param() { sed -n "s/.*\bcairn\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+
+# Host paths the tests need at the same place (project, target dir): any
+# that the top-level overlays do not show (say, a clone under /tmp) gets an
+# overlay of its own from the 9p host root.
+n=0
+for p in $(param paths | tr ':' ' '); do
+    [ -e "$p" ] && continue
+    [ -d "/.host$p" ] || setup_failed "host path $p is not visible over 9p"
+    n=$((n + 1))
+    mkdir -p "$p" "/.ov/path$n/upper" "/.ov/path$n/work"
+    mount -t overlay overlay -o "lowerdir=/.host$p,upperdir=/.ov/path$n/upper,workdir=/.ov/path$n/work" "$p" \
+        || setup_failed "cannot overlay $p"
+done
 node=$(param node)
 hostname "$(param hostname)"
 ip link set lo up || setup_failed "ip link set lo up failed (package iproute2)"

@@ -50,6 +50,17 @@ pub fn lab_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lab")
 }
 
+/// What the guest must see of the host at the same paths: the project and
+/// its target directory (test binaries, the cairn binary).
+pub fn shared_paths() -> Vec<PathBuf> {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(Path::to_path_buf);
+    let mut paths = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
+    paths.extend(target.filter(|t| !t.starts_with(env!("CARGO_MANIFEST_DIR"))));
+    paths
+}
+
 pub fn main(group: Group) -> ! {
     let args = Arguments::from_args();
     if std::env::var_os("CAIRN_LAB_GUEST").is_some() {
@@ -229,6 +240,7 @@ pub fn boot_and_run(
         write_job(&dir, node, command)?;
         let spec = VmSpec {
             label: format!("{label}/{}", host::NODE_NAMES[node]),
+            paths: shared_paths(),
             node,
             mem_mib,
             out_dir: dir.clone(),
@@ -359,6 +371,7 @@ fn shell_main(group: Group) -> ! {
         host::fresh_dir(&dir)?;
         let spec = VmSpec {
             label: format!("{}/shell", group.name),
+            paths: shared_paths(),
             node: 0,
             mem_mib: group.mem_mib,
             out_dir: dir,

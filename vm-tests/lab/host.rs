@@ -175,7 +175,11 @@ impl Lab {
         let path = self
             .work_dir
             .join(format!("initramfs-{}.cpio", self.kernel.version));
-        let tmp = path.with_extension("cpio.tmp");
+        // Built under a unique name and renamed into place: trials that boot
+        // at the same time each write their own and the rename is atomic.
+        static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("cpio.{}.{n}.tmp", std::process::id()));
         let file =
             fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
         let mut w = io::BufWriter::new(file);
@@ -354,6 +358,10 @@ impl Wire {
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub label: String,
+    /// Host paths the guest must see at the same place (the project, its
+    /// target dir): stage 2 overlays any the top-level overlays miss
+    /// (/tmp is a fresh tmpfs in the guest).
+    pub paths: Vec<PathBuf>,
     pub node: usize,
     pub mem_mib: u32,
     pub out_dir: PathBuf,
@@ -386,6 +394,19 @@ impl Vm {
             format!("cairn.hostname={}", NODE_HOSTNAMES[node]),
             format!("cairn.modules={}", GUEST_MODULES.join(",")),
         ];
+        let mut paths = Vec::new();
+        for p in &spec.paths {
+            let text = p
+                .to_str()
+                .filter(|t| t.starts_with('/') && !t.contains([' ', ':', '\t', '\n']));
+            paths.push(text.ok_or_else(|| {
+                format!(
+                    "the lab cannot share {}: use a path without spaces or colons",
+                    p.display()
+                )
+            })?);
+        }
+        cmdline.push(format!("cairn.paths={}", paths.join(":")));
         if spec.wire.is_some() {
             cmdline.push(format!("cairn.addr={}/24", NODE_ADDRS[node]));
         }
@@ -623,4 +644,126 @@ pub fn fresh_dir(path: &Path) -> Result<(), String> {
         fs::remove_dir_all(path).map_err(|e| format!("cannot clean {}: {e}", path.display()))?;
     }
     fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+// Host unit tests of the harness's pure logic (run from tests/lab_harness.rs;
+// the VM targets are built without the test harness, so this is left out there).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_bash() {
+        for word in [
+            "plain",
+            "two words",
+            "it's",
+            "$HOME",
+            "a\"b",
+            "",
+            "--test-threads=1",
+            "x;rm -rf /",
+        ] {
+            let quoted = shell_quote(word);
+            let out = Command::new("bash")
+                .args(["-c", &format!("printf %s {quoted}")])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                word,
+                "quoted as {quoted}"
+            );
+        }
+    }
+
+    #[test]
+    fn kernel_versions_sort_numerically() {
+        let mut v = vec!["6.1.0-9-amd64", "6.1.0-56-amd64", "6.1.0-10-amd64"];
+        v.sort_by_key(|s| version_key(s));
+        assert_eq!(v, ["6.1.0-9-amd64", "6.1.0-10-amd64", "6.1.0-56-amd64"]);
+    }
+
+    fn deps(text: &str) -> ModuleDeps {
+        ModuleDeps {
+            dir: PathBuf::from("/m"),
+            lines: text
+                .lines()
+                .filter_map(|l| {
+                    let (m, d) = l.split_once(':')?;
+                    Some((
+                        m.to_owned(),
+                        d.split_whitespace().map(str::to_owned).collect(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn module_closure_loads_dependencies_first_and_once() {
+        // modules.dep lists a module's dependencies with the deepest last.
+        let d = deps(
+            "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko
+kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/net/9p/9pnet.ko:
+kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko
+kernel/fs/netfs/netfs.ko:
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/md/dm-mod.ko:",
+        );
+        let names: Vec<String> = d
+            .closure(&["9pnet_virtio", "9p"])
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "virtio_ring",
+                "virtio",
+                "9pnet",
+                "9pnet_virtio",
+                "netfs",
+                "fscache",
+                "9p"
+            ]
+        );
+        // dashes and underscores name the same module, as modprobe treats them
+        assert_eq!(
+            d.closure(&["dm_mod"]).unwrap()[0].1,
+            PathBuf::from("/m/kernel/drivers/md/dm-mod.ko")
+        );
+        assert!(d.closure(&["drbd"]).unwrap_err().contains("drbd"));
+    }
+
+    #[test]
+    fn static_and_dynamic_binaries_are_told_apart() {
+        // bash is dynamically linked on every Debian system.
+        assert!(!is_static_elf(Path::new("/bin/bash")).unwrap());
+        assert!(is_static_elf(Path::new("/etc/hostname")).is_err());
+        if Path::new("/bin/busybox").exists() {
+            let expected = !Command::new("ldd")
+                .arg("/bin/busybox")
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert_eq!(is_static_elf(Path::new("/bin/busybox")).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn tail_lines_keeps_the_end() {
+        let dir = std::env::temp_dir().join(format!("cairn-tail-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("console.log");
+        let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        fs::write(&file, text).unwrap();
+        assert_eq!(tail_lines(&file, 2), "line 498\nline 499");
+        assert_eq!(tail_lines(&dir.join("missing"), 5), "");
+        fs::remove_dir_all(dir).unwrap();
+    }
 }

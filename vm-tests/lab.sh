@@ -1,0 +1,85 @@
+#!/bin/bash
+# The cairn lab, one entry point (docs/lab.md):
+#   vm-tests/lab.sh setup          install what the lab needs (Debian 12, as root)
+#   vm-tests/lab.sh test           every test: host tests, then the VM groups
+#   vm-tests/lab.sh demo           the demo, streamed from its VM
+#   vm-tests/lab.sh bench [FILTER] the paired benchmarks in one boot
+#   vm-tests/lab.sh vm GROUP [ARGS]  one VM group, e.g. `vm vm_dm dm_ls`
+#   vm-tests/lab.sh shell          a root shell in a lab VM (Ctrl-a x quits)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: the VM (qemu, kernel, busybox for the initramfs), the
+# oracles and tools the guest runs from the shared host root, and the C
+# headers the devicemapper crate builds against.
+PACKAGES=(
+    qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2
+    lvm2 drbd-utils thin-provisioning-tools lxc e2fsprogs mdadm util-linux
+    pkg-config libdevmapper-dev libclang-dev libudev-dev
+)
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+setup() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "lab: installing ${missing[*]}"
+        as_root apt-get update -qq
+        # No recommends: they pull a desktop's worth of qemu extras, and on
+        # some images conflict with a newer qemu-utils already installed.
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! command -v cargo >/dev/null; then
+        [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+    fi
+    if ! command -v cargo >/dev/null; then
+        echo "lab: no cargo; installing Debian's rustc and cargo (cairn needs Rust >= 1.75)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null
+    fi
+    # The lab reads /boot/vmlinuz-* (root-only on Debian) and boots QEMU.
+    if [ "$(id -u)" != 0 ]; then
+        echo "lab: the VM tests read /boot/vmlinuz-* and must run as root (sudo $0 $*)" >&2
+        exit 1
+    fi
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+    setup)
+        setup
+        ;;
+    test)
+        setup
+        # Host tests, then each VM group in its own boot (cargo runs the
+        # test binaries one after another).
+        CAIRN_LAB=1 cargo test "$@"
+        ;;
+    demo)
+        setup
+        CAIRN_LAB=1 cargo test --test vm_demo "$@"
+        ;;
+    bench)
+        setup
+        cargo bench --bench lab -- "$@"
+        ;;
+    vm)
+        setup
+        group=${1:?usage: lab.sh vm GROUP [TEST-FILTER...]}
+        shift
+        CAIRN_LAB=1 cargo test --test "$group" -- "$@"
+        ;;
+    shell)
+        setup
+        CAIRN_LAB=shell cargo test --test vm_dm
+        ;;
+    *)
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        [ "$cmd" = help ] || exit 2
+        ;;
+esac
