@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench lab [-- FILTER]`; rounds: CAIRN_BENCH_ROUNDS (pairs,
 //! default 30), CAIRN_BENCH_SCENARIO_ROUNDS (default 3). Results: a table on
-//! stdout and JSON in target/tmp/lab/bench.json (or CAIRN_BENCH_JSON).
+//! stdout and JSON in target/x86_64-unknown-linux-gnu/tmp/lab/bench.json (or CAIRN_BENCH_JSON).
 //! Timings live here, never in a test's pass/fail.
 
 #[path = "lab/mod.rs"]
