@@ -101,20 +101,25 @@ fn guest_kernel_panic_is_reported() -> Result<(), String> {
     Ok(())
 }
 
-fn missing_qemu_names_the_package() -> Result<(), String> {
+/// Runs this binary's `--lab-probe` (Lab::discover) with one variable set.
+fn probe_with(key: &str, value: &std::ffi::OsStr) -> Result<(bool, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let empty = lab::group::lab_dir().join("empty-path");
-    std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .arg("--lab-probe")
-        .env("PATH", &empty)
+        .env(key, value)
         .output()
         .map_err(|e| e.to_string())?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        !out.status.success(),
-        "the probe passed without qemu on PATH"
-    );
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+fn missing_qemu_names_the_package() -> Result<(), String> {
+    let empty = lab::group::lab_dir().join("empty-path");
+    std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+    let (ok, err) = probe_with("PATH", empty.as_os_str())?;
+    ensure!(!ok, "the probe passed without qemu on PATH");
     ensure!(
         err.contains("apt-get install qemu-system-x86"),
         "message does not name the package: {err}"
@@ -123,17 +128,8 @@ fn missing_qemu_names_the_package() -> Result<(), String> {
 }
 
 fn missing_kernel_names_the_version() -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .arg("--lab-probe")
-        .env("CAIRN_LAB_KERNEL", "0.0.0-none")
-        .output()
-        .map_err(|e| e.to_string())?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        !out.status.success(),
-        "the probe passed with a kernel that does not exist"
-    );
+    let (ok, err) = probe_with("CAIRN_LAB_KERNEL", "0.0.0-none".as_ref())?;
+    ensure!(!ok, "the probe passed with a kernel that does not exist");
     ensure!(
         err.contains("/boot/vmlinuz-0.0.0-none"),
         "message does not say what is missing: {err}"
