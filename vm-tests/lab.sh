@@ -6,6 +6,8 @@
 #   vm-tests/lab.sh bench [FILTER] the paired benchmarks in one boot
 #   vm-tests/lab.sh vm GROUP [ARGS]  one VM group, e.g. `vm vm_dm dm_ls`
 #   vm-tests/lab.sh shell          a root shell in a lab VM (Ctrl-a x quits)
+#   vm-tests/lab.sh run SCRIPT [OUTDIR]  a bash script in a lab VM; files it puts in $OUT
+#                                  come back to OUTDIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,12 +77,17 @@ case "$cmd" in
         shift
         CAIRN_LAB=1 cargo test --test "$group" -- "$@"
         ;;
+    run)
+        setup
+        script=${1:?usage: lab.sh run SCRIPT [OUTDIR]}
+        CAIRN_LAB_SCRIPT=$script CAIRN_LAB_SCRIPT_OUT=${2:-} cargo test --test vm_script
+        ;;
     shell)
         setup
         CAIRN_LAB=shell cargo test --test vm_dm
         ;;
     *)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         [ "$cmd" = help ] || exit 2
         ;;
 esac
