@@ -2,3 +2,4 @@
 //! Knows nothing of device-mapper, DRBD or the stack.
 
 pub mod crc;
+pub mod text;
