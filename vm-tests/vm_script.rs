@@ -25,12 +25,20 @@ fn guest(script: &str) -> ! {
 }
 
 fn host() -> Result<(), String> {
-    let script = std::env::var("CAIRN_LAB_SCRIPT").map_err(|_| "set CAIRN_LAB_SCRIPT to the script to run")?;
+    let script = std::env::var("CAIRN_LAB_SCRIPT")
+        .map_err(|_| "set CAIRN_LAB_SCRIPT to the script to run")?;
     let script = std::fs::canonicalize(&script).map_err(|e| format!("{script}: {e}"))?;
-    let timeout = std::env::var("CAIRN_LAB_TIMEOUT").ok().and_then(|t| t.parse().ok()).unwrap_or(600);
-    let args = vec!["--lab-script".to_owned(), script.to_string_lossy().into_owned()];
+    let timeout = std::env::var("CAIRN_LAB_TIMEOUT")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(600);
+    let args = vec![
+        "--lab-script".to_owned(),
+        script.to_string_lossy().into_owned(),
+    ];
     // The script's own output is streamed; files it leaves in $OUT come back.
-    let report = lab::group::boot_and_run("script", 1, 2048, Duration::from_secs(timeout), &args, true)?;
+    let report =
+        lab::group::boot_and_run("script", 1, 2048, Duration::from_secs(timeout), &args, true)?;
     let produced = report.dirs[0].join("files");
     if let Ok(dest) = std::env::var("CAIRN_LAB_SCRIPT_OUT") {
         let dest = PathBuf::from(dest);

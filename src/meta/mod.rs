@@ -2,4 +2,5 @@
 //! Knows nothing of device-mapper, DRBD or the stack.
 
 pub mod crc;
+pub mod model;
 pub mod text;

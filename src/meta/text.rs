@@ -96,7 +96,12 @@ impl Value {
     }
 
     pub fn str_list<S: AsRef<str>>(items: &[S]) -> Value {
-        Value::List(items.iter().map(|s| Value::Str(s.as_ref().to_owned())).collect())
+        Value::List(
+            items
+                .iter()
+                .map(|s| Value::Str(s.as_ref().to_owned()))
+                .collect(),
+        )
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -156,7 +161,12 @@ fn is_key_byte(b: u8) -> bool {
 // ---- parsing -------------------------------------------------------------
 
 pub fn parse(text: &str) -> Result<Section, ParseError> {
-    let mut p = Parser { s: text.as_bytes(), pos: 0, line: 1, line_start: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        pos: 0,
+        line: 1,
+        line_start: 0,
+    };
     let section = p.entries(0)?;
     p.skip_blank();
     if p.pos < p.s.len() {
@@ -174,7 +184,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> ParseError {
-        ParseError { line: self.line, column: self.pos - self.line_start + 1, message: message.into() }
+        ParseError {
+            line: self.line,
+            column: self.pos - self.line_start + 1,
+            message: message.into(),
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -237,7 +251,12 @@ impl Parser<'_> {
                     }
                     section.push_section(key, inner);
                 }
-                Some(c) => return Err(self.error(format!("expected '=' or '{{' after {key}, found {:?}", c as char))),
+                Some(c) => {
+                    return Err(self.error(format!(
+                        "expected '=' or '{{' after {key}, found {:?}",
+                        c as char
+                    )))
+                }
                 None => return Err(self.error(format!("text ends after key {key}"))),
             }
         }
@@ -252,7 +271,10 @@ impl Parser<'_> {
             self.bump();
         }
         if start == self.pos {
-            let found = self.peek().map(|c| format!("{:?}", c as char)).unwrap_or_else(|| "end".into());
+            let found = self
+                .peek()
+                .map(|c| format!("{:?}", c as char))
+                .unwrap_or_else(|| "end".into());
             return Err(self.error(format!("expected a key, found {found}")));
         }
         Ok(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
@@ -296,22 +318,41 @@ impl Parser<'_> {
         let mut bytes = Vec::new();
         loop {
             match self.bump() {
-                None => return Err(ParseError { line, column, message: "string not closed".into() }),
+                None => {
+                    return Err(ParseError {
+                        line,
+                        column,
+                        message: "string not closed".into(),
+                    })
+                }
                 Some(c) if c == quote => break,
                 Some(b'\\') if quote == b'"' => match self.bump() {
                     Some(c) => bytes.push(c),
-                    None => return Err(ParseError { line, column, message: "string not closed".into() }),
+                    None => {
+                        return Err(ParseError {
+                            line,
+                            column,
+                            message: "string not closed".into(),
+                        })
+                    }
                 },
                 Some(c) => bytes.push(c),
             }
         }
-        String::from_utf8(bytes).map_err(|_| ParseError { line, column, message: "string is not UTF-8".into() })
+        String::from_utf8(bytes).map_err(|_| ParseError {
+            line,
+            column,
+            message: "string is not UTF-8".into(),
+        })
     }
 
     /// An integer (decimal, 0x hex or 0 octal, as strtoll base 0 reads it) or a float.
     fn number(&mut self) -> Result<Value, ParseError> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+'))
+        {
             self.bump();
         }
         let word = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or_default();
@@ -328,7 +369,10 @@ impl Parser<'_> {
             Some(b'+') => (false, &word[1..]),
             _ => (false, word),
         };
-        let magnitude = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        let magnitude = if let Some(hex) = digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0X"))
+        {
             i128::from_str_radix(hex, 16)
         } else if digits.len() > 1 && digits.starts_with('0') {
             i128::from_str_radix(&digits[1..], 8)
@@ -386,7 +430,8 @@ impl Writer {
         for (i, row) in rows.iter().enumerate() {
             let line: Vec<String> = row.iter().map(Value::to_string).collect();
             self.out.push_str(&line.join(", "));
-            self.out.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
+            self.out
+                .push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
         }
         self.out.push_str("]\n");
         self
@@ -475,13 +520,27 @@ creation_host = "cairn-a"	# Linux cairn-a 6.1.0-56-amd64 #1 SMP
         let root = parse(text).unwrap();
         let vg = root.section("vgall").unwrap();
         assert_eq!(vg.int("seqno"), Some(24));
-        assert_eq!(vg.value("status"), Some(&Value::str_list(&["RESIZEABLE", "READ", "WRITE"])));
+        assert_eq!(
+            vg.value("status"),
+            Some(&Value::str_list(&["RESIZEABLE", "READ", "WRITE"]))
+        );
         assert_eq!(vg.value("flags"), Some(&Value::List(vec![])));
-        let seg = vg.section("logical_volumes").unwrap().section("cdata_cpool").unwrap().section("segment1").unwrap();
+        let seg = vg
+            .section("logical_volumes")
+            .unwrap()
+            .section("cdata_cpool")
+            .unwrap()
+            .section("segment1")
+            .unwrap();
         assert_eq!(seg.str("type"), Some("cache-pool+METADATA_FORMAT"));
         assert_eq!(
             seg.value("stripes"),
-            Some(&Value::List(vec![Value::str("pv0"), Value::Int(10), Value::str("pv1"), Value::Int(0)]))
+            Some(&Value::List(vec![
+                Value::str("pv0"),
+                Value::Int(10),
+                Value::str("pv1"),
+                Value::Int(0)
+            ]))
         );
         assert_eq!(root.str("contents"), Some("Text Format Volume Group"));
         assert_eq!(root.str("creation_host"), Some("cairn-a"));
@@ -490,20 +549,28 @@ creation_host = "cairn-a"	# Linux cairn-a 6.1.0-56-amd64 #1 SMP
     #[test]
     fn numbers_read_as_strtoll_base_0_does() {
         let root = parse("a = 10\nb = 0x1F\nc = 010\nd = -5\ne = 1.5\nf = 0\n").unwrap();
-        let ints: Vec<Option<i64>> = ["a", "b", "c", "d", "f"].iter().map(|k| root.int(k)).collect();
+        let ints: Vec<Option<i64>> = ["a", "b", "c", "d", "f"]
+            .iter()
+            .map(|k| root.int(k))
+            .collect();
         assert_eq!(ints, [Some(10), Some(31), Some(8), Some(-5), Some(0)]);
         assert_eq!(root.value("e"), Some(&Value::Float(1.5)));
     }
 
     #[test]
     fn escapes_and_single_quotes() {
-        let root = parse(r#"a = "say \"hi\" \\ there"
+        let root = parse(
+            r#"a = "say \"hi\" \\ there"
 b = 'single # not a comment'
-"#)
+"#,
+        )
         .unwrap();
         assert_eq!(root.str("a"), Some(r#"say "hi" \ there"#));
         assert_eq!(root.str("b"), Some("single # not a comment"));
-        assert_eq!(Value::str(r#"say "hi" \ there"#).to_string(), r#""say \"hi\" \\ there""#);
+        assert_eq!(
+            Value::str(r#"say "hi" \ there"#).to_string(),
+            r#""say \"hi\" \\ there""#
+        );
     }
 
     #[test]
@@ -534,7 +601,16 @@ b = 'single # not a comment'
         w.begin("vg")
             .value("seqno", &Value::Int(3))
             .blank()
-            .list_by_lines("stripes", &[Value::str("pv0"), Value::Int(10), Value::str("pv1"), Value::Int(0)], 2)
+            .list_by_lines(
+                "stripes",
+                &[
+                    Value::str("pv0"),
+                    Value::Int(10),
+                    Value::str("pv1"),
+                    Value::Int(0),
+                ],
+                2,
+            )
             .end()
             .value_with_comment("creation_time", &Value::Int(5), "Tue");
         assert_eq!(
@@ -552,7 +628,10 @@ b = 'single # not a comment'
     }
 
     fn value() -> impl Strategy<Value = Value> {
-        prop_oneof![scalar(), prop::collection::vec(scalar(), 0..5).prop_map(Value::List)]
+        prop_oneof![
+            scalar(),
+            prop::collection::vec(scalar(), 0..5).prop_map(Value::List)
+        ]
     }
 
     fn key() -> impl Strategy<Value = String> {
@@ -564,7 +643,10 @@ b = 'single # not a comment'
             .prop_map(|entries| Section { entries });
         leaf.prop_recursive(4, 64, 6, |inner| {
             prop::collection::vec(
-                (key(), prop_oneof![value().prop_map(Node::Value), inner.prop_map(Node::Section)]),
+                (
+                    key(),
+                    prop_oneof![value().prop_map(Node::Value), inner.prop_map(Node::Section)],
+                ),
                 0..6,
             )
             .prop_map(|entries| Section { entries })

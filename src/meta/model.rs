@@ -1,0 +1,1153 @@
+//! The typed volume group: what lvm2's metadata text says, as Rust values,
+//! read from the text tree ([`super::text`]) and written back in the layout
+//! lvm2's export.c writes to disk (2.03.16), so that a VG cairn rewrites
+//! reads the same to lvm2 and differs from lvm2's own text only in the
+//! header comment, description and timestamps.
+//!
+//! Keys cairn does not know are kept in `extra` and written back, so a
+//! rewrite never drops what a newer lvm2 put there.
+
+use bitflags::bitflags;
+
+use super::text::{self, Section, Value};
+
+/// What is wrong with a metadata text, and where (`vg/logical_volumes/lv/segment1`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("metadata text: {0}")]
+    Syntax(#[from] text::ParseError),
+    #[error("{path}: missing {key}")]
+    Missing { path: String, key: &'static str },
+    #[error("{path}: {key} has the wrong type (expected {expected})")]
+    WrongType {
+        path: String,
+        key: &'static str,
+        expected: &'static str,
+    },
+    #[error("{path}: unknown {what} flag {flag:?}: this metadata needs a newer tool than cairn; change nothing")]
+    UnknownFlag {
+        path: String,
+        what: &'static str,
+        flag: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+bitflags! {
+    /// VG `status` flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct VgStatus: u32 {
+        const EXPORTED = 1 << 0;
+        const RESIZEABLE = 1 << 1;
+        const PVMOVE = 1 << 2;
+        const READ = 1 << 3;
+        const WRITE = 1 << 4;
+        const CLUSTERED = 1 << 5;
+        const SHARED = 1 << 6;
+    }
+
+    /// PV `status` flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct PvStatus: u32 {
+        const ALLOCATABLE = 1 << 0;
+        const EXPORTED = 1 << 1;
+        const MISSING = 1 << 2;
+    }
+
+    /// LV `status` flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct LvStatus: u32 {
+        const READ = 1 << 0;
+        const WRITE = 1 << 1;
+        const FIXED_MINOR = 1 << 2;
+        const VISIBLE = 1 << 3;
+        const PVMOVE = 1 << 4;
+        const LOCKED = 1 << 5;
+        const NOTSYNCED = 1 << 6;
+        const REBUILD = 1 << 7;
+        const WRITEMOSTLY = 1 << 8;
+    }
+}
+
+// The names in the order lvm2's flags.c tables print them.
+const VG_STATUS_NAMES: &[(&str, VgStatus)] = &[
+    ("EXPORTED", VgStatus::EXPORTED),
+    ("RESIZEABLE", VgStatus::RESIZEABLE),
+    ("PVMOVE", VgStatus::PVMOVE),
+    ("READ", VgStatus::READ),
+    ("WRITE", VgStatus::WRITE),
+    ("CLUSTERED", VgStatus::CLUSTERED),
+    ("SHARED", VgStatus::SHARED),
+];
+const PV_STATUS_NAMES: &[(&str, PvStatus)] = &[
+    ("ALLOCATABLE", PvStatus::ALLOCATABLE),
+    ("EXPORTED", PvStatus::EXPORTED),
+    ("MISSING", PvStatus::MISSING),
+];
+const LV_STATUS_NAMES: &[(&str, LvStatus)] = &[
+    ("READ", LvStatus::READ),
+    ("WRITE", LvStatus::WRITE),
+    ("FIXED_MINOR", LvStatus::FIXED_MINOR),
+    ("VISIBLE", LvStatus::VISIBLE),
+    ("PVMOVE", LvStatus::PVMOVE),
+    ("LOCKED", LvStatus::LOCKED),
+    ("NOTSYNCED", LvStatus::NOTSYNCED),
+    ("REBUILD", LvStatus::REBUILD),
+    ("WRITEMOSTLY", LvStatus::WRITEMOSTLY),
+];
+/// Flags lvm2 appends to a segment's type with '+' (SEGTYPE_FLAG).
+const SEGTYPE_FLAGS: &[&str] = &[
+    "RESHAPE",
+    "RESHAPE_DATA_OFFSET",
+    "RESHAPE_DELTA_DISKS_PLUS",
+    "RESHAPE_DELTA_DISKS_MINUS",
+    "REMOVE_AFTER_RESHAPE",
+    "METADATA_FORMAT",
+    "CROP_METADATA",
+    "CACHE_USES_CACHEVOL",
+];
+
+/// A whole metadata text: the VG and the trailer lines after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    pub vg: VolumeGroup,
+    pub trailer: Trailer,
+}
+
+/// The lines after the VG section: what wrote this copy, when, and why.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trailer {
+    pub description: String,
+    pub creation_host: String,
+    pub creation_time: u64,
+    pub extra: Section,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeGroup {
+    pub name: String,
+    pub id: String,
+    pub seqno: u64,
+    pub format: Option<String>,
+    pub status: VgStatus,
+    /// Compatibility flags (WRITE_LOCKED, NOAUTOACTIVATE, ...), as written.
+    pub flags: Vec<String>,
+    pub tags: Vec<String>,
+    pub system_id: Option<String>,
+    pub lock_type: Option<String>,
+    pub lock_args: Option<String>,
+    /// In 512-byte sectors.
+    pub extent_size: u64,
+    pub max_lv: u64,
+    pub max_pv: u64,
+    pub allocation_policy: Option<String>,
+    pub profile: Option<String>,
+    pub metadata_copies: u64,
+    pub pvs: Vec<PhysicalVolume>,
+    /// In lvm2's list order (the text has visible LVs first).
+    pub lvs: Vec<LogicalVolume>,
+    pub extra: Section,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhysicalVolume {
+    pub id: String,
+    /// Where lvm2 last saw it (a hint only).
+    pub device: Option<String>,
+    pub device_id_type: Option<String>,
+    pub device_id: Option<String>,
+    pub status: PvStatus,
+    pub flags: Vec<String>,
+    pub tags: Vec<String>,
+    /// In sectors.
+    pub dev_size: u64,
+    /// In sectors.
+    pub pe_start: u64,
+    pub pe_count: u64,
+    pub ba_start: Option<u64>,
+    pub ba_size: Option<u64>,
+    pub extra: Section,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogicalVolume {
+    pub name: String,
+    pub id: String,
+    pub status: LvStatus,
+    pub flags: Vec<String>,
+    pub tags: Vec<String>,
+    pub creation_time: Option<u64>,
+    pub creation_host: Option<String>,
+    pub lock_args: Option<String>,
+    pub allocation_policy: Option<String>,
+    pub profile: Option<String>,
+    pub read_ahead: Option<i64>,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub segments: Vec<Segment>,
+    pub extra: Section,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start_extent: u64,
+    pub extent_count: u64,
+    pub reshape_count: Option<u64>,
+    /// SEGTYPE flags after '+' in `type` (METADATA_FORMAT, ...).
+    pub type_flags: Vec<String>,
+    pub tags: Vec<String>,
+    pub kind: SegmentKind,
+    pub extra: Section,
+}
+
+/// Where one stripe of a segment lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Area {
+    /// Index into `VolumeGroup::pvs`, first extent on that PV.
+    Pv { pv: usize, pe: u64 },
+    /// Another LV (by name), first extent in it.
+    Lv { lv: String, le: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentKind {
+    /// `striped` (linear is one stripe).
+    Striped {
+        stripe_size: Option<u64>,
+        stripes: Vec<Area>,
+    },
+    ThinPool {
+        metadata: String,
+        pool: String,
+        transaction_id: u64,
+        chunk_size: u64,
+        discards: Option<String>,
+        zero_new_blocks: bool,
+        crop_metadata: Option<bool>,
+        messages: Vec<ThinMessage>,
+    },
+    Thin {
+        thin_pool: String,
+        transaction_id: u64,
+        device_id: u64,
+        external_origin: Option<String>,
+        origin: Option<String>,
+        merge: Option<String>,
+    },
+    CachePool {
+        data: String,
+        metadata: String,
+        metadata_format: Option<u64>,
+        settings: CacheSettings,
+    },
+    Cache {
+        cache_pool: String,
+        origin: String,
+        cleaner: bool,
+    },
+    /// A thick (COW) snapshot; lives in a hidden LV `snapshotN`.
+    Snapshot {
+        chunk_size: u64,
+        origin: String,
+        cow: String,
+        merging: bool,
+    },
+    /// A segment type cairn does not interpret (raid, mirror, vdo, ...):
+    /// kept as it was read.
+    Other { type_name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheSettings {
+    pub chunk_size: Option<u64>,
+    pub cache_mode: Option<String>,
+    pub policy: Option<String>,
+    pub policy_settings: Option<Section>,
+}
+
+/// A thin-pool message lvm2 queued for the kernel (sent on next activation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThinMessage {
+    Create(String),
+    Delete(i64),
+}
+
+impl SegmentKind {
+    /// lvm2's segment type name (`segtype` in reports uses "linear" for one stripe).
+    pub fn type_name(&self) -> &str {
+        match self {
+            SegmentKind::Striped { .. } => "striped",
+            SegmentKind::ThinPool { .. } => "thin-pool",
+            SegmentKind::Thin { .. } => "thin",
+            SegmentKind::CachePool { .. } => "cache-pool",
+            SegmentKind::Cache { .. } => "cache",
+            SegmentKind::Snapshot { .. } => "snapshot",
+            SegmentKind::Other { type_name } => type_name,
+        }
+    }
+}
+
+impl VolumeGroup {
+    pub fn lv(&self, name: &str) -> Option<&LogicalVolume> {
+        self.lvs.iter().find(|lv| lv.name == name)
+    }
+
+    pub fn lv_mut(&mut self, name: &str) -> Option<&mut LogicalVolume> {
+        self.lvs.iter_mut().find(|lv| lv.name == name)
+    }
+
+    /// The snapshot segment whose COW store is `lv`, if any.
+    pub fn snapshot_of_cow(&self, lv: &str) -> Option<(&LogicalVolume, &Segment)> {
+        self.lvs.iter().find_map(|s| {
+            let seg = s.segments.first()?;
+            matches!(&seg.kind, SegmentKind::Snapshot { cow, .. } if cow == lv).then_some((s, seg))
+        })
+    }
+
+    /// Whether lvm2 counts the LV as visible (lv_is_visible): the internal
+    /// `snapshotN` LV never is, though it carries VISIBLE; a COW LV is when
+    /// its origin is, though it does not carry VISIBLE; others by the flag.
+    pub fn lv_is_visible(&self, lv: &LogicalVolume) -> bool {
+        if lv
+            .segments
+            .first()
+            .is_some_and(|s| matches!(s.kind, SegmentKind::Snapshot { .. }))
+        {
+            return false;
+        }
+        if let Some((_, seg)) = self.snapshot_of_cow(&lv.name) {
+            if let SegmentKind::Snapshot {
+                origin, merging, ..
+            } = &seg.kind
+            {
+                return !merging && self.lv(origin).is_some_and(|o| self.lv_is_visible(o));
+            }
+        }
+        lv.is_visible()
+    }
+
+    /// Extent size in bytes.
+    pub fn extent_bytes(&self) -> u64 {
+        self.extent_size * 512
+    }
+}
+
+impl LogicalVolume {
+    pub fn is_visible(&self) -> bool {
+        self.status.contains(LvStatus::VISIBLE)
+    }
+
+    pub fn extent_count(&self) -> u64 {
+        self.segments.iter().map(|s| s.extent_count).sum()
+    }
+}
+
+// ---- reading ---------------------------------------------------------------
+
+/// Parses a metadata text (one VG) into the model.
+pub fn parse(text: &str) -> Result<Metadata> {
+    let root = text::parse(text)?;
+    from_tree(&root)
+}
+
+/// The keys of a section that a reader consumed; the rest become `extra`.
+struct Reader<'a> {
+    section: &'a Section,
+    path: String,
+    used: Vec<&'static str>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(section: &'a Section, path: String) -> Self {
+        Reader {
+            section,
+            path,
+            used: Vec::new(),
+        }
+    }
+
+    fn wrong(&self, key: &'static str, expected: &'static str) -> ModelError {
+        ModelError::WrongType {
+            path: self.path.clone(),
+            key,
+            expected,
+        }
+    }
+
+    fn opt_str(&mut self, key: &'static str) -> Result<Option<String>> {
+        match self.section.value(key) {
+            None => Ok(None),
+            Some(Value::Str(s)) => {
+                self.used.push(key);
+                Ok(Some(s.clone()))
+            }
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    fn str(&mut self, key: &'static str) -> Result<String> {
+        self.opt_str(key)?.ok_or(ModelError::Missing {
+            path: self.path.clone(),
+            key,
+        })
+    }
+
+    fn opt_i64(&mut self, key: &'static str) -> Result<Option<i64>> {
+        match self.section.value(key) {
+            None => Ok(None),
+            Some(Value::Int(i)) => {
+                self.used.push(key);
+                Ok(Some(*i))
+            }
+            Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+
+    fn opt_u64(&mut self, key: &'static str) -> Result<Option<u64>> {
+        match self.opt_i64(key)? {
+            None => Ok(None),
+            Some(i) => u64::try_from(i)
+                .map(Some)
+                .map_err(|_| self.wrong(key, "a non-negative integer")),
+        }
+    }
+
+    fn u64(&mut self, key: &'static str) -> Result<u64> {
+        self.opt_u64(key)?.ok_or(ModelError::Missing {
+            path: self.path.clone(),
+            key,
+        })
+    }
+
+    fn str_list(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
+        match self.section.value(key) {
+            None => Ok(None),
+            Some(Value::List(items)) => {
+                let strings = items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>();
+                let strings = strings.ok_or_else(|| self.wrong(key, "a list of strings"))?;
+                self.used.push(key);
+                Ok(Some(strings))
+            }
+            Some(_) => Err(self.wrong(key, "a list")),
+        }
+    }
+
+    fn status<F: Copy + std::ops::BitOr<Output = F> + Default>(
+        &mut self,
+        what: &'static str,
+        names: &[(&str, F)],
+    ) -> Result<F> {
+        let list = self.str_list("status")?.ok_or(ModelError::Missing {
+            path: self.path.clone(),
+            key: "status",
+        })?;
+        let mut flags = F::default();
+        for name in list {
+            let flag = names.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+            flags = flags
+                | flag.ok_or_else(|| ModelError::UnknownFlag {
+                    path: self.path.clone(),
+                    what,
+                    flag: name.clone(),
+                })?;
+        }
+        Ok(flags)
+    }
+
+    fn section(&mut self, key: &'static str) -> Option<&'a Section> {
+        let s = self.section.section(key);
+        if s.is_some() {
+            self.used.push(key);
+        }
+        s
+    }
+
+    /// Everything not consumed, in its original order.
+    fn extra(&self, skip: impl Fn(&str) -> bool) -> Section {
+        Section {
+            entries: self
+                .section
+                .entries
+                .iter()
+                .filter(|(k, _)| !self.used.contains(&k.as_str()) && !skip(k))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+pub fn from_tree(root: &Section) -> Result<Metadata> {
+    let mut vgs = root.sections();
+    let (name, vg_section) = vgs.next().ok_or(ModelError::Invalid {
+        path: "metadata".into(),
+        message: "no volume group section".into(),
+    })?;
+    if let Some((other, _)) = vgs.next() {
+        return Err(ModelError::Invalid {
+            path: "metadata".into(),
+            message: format!("more than one volume group section ({name}, {other})"),
+        });
+    }
+    let mut top = Reader::new(root, "metadata".into());
+    if let Some(contents) = top.opt_str("contents")? {
+        if contents != "Text Format Volume Group" {
+            return Err(ModelError::Invalid {
+                path: "metadata".into(),
+                message: format!("contents is {contents:?}"),
+            });
+        }
+    }
+    match top.opt_i64("version")? {
+        None | Some(1) => {}
+        Some(v) => {
+            return Err(ModelError::Invalid {
+                path: "metadata".into(),
+                message: format!("text format version {v} (cairn reads version 1)"),
+            })
+        }
+    }
+    let trailer = Trailer {
+        description: top.opt_str("description")?.unwrap_or_default(),
+        creation_host: top.opt_str("creation_host")?.unwrap_or_default(),
+        creation_time: top.opt_u64("creation_time")?.unwrap_or(0),
+        extra: top.extra(|k| k == name),
+    };
+    let vg = read_vg(name, vg_section)?;
+    Ok(Metadata { vg, trailer })
+}
+
+fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
+    let mut r = Reader::new(section, name.to_owned());
+    let mut vg = VolumeGroup {
+        name: name.to_owned(),
+        id: r.str("id")?,
+        seqno: r.u64("seqno")?,
+        format: r.opt_str("format")?,
+        status: r.status("VG status", VG_STATUS_NAMES)?,
+        flags: r.str_list("flags")?.unwrap_or_default(),
+        tags: r.str_list("tags")?.unwrap_or_default(),
+        system_id: r.opt_str("system_id")?,
+        lock_type: r.opt_str("lock_type")?,
+        lock_args: r.opt_str("lock_args")?,
+        extent_size: r.u64("extent_size")?,
+        max_lv: r.u64("max_lv")?,
+        max_pv: r.u64("max_pv")?,
+        allocation_policy: r.opt_str("allocation_policy")?,
+        profile: r.opt_str("profile")?,
+        metadata_copies: r.opt_u64("metadata_copies")?.unwrap_or(0),
+        pvs: Vec::new(),
+        lvs: Vec::new(),
+        extra: Section::default(),
+    };
+    if vg.extent_size == 0 {
+        return Err(ModelError::Invalid {
+            path: name.to_owned(),
+            message: "extent_size is 0".into(),
+        });
+    }
+    let mut pv_keys = Vec::new();
+    if let Some(pvs) = r.section("physical_volumes") {
+        for (key, pv) in pvs.sections() {
+            pv_keys.push(key.to_owned());
+            vg.pvs
+                .push(read_pv(&format!("{name}/physical_volumes/{key}"), pv)?);
+        }
+    }
+    if let Some(lvs) = r.section("logical_volumes") {
+        for (lv_name, lv) in lvs.sections() {
+            vg.lvs.push(read_lv(name, lv_name, lv, &pv_keys)?);
+        }
+    }
+    vg.extra = r.extra(|_| false);
+    Ok(vg)
+}
+
+fn read_pv(path: &str, section: &Section) -> Result<PhysicalVolume> {
+    let mut r = Reader::new(section, path.to_owned());
+    let pv = PhysicalVolume {
+        id: r.str("id")?,
+        device: r.opt_str("device")?,
+        device_id_type: r.opt_str("device_id_type")?,
+        device_id: r.opt_str("device_id")?,
+        status: r.status("PV status", PV_STATUS_NAMES)?,
+        flags: r.str_list("flags")?.unwrap_or_default(),
+        tags: r.str_list("tags")?.unwrap_or_default(),
+        dev_size: r.opt_u64("dev_size")?.unwrap_or(0),
+        pe_start: r.u64("pe_start")?,
+        pe_count: r.u64("pe_count")?,
+        ba_start: r.opt_u64("ba_start")?,
+        ba_size: r.opt_u64("ba_size")?,
+        extra: Section::default(),
+    };
+    Ok(PhysicalVolume {
+        extra: r.extra(|_| false),
+        ..pv
+    })
+}
+
+fn read_lv(vg: &str, name: &str, section: &Section, pv_keys: &[String]) -> Result<LogicalVolume> {
+    let path = format!("{vg}/logical_volumes/{name}");
+    let mut r = Reader::new(section, path.clone());
+    let mut lv = LogicalVolume {
+        name: name.to_owned(),
+        id: r.str("id")?,
+        status: r.status("LV status", LV_STATUS_NAMES)?,
+        flags: r.str_list("flags")?.unwrap_or_default(),
+        tags: r.str_list("tags")?.unwrap_or_default(),
+        creation_time: r.opt_u64("creation_time")?,
+        creation_host: r.opt_str("creation_host")?,
+        lock_args: r.opt_str("lock_args")?,
+        allocation_policy: r.opt_str("allocation_policy")?,
+        profile: r.opt_str("profile")?,
+        read_ahead: r.opt_i64("read_ahead")?,
+        major: r.opt_i64("major")?,
+        minor: r.opt_i64("minor")?,
+        segments: Vec::new(),
+        extra: Section::default(),
+    };
+    let count = r.u64("segment_count")?;
+    for n in 1..=count {
+        let key = format!("segment{n}");
+        let seg = section.section(&key).ok_or_else(|| ModelError::Invalid {
+            path: path.clone(),
+            message: format!("segment_count is {count} but {key} is missing"),
+        })?;
+        lv.segments
+            .push(read_segment(&format!("{path}/{key}"), seg, pv_keys)?);
+    }
+    let is_segment = |k: &str| {
+        k.strip_prefix("segment")
+            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n >= 1 && n <= count))
+    };
+    lv.extra = r.extra(is_segment);
+    let mut expected_start = 0;
+    for (i, seg) in lv.segments.iter().enumerate() {
+        if seg.start_extent != expected_start {
+            return Err(ModelError::Invalid {
+                path: format!("{path}/segment{}", i + 1),
+                message: format!(
+                    "starts at extent {}, expected {expected_start}",
+                    seg.start_extent
+                ),
+            });
+        }
+        expected_start += seg.extent_count;
+    }
+    Ok(lv)
+}
+
+fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Segment> {
+    let mut r = Reader::new(section, path.to_owned());
+    let start_extent = r.u64("start_extent")?;
+    let extent_count = r.u64("extent_count")?;
+    let reshape_count = r.opt_u64("reshape_count")?;
+    let full_type = r.str("type")?;
+    let mut parts = full_type.split('+');
+    let type_name = parts.next().unwrap_or_default().to_owned();
+    let type_flags: Vec<String> = parts.map(str::to_owned).collect();
+    if let Some(bad) = type_flags
+        .iter()
+        .find(|f| !SEGTYPE_FLAGS.contains(&f.as_str()))
+    {
+        return Err(ModelError::UnknownFlag {
+            path: path.to_owned(),
+            what: "segment type",
+            flag: bad.clone(),
+        });
+    }
+    let tags = r.str_list("tags")?.unwrap_or_default();
+    let kind = match type_name.as_str() {
+        "striped" => {
+            let stripe_count = r.u64("stripe_count")?;
+            let stripe_size = r.opt_u64("stripe_size")?;
+            let areas = read_areas(&mut r, "stripes", pv_keys)?;
+            if areas.len() as u64 != stripe_count {
+                return Err(ModelError::Invalid {
+                    path: path.to_owned(),
+                    message: format!(
+                        "stripe_count is {stripe_count} but {} stripes are listed",
+                        areas.len()
+                    ),
+                });
+            }
+            SegmentKind::Striped {
+                stripe_size,
+                stripes: areas,
+            }
+        }
+        "thin-pool" => {
+            let mut messages = Vec::new();
+            let mut n = 1;
+            while let Some(msg) = section.section(&format!("message{n}")) {
+                let mut m = Reader::new(msg, format!("{path}/message{n}"));
+                messages.push(match (m.opt_str("create")?, m.opt_i64("delete")?) {
+                    (Some(lv), None) => ThinMessage::Create(lv),
+                    (None, Some(id)) => ThinMessage::Delete(id),
+                    _ => {
+                        return Err(ModelError::Invalid {
+                            path: m.path,
+                            message: "a message needs create or delete".into(),
+                        })
+                    }
+                });
+                n += 1;
+            }
+            SegmentKind::ThinPool {
+                metadata: r.str("metadata")?,
+                pool: r.str("pool")?,
+                transaction_id: r.u64("transaction_id")?,
+                chunk_size: r.u64("chunk_size")?,
+                discards: r.opt_str("discards")?,
+                zero_new_blocks: r.opt_i64("zero_new_blocks")?.unwrap_or(0) != 0,
+                crop_metadata: r.opt_i64("crop_metadata")?.map(|v| v != 0),
+                messages,
+            }
+        }
+        "thin" => SegmentKind::Thin {
+            thin_pool: r.str("thin_pool")?,
+            transaction_id: r.u64("transaction_id")?,
+            device_id: r.u64("device_id")?,
+            external_origin: r.opt_str("external_origin")?,
+            origin: r.opt_str("origin")?,
+            merge: r.opt_str("merge")?,
+        },
+        "cache-pool" => SegmentKind::CachePool {
+            data: r.str("data")?,
+            metadata: r.str("metadata")?,
+            metadata_format: r.opt_u64("metadata_format")?,
+            settings: read_cache_settings(&mut r)?,
+        },
+        "cache" => SegmentKind::Cache {
+            cache_pool: r.str("cache_pool")?,
+            origin: r.str("origin")?,
+            cleaner: r.opt_i64("cleaner")?.unwrap_or(0) != 0,
+        },
+        "snapshot" => {
+            let chunk_size = r.u64("chunk_size")?;
+            let origin = r.str("origin")?;
+            let (cow, merging) = match (r.opt_str("cow_store")?, r.opt_str("merging_store")?) {
+                (Some(c), None) => (c, false),
+                (None, Some(m)) => (m, true),
+                _ => {
+                    return Err(ModelError::Invalid {
+                        path: path.to_owned(),
+                        message: "a snapshot needs exactly one of cow_store, merging_store".into(),
+                    })
+                }
+            };
+            SegmentKind::Snapshot {
+                chunk_size,
+                origin,
+                cow,
+                merging,
+            }
+        }
+        _ => SegmentKind::Other { type_name },
+    };
+    let is_message =
+        |k: &str| matches!(kind, SegmentKind::ThinPool { .. }) && k.starts_with("message");
+    let extra = r.extra(is_message);
+    Ok(Segment {
+        start_extent,
+        extent_count,
+        reshape_count,
+        type_flags,
+        tags,
+        kind,
+        extra,
+    })
+}
+
+fn read_cache_settings(r: &mut Reader) -> Result<CacheSettings> {
+    Ok(CacheSettings {
+        chunk_size: r.opt_u64("chunk_size")?,
+        cache_mode: r.opt_str("cache_mode")?,
+        policy: r.opt_str("policy")?,
+        policy_settings: r.section("policy_settings").cloned(),
+    })
+}
+
+fn read_areas(r: &mut Reader, key: &'static str, pv_keys: &[String]) -> Result<Vec<Area>> {
+    let items = match r.section.value(key) {
+        Some(Value::List(items)) => items,
+        Some(_) => return Err(r.wrong(key, "a list")),
+        None => {
+            return Err(ModelError::Missing {
+                path: r.path.clone(),
+                key,
+            })
+        }
+    };
+    r.used.push(key);
+    if items.len() % 2 != 0 {
+        return Err(ModelError::Invalid {
+            path: r.path.clone(),
+            message: format!("{key} has an odd number of items"),
+        });
+    }
+    items
+        .chunks(2)
+        .map(|pair| match (&pair[0], &pair[1]) {
+            (Value::Str(name), Value::Int(start)) if *start >= 0 => {
+                let start = *start as u64;
+                // lvm2 looks names up as PVs first, then as LVs.
+                Ok(match pv_keys.iter().position(|k| k == name) {
+                    Some(pv) => Area::Pv { pv, pe: start },
+                    None => Area::Lv {
+                        lv: name.clone(),
+                        le: start,
+                    },
+                })
+            }
+            _ => Err(ModelError::Invalid {
+                path: r.path.clone(),
+                message: format!("{key} must pair a name with a start extent"),
+            }),
+        })
+        .collect()
+}
+
+// ---- writing ---------------------------------------------------------------
+
+fn flag_names<F: Copy + PartialEq + std::ops::BitAnd<Output = F> + Default>(
+    flags: F,
+    names: &[(&str, F)],
+) -> Value {
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(_, f)| flags & *f != F::default())
+        .map(|(n, _)| *n)
+        .collect();
+    Value::str_list(&set)
+}
+
+/// What the header comment and trailer of a written copy say.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    /// The first line: `# Generated by <generator>: <time>`.
+    pub generator: String,
+    /// `uname` fields for the creation_host comment: sysname, nodename, release, version, machine.
+    pub uname: [String; 5],
+    /// Seconds since the epoch.
+    pub time: u64,
+    pub description: String,
+}
+
+impl Metadata {
+    /// The text as lvm2 writes it into a metadata area (no indentation,
+    /// the VG first, then the trailer). The caller appends the NUL.
+    pub fn to_text(&self, ctx: &WriteContext) -> String {
+        let mut w = text::Writer::new();
+        write_vg(&mut w, &self.vg);
+        let when = ctime(ctx.time);
+        // ctime()'s own newline leaves a blank line after the comment, as in lvm2's text.
+        w.comment(&format!("Generated by {}: {when}", ctx.generator))
+            .blank();
+        w.value("contents", &Value::str("Text Format Volume Group"));
+        w.value("version", &Value::Int(1));
+        w.blank();
+        w.value("description", &Value::str(&ctx.description));
+        w.blank();
+        let [sys, node, release, version, machine] = &ctx.uname;
+        w.value_with_comment(
+            "creation_host",
+            &Value::str(node),
+            &format!("{sys} {node} {release} {version} {machine}"),
+        );
+        w.value_with_comment("creation_time", &Value::Int(ctx.time as i64), &when);
+        w.blank();
+        w.finish()
+    }
+}
+
+fn opt_str(w: &mut text::Writer, key: &str, value: &Option<String>) {
+    if let Some(v) = value {
+        w.value(key, &Value::str(v));
+    }
+}
+
+fn opt_int(w: &mut text::Writer, key: &str, value: Option<u64>) {
+    if let Some(v) = value {
+        w.value(key, &Value::Int(v as i64));
+    }
+}
+
+fn int(w: &mut text::Writer, key: &str, value: u64) {
+    w.value(key, &Value::Int(value as i64));
+}
+
+fn list(w: &mut text::Writer, key: &str, items: &[String]) {
+    if !items.is_empty() {
+        w.value(key, &Value::str_list(items));
+    }
+}
+
+fn write_vg(w: &mut text::Writer, vg: &VolumeGroup) {
+    w.begin(&vg.name);
+    w.value("id", &Value::str(&vg.id));
+    int(w, "seqno", vg.seqno);
+    opt_str(w, "format", &vg.format);
+    w.value("status", &flag_names(vg.status, VG_STATUS_NAMES));
+    w.value("flags", &Value::str_list(&vg.flags));
+    list(w, "tags", &vg.tags);
+    opt_str(w, "system_id", &vg.system_id);
+    opt_str(w, "lock_type", &vg.lock_type);
+    opt_str(w, "lock_args", &vg.lock_args);
+    int(w, "extent_size", vg.extent_size);
+    int(w, "max_lv", vg.max_lv);
+    int(w, "max_pv", vg.max_pv);
+    if let Some(policy) = &vg.allocation_policy {
+        w.blank().value("allocation_policy", &Value::str(policy));
+    }
+    opt_str(w, "profile", &vg.profile);
+    int(w, "metadata_copies", vg.metadata_copies);
+    w.section_entries(&vg.extra);
+    w.blank();
+
+    w.begin("physical_volumes");
+    for (i, pv) in vg.pvs.iter().enumerate() {
+        w.blank().begin(&format!("pv{i}"));
+        w.value("id", &Value::str(&pv.id));
+        opt_str(w, "device", &pv.device);
+        w.blank();
+        opt_str(w, "device_id_type", &pv.device_id_type);
+        opt_str(w, "device_id", &pv.device_id);
+        w.value("status", &flag_names(pv.status, PV_STATUS_NAMES));
+        w.value("flags", &Value::str_list(&pv.flags));
+        list(w, "tags", &pv.tags);
+        int(w, "dev_size", pv.dev_size);
+        int(w, "pe_start", pv.pe_start);
+        int(w, "pe_count", pv.pe_count);
+        if let (Some(start), Some(size)) = (pv.ba_start, pv.ba_size) {
+            int(w, "ba_start", start);
+            int(w, "ba_size", size);
+        }
+        w.section_entries(&pv.extra);
+        w.end();
+    }
+    w.end().blank();
+
+    if !vg.lvs.is_empty() {
+        w.begin("logical_volumes");
+        // lvm2 writes visible LVs first, then hidden ones, each in list order.
+        let (visible, hidden): (Vec<&LogicalVolume>, Vec<&LogicalVolume>) =
+            vg.lvs.iter().partition(|lv| vg.lv_is_visible(lv));
+        for lv in visible.into_iter().chain(hidden) {
+            write_lv(w, lv);
+        }
+        w.end();
+    }
+    w.blank();
+    w.end();
+}
+
+fn write_lv(w: &mut text::Writer, lv: &LogicalVolume) {
+    w.blank().begin(&lv.name);
+    w.value("id", &Value::str(&lv.id));
+    w.value("status", &flag_names(lv.status, LV_STATUS_NAMES));
+    w.value("flags", &Value::str_list(&lv.flags));
+    list(w, "tags", &lv.tags);
+    if let Some(time) = lv.creation_time {
+        int(w, "creation_time", time);
+        w.value(
+            "creation_host",
+            &Value::str(lv.creation_host.as_deref().unwrap_or_default()),
+        );
+    }
+    opt_str(w, "lock_args", &lv.lock_args);
+    opt_str(w, "allocation_policy", &lv.allocation_policy);
+    opt_str(w, "profile", &lv.profile);
+    if let Some(ra) = lv.read_ahead {
+        w.value("read_ahead", &Value::Int(ra));
+    }
+    if let Some(major) = lv.major {
+        w.value("major", &Value::Int(major));
+    }
+    if let Some(minor) = lv.minor {
+        w.value("minor", &Value::Int(minor));
+    }
+    int(w, "segment_count", lv.segments.len() as u64);
+    w.section_entries(&lv.extra);
+    w.blank();
+    for (i, seg) in lv.segments.iter().enumerate() {
+        write_segment(w, i + 1, seg);
+    }
+    w.end();
+}
+
+fn write_segment(w: &mut text::Writer, n: usize, seg: &Segment) {
+    w.begin(&format!("segment{n}"));
+    int(w, "start_extent", seg.start_extent);
+    int(w, "extent_count", seg.extent_count);
+    w.blank();
+    opt_int(w, "reshape_count", seg.reshape_count);
+    let mut type_name = seg.kind.type_name().to_owned();
+    for flag in &seg.type_flags {
+        type_name.push('+');
+        type_name.push_str(flag);
+    }
+    w.value("type", &Value::str(&type_name));
+    list(w, "tags", &seg.tags);
+    match &seg.kind {
+        SegmentKind::Striped {
+            stripe_size,
+            stripes,
+        } => {
+            int(w, "stripe_count", stripes.len() as u64);
+            if stripes.len() > 1 {
+                opt_int(w, "stripe_size", *stripe_size);
+            }
+            w.blank();
+            let items: Vec<Value> = stripes
+                .iter()
+                .flat_map(|a| match a {
+                    Area::Pv { pv, pe } => [Value::str(format!("pv{pv}")), Value::Int(*pe as i64)],
+                    Area::Lv { lv, le } => [Value::str(lv), Value::Int(*le as i64)],
+                })
+                .collect();
+            w.list_by_lines("stripes", &items, 2);
+        }
+        SegmentKind::ThinPool {
+            metadata,
+            pool,
+            transaction_id,
+            chunk_size,
+            discards,
+            zero_new_blocks,
+            crop_metadata,
+            messages,
+        } => {
+            w.value("metadata", &Value::str(metadata));
+            w.value("pool", &Value::str(pool));
+            int(w, "transaction_id", *transaction_id);
+            int(w, "chunk_size", *chunk_size);
+            opt_str(w, "discards", discards);
+            if *zero_new_blocks {
+                int(w, "zero_new_blocks", 1);
+            }
+            if let Some(crop) = crop_metadata {
+                int(w, "crop_metadata", u64::from(*crop));
+            }
+            for (i, msg) in messages.iter().enumerate() {
+                if i == 0 {
+                    w.blank();
+                }
+                w.begin(&format!("message{}", i + 1));
+                match msg {
+                    ThinMessage::Create(lv) => w.value("create", &Value::str(lv)),
+                    ThinMessage::Delete(id) => w.value("delete", &Value::Int(*id)),
+                };
+                w.end();
+            }
+        }
+        SegmentKind::Thin {
+            thin_pool,
+            transaction_id,
+            device_id,
+            external_origin,
+            origin,
+            merge,
+        } => {
+            w.value("thin_pool", &Value::str(thin_pool));
+            int(w, "transaction_id", *transaction_id);
+            int(w, "device_id", *device_id);
+            opt_str(w, "external_origin", external_origin);
+            opt_str(w, "origin", origin);
+            opt_str(w, "merge", merge);
+        }
+        SegmentKind::CachePool {
+            data,
+            metadata,
+            metadata_format,
+            settings,
+        } => {
+            w.value("data", &Value::str(data));
+            w.value("metadata", &Value::str(metadata));
+            opt_int(w, "metadata_format", *metadata_format);
+            write_cache_settings(w, settings);
+        }
+        SegmentKind::Cache {
+            cache_pool,
+            origin,
+            cleaner,
+        } => {
+            w.value("cache_pool", &Value::str(cache_pool));
+            w.value("origin", &Value::str(origin));
+            if *cleaner {
+                int(w, "cleaner", 1);
+            }
+        }
+        SegmentKind::Snapshot {
+            chunk_size,
+            origin,
+            cow,
+            merging,
+        } => {
+            int(w, "chunk_size", *chunk_size);
+            w.value("origin", &Value::str(origin));
+            w.value(
+                if *merging {
+                    "merging_store"
+                } else {
+                    "cow_store"
+                },
+                &Value::str(cow),
+            );
+        }
+        SegmentKind::Other { .. } => {}
+    }
+    w.section_entries(&seg.extra);
+    w.end();
+}
+
+fn write_cache_settings(w: &mut text::Writer, s: &CacheSettings) {
+    opt_int(w, "chunk_size", s.chunk_size);
+    opt_str(w, "cache_mode", &s.cache_mode);
+    if let Some(policy) = &s.policy {
+        w.value("policy", &Value::str(policy));
+        if let Some(settings) = &s.policy_settings {
+            if !settings.entries.is_empty() {
+                w.begin("policy_settings").section_entries(settings).end();
+            }
+        }
+    }
+}
+
+/// `ctime(3)` of a UTC time, without its newline: "Tue Nov 24 05:43:25 2026".
+pub fn ctime(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests;
