@@ -1,6 +1,7 @@
 //! LVM2's on-disk metadata (label, PV header, metadata areas, text format).
 //! Knows nothing of device-mapper, DRBD or the stack.
 
+pub mod alloc;
 pub mod crc;
 pub mod model;
 pub mod text;
