@@ -34,7 +34,11 @@ fn context_of(md: &Metadata, original: &str) -> WriteContext {
         .unwrap();
     let generator = generated.rsplit_once(": ").unwrap().0.to_owned();
     // The trailer line is the last one (LVs have creation_host lines too).
-    let comment = original.lines().rev().find_map(|l| l.strip_prefix("creation_host = ")).unwrap();
+    let comment = original
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("creation_host = "))
+        .unwrap();
     let uname = comment.split_once("\t# ").unwrap().1;
     let words: Vec<&str> = uname.split(' ').collect();
     let version = words[3..words.len() - 1].join(" ");
