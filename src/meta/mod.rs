@@ -3,5 +3,6 @@
 
 pub mod alloc;
 pub mod crc;
+pub mod lock;
 pub mod model;
 pub mod text;
