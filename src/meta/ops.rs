@@ -1,0 +1,566 @@
+//! PV and VG operations on metadata alone, each one call, lvm2-compatible:
+//! pv create/remove, vg create/extend/remove. Every change takes lvm2's
+//! locks, checks everything before writing anything, archives the old text,
+//! commits the new one and invalidates lvm2's device hints.
+
+use std::path::{Path, PathBuf};
+
+use super::archive::{Archive, ArchiveError};
+use super::commit::{self, CommitError};
+use super::device::{Device, DeviceError};
+use super::label::{
+    DiskLocn, Label, PvHeader, PvHeaderExtension, PvUuid, PV_EXT_USED, PV_HEADER_EXTENSION_VERSION,
+};
+use super::lock::{self, LockError, Locks, Mode};
+use super::mda::MdaHeader;
+use super::model::{
+    Metadata, PhysicalVolume, PvStatus, Trailer, VgStatus, VolumeGroup, WriteContext,
+};
+use super::scan::{self, Scan, ScanError};
+use super::text::Section;
+
+/// Where lvm2 puts the first extent by default: 1 MiB.
+pub const DEFAULT_PE_START: u64 = 1 << 20;
+/// Where the first metadata area starts.
+pub const MDA_START: u64 = 4096;
+/// lvm2's default extent size: 4 MiB.
+pub const DEFAULT_EXTENT_SIZE: u64 = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Scan(Box<ScanError>),
+    #[error(transparent)]
+    Commit(Box<CommitError>),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("{path} is already a physical volume{vg}: nothing was changed")]
+    AlreadyPv { path: PathBuf, vg: String },
+    #[error("{path} holds {what}: cairn will not overwrite it (wipe it first if it is no longer needed)")]
+    InUse { path: PathBuf, what: String },
+    #[error("{path} is too small for a physical volume ({size} bytes; at least {min} needed)")]
+    TooSmall { path: PathBuf, size: u64, min: u64 },
+    #[error("{path} belongs to volume group {vg}: remove it from the VG first")]
+    InVg { path: PathBuf, vg: String },
+    #[error("invalid volume group name {name:?}: {why}")]
+    BadName { name: String, why: &'static str },
+    #[error("volume group {0} already exists")]
+    VgExists(String),
+    #[error("volume group {vg} still has {count} logical volume(s) ({names}): remove them first, or pass --force")]
+    VgHasLvs {
+        vg: String,
+        count: usize,
+        names: String,
+    },
+    #[error(
+        "volume group {vg} is missing PV(s) {uuids}: cairn will not write it until they are back"
+    )]
+    MissingPvs { vg: String, uuids: String },
+    #[error("volume group {vg} {why}: cairn will not change it")]
+    Refused { vg: String, why: String },
+    #[error("the extent size must be a power of two of at least 4 KiB (got {0} bytes)")]
+    BadExtentSize(u64),
+    #[error("cannot read random bytes for a uuid: {0}")]
+    Random(std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, OpError>;
+
+// Boxed: these errors are large, and every operation returns an OpError.
+impl From<ScanError> for OpError {
+    fn from(e: ScanError) -> Self {
+        OpError::Scan(Box::new(e))
+    }
+}
+
+impl From<CommitError> for OpError {
+    fn from(e: CommitError) -> Self {
+        OpError::Commit(Box::new(e))
+    }
+}
+
+/// Where and how operations work: locks, archive, lvm2's run dir, who we are.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub locks: Locks,
+    pub archive: Archive,
+    pub run_dir: PathBuf,
+    /// Devices to scan; all block devices when empty.
+    pub devices: Vec<PathBuf>,
+    /// The command line, for the metadata's description line.
+    pub command: String,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            locks: Locks::default(),
+            archive: Archive::default(),
+            run_dir: PathBuf::from(lock::DEFAULT_RUN_DIR),
+            devices: Vec::new(),
+            command: String::new(),
+        }
+    }
+}
+
+impl Env {
+    fn scan(&self, extra: &[PathBuf]) -> Result<Scan> {
+        let mut devices = self.devices.clone();
+        if !devices.is_empty() {
+            for d in extra {
+                if !devices.contains(d) {
+                    devices.push(d.clone());
+                }
+            }
+        }
+        Ok(Scan::devices(&devices)?)
+    }
+
+    pub fn write_context(&self) -> WriteContext {
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        WriteContext {
+            generator: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+            uname: [
+                field(|u| u.sysname()),
+                field(|u| u.nodename()),
+                field(|u| u.release()),
+                field(|u| u.version()),
+                field(|u| u.machine()),
+            ],
+            time: now(),
+            description: format!("Write from {}.", self.command),
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A new random uuid, as lvm2's id_create makes them ([0-9a-zA-Z]).
+pub fn random_uuid() -> Result<PvUuid> {
+    const CHARS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut out = [0u8; 32];
+    let mut filled = 0;
+    let mut urandom = std::fs::File::open("/dev/urandom").map_err(OpError::Random)?;
+    while filled < 32 {
+        let mut buf = [0u8; 64];
+        std::io::Read::read_exact(&mut urandom, &mut buf).map_err(OpError::Random)?;
+        // Rejection sampling keeps the 62 characters equally likely.
+        for b in buf {
+            if b < 248 && filled < 32 {
+                out[filled] = CHARS[(b % 62) as usize];
+                filled += 1;
+            }
+        }
+    }
+    Ok(PvUuid::from_bytes(out).expect("alphanumeric by construction"))
+}
+
+/// lvm2's name rules for VGs (and LVs): [a-zA-Z0-9+_.-], no leading '-',
+/// not "." or "..", at most 127 characters.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |why| {
+        Err(OpError::BadName {
+            name: name.to_owned(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 127 {
+        return bad("it is longer than 127 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("it is . or ..");
+    }
+    if name.starts_with('-') {
+        return bad("it starts with '-'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
+    {
+        return bad("only letters, digits and + _ . - are allowed");
+    }
+    Ok(())
+}
+
+/// Signatures cairn refuses to overwrite when creating a PV.
+fn signature(head: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if at(1080, &[0x53, 0xEF]) {
+        Some("an ext2/3/4 file system")
+    } else if at(0, b"XFSB") {
+        Some("an XFS file system")
+    } else if at(4086, b"SWAPSPACE2") || at(4086, b"SWAP-SPACE") {
+        Some("swap space")
+    } else if at(4096, &[0xfc, 0x4e, 0x2b, 0xa9]) || at(0, &[0xfc, 0x4e, 0x2b, 0xa9]) {
+        Some("an md RAID member")
+    } else if at(65600, b"_BHRfS_M") {
+        Some("a btrfs file system")
+    } else if at(0, b"LUKS\xba\xbe") {
+        Some("a LUKS container")
+    } else {
+        None
+    }
+}
+
+/// `pvcreate`: label, PV header and an empty metadata area, as lvm2 writes
+/// them (first extent at 1 MiB, one metadata area from 4 KiB up to it).
+pub fn pv_create(env: &Env, path: &Path, uuid: Option<PvUuid>) -> Result<Label> {
+    let _global = env.locks.global(Mode::Exclusive)?;
+    let dev = Device::open(path, true)?;
+    let min = DEFAULT_PE_START + DEFAULT_EXTENT_SIZE;
+    if dev.size < min {
+        return Err(OpError::TooSmall {
+            path: path.to_owned(),
+            size: dev.size,
+            min,
+        });
+    }
+    let head = dev.read_at(0, (128 << 10).min(dev.size as usize))?;
+    if let Ok(Some(existing)) = super::label::find_label(&head) {
+        let vg = scan::read_pv(path)?
+            .and_then(|p| {
+                p.newest_copy()
+                    .map(|c| format!(" in volume group {}", c.metadata.vg.name))
+            })
+            .unwrap_or_default();
+        let _ = existing;
+        return Err(OpError::AlreadyPv {
+            path: path.to_owned(),
+            vg,
+        });
+    }
+    if let Some(what) = signature(&head) {
+        return Err(OpError::InUse {
+            path: path.to_owned(),
+            what: what.to_owned(),
+        });
+    }
+    let uuid = match uuid {
+        Some(u) => u,
+        None => random_uuid()?,
+    };
+    let label = Label {
+        sector: super::label::DEFAULT_LABEL_SECTOR,
+        pv_header: PvHeader {
+            uuid,
+            device_size: dev.size,
+            data_areas: vec![DiskLocn {
+                offset: DEFAULT_PE_START,
+                size: 0,
+            }],
+            metadata_areas: vec![DiskLocn {
+                offset: MDA_START,
+                size: DEFAULT_PE_START - MDA_START,
+            }],
+            extension: Some(PvHeaderExtension {
+                version: PV_HEADER_EXTENSION_VERSION,
+                flags: 0,
+                bootloader_areas: vec![],
+            }),
+        },
+    };
+    // As lvm2: wipe the label sectors and the start of the metadata area,
+    // then the header, then the label last (a crash before it leaves no PV).
+    dev.write_at(0, &[0u8; 2048])?;
+    dev.write_at(MDA_START, &[0u8; 4096])?;
+    dev.write_at(
+        MDA_START,
+        &MdaHeader::new(MDA_START, DEFAULT_PE_START - MDA_START).encode(),
+    )?;
+    commit::write_label(path, &label)?;
+    let _ = lock::invalidate_hints(&env.run_dir);
+    Ok(label)
+}
+
+/// `pvremove`: wipes the label of a PV that is in no VG.
+pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
+    let _global = env.locks.global(Mode::Exclusive)?;
+    let pv = scan::read_pv(path)?.ok_or_else(|| ScanError::NotAPv {
+        path: path.to_owned(),
+    })?;
+    if let Some(copy) = pv.newest_copy() {
+        return Err(OpError::InVg {
+            path: path.to_owned(),
+            vg: copy.metadata.vg.name.clone(),
+        });
+    }
+    let dev = Device::open(path, true)?;
+    dev.write_at(pv.label.sector * 512, &[0u8; 512])?;
+    let _ = lock::invalidate_hints(&env.run_dir);
+    Ok(())
+}
+
+fn pv_entry(label: &Label, path: &Path, extent_sectors: u64) -> PhysicalVolume {
+    let pe_start_bytes = label
+        .pv_header
+        .data_areas
+        .first()
+        .map(|d| d.offset)
+        .unwrap_or(DEFAULT_PE_START);
+    let dev_sectors = label.pv_header.device_size / 512;
+    let pe_start = pe_start_bytes / 512;
+    PhysicalVolume {
+        id: label.pv_header.uuid.to_dashed(),
+        device: Some(path.display().to_string()),
+        device_id_type: None,
+        device_id: None,
+        status: PvStatus::ALLOCATABLE,
+        flags: vec![],
+        tags: vec![],
+        dev_size: dev_sectors,
+        pe_start,
+        pe_count: dev_sectors.saturating_sub(pe_start) / extent_sectors,
+        ba_start: None,
+        ba_size: None,
+        extra: Section::default(),
+    }
+}
+
+/// The orphan PVs at `paths`, each checked to be a PV in no VG.
+fn orphan_labels(scan: &Scan, paths: &[PathBuf]) -> Result<Vec<(PathBuf, Label)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let Some(pv) = scan.pvs.iter().find(|p| same_device(&p.path, path)) else {
+            // Say why: unreadable or damaged beats "not a PV".
+            let damaged = scan
+                .problems
+                .iter()
+                .any(|e| e.path().is_some_and(|p| same_device(p, path)));
+            return Err(match scan::read_pv(path) {
+                Err(e) if damaged => e.into(),
+                _ => ScanError::NotAPv { path: path.clone() }.into(),
+            });
+        };
+        if let Some(copy) = pv.newest_copy() {
+            return Err(OpError::InVg {
+                path: path.clone(),
+                vg: copy.metadata.vg.name.clone(),
+            });
+        }
+        out.push((pv.path.clone(), pv.label.clone()));
+    }
+    Ok(out)
+}
+
+fn same_device(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+fn mark_used(label: &Label, used: bool) -> Label {
+    let mut l = label.clone();
+    let ext = l.pv_header.extension.get_or_insert(PvHeaderExtension {
+        version: PV_HEADER_EXTENSION_VERSION,
+        flags: 0,
+        bootloader_areas: vec![],
+    });
+    if used {
+        ext.flags |= PV_EXT_USED;
+    } else {
+        ext.flags &= !PV_EXT_USED;
+    }
+    l
+}
+
+/// Checks a VG cairn is about to change is one it may change.
+fn check_writable(view: &scan::VgView) -> Result<()> {
+    let vg = &view.metadata.vg;
+    let refuse = |why: String| {
+        Err(OpError::Refused {
+            vg: vg.name.clone(),
+            why,
+        })
+    };
+    if let Some(lock_type) = &vg.lock_type {
+        return refuse(format!(
+            "is shared through lvmlockd (lock_type {lock_type})"
+        ));
+    }
+    if let Some(id) = vg.system_id.as_ref().filter(|s| !s.is_empty()) {
+        return refuse(format!("belongs to another host (system_id {id})"));
+    }
+    if vg.flags.iter().any(|f| f == "WRITE_LOCKED") || !vg.status.contains(VgStatus::WRITE) {
+        return refuse("is read-only".to_owned());
+    }
+    if vg.status.contains(VgStatus::EXPORTED) {
+        return refuse("is exported (vgimport it first)".to_owned());
+    }
+    let missing = view.missing_pvs();
+    if !missing.is_empty() {
+        return Err(OpError::MissingPvs {
+            vg: vg.name.clone(),
+            uuids: missing.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The (path, label) of every PV of a VG.
+fn vg_devices(scan: &Scan, view: &scan::VgView) -> Vec<(PathBuf, Label)> {
+    view.devices
+        .iter()
+        .flatten()
+        .map(|&i| (scan.pvs[i].path.clone(), scan.pvs[i].label.clone()))
+        .collect()
+}
+
+/// `vgcreate NAME DEV...`: a new VG on orphan PVs.
+pub fn vg_create(env: &Env, name: &str, paths: &[PathBuf], extent_size: u64) -> Result<Metadata> {
+    check_name(name)?;
+    if extent_size < 4096 || !extent_size.is_power_of_two() {
+        return Err(OpError::BadExtentSize(extent_size));
+    }
+    let _global = env.locks.global(Mode::Exclusive)?;
+    let _vg_lock = env.locks.vg(name, Mode::Exclusive)?;
+    let scan = env.scan(paths)?;
+    if scan.vgs()?.contains_key(name) {
+        return Err(OpError::VgExists(name.to_owned()));
+    }
+    let members = orphan_labels(&scan, paths)?;
+    let extent_sectors = extent_size / 512;
+    let vg = VolumeGroup {
+        name: name.to_owned(),
+        id: random_uuid()?.to_dashed(),
+        seqno: 1,
+        format: Some("lvm2".into()),
+        status: VgStatus::RESIZEABLE | VgStatus::READ | VgStatus::WRITE,
+        flags: vec![],
+        tags: vec![],
+        system_id: None,
+        lock_type: None,
+        lock_args: None,
+        extent_size: extent_sectors,
+        max_lv: 0,
+        max_pv: 0,
+        allocation_policy: None,
+        profile: None,
+        metadata_copies: 0,
+        pvs: members
+            .iter()
+            .map(|(p, l)| pv_entry(l, p, extent_sectors))
+            .collect(),
+        lvs: vec![],
+        extra: Section::default(),
+    };
+    let metadata = Metadata {
+        vg,
+        trailer: Trailer::default(),
+    };
+    let used: Vec<(PathBuf, Label)> = members
+        .iter()
+        .map(|(p, l)| (p.clone(), mark_used(l, true)))
+        .collect();
+    for (path, label) in &used {
+        commit::write_label(path, label)?;
+    }
+    let text = commit::commit(&metadata, &env.write_context(), &used)?;
+    env.archive.backup(name, &text)?;
+    let _ = lock::invalidate_hints(&env.run_dir);
+    Ok(metadata)
+}
+
+/// Reads a VG for a change: locked, checked, archived. The caller commits.
+pub struct Change {
+    pub scan: Scan,
+    pub view: scan::VgView,
+    pub metadata: Metadata,
+    _lock: lock::Held,
+}
+
+pub fn begin_change(env: &Env, name: &str, extra_devices: &[PathBuf]) -> Result<Change> {
+    let lock = env.locks.vg(name, Mode::Exclusive)?;
+    let scan = env.scan(extra_devices)?;
+    let view = scan.vg(name)?;
+    check_writable(&view)?;
+    let mut metadata = view.metadata.clone();
+    metadata.vg.seqno += 1;
+    Ok(Change {
+        scan,
+        view,
+        metadata,
+        _lock: lock,
+    })
+}
+
+impl Change {
+    /// Archives the old text, commits the new metadata to the VG's PVs plus
+    /// `more` (PVs joining it), records the backup.
+    pub fn commit(self, env: &Env, more: &[(PathBuf, Label)]) -> Result<Metadata> {
+        env.archive
+            .archive(&self.metadata.vg.name, &self.view.text)?;
+        let mut devices = vg_devices(&self.scan, &self.view);
+        devices.extend(more.iter().cloned());
+        let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
+        env.archive.backup(&self.metadata.vg.name, &text)?;
+        Ok(self.metadata)
+    }
+}
+
+/// `vgextend VG DEV...`: adds orphan PVs.
+pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
+    let _global = env.locks.global(Mode::Exclusive)?;
+    let mut change = begin_change(env, name, paths)?;
+    let members = orphan_labels(&change.scan, paths)?;
+    let extent = change.metadata.vg.extent_size;
+    for (path, label) in &members {
+        let entry = pv_entry(label, path, extent);
+        change.metadata.vg.pvs.push(entry);
+    }
+    let used: Vec<(PathBuf, Label)> = members
+        .iter()
+        .map(|(p, l)| (p.clone(), mark_used(l, true)))
+        .collect();
+    for (path, label) in &used {
+        commit::write_label(path, label)?;
+    }
+    let md = change.commit(env, &used)?;
+    let _ = lock::invalidate_hints(&env.run_dir);
+    Ok(md)
+}
+
+/// `vgremove VG`: its PVs become orphans. Refuses while LVs exist unless `force`
+/// (the LVs must be inactive; the caller checks the kernel).
+pub fn vg_remove(env: &Env, name: &str, force: bool) -> Result<()> {
+    let _global = env.locks.global(Mode::Exclusive)?;
+    let change = begin_change(env, name, &[])?;
+    let vg = &change.metadata.vg;
+    if !vg.lvs.is_empty() && !force {
+        let names: Vec<&str> = vg
+            .lvs
+            .iter()
+            .filter(|lv| vg.lv_is_visible(lv))
+            .map(|lv| lv.name.as_str())
+            .collect();
+        return Err(OpError::VgHasLvs {
+            vg: name.to_owned(),
+            count: names.len(),
+            names: names.join(", "),
+        });
+    }
+    env.archive.archive(name, &change.view.text)?;
+    for (path, label) in vg_devices(&change.scan, &change.view) {
+        commit::clear_areas(&path, &label)?;
+        commit::write_label(&path, &mark_used(&label, false))?;
+    }
+    env.archive.remove_backup(name)?;
+    let _ = lock::invalidate_hints(&env.run_dir);
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! Finding PVs and volume groups on devices: labels, metadata areas, the
+//! newest consistent copy of each VG's text. Topology-aware: the same PV
+//! seen through a stacked device (a dm-cache origin `_corig` under its
+//! cached LV, a DRBD backing device under /dev/drbdN, a lower DRBD under a
+//! stacked one) is one PV on the top device, not a "duplicate PV".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::device::{Device, DeviceError};
+use super::label::{find_label, Label, LabelError, LABEL_SCAN_BYTES};
+use super::mda::{self, MdaError, MdaHeader, Slot, MDA_HEADER_SIZE};
+use super::model::{self, Metadata, ModelError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("{path}: {source}")]
+    Label { path: PathBuf, source: LabelError },
+    #[error("{path}: {source}")]
+    Mda {
+        path: PathBuf,
+        start: u64,
+        source: MdaError,
+    },
+    #[error("{path}: metadata area at byte {start}: {source}")]
+    Text {
+        path: PathBuf,
+        start: u64,
+        source: ModelError,
+    },
+    #[error("{path} is not an LVM physical volume (no LVM2 label in its first 4 sectors): run `cairn pv create {path}` first")]
+    NotAPv { path: PathBuf },
+    #[error("volume group {0} not found")]
+    NoSuchVg(String),
+    #[error(
+        "volume group {vg}: the copies with seqno {seqno} differ ({copies}): the metadata is \
+         inconsistent; nothing was changed. Inspect with `pvck --dump metadata` and restore with vgcfgrestore"
+    )]
+    Inconsistent {
+        vg: String,
+        seqno: u64,
+        copies: String,
+    },
+    #[error("two volume groups are named {name} (ids {a} and {b}): rename one with lvm2 (vgrename by uuid)")]
+    NameClash { name: String, a: String, b: String },
+    #[error("PV {uuid} is seen on {devices}, and cairn cannot tell which device is on top: name the right one explicitly")]
+    Ambiguous { uuid: String, devices: String },
+}
+
+pub type Result<T> = std::result::Result<T, ScanError>;
+
+impl ScanError {
+    /// The device the error is about, if it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ScanError::Device(DeviceError::Open { path, .. } | DeviceError::Io { path, .. })
+            | ScanError::Device(
+                DeviceError::NotADevice { path } | DeviceError::PastEnd { path, .. },
+            )
+            | ScanError::Label { path, .. }
+            | ScanError::Mda { path, .. }
+            | ScanError::Text { path, .. }
+            | ScanError::NotAPv { path } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// The committed copy of a VG's text found in one metadata area.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    pub text: String,
+    pub checksum: u32,
+    /// Text length including the NUL, as in the raw_locn.
+    pub size: u64,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScannedMda {
+    pub header: MdaHeader,
+    /// None when the area holds no copy (a PV not in a VG) or is ignored.
+    pub committed: Option<Copy>,
+}
+
+/// A PV as found on one device.
+#[derive(Debug, Clone)]
+pub struct ScannedPv {
+    pub path: PathBuf,
+    pub devno: Option<(u32, u32)>,
+    /// Bytes.
+    pub size: u64,
+    pub label: Label,
+    pub mdas: Vec<ScannedMda>,
+}
+
+impl ScannedPv {
+    /// The newest copy this PV carries.
+    pub fn newest_copy(&self) -> Option<&Copy> {
+        self.mdas
+            .iter()
+            .filter_map(|m| m.committed.as_ref())
+            .max_by_key(|c| c.metadata.vg.seqno)
+    }
+}
+
+/// Reads one device: Ok(None) when it carries no LVM2 label.
+pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
+    let dev = Device::open(path, false)?;
+    if dev.size < LABEL_SCAN_BYTES as u64 {
+        return Ok(None);
+    }
+    let head = dev.read_at(0, LABEL_SCAN_BYTES)?;
+    let Some(label) = find_label(&head).map_err(|source| ScanError::Label {
+        path: path.to_owned(),
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    let mut mdas = Vec::new();
+    for area in &label.pv_header.metadata_areas {
+        mdas.push(read_mda(&dev, area.offset)?);
+    }
+    Ok(Some(ScannedPv {
+        path: path.to_owned(),
+        devno: dev.devno,
+        size: dev.size,
+        label,
+        mdas,
+    }))
+}
+
+fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
+    let mda_err = |source| ScanError::Mda {
+        path: dev.path.clone(),
+        start,
+        source,
+    };
+    let head = dev.read_at(start, MDA_HEADER_SIZE as usize)?;
+    let header = MdaHeader::decode(&head, start).map_err(mda_err)?;
+    let locn = *header.slot(Slot::Committed);
+    if locn.is_empty() || header.is_ignored() {
+        return Ok(ScannedMda {
+            header,
+            committed: None,
+        });
+    }
+    // Read from the area start to the end of the copy (or of the area, for
+    // a copy that wraps), not the whole area: metadata areas can be large.
+    let (first, second) = mda::locate_text(&header, &locn).map_err(mda_err)?;
+    let end = second
+        .map(|_| header.size)
+        .unwrap_or(first.end())
+        .min(header.size);
+    let area = dev.read_at(start, end as usize)?;
+    let text = mda::read_text(&header, &area, &locn).map_err(mda_err)?;
+    let text = String::from_utf8(text).map_err(|_| ScanError::Text {
+        path: dev.path.clone(),
+        start,
+        source: ModelError::Invalid {
+            path: "metadata".into(),
+            message: "text is not UTF-8".into(),
+        },
+    })?;
+    let metadata = model::parse(&text).map_err(|source| ScanError::Text {
+        path: dev.path.clone(),
+        start,
+        source,
+    })?;
+    Ok(ScannedMda {
+        header,
+        committed: Some(Copy {
+            text,
+            checksum: locn.checksum,
+            size: locn.size,
+            metadata,
+        }),
+    })
+}
+
+/// Every block device worth looking at, as lvm2 would name it: /dev/mapper/<name>
+/// for device-mapper devices, /dev/<name> otherwise. Empty devices are skipped.
+pub fn block_devices() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/sys/class/block") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let sys = entry.path();
+        let size: u64 = std::fs::read_to_string(sys.join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if size == 0 || name.starts_with("ram") || name.starts_with("zram") {
+            continue;
+        }
+        let path = match std::fs::read_to_string(sys.join("dm/name")) {
+            Ok(dm) => PathBuf::from("/dev/mapper").join(dm.trim()),
+            Err(_) => PathBuf::from("/dev").join(&name),
+        };
+        out.push(if path.exists() {
+            path
+        } else {
+            PathBuf::from("/dev").join(&name)
+        });
+    }
+    out.sort();
+    out
+}
+
+/// What a scan found: PVs (duplicates resolved to the top device) and
+/// problems that do not stop the scan (a device that cannot be read).
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub pvs: Vec<ScannedPv>,
+    /// Lower copies of PVs, dropped in favour of the device stacked on them.
+    pub hidden: Vec<(PathBuf, PathBuf)>,
+    pub problems: Vec<ScanError>,
+}
+
+impl Scan {
+    /// Scans the given devices (all block devices when empty). A device
+    /// that cannot be read or carries damaged metadata is recorded in
+    /// `problems`, not fatal: its PV then counts as missing, and a VG with a
+    /// missing PV is read but never written.
+    pub fn devices(paths: &[PathBuf]) -> Result<Scan> {
+        let paths = if paths.is_empty() {
+            block_devices()
+        } else {
+            paths.to_vec()
+        };
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        for path in &paths {
+            match read_pv(path) {
+                Ok(Some(pv)) => found.push(pv),
+                Ok(None) => {}
+                Err(e) => problems.push(e),
+            }
+        }
+        let mut scan = Scan {
+            pvs: Vec::new(),
+            hidden: Vec::new(),
+            problems,
+        };
+        let mut by_uuid: BTreeMap<String, Vec<ScannedPv>> = BTreeMap::new();
+        for pv in found {
+            by_uuid
+                .entry(pv.label.pv_header.uuid.as_str().to_owned())
+                .or_default()
+                .push(pv);
+        }
+        for (uuid, copies) in by_uuid {
+            if copies.len() == 1 {
+                scan.pvs.extend(copies);
+                continue;
+            }
+            let top = pick_top(&copies).ok_or_else(|| ScanError::Ambiguous {
+                uuid: uuid.clone(),
+                devices: copies
+                    .iter()
+                    .map(|c| c.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+            match top {
+                Ok(i) => {
+                    for (j, c) in copies.iter().enumerate() {
+                        if j != i {
+                            scan.hidden.push((c.path.clone(), copies[i].path.clone()));
+                        }
+                    }
+                    scan.pvs
+                        .push(copies.into_iter().nth(i).expect("index in range"));
+                }
+                Err(e) => scan.problems.push(e),
+            }
+        }
+        scan.pvs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(scan)
+    }
+
+    /// The VG called `name`, from the newest consistent copy.
+    pub fn vg(&self, name: &str) -> Result<VgView> {
+        self.vgs()?
+            .remove(name)
+            .ok_or_else(|| ScanError::NoSuchVg(name.to_owned()))
+    }
+
+    /// Every VG seen, by name.
+    pub fn vgs(&self) -> Result<BTreeMap<String, VgView>> {
+        // name -> (seqno, checksum, device, index of the PV carrying it)
+        let mut newest: BTreeMap<String, (u64, u32, usize, &Copy)> = BTreeMap::new();
+        for (i, pv) in self.pvs.iter().enumerate() {
+            for copy in pv.mdas.iter().filter_map(|m| m.committed.as_ref()) {
+                let vg = &copy.metadata.vg;
+                match newest.get(&vg.name) {
+                    Some((_, _, _, other)) if other.metadata.vg.id != vg.id => {
+                        return Err(ScanError::NameClash {
+                            name: vg.name.clone(),
+                            a: other.metadata.vg.id.clone(),
+                            b: vg.id.clone(),
+                        })
+                    }
+                    Some((seqno, checksum, at, _))
+                        if *seqno == vg.seqno && *checksum != copy.checksum =>
+                    {
+                        return Err(ScanError::Inconsistent {
+                            vg: vg.name.clone(),
+                            seqno: vg.seqno,
+                            copies: format!(
+                                "checksum {checksum:#x} on {}, {:#x} on {}",
+                                self.pvs[*at].path.display(),
+                                copy.checksum,
+                                pv.path.display()
+                            ),
+                        })
+                    }
+                    Some((seqno, _, _, _)) if *seqno >= vg.seqno => {}
+                    _ => {
+                        newest.insert(vg.name.clone(), (vg.seqno, copy.checksum, i, copy));
+                    }
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (name, (seqno, _, _, copy)) in newest {
+            let metadata = copy.metadata.clone();
+            // Which scanned PV is each PV of the VG (None: missing).
+            let devices = metadata
+                .vg
+                .pvs
+                .iter()
+                .map(|p| {
+                    let uuid: String = p.id.chars().filter(|c| *c != '-').collect();
+                    self.pvs
+                        .iter()
+                        .position(|s| s.label.pv_header.uuid.as_str() == uuid)
+                })
+                .collect::<Vec<_>>();
+            let stale = devices
+                .iter()
+                .flatten()
+                .filter(|&&d| {
+                    self.pvs[d]
+                        .newest_copy()
+                        .is_some_and(|c| c.metadata.vg.seqno < seqno)
+                })
+                .map(|&d| self.pvs[d].path.clone())
+                .collect();
+            out.insert(
+                name,
+                VgView {
+                    metadata,
+                    text: copy.text.clone(),
+                    size: copy.size,
+                    devices,
+                    stale,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The problem found on `path`, if reading it failed.
+    pub fn problem_with(&self, path: &Path) -> Option<&ScanError> {
+        self.problems.iter().find(|e| e.path() == Some(path))
+    }
+
+    /// Scanned PVs that belong to no VG (orphans).
+    pub fn orphans(&self) -> Vec<&ScannedPv> {
+        self.pvs
+            .iter()
+            .filter(|p| p.newest_copy().is_none())
+            .collect()
+    }
+}
+
+/// A volume group as the scan sees it.
+#[derive(Debug, Clone)]
+pub struct VgView {
+    pub metadata: Metadata,
+    /// The text it was read from (what gets archived before a change).
+    pub text: String,
+    /// Its size with the NUL, as in the raw_locn.
+    pub size: u64,
+    /// For each PV of the VG (same order), the index of its scanned device.
+    pub devices: Vec<Option<usize>>,
+    /// Devices whose copy is older than the newest (rewritten on the next commit).
+    pub stale: Vec<PathBuf>,
+}
+
+impl VgView {
+    pub fn missing_pvs(&self) -> Vec<&str> {
+        self.devices
+            .iter()
+            .zip(&self.metadata.vg.pvs)
+            .filter(|(d, _)| d.is_none())
+            .map(|(_, p)| p.id.as_str())
+            .collect()
+    }
+}
+
+// ---- topology ----------------------------------------------------------------
+
+/// The devices holding `devno` open through the kernel (dm tables, md
+/// arrays), transitively, from sysfs.
+fn holders(devno: (u32, u32)) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut todo = vec![devno];
+    while let Some((major, minor)) = todo.pop() {
+        let dir = format!("/sys/dev/block/{major}:{minor}/holders");
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let dev = std::fs::read_to_string(entry.path().join("dev")).unwrap_or_default();
+            if let Some((a, b)) = dev.trim().split_once(':') {
+                if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                    if !out.contains(&(a, b)) {
+                        out.push((a, b));
+                        todo.push((a, b));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether something in the kernel holds the device exclusively (a dm
+/// table, DRBD's backing-device claim, md): opening it O_EXCL fails.
+fn claimed(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(path)
+        .is_err_and(|e| e.raw_os_error() == Some(nix::libc::EBUSY))
+}
+
+/// Which of several devices showing the same PV label is the one the PV
+/// lives on. (1) A device held (through sysfs) by another candidate is below
+/// it: a cache origin under its cached LV. (2) Stacking with internal
+/// metadata (DRBD) makes each upper device smaller than the one below: the
+/// smallest is on top. (3) Among equals, a device nothing holds is the top.
+fn pick_top(copies: &[ScannedPv]) -> Option<usize> {
+    let mut candidates: Vec<usize> = (0..copies.len())
+        .filter(|&i| {
+            let Some(devno) = copies[i].devno else {
+                return true;
+            };
+            let above = holders(devno);
+            !copies
+                .iter()
+                .enumerate()
+                .any(|(j, c)| j != i && c.devno.is_some_and(|d| above.contains(&d)))
+        })
+        .collect();
+    let smallest = candidates.iter().map(|&i| copies[i].size).min()?;
+    candidates.retain(|&i| copies[i].size == smallest);
+    if candidates.len() > 1 {
+        let free: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| !claimed(&copies[i].path))
+            .collect();
+        if free.len() == 1 {
+            return Some(free[0]);
+        }
+    }
+    (candidates.len() == 1).then(|| candidates[0])
+}

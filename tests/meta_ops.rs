@@ -1,0 +1,379 @@
+//! PV/VG operations and scanning on image files (no root, no kernel):
+//! byte-level agreement with lvm2's fixtures, commits that wrap the
+//! metadata buffer, and bad input that changes nothing. The same operations
+//! run against real devices and lvm2 in the lab (vm-tests/vm_meta.rs).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn::meta::archive::Archive;
+use cairn::meta::label::{find_label, PvUuid};
+use cairn::meta::lock::Locks;
+use cairn::meta::ops::{self, Env, OpError};
+use cairn::meta::scan::{Scan, ScanError};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm2");
+
+struct Lab {
+    dir: PathBuf,
+    env: Env,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("cairn-ops-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = Env {
+            locks: Locks {
+                dir: dir.join("lock"),
+                wait: Duration::from_secs(2),
+            },
+            archive: Archive {
+                archive_dir: dir.join("archive"),
+                backup_dir: dir.join("backup"),
+                keep: 5,
+            },
+            run_dir: dir.join("run"),
+            devices: Vec::new(),
+            command: format!("test {tag}"),
+        };
+        Lab { dir, env }
+    }
+
+    /// A sparse image file standing in for a disk.
+    fn disk(&mut self, name: &str, mib: u64) -> PathBuf {
+        let path = self.dir.join(format!("{name}.img"));
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(mib << 20)
+            .unwrap();
+        self.env.devices.push(path.clone());
+        path
+    }
+
+    /// A disk whose first MiB is an lvm2 fixture.
+    fn fixture_disk(&mut self, name: &str, fixture: &str, mib: u64) -> PathBuf {
+        let path = self.disk(name, mib);
+        let bytes = std::fs::read(Path::new(FIXTURES).join(fixture)).unwrap();
+        let dev = cairn::meta::device::Device::open(&path, true).unwrap();
+        dev.write_at(0, &bytes).unwrap();
+        path
+    }
+
+    fn scan(&self) -> Scan {
+        Scan::devices(&self.env.devices).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn pv_create_writes_what_pvcreate_writes() {
+    let mut lab = Lab::new("pvcreate");
+    let fixture = std::fs::read(Path::new(FIXTURES).join("pv-fresh-8k.bin")).unwrap();
+    let lvm2_label = find_label(&fixture[..2048]).unwrap().unwrap();
+    let disk = lab.disk("a", 256);
+    let uuid: PvUuid = lvm2_label.pv_header.uuid;
+    ops::pv_create(&lab.env, &disk, Some(uuid)).unwrap();
+    let ours = std::fs::read(&disk).unwrap();
+    assert_eq!(
+        &ours[..8192],
+        &fixture[..],
+        "first 8 KiB differ from pvcreate's"
+    );
+    assert!(ours[8192..1 << 20].iter().all(|&b| b == 0));
+    assert!(lab.dir.join("run").exists() || !lab.dir.join("run/hints").exists());
+
+    // A second pv create changes nothing and says why.
+    let before = std::fs::read(&disk).unwrap();
+    let e = ops::pv_create(&lab.env, &disk, None).unwrap_err();
+    assert!(matches!(e, OpError::AlreadyPv { .. }), "{e}");
+    assert_eq!(std::fs::read(&disk).unwrap(), before);
+}
+
+#[test]
+fn pv_create_refuses_file_systems_and_tiny_devices() {
+    let mut lab = Lab::new("refuse");
+    let disk = lab.disk("ext4", 16);
+    let dev = cairn::meta::device::Device::open(&disk, true).unwrap();
+    dev.write_at(1080, &[0x53, 0xEF]).unwrap();
+    let e = ops::pv_create(&lab.env, &disk, None).unwrap_err();
+    assert!(e.to_string().contains("ext2/3/4"), "{e}");
+    assert!(find_label(&std::fs::read(&disk).unwrap()[..2048])
+        .unwrap()
+        .is_none());
+    let tiny = lab.disk("tiny", 2);
+    assert!(matches!(
+        ops::pv_create(&lab.env, &tiny, None),
+        Err(OpError::TooSmall { .. })
+    ));
+}
+
+#[test]
+fn vg_lifecycle_create_extend_commit_remove() {
+    let mut lab = Lab::new("vg");
+    let (a, b, c) = (lab.disk("a", 64), lab.disk("b", 64), lab.disk("c", 32));
+    for d in [&a, &b, &c] {
+        ops::pv_create(&lab.env, d, None).unwrap();
+    }
+    let md = ops::vg_create(
+        &lab.env,
+        "vg0",
+        &[a.clone(), b.clone()],
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap();
+    assert_eq!(md.vg.pvs.len(), 2);
+    assert_eq!(md.vg.pvs[0].pe_count, 15, "(64 MiB - 1 MiB) / 4 MiB");
+
+    let scan = lab.scan();
+    let view = scan.vg("vg0").unwrap();
+    assert_eq!(view.metadata.vg, md.vg, "what was written reads back");
+    assert_eq!(scan.orphans().len(), 1);
+    for pv in &scan.pvs {
+        let used = pv.label.pv_header.extension.as_ref().unwrap().flags & 1;
+        assert_eq!(
+            used == 1,
+            pv.path != c,
+            "PV_EXT_USED on {}",
+            pv.path.display()
+        );
+    }
+    assert!(lab.dir.join("backup/vg0").exists());
+
+    let md = ops::vg_extend(&lab.env, "vg0", std::slice::from_ref(&c)).unwrap();
+    assert_eq!((md.vg.seqno, md.vg.pvs.len()), (2, 3));
+    assert_eq!(lab.scan().vg("vg0").unwrap().metadata.vg.seqno, 2);
+    assert!(lab.scan().orphans().is_empty());
+
+    // Bad input: nothing changes.
+    for (e, what) in [
+        (
+            ops::vg_create(
+                &lab.env,
+                "vg0",
+                std::slice::from_ref(&a),
+                ops::DEFAULT_EXTENT_SIZE,
+            )
+            .unwrap_err(),
+            "already exists",
+        ),
+        (
+            ops::vg_create(
+                &lab.env,
+                "-x",
+                std::slice::from_ref(&a),
+                ops::DEFAULT_EXTENT_SIZE,
+            )
+            .unwrap_err(),
+            "starts with '-'",
+        ),
+        (
+            ops::vg_create(
+                &lab.env,
+                "vg1",
+                std::slice::from_ref(&a),
+                ops::DEFAULT_EXTENT_SIZE,
+            )
+            .unwrap_err(),
+            "belongs to volume group vg0",
+        ),
+        (
+            ops::vg_create(&lab.env, "vg1", std::slice::from_ref(&a), 3000).unwrap_err(),
+            "power of two",
+        ),
+        (
+            ops::pv_remove(&lab.env, &a).unwrap_err(),
+            "remove it from the VG",
+        ),
+    ] {
+        assert!(e.to_string().contains(what), "expected {what:?} in {e}");
+    }
+    assert_eq!(lab.scan().vg("vg0").unwrap().metadata.vg.seqno, 2);
+
+    ops::vg_remove(&lab.env, "vg0", false).unwrap();
+    let scan = lab.scan();
+    assert!(matches!(scan.vg("vg0"), Err(ScanError::NoSuchVg(_))));
+    assert_eq!(scan.orphans().len(), 3);
+    assert!(!lab.dir.join("backup/vg0").exists());
+    ops::pv_remove(&lab.env, &c).unwrap();
+    assert_eq!(lab.scan().pvs.len(), 2);
+    let e = ops::pv_remove(&lab.env, &c).unwrap_err();
+    assert!(e.to_string().contains("not an LVM physical volume"), "{e}");
+}
+
+#[test]
+fn sixty_commits_wrap_the_buffer_and_the_newest_always_reads_back() {
+    let mut lab = Lab::new("wrap");
+    let a = lab.disk("a", 64);
+    ops::pv_create(&lab.env, &a, None).unwrap();
+    ops::vg_create(
+        &lab.env,
+        "vgw",
+        std::slice::from_ref(&a),
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap();
+    let mut offsets = Vec::new();
+    for i in 0..60 {
+        let mut change = ops::begin_change(&lab.env, "vgw", &[]).unwrap();
+        // Each tag adds 1.5 KiB: the copies grow past 90 KiB, and 60 of them wrap the 1020 KiB area.
+        change
+            .metadata
+            .vg
+            .tags
+            .push(format!("tag{i:03}_{}", "x".repeat(1500)));
+        let md = change.commit(&lab.env, &[]).unwrap();
+        let scan = lab.scan();
+        let view = scan.vg("vgw").unwrap();
+        assert_eq!(view.metadata.vg, md.vg, "commit {i}");
+        let header = &scan.pvs[0].mdas[0].header;
+        offsets.push(header.raw_locns[0].offset);
+        assert!(
+            header.raw_locns[1].is_empty(),
+            "precommit slot cleared after commit {i}"
+        );
+    }
+    assert_eq!(lab.scan().vg("vgw").unwrap().metadata.vg.seqno, 61);
+    assert!(
+        offsets.windows(2).any(|w| w[1] < w[0]),
+        "the buffer never wrapped: {offsets:?}"
+    );
+    let archived = lab.env.archive.list("vgw").unwrap();
+    assert_eq!(archived.len(), 5, "the archive stays bounded");
+}
+
+/// The committed copy of one PV's first metadata area, rewritten with other
+/// text (and a valid checksum for it).
+fn rewrite_copy(path: &Path, edit: impl Fn(&str) -> String) {
+    let scan = Scan::devices(&[path.to_owned()]).unwrap();
+    let pv = &scan.pvs[0];
+    let mda = &pv.mdas[0];
+    let text = edit(&mda.committed.as_ref().unwrap().text);
+    let mut bytes = text.into_bytes();
+    bytes.push(0);
+    let dev = cairn::meta::device::Device::open(path, true).unwrap();
+    let mut header = mda.header.clone();
+    let slot = header.raw_locns[0];
+    assert!(
+        slot.offset + bytes.len() as u64 <= header.size,
+        "edit keeps the copy unwrapped"
+    );
+    dev.write_at(header.start + slot.offset, &bytes).unwrap();
+    header.raw_locns[0].size = bytes.len() as u64;
+    header.raw_locns[0].checksum =
+        cairn::meta::crc::calc_crc(cairn::meta::crc::INITIAL_CRC, &bytes);
+    dev.write_at(header.start, &header.encode()).unwrap();
+}
+
+#[test]
+fn lvm2s_vg_with_every_segment_type_is_found_and_guarded() {
+    let mut lab = Lab::new("vgall");
+    let b = lab.fixture_disk("b", "vgall-pv-b-mda.bin", 512);
+    let c = lab.fixture_disk("c", "vgall-pv-c-mda.bin", 512);
+    let d = lab.fixture_disk("d", "vgall-pv-d-mda.bin", 256);
+    let scan = lab.scan();
+    let view = scan.vg("vgall").unwrap();
+    assert_eq!(view.metadata.vg.seqno, 24);
+    assert!(view.devices.iter().all(Option::is_some));
+    let e = ops::vg_remove(&lab.env, "vgall", false).unwrap_err();
+    assert!(matches!(&e, OpError::VgHasLvs { count: 9, .. }), "{e}");
+
+    // Same seqno, different text on one PV: inconsistent, nothing written.
+    rewrite_copy(&c, |t| t.replace("\"site_a\"", "\"site_b\""));
+    let e = lab.scan().vg("vgall").unwrap_err();
+    assert!(
+        matches!(e, ScanError::Inconsistent { seqno: 24, .. }),
+        "{e}"
+    );
+    let e = ops::vg_extend(&lab.env, "vgall", &[]).unwrap_err();
+    assert!(e.to_string().contains("inconsistent"), "{e}");
+
+    // An older copy on one PV is stale, not an error: the newest wins.
+    rewrite_copy(&c, |t| {
+        t.replace("\"site_b\"", "\"site_a\"")
+            .replacen("seqno = 24", "seqno = 23", 1)
+    });
+    let view = lab.scan().vg("vgall").unwrap();
+    assert_eq!(view.metadata.vg.seqno, 24);
+    assert_eq!(view.stale, std::slice::from_ref(&c));
+
+    // A missing PV: reads, but no writes.
+    lab.env.devices.retain(|p| p != &d);
+    let view = lab.scan().vg("vgall").unwrap();
+    assert_eq!(view.missing_pvs().len(), 1);
+    let e = ops::vg_extend(&lab.env, "vgall", &[]).unwrap_err();
+    assert!(matches!(e, OpError::MissingPvs { .. }), "{e}");
+    let _ = b;
+}
+
+#[test]
+fn foreign_and_shared_vgs_are_refused() {
+    for (edit, what) in [
+        ("system_id = \"otherhost\"\n", "another host"),
+        ("lock_type = \"sanlock\"\n", "lvmlockd"),
+    ] {
+        let mut lab = Lab::new(&format!("foreign{}", what.len()));
+        let a = lab.fixture_disk("a", "vgone-pv0-mda.bin", 256);
+        rewrite_copy(&a, |t| {
+            t.replacen("extent_size", &format!("{edit}extent_size"), 1)
+        });
+        let before = std::fs::read(&a).unwrap();
+        let e = ops::vg_remove(&lab.env, "vgone", true).unwrap_err();
+        assert!(e.to_string().contains(what), "{e}");
+        assert_eq!(std::fs::read(&a).unwrap(), before, "nothing written");
+    }
+}
+
+#[test]
+fn damaged_metadata_names_the_device() {
+    let mut lab = Lab::new("damaged");
+    let a = lab.fixture_disk("a", "vgone-pv0-mda.bin", 256);
+    let dev = cairn::meta::device::Device::open(&a, true).unwrap();
+    // One byte of the mda header's magic.
+    dev.write_at(4096 + 5, b"X").unwrap();
+    let scan = Scan::devices(std::slice::from_ref(&a)).unwrap();
+    assert!(scan.pvs.is_empty());
+    let msg = scan.problem_with(&a).unwrap().to_string();
+    assert!(
+        msg.contains(&a.display().to_string()) && msg.contains("4096"),
+        "{msg}"
+    );
+    // A label with a bad CRC.
+    let b = lab.fixture_disk("b", "vgone-pv0-mda.bin", 256);
+    let dev = cairn::meta::device::Device::open(&b, true).unwrap();
+    dev.write_at(512 + 40, b"Z").unwrap();
+    let e = Scan::devices(std::slice::from_ref(&b))
+        .unwrap()
+        .problem_with(&b)
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains(&b.display().to_string()) && e.to_lowercase().contains("crc"),
+        "{e}"
+    );
+    // Not a PV at all.
+    let c = lab.disk("c", 8);
+    let e = ops::vg_create(
+        &lab.env,
+        "x",
+        std::slice::from_ref(&c),
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cairn pv create"), "{e}");
+    // Naming a damaged PV says what is wrong with it.
+    let e = ops::vg_create(
+        &lab.env,
+        "x",
+        std::slice::from_ref(&a),
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("bad magic"), "{e}");
+}
