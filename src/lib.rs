@@ -9,4 +9,5 @@
 
 pub mod dm;
 pub mod drbd;
+pub mod lvm;
 pub mod meta;
