@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod crc;
+pub mod label;
 pub mod lock;
 pub mod model;
 pub mod text;
