@@ -5,5 +5,6 @@ pub mod alloc;
 pub mod crc;
 pub mod label;
 pub mod lock;
+pub mod mda;
 pub mod model;
 pub mod text;
