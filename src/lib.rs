@@ -11,3 +11,4 @@ pub mod dm;
 pub mod drbd;
 pub mod lvm;
 pub mod meta;
+pub mod units;

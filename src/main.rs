@@ -1,6 +1,9 @@
 //! The cairn command line: parses, calls the library, prints. Nothing else.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +20,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// Look for PVs only on these devices (comma-separated; default: all block devices)
+    #[arg(long, global = true, value_delimiter = ',')]
+    devices: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +33,91 @@ enum Command {
     Dm {
         #[command(subcommand)]
         command: DmCommand,
+    },
+    /// Report physical volumes (as pvs; --json prints lvm2's JSON report, sizes in bytes)
+    Pvs {
+        /// Only the PVs of these volume groups (comma-separated)
+        #[arg(long, value_delimiter = ',')]
+        vg: Vec<String>,
+    },
+    /// Report volume groups (as vgs)
+    Vgs {
+        /// Volume groups to show (default: all)
+        #[arg(value_delimiter = ',')]
+        vgs: Vec<String>,
+    },
+    /// Report logical volumes (as lvs)
+    Lvs {
+        /// Include hidden LVs (pool data/metadata, cache origins, ...), shown as [name]
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Volume groups to show (default: all)
+        #[arg(value_delimiter = ',')]
+        vgs: Vec<String>,
+    },
+    /// Physical volumes: create, remove
+    Pv {
+        #[command(subcommand)]
+        command: PvCommand,
+    },
+    /// Volume groups: create, extend, change tags, remove
+    Vg {
+        #[command(subcommand)]
+        command: VgCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PvCommand {
+    /// Make devices LVM physical volumes (as pvcreate: label, header, metadata area)
+    Create {
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+    },
+    /// Wipe the LVM label of PVs that belong to no VG (as pvremove)
+    Remove {
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+        /// Confirm: the label is destroyed
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VgCommand {
+    /// Create a volume group on PVs (as vgcreate)
+    Create {
+        name: String,
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+        /// Extent size (lvm2 units: 4M, 8m, 1g; bare numbers are MiB)
+        #[arg(short = 's', long, default_value = "4M")]
+        extent_size: String,
+    },
+    /// Add PVs to a volume group (as vgextend)
+    Extend {
+        name: String,
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+    },
+    /// Add or remove tags (as vgchange --addtag/--deltag)
+    Change {
+        name: String,
+        #[arg(long = "addtag")]
+        add: Vec<String>,
+        #[arg(long = "deltag")]
+        del: Vec<String>,
+    },
+    /// Remove a volume group; its PVs stay PVs (as vgremove)
+    Remove {
+        name: String,
+        /// Confirm the removal
+        #[arg(long)]
+        yes: bool,
+        /// Remove it even if it still has logical volumes (they must be inactive)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -55,8 +146,202 @@ fn main() -> ExitCode {
     }
 }
 
+/// Devices the scan could not read, on stderr (the report goes on without them).
+fn warn_problems(scan: &cairn::meta::scan::Scan) {
+    for p in &scan.problems {
+        eprintln!("cairn: warning: {p}");
+    }
+}
+
+/// What a destructive command says when --yes is missing.
+#[derive(Debug)]
+struct NeedsYes(String);
+
+impl std::fmt::Display for NeedsYes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: nothing was changed; add --yes to go ahead", self.0)
+    }
+}
+
+impl std::error::Error for NeedsYes {}
+
+fn env(cli: &Cli) -> Env {
+    Env {
+        devices: cli.devices.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..Env::default()
+    }
+}
+
+/// Prints report rows as lvm2's JSON or as a table of some columns.
+fn print_report(
+    cli: &Cli,
+    kind: cairn::lvm::report::ReportKind,
+    rows: &[cairn::lvm::report::Row],
+    columns: &[(&str, &str)],
+) {
+    if cli.json {
+        println!("{}", cairn::lvm::report::to_lvm2_json(kind, rows));
+        return;
+    }
+    let size_field = |f: &str| f.ends_with("_size") || f.ends_with("_free");
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|(field, _)| {
+                    let v = r.get(field).cloned().unwrap_or_default();
+                    match v.parse::<u64>() {
+                        Ok(b) if size_field(field) => cairn::units::human(b),
+                        _ => v,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, h))| {
+            cells
+                .iter()
+                .map(|c| c[i].len())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |items: Vec<&str>| {
+        let padded: Vec<String> = items
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
+        println!("  {}", padded.join(" ").trim_end());
+    };
+    line(columns.iter().map(|(_, h)| *h).collect());
+    for c in &cells {
+        line(c.iter().map(String::as_str).collect());
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    use cairn::lvm::{query, report::ReportKind};
     match &cli.command {
+        Command::Pvs { vg } => {
+            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            let rows = query::pvs(&scan, vg)?;
+            let cols = [
+                ("pv_name", "PV"),
+                ("vg_name", "VG"),
+                ("pv_attr", "Attr"),
+                ("pv_size", "PSize"),
+                ("pv_free", "PFree"),
+            ];
+            print_report(cli, ReportKind::Pv, &rows, &cols);
+            warn_problems(&scan);
+        }
+        Command::Vgs { vgs } => {
+            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            let rows = query::vgs(&scan, vgs)?;
+            let cols = [
+                ("vg_name", "VG"),
+                ("pv_count", "#PV"),
+                ("lv_count", "#LV"),
+                ("snap_count", "#SN"),
+                ("vg_attr", "Attr"),
+                ("vg_size", "VSize"),
+                ("vg_free", "VFree"),
+            ];
+            print_report(cli, ReportKind::Vg, &rows, &cols);
+            warn_problems(&scan);
+        }
+        Command::Lvs { all, vgs } => {
+            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            // Without device-mapper every LV reports inactive.
+            let control = cairn::dm::Control::open().ok();
+            let rows = query::lvs(&scan, vgs, *all, control.as_ref())?;
+            let cols = [
+                ("lv_name", "LV"),
+                ("vg_name", "VG"),
+                ("lv_attr", "Attr"),
+                ("lv_size", "LSize"),
+                ("pool_lv", "Pool"),
+                ("origin", "Origin"),
+            ];
+            print_report(cli, ReportKind::Lv, &rows, &cols);
+            warn_problems(&scan);
+        }
+        Command::Pv { command } => match command {
+            PvCommand::Create { devices } => {
+                for d in devices {
+                    let label = ops::pv_create(&env(cli), d, None)?;
+                    println!(
+                        "Physical volume \"{}\" successfully created ({}).",
+                        d.display(),
+                        label.pv_header.uuid
+                    );
+                }
+            }
+            PvCommand::Remove { devices, yes } => {
+                if !yes {
+                    return Err(NeedsYes(format!(
+                        "pv remove wipes the LVM label of {}",
+                        devices.len()
+                    ))
+                    .into());
+                }
+                for d in devices {
+                    ops::pv_remove(&env(cli), d)?;
+                    println!(
+                        "Labels on physical volume \"{}\" successfully wiped.",
+                        d.display()
+                    );
+                }
+            }
+        },
+        Command::Vg { command } => match command {
+            VgCommand::Create {
+                name,
+                devices,
+                extent_size,
+            } => {
+                let size = match cairn::units::parse_size(extent_size, 1 << 20)? {
+                    cairn::units::Size::Bytes(b) => b,
+                    cairn::units::Size::PercentFree(_) => {
+                        return Err("the extent size cannot be a percentage".into())
+                    }
+                };
+                ops::vg_create(&env(cli), name, devices, size)?;
+                println!("Volume group \"{name}\" successfully created");
+            }
+            VgCommand::Extend { name, devices } => {
+                ops::vg_extend(&env(cli), name, devices)?;
+                println!("Volume group \"{name}\" successfully extended");
+            }
+            VgCommand::Change { name, add, del } => {
+                let e = env(cli);
+                let mut change = ops::begin_change(&e, name, &[])?;
+                let tags = &mut change.metadata.vg.tags;
+                for t in add {
+                    ops::check_tag(t)?;
+                    if !tags.contains(t) {
+                        tags.push(t.clone());
+                    }
+                }
+                tags.retain(|t| !del.contains(t));
+                change.commit(&e, &[])?;
+                println!("Volume group \"{name}\" successfully changed");
+            }
+            VgCommand::Remove { name, yes, force } => {
+                if !yes {
+                    return Err(NeedsYes(format!("vg remove destroys volume group {name}")).into());
+                }
+                ops::vg_remove(&env(cli), name, *force)?;
+                println!("Volume group \"{name}\" successfully removed");
+            }
+        },
         Command::Dm { command } => {
             let control = cairn::dm::Control::open()?;
             match command {

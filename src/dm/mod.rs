@@ -41,6 +41,16 @@ pub struct Device {
     pub event_nr: Option<u32>,
 }
 
+/// What DM_DEV_STATUS says about one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeviceState {
+    pub open_count: i32,
+    pub suspended: bool,
+    pub live_table: bool,
+    pub inactive_table: bool,
+    pub read_only: bool,
+}
+
 /// An open handle on /dev/mapper/control.
 pub struct Control {
     dm: DM,
@@ -81,6 +91,35 @@ impl Control {
             .collect();
         targets.sort();
         Ok(targets)
+    }
+
+    /// The state of the device called `name`, or None if there is none.
+    pub fn state(&self, name: &str) -> Result<Option<DeviceState>> {
+        use devicemapper::{DevId, DmFlags, DmName};
+        let Ok(dm_name) = DmName::new(name) else {
+            return Ok(None);
+        };
+        match self.dm.device_info(&DevId::Name(dm_name)) {
+            Ok(info) => {
+                let flags = info.flags();
+                Ok(Some(DeviceState {
+                    open_count: info.open_count(),
+                    suspended: flags.contains(DmFlags::DM_SUSPEND),
+                    live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
+                    inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
+                    read_only: flags.contains(DmFlags::DM_READONLY),
+                }))
+            }
+            Err(devicemapper::DmError::Core(devicemapper::errors::Error::Ioctl(_, _, _, e)))
+                if *e.as_ref() as i32 == nix::libc::ENXIO =>
+            {
+                Ok(None)
+            }
+            Err(source) => Err(Error::Ioctl {
+                operation: "device status",
+                source,
+            }),
+        }
     }
 
     /// Existing devices, sorted by name.

@@ -1,8 +1,11 @@
-//! LVM semantics over the on-disk model: reports, later naming and activation plans.
+//! LVM semantics over the on-disk model: dm names, reports, queries; later activation plans.
 //!
 //! This layer composes [`crate::meta`] (what the metadata text says) with
 //! facts it is handed (what a device scan found, which device-mapper devices
-//! exist): it never calls device-mapper itself, so everything here is a pure
-//! function of its inputs and testable on any build machine.
+//! exist). `report` and `names` never touch the kernel, so they are pure
+//! functions of their inputs, testable on any build machine; `query` is
+//! where a scan and device-mapper's answers are gathered for them.
 
+pub mod names;
+pub mod query;
 pub mod report;

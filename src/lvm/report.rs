@@ -1646,3 +1646,40 @@ fn json_string(s: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `pvs` for a PV in no VG (an orphan): lvm2 counts its whole device as
+/// its size and free space (pv_size_field and pv_free with no extents),
+/// none as used; it is not allocatable until it joins a VG. A label that
+/// says "used" (PV_EXT_USED) without a VG means the VG is missing: no free
+/// space then, as _pvfree_disp says.
+pub fn orphan_pv_row(info: &PvInfo, label: &crate::meta::label::Label) -> Row {
+    let header = &label.pv_header;
+    let used = header
+        .extension
+        .as_ref()
+        .is_some_and(|e| e.flags & crate::meta::label::PV_EXT_USED != 0);
+    let size = header.device_size;
+    let pe_start = header.data_areas.first().map(|d| d.offset).unwrap_or(0);
+    let mut row = Row::new();
+    for (field, value) in [
+        ("pv_name", info.name.clone()),
+        ("vg_name", String::new()),
+        ("pv_uuid", header.uuid.to_dashed()),
+        ("pv_size", size.to_string()),
+        ("pv_free", if used { "0".into() } else { size.to_string() }),
+        ("pv_used", "0".into()),
+        ("pe_start", pe_start.to_string()),
+        ("pv_pe_count", "0".into()),
+        ("pv_pe_alloc_count", "0".into()),
+        ("pv_attr", "---".into()),
+        ("pv_tags", String::new()),
+        ("dev_size", info.dev_size_bytes.to_string()),
+        ("pv_mda_count", info.mda_count.to_string()),
+        ("pv_mda_size", info.mda_size.to_string()),
+        ("pv_mda_free", info.mda_free.to_string()),
+        ("pv_ext_vsn", info.ext_version.to_string()),
+    ] {
+        row.insert(field, value);
+    }
+    row
+}

@@ -46,7 +46,7 @@ pub enum OpError {
     TooSmall { path: PathBuf, size: u64, min: u64 },
     #[error("{path} belongs to volume group {vg}: remove it from the VG first")]
     InVg { path: PathBuf, vg: String },
-    #[error("invalid volume group name {name:?}: {why}")]
+    #[error("invalid name {name:?}: {why}")]
     BadName { name: String, why: &'static str },
     #[error("volume group {0} already exists")]
     VgExists(String),
@@ -196,6 +196,26 @@ pub fn check_name(name: &str) -> Result<()> {
         .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
     {
         return bad("only letters, digits and + _ . - are allowed");
+    }
+    Ok(())
+}
+
+/// lvm2's tag rules: [a-zA-Z0-9_+.-/=!:&#], at most 1024 characters.
+pub fn check_tag(tag: &str) -> Result<()> {
+    let bad = |why| {
+        Err(OpError::BadName {
+            name: tag.to_owned(),
+            why,
+        })
+    };
+    if tag.is_empty() || tag.len() > 1024 {
+        return bad("a tag has 1 to 1024 characters");
+    }
+    if !tag
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+.-/=!:&#".contains(&b))
+    {
+        return bad("tags allow letters, digits and _ + . - / = ! : & #");
     }
     Ok(())
 }

@@ -1,0 +1,154 @@
+//! `pvs`, `vgs`, `lvs`: a device scan (crate::meta::scan), the kernel's view
+//! of each LV (device-mapper, when there is one) and lvm2's report rules
+//! (super::report), put together.
+
+use std::collections::BTreeMap;
+
+use super::names::dm_name;
+use super::report::{self, LvActivity, PvInfo, ReportError, Row};
+use crate::dm;
+use crate::meta::model::SegmentKind;
+use crate::meta::scan::{Scan, ScanError, ScannedPv, VgView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Dm(#[from] dm::Error),
+    #[error("volume group {0} not found")]
+    NoSuchVg(String),
+}
+
+pub type Result<T> = std::result::Result<T, QueryError>;
+
+/// What the scan knows of one PV, for the report.
+pub fn pv_info(pv: &ScannedPv) -> PvInfo {
+    let copy_size = |m: &crate::meta::scan::ScannedMda| m.header.raw_locns[0].size;
+    PvInfo {
+        name: pv.path.display().to_string(),
+        dev_size_bytes: pv.size,
+        mda_count: pv.mdas.len() as u32,
+        mda_size: pv.mdas.iter().map(|m| m.header.size).min().unwrap_or(0),
+        mda_free: pv
+            .mdas
+            .iter()
+            .map(|m| report::mda_free(m.header.size, copy_size(m)))
+            .min()
+            .unwrap_or(0),
+        ext_version: pv
+            .label
+            .pv_header
+            .extension
+            .as_ref()
+            .map(|e| e.version)
+            .unwrap_or(0),
+        mda_ignored: !pv.mdas.is_empty() && pv.mdas.iter().all(|m| m.header.is_ignored()),
+    }
+}
+
+fn pv_infos(scan: &Scan, view: &VgView) -> Vec<Option<PvInfo>> {
+    view.devices
+        .iter()
+        .map(|d| d.map(|i| pv_info(&scan.pvs[i])))
+        .collect()
+}
+
+/// The VGs named (all when `names` is empty), by name.
+fn select<'a>(all: &'a BTreeMap<String, VgView>, names: &[String]) -> Result<Vec<&'a VgView>> {
+    if names.is_empty() {
+        return Ok(all.values().collect());
+    }
+    names
+        .iter()
+        .map(|n| all.get(n).ok_or_else(|| QueryError::NoSuchVg(n.clone())))
+        .collect()
+}
+
+/// How each LV of `view` looks in the kernel, by LV name (lvm2's lv_info:
+/// the LV's own device, except a thin pool, which is its `-tpool` layer
+/// while its own device exists).
+fn activity(view: &VgView, control: Option<&dm::Control>) -> Result<BTreeMap<String, LvActivity>> {
+    let mut out = BTreeMap::new();
+    let Some(control) = control else {
+        return Ok(out);
+    };
+    let vg = &view.metadata.vg;
+    for lv in &vg.lvs {
+        let own = control.state(&dm_name(&vg.name, &lv.name, None))?;
+        let is_pool = lv
+            .segments
+            .first()
+            .is_some_and(|s| matches!(s.kind, SegmentKind::ThinPool { .. }));
+        let state = match (is_pool, own) {
+            (true, Some(_)) => control.state(&dm_name(&vg.name, &lv.name, Some("tpool")))?,
+            (true, None) => None,
+            (false, own) => own,
+        };
+        if let Some(s) = state {
+            out.insert(
+                lv.name.clone(),
+                LvActivity {
+                    exists: true,
+                    live_table: s.live_table,
+                    inactive_table: s.inactive_table,
+                    suspended: s.suspended,
+                    open: s.open_count > 0,
+                    read_only: s.read_only,
+                    ..LvActivity::INACTIVE
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `lvs [-a] [VG...]`. `control` is None where there is no device-mapper:
+/// every LV then reports inactive.
+pub fn lvs(
+    scan: &Scan,
+    names: &[String],
+    all: bool,
+    control: Option<&dm::Control>,
+) -> Result<Vec<Row>> {
+    let vgs = scan.vgs()?;
+    let mut rows = Vec::new();
+    for view in select(&vgs, names)? {
+        let act = activity(view, control)?;
+        let lookup = |lv: &str| act.get(lv).copied().unwrap_or(LvActivity::INACTIVE);
+        rows.extend(report::lv_rows(
+            &view.metadata.vg,
+            &pv_infos(scan, view),
+            &lookup,
+            all,
+        )?);
+    }
+    Ok(rows)
+}
+
+/// `vgs [VG...]`.
+pub fn vgs(scan: &Scan, names: &[String]) -> Result<Vec<Row>> {
+    let vgs = scan.vgs()?;
+    select(&vgs, names)?
+        .into_iter()
+        .map(|view| Ok(report::vg_row(&view.metadata.vg, &pv_infos(scan, view))?))
+        .collect()
+}
+
+/// `pvs`: the PVs of the VGs named (all PVs, orphans included, when none are).
+pub fn pvs(scan: &Scan, names: &[String]) -> Result<Vec<Row>> {
+    let vgs = scan.vgs()?;
+    let mut rows = Vec::new();
+    for view in select(&vgs, names)? {
+        rows.extend(report::pv_rows(&view.metadata.vg, &pv_infos(scan, view))?);
+    }
+    if names.is_empty() {
+        for pv in scan.orphans() {
+            rows.push(report::orphan_pv_row(&pv_info(pv), &pv.label));
+        }
+        rows.sort_by(|a, b| a.get("pv_name").cmp(&b.get("pv_name")));
+    }
+    Ok(rows)
+}

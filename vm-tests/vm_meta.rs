@@ -1,0 +1,233 @@
+//! LVM2 metadata without lvm2 (src/meta), with lvm2 as the oracle: cairn's
+//! reports equal lvm2's field by field on VGs with every segment type of the
+//! seed; what cairn writes passes pvck/vgck and reads back in lvm2; the
+//! metadata buffer wraps; cairn and lvm2 take turns on one VG.
+
+#[path = "lab/mod.rs"]
+mod lab;
+
+use std::time::Duration;
+
+use lab::{Group, Guest, TestResult, VmTest};
+use serde_json::Value;
+
+const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_size,segtype,pool_lv,origin,lv_attr,lv_tags,data_lv,metadata_lv,lv_metadata_size,seg_count,stripes,stripe_size,chunk_size,transaction_id,thin_id,cache_mode,cache_policy,devices,seg_pe_ranges,lv_role,lv_layout";
+const VG_FIELDS: &str = "vg_name,vg_uuid,vg_size,vg_free,vg_seqno,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_attr,vg_tags,vg_mda_count,vg_mda_size,vg_mda_free";
+const PV_FIELDS: &str = "pv_name,vg_name,pv_uuid,pv_size,pv_free,pv_used,pe_start,pv_pe_count,pv_pe_alloc_count,pv_attr,pv_tags,dev_size,pv_mda_count,pv_mda_size,pv_mda_free,pv_ext_vsn";
+
+/// lvm2 sees LVs as PVs (the seed's DRBDVG on VG1/cachedlv).
+const SCAN_LVS: &str = "--config devices{scan_lvs=1}";
+
+fn rows(json: &str, kind: &str) -> Result<Vec<Value>, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("bad JSON ({e}): {json}"))?;
+    Ok(v["report"][0][kind].as_array().cloned().unwrap_or_default())
+}
+
+/// lvm2's report and cairn's, for one kind, compared row by row and field by field.
+fn compare(g: &Guest, kind: &str, lvm: &str, cairn_args: &[&str]) -> TestResult {
+    let theirs = rows(&g.sh(lvm)?, kind)?;
+    let ours = rows(&g.cairn(cairn_args)?, kind)?;
+    ensure!(!theirs.is_empty(), "lvm2 reported no {kind} rows: `{lvm}`");
+    let mut diffs = Vec::new();
+    if theirs.len() != ours.len() {
+        diffs.push(format!("{} rows from lvm2, {} from cairn", theirs.len(), ours.len()));
+    }
+    for (t, o) in theirs.iter().zip(&ours) {
+        for (field, value) in t.as_object().into_iter().flatten() {
+            if o.get(field) != Some(value) {
+                diffs.push(format!("{kind} {}: {field}: lvm2 {value}, cairn {}", t[format!("{kind}_name")], o.get(field).unwrap_or(&Value::Null)));
+            }
+        }
+    }
+    ensure!(diffs.is_empty(), "cairn {cairn_args:?} differs from `{lvm}`:\n{}", diffs.join("\n"));
+    println!("{kind}: {} rows equal", theirs.len());
+    Ok(())
+}
+
+fn compare_all(g: &Guest, vgs: &[&str], devices: &str) -> TestResult {
+    let names = vgs.join(" ");
+    let select: Vec<String> = vgs.iter().map(|v| format!("vg_name={v}")).collect();
+    compare(
+        g,
+        "lv",
+        &format!("lvs {SCAN_LVS} -a --reportformat json --units b --nosuffix -o {LV_FIELDS} {names}"),
+        &["--devices", devices, "lvs", "-a", "--json", &vgs.join(",")],
+    )?;
+    compare(
+        g,
+        "vg",
+        &format!("vgs {SCAN_LVS} --reportformat json --units b --nosuffix -o {VG_FIELDS} {names}"),
+        &["--devices", devices, "vgs", "--json", &vgs.join(",")],
+    )?;
+    compare(
+        g,
+        "pv",
+        &format!("pvs {SCAN_LVS} --reportformat json --units b --nosuffix -o {PV_FIELDS} --select '{}'", select.join(" || ")),
+        &["--devices", devices, "pvs", "--json", "--vg", &vgs.join(",")],
+    )
+}
+
+/// lvm2 builds every segment type of the seed; cairn reports it as lvm2 does,
+/// active and inactive.
+fn reports_equal_lvm2s(g: &Guest) -> TestResult {
+    let (b, c, d) = (g.loop_disk("b", 512)?, g.loop_disk("c", 512)?, g.loop_disk("d", 256)?);
+    let setup = format!(
+        "pvcreate -q {b} {c} {d}
+vgcreate -q vgall {b} {c} {d}
+vgchange -q --addtag site_a --addtag rack-7 vgall
+lvcreate -q -y -L 40M -n plain vgall {b}
+lvchange -q --addtag keep vgall/plain
+lvcreate -q -y -i 2 -I 64k -L 32M -n striped vgall {b} {c}
+lvcreate -q -y -L 64M -n tp vgall {b}
+lvcreate -q -y -L 8M -n tpmeta vgall {b}
+lvconvert -q -y --type thin-pool --poolmetadata vgall/tpmeta vgall/tp
+lvcreate -q -y -V 100M -T vgall/tp -n thin1
+lvcreate -q -y -V 50M -T vgall/tp -n thin2
+lvcreate -q -y -s -n thin1snap vgall/thin1
+lvcreate -q -y -L 100M -n cached vgall {c}
+lvcreate -q -y -L 8M -n cmeta vgall {d}
+lvcreate -q -y -L 60M -n cdata vgall {d}
+lvconvert -q -y --type cache-pool --cachemode writethrough --poolmetadata vgall/cmeta vgall/cdata
+lvconvert -q -y --type cache --cachepool vgall/cdata vgall/cached
+lvcreate -q -y -L 60M -n origin vgall {c}
+lvcreate -q -y -L 12M -s -n thick vgall/origin
+pvcreate -q {SCAN_LVS} /dev/vgall/cached
+vgcreate -q {SCAN_LVS} vgnested /dev/vgall/cached
+lvcreate -q -y {SCAN_LVS} -L 20M -n inner vgnested",
+        b = b.dev,
+        c = c.dev,
+        d = d.dev
+    );
+    g.sh(&setup)?;
+    let devices = format!("{},{},{},/dev/mapper/vgall-cached,/dev/mapper/vgall-cached_corig", b.dev, c.dev, d.dev);
+    let result = (|| {
+        compare_all(g, &["vgall", "vgnested"], &devices)?;
+        // The nested VG's PV is the cached LV, not the origin under it.
+        let pvs = rows(&g.cairn(&["--devices", &devices, "pvs", "--json", "--vg", "vgnested"])?, "pv")?;
+        ensure!(pvs.len() == 1 && pvs[0]["pv_name"] == "/dev/mapper/vgall-cached", "vgnested PV: {pvs:?}");
+        g.sh(&format!("vgchange -q -an {SCAN_LVS} vgnested && vgchange -q -an vgall"))?;
+        compare_all(g, &["vgall"], &format!("{},{},{}", b.dev, c.dev, d.dev))
+    })();
+    let _ = g.sh(&format!("vgchange -q -an {SCAN_LVS} vgnested; vgchange -q -an vgall; vgremove -q -ff vgnested vgall"));
+    result
+}
+
+/// cairn writes PVs and a VG; lvm2's checkers accept them without a word,
+/// and lvm2 reads what cairn wrote.
+fn lvm2_accepts_what_cairn_writes(g: &Guest) -> TestResult {
+    let (a, b, c) = (g.loop_disk("a", 128)?, g.loop_disk("b", 128)?, g.loop_disk("c", 64)?);
+    g.cairn(&["pv", "create", &a.dev, &b.dev, &c.dev])?;
+    for d in [&a, &b, &c] {
+        let out = g.output(&["pvck", &d.dev])?;
+        ensure!(out.status.success() && out.stderr.is_empty(), "pvck {} complained", d.dev);
+    }
+    g.cairn(&["vg", "create", "vgc", &a.dev, &b.dev])?;
+    g.cairn(&["vg", "extend", "vgc", &c.dev])?;
+    for check in [format!("vgck vgc"), format!("pvck {}", a.dev), "vgs vgc".into(), "pvs".into()] {
+        let out = g.output(&["bash", "-c", &check])?;
+        ensure!(out.status.success(), "`{check}` failed");
+        ensure!(out.stderr.is_empty(), "`{check}` warned: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let devices = format!("{},{},{}", a.dev, b.dev, c.dev);
+    compare_all(g, &["vgc"], &devices)?;
+    // lvm2 can work with it: an LV, then cairn reads lvm2's change.
+    g.sh("lvcreate -q -y -L 8M -n made_by_lvm2 vgc && vgchange -q -an vgc")?;
+    compare_all(g, &["vgc"], &devices)?;
+    g.sh("lvremove -q -y vgc/made_by_lvm2")?;
+    g.cairn(&["vg", "remove", "vgc", "--yes"])?;
+    let out = g.sh("pvs --reportformat json -o pv_name,vg_name")?;
+    for d in [&a, &b, &c] {
+        ensure!(out.contains(&format!("\"pv_name\":\"{}\", \"vg_name\":\"\"", d.dev)), "{} is not an orphan: {out}", d.dev);
+    }
+    g.cairn(&["pv", "remove", "--yes", &a.dev, &b.dev, &c.dev])?;
+    let out = g.output(&["pvs", &a.dev])?;
+    ensure!(!out.status.success(), "lvm2 still sees a PV on {}", a.dev);
+    Ok(())
+}
+
+/// 60 commits by cairn wrap the circular buffer; lvm2 reads the newest.
+fn sixty_commits_wrap_and_lvm2_reads_the_newest(g: &Guest) -> TestResult {
+    let a = g.loop_disk("w", 64)?;
+    g.cairn(&["pv", "create", &a.dev])?;
+    g.cairn(&["vg", "create", "vgw", &a.dev])?;
+    let long = "x".repeat(1500);
+    for i in 0..60 {
+        g.cairn(&["--devices", &a.dev, "vg", "change", "vgw", "--addtag", &format!("t{i:02}_{long}")])?;
+    }
+    let headers = g.sh(&format!("pvck --dump headers {}", a.dev))?;
+    let offset: u64 = headers
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mda_header_1.raw_locn[0].offset "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(format!("no raw_locn offset in pvck's dump:\n{headers}"))?;
+    ensure!(offset < 500_000, "the buffer has not wrapped (copy at {offset})");
+    let vg = rows(&g.sh("vgs --reportformat json -o vg_seqno,vg_tags vgw")?, "vg")?;
+    ensure!(vg[0]["vg_seqno"] == "61", "lvm2 reads seqno {}", vg[0]["vg_seqno"]);
+    ensure!(vg[0]["vg_tags"].as_str().unwrap_or("").matches(&long).count() == 60, "lvm2 does not see all 60 tags");
+    g.sh("vgck vgw && vgremove -q -f vgw")?;
+    Ok(())
+}
+
+/// cairn and lvm2 change one VG in turns: one seqno step per change, every change kept.
+fn cairn_and_lvm2_take_turns(g: &Guest) -> TestResult {
+    let a = g.loop_disk("t", 64)?;
+    g.sh(&format!("pvcreate -q {0} && vgcreate -q vgt {0}", a.dev))?;
+    for i in 0..10 {
+        g.cairn(&["--devices", &a.dev, "vg", "change", "vgt", "--addtag", &format!("cairn{i}")])?;
+        g.sh(&format!("vgchange -q --addtag lvm{i} vgt"))?;
+        let vg = rows(&g.sh("vgs --reportformat json -o vg_seqno,vg_tags vgt")?, "vg")?;
+        ensure!(vg[0]["vg_seqno"] == (3 + 2 * i).to_string().as_str(), "after round {i}: seqno {}", vg[0]["vg_seqno"]);
+        let tags = vg[0]["vg_tags"].as_str().unwrap_or("").split(',').count();
+        ensure!(tags == 2 * (i + 1), "after round {i}: {tags} tags");
+    }
+    compare_all(g, &["vgt"], &a.dev)?;
+    g.sh("vgck vgt && vgremove -q -f vgt")?;
+    Ok(())
+}
+
+/// A PV on a DRBD device shows its label on the backing LV too: cairn
+/// reports it once, on /dev/drbdN, as lvm2 with the seed's filter does.
+fn drbd_backed_pv_is_seen_once_on_top(g: &Guest) -> TestResult {
+    let disk = g.loop_disk("drbd-back", 256)?;
+    let res = format!(
+        "resource rlab {{\n  on {host} {{\n    device /dev/drbd5;\n    disk {dev};\n    address 127.0.0.1:7795;\n    meta-disk internal;\n  }}\n}}\n",
+        host = g.hostname(),
+        dev = disk.dev
+    );
+    std::fs::write("/etc/drbd.d/rlab.res", res).map_err(|e| e.to_string())?;
+    let result = (|| {
+        g.sh("drbdadm create-md --force rlab >/dev/null 2>&1 || drbdadm create-md rlab")?;
+        let _ = g.sh("drbdadm up rlab");
+        g.sh("drbdadm primary --force rlab")?;
+        g.sh("pvcreate -q /dev/drbd5 && vgcreate -q vgd /dev/drbd5")?;
+        let devices = format!("{},/dev/drbd5", disk.dev);
+        let out = g.cairn(&["--devices", &devices, "pvs", "--json"])?;
+        let pvs = rows(&out, "pv")?;
+        ensure!(pvs.len() == 1, "cairn shows {} PVs: {out}", pvs.len());
+        ensure!(pvs[0]["pv_name"] == "/dev/drbd5", "cairn picked {} instead of the DRBD device", pvs[0]["pv_name"]);
+        // And with every block device scanned.
+        let all = rows(&g.cairn(&["pvs", "--json"])?, "pv")?;
+        let drbd: Vec<&Value> = all.iter().filter(|p| p["vg_name"] == "vgd").collect();
+        ensure!(drbd.len() == 1 && drbd[0]["pv_name"] == "/dev/drbd5", "full scan: {all:?}");
+        Ok(())
+    })();
+    let _ = g.sh("vgremove -q -f vgd; drbdadm down rlab; rm -f /etc/drbd.d/rlab.res");
+    result
+}
+
+fn main() {
+    lab::main(Group {
+        name: "vm_meta",
+        nodes: 1,
+        mem_mib: 2048,
+        timeout: Duration::from_secs(420),
+        tests: vec![
+            VmTest { name: "reports_equal_lvm2s", run: reports_equal_lvm2s },
+            VmTest { name: "lvm2_accepts_what_cairn_writes", run: lvm2_accepts_what_cairn_writes },
+            VmTest { name: "sixty_commits_wrap_and_lvm2_reads_the_newest", run: sixty_commits_wrap_and_lvm2_reads_the_newest },
+            VmTest { name: "cairn_and_lvm2_take_turns", run: cairn_and_lvm2_take_turns },
+            VmTest { name: "drbd_backed_pv_is_seen_once_on_top", run: drbd_backed_pv_is_seen_once_on_top },
+        ],
+        stream_log: false,
+    })
+}
