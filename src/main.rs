@@ -21,8 +21,10 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Look for PVs only on these devices (comma-separated; default: all block devices)
-    #[arg(long, global = true, value_delimiter = ',')]
-    devices: Vec<PathBuf>,
+    // Its own id: subcommands have positional `devices` of their own, and
+    // clap would merge arguments that share an id.
+    #[arg(long = "devices", global = true, value_delimiter = ',')]
+    scan_devices: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -167,7 +169,7 @@ impl std::error::Error for NeedsYes {}
 
 fn env(cli: &Cli) -> Env {
     Env {
-        devices: cli.devices.clone(),
+        devices: cli.scan_devices.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..Env::default()
     }
@@ -230,7 +232,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     use cairn::lvm::{query, report::ReportKind};
     match &cli.command {
         Command::Pvs { vg } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
             let rows = query::pvs(&scan, vg)?;
             let cols = [
                 ("pv_name", "PV"),
@@ -243,7 +245,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             warn_problems(&scan);
         }
         Command::Vgs { vgs } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
             let rows = query::vgs(&scan, vgs)?;
             let cols = [
                 ("vg_name", "VG"),
@@ -258,7 +260,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             warn_problems(&scan);
         }
         Command::Lvs { all, vgs } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.devices)?;
+            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
             // Without device-mapper every LV reports inactive.
             let control = cairn::dm::Control::open().ok();
             let rows = query::lvs(&scan, vgs, *all, control.as_ref())?;

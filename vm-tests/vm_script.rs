@@ -27,7 +27,12 @@ fn guest(script: &str) -> ! {
 fn host() -> Result<(), String> {
     let script = std::env::var("CAIRN_LAB_SCRIPT")
         .map_err(|_| "set CAIRN_LAB_SCRIPT to the script to run")?;
-    let script = std::fs::canonicalize(&script).map_err(|e| format!("{script}: {e}"))?;
+    // A copy under the lab dir, which the guest sees at the same path
+    // (the script itself may live anywhere, /tmp included).
+    let copy = lab::group::lab_dir().join("script-input.sh");
+    std::fs::create_dir_all(lab::group::lab_dir()).map_err(|e| e.to_string())?;
+    std::fs::copy(&script, &copy).map_err(|e| format!("{script}: {e}"))?;
+    let script = copy;
     let timeout = std::env::var("CAIRN_LAB_TIMEOUT")
         .ok()
         .and_then(|t| t.parse().ok())

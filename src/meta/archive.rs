@@ -39,7 +39,10 @@ pub struct ArchiveError {
 }
 
 fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
-    move |source| ArchiveError { path: path.to_owned(), source }
+    move |source| ArchiveError {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a
@@ -47,7 +50,9 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
 fn write_atomically(path: &Path, text: &str) -> Result<(), ArchiveError> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(err(&tmp))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(err(path))
 }
 
@@ -57,7 +62,12 @@ impl Archive {
         let entries = match std::fs::read_dir(&self.archive_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(ArchiveError { path: self.archive_dir.clone(), source: e }),
+            Err(e) => {
+                return Err(ArchiveError {
+                    path: self.archive_dir.clone(),
+                    source: e,
+                })
+            }
         };
         let prefix = format!("{vg}_");
         let mut found: Vec<(u64, PathBuf)> = entries
@@ -83,7 +93,9 @@ impl Archive {
         std::fs::create_dir_all(&self.archive_dir).map_err(err(&self.archive_dir))?;
         let existing = self.list(vg)?;
         let next = existing.last().map(|(n, _)| n + 1).unwrap_or(0) % 100_000;
-        let path = self.archive_dir.join(format!("{vg}_{next:05}-{}.vg", random_suffix()));
+        let path = self
+            .archive_dir
+            .join(format!("{vg}_{next:05}-{}.vg", random_suffix()));
         write_atomically(&path, text)?;
         let mut all = existing;
         all.push((next, path.clone()));
@@ -104,14 +116,19 @@ impl Archive {
     pub fn remove_backup(&self, vg: &str) -> Result<(), ArchiveError> {
         let path = self.backup_dir.join(vg);
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ArchiveError { path, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(ArchiveError { path, source: e })
+            }
             _ => Ok(()),
         }
     }
 }
 
 fn random_suffix() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (nanos ^ std::process::id().rotate_left(16)) % 1_000_000_000
 }
 
@@ -123,7 +140,11 @@ mod tests {
     fn keeps_the_newest_copies_per_vg() {
         let root = std::env::temp_dir().join(format!("cairn-archive-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let a = Archive { archive_dir: root.join("archive"), backup_dir: root.join("backup"), keep: 3 };
+        let a = Archive {
+            archive_dir: root.join("archive"),
+            backup_dir: root.join("backup"),
+            keep: 3,
+        };
         for i in 0..5 {
             a.archive("vg0", &format!("seqno = {i}\n")).unwrap();
         }
@@ -131,12 +152,22 @@ mod tests {
         let kept = a.list("vg0").unwrap();
         assert_eq!(kept.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(std::fs::read_to_string(&kept[2].1).unwrap(), "seqno = 4\n");
-        assert_eq!(a.list("vg0_b").unwrap().len(), 1, "another VG's copies are separate");
+        assert_eq!(
+            a.list("vg0_b").unwrap().len(),
+            1,
+            "another VG's copies are separate"
+        );
         a.backup("vg0", "current\n").unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("backup/vg0")).unwrap(), "current\n");
+        assert_eq!(
+            std::fs::read_to_string(root.join("backup/vg0")).unwrap(),
+            "current\n"
+        );
         a.remove_backup("vg0").unwrap();
         a.remove_backup("vg0").unwrap();
-        let off = Archive { keep: 0, ..a.clone() };
+        let off = Archive {
+            keep: 0,
+            ..a.clone()
+        };
         assert_eq!(off.archive("vg0", "x").unwrap(), None);
         std::fs::remove_dir_all(root).unwrap();
     }

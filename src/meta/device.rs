@@ -15,13 +15,27 @@ const ALIGN: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("{path}: cannot open: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {what} at byte {offset} ({len} bytes) failed: {source}")]
-    Io { path: PathBuf, what: &'static str, offset: u64, len: usize, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        offset: u64,
+        len: usize,
+        source: std::io::Error,
+    },
     #[error("{path}: is neither a block device nor a regular file")]
     NotADevice { path: PathBuf },
     #[error("{path}: {offset}+{len} lies past the end of the device ({size} bytes)")]
-    PastEnd { path: PathBuf, offset: u64, len: usize, size: u64 },
+    PastEnd {
+        path: PathBuf,
+        offset: u64,
+        len: usize,
+        size: u64,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, DeviceError>;
@@ -89,32 +103,68 @@ impl Device {
         };
         let (file, direct) = match open(true) {
             Ok(f) => (f, true),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                (open(false).map_err(|source| DeviceError::Open { path: path.to_owned(), source })?, false)
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => (
+                open(false).map_err(|source| DeviceError::Open {
+                    path: path.to_owned(),
+                    source,
+                })?,
+                false,
+            ),
+            Err(source) => {
+                return Err(DeviceError::Open {
+                    path: path.to_owned(),
+                    source,
+                })
             }
-            Err(source) => return Err(DeviceError::Open { path: path.to_owned(), source }),
         };
-        let meta = file.metadata().map_err(|source| DeviceError::Open { path: path.to_owned(), source })?;
+        let meta = file.metadata().map_err(|source| DeviceError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let (size, devno) = if meta.file_type().is_block_device() {
             let mut size = 0u64;
             // SAFETY: BLKGETSIZE64 writes one u64.
-            unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(|e| DeviceError::Open {
-                path: path.to_owned(),
-                source: std::io::Error::from(e),
+            unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(|e| {
+                DeviceError::Open {
+                    path: path.to_owned(),
+                    source: std::io::Error::from(e),
+                }
             })?;
             let rdev = meta.rdev();
-            (size, Some((nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32)))
+            (
+                size,
+                Some((
+                    nix::sys::stat::major(rdev) as u32,
+                    nix::sys::stat::minor(rdev) as u32,
+                )),
+            )
         } else if meta.file_type().is_file() {
             (meta.len(), None)
         } else {
-            return Err(DeviceError::NotADevice { path: path.to_owned() });
+            return Err(DeviceError::NotADevice {
+                path: path.to_owned(),
+            });
         };
-        Ok(Device { file, path: path.to_owned(), size, devno, direct })
+        Ok(Device {
+            file,
+            path: path.to_owned(),
+            size,
+            devno,
+            direct,
+        })
     }
 
     fn check_range(&self, offset: u64, len: usize) -> Result<()> {
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.size) {
-            return Err(DeviceError::PastEnd { path: self.path.clone(), offset, len, size: self.size });
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
+            return Err(DeviceError::PastEnd {
+                path: self.path.clone(),
+                offset,
+                len,
+                size: self.size,
+            });
         }
         Ok(())
     }
@@ -134,15 +184,15 @@ impl Device {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let mut done = 0;
         while done < buf.len() {
-            let n = nix::sys::uio::pread(&self.file, &mut buf[done..], (offset + done as u64) as i64).map_err(|e| {
-                DeviceError::Io {
+            let n =
+                nix::sys::uio::pread(&self.file, &mut buf[done..], (offset + done as u64) as i64)
+                    .map_err(|e| DeviceError::Io {
                     path: self.path.clone(),
                     what: "read",
                     offset,
                     len: buf.len(),
                     source: std::io::Error::from(e),
-                }
-            })?;
+                })?;
             if n == 0 {
                 // End of a device whose size is not a multiple of the alignment.
                 break;
@@ -156,7 +206,13 @@ impl Device {
     /// O_DIRECT), then waits for it to reach the device.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_range(offset, data.len())?;
-        let io_err = |what, source| DeviceError::Io { path: self.path.clone(), what, offset, len: data.len(), source };
+        let io_err = |what, source| DeviceError::Io {
+            path: self.path.clone(),
+            what,
+            offset,
+            len: data.len(),
+            source,
+        };
         if self.direct {
             let start = offset - offset % ALIGN as u64;
             let end = (offset + data.len() as u64).div_ceil(ALIGN as u64) * ALIGN as u64;
@@ -170,21 +226,21 @@ impl Device {
         } else {
             self.write_all_at(offset, data)?;
         }
-        nix::unistd::fdatasync(self.file.as_raw_fd()).map_err(|e| io_err("fdatasync", std::io::Error::from(e)))
+        nix::unistd::fdatasync(self.file.as_raw_fd())
+            .map_err(|e| io_err("fdatasync", std::io::Error::from(e)))
     }
 
     fn write_all_at(&self, offset: u64, buf: &[u8]) -> Result<()> {
         let mut done = 0;
         while done < buf.len() {
-            let n = nix::sys::uio::pwrite(&self.file, &buf[done..], (offset + done as u64) as i64).map_err(|e| {
-                DeviceError::Io {
+            let n = nix::sys::uio::pwrite(&self.file, &buf[done..], (offset + done as u64) as i64)
+                .map_err(|e| DeviceError::Io {
                     path: self.path.clone(),
                     what: "write",
                     offset,
                     len: buf.len(),
                     source: std::io::Error::from(e),
-                }
-            })?;
+                })?;
             done += n;
         }
         Ok(())
@@ -204,13 +260,20 @@ mod tests {
         dev.write_at(4090, b"across a block boundary").unwrap();
         assert_eq!(dev.read_at(4090, 23).unwrap(), b"across a block boundary");
         assert_eq!(dev.read_at(4089, 1).unwrap(), [0xAA]);
-        assert_eq!(dev.read_at(3 * 4096 + 99, 1).unwrap(), [0xAA], "the unaligned tail is readable");
+        assert_eq!(
+            dev.read_at(3 * 4096 + 99, 1).unwrap(),
+            [0xAA],
+            "the unaligned tail is readable"
+        );
         let e = dev.read_at(3 * 4096 + 99, 2).unwrap_err();
         assert!(e.to_string().contains("past the end"), "{e}");
         assert!(dev.write_at(u64::MAX - 1, b"xx").is_err());
         std::fs::remove_file(&path).unwrap();
         let e = Device::open(&path, false).unwrap_err();
         assert!(e.to_string().contains("cannot open"), "{e}");
-        assert!(matches!(Device::open(Path::new("/dev/null"), false), Err(DeviceError::NotADevice { .. })));
+        assert!(matches!(
+            Device::open(Path::new("/dev/null"), false),
+            Err(DeviceError::NotADevice { .. })
+        ));
     }
 }

@@ -2,9 +2,14 @@
 //! Knows nothing of device-mapper, DRBD or the stack.
 
 pub mod alloc;
+pub mod archive;
+pub mod commit;
 pub mod crc;
+pub mod device;
 pub mod label;
 pub mod lock;
 pub mod mda;
 pub mod model;
+pub mod ops;
+pub mod scan;
 pub mod text;

@@ -181,6 +181,48 @@ fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
     })
 }
 
+/// The name lvm2 shows for a device-mapper device: `/dev/<vg>/<lv>` for an
+/// LV (uuid `LVM-` with no layer suffix) whose link exists, otherwise
+/// `/dev/mapper/<name>`. None for other devices (their path stays as given).
+pub fn preferred_name((major, minor): (u32, u32)) -> Option<PathBuf> {
+    let sys = format!("/sys/dev/block/{major}:{minor}/dm");
+    let name = std::fs::read_to_string(format!("{sys}/name"))
+        .ok()?
+        .trim()
+        .to_owned();
+    let uuid = std::fs::read_to_string(format!("{sys}/uuid")).unwrap_or_default();
+    let uuid = uuid.trim();
+    // "LVM-" + 32 + 32 characters is an LV itself; a suffix marks a layer.
+    if uuid.starts_with("LVM-") && uuid.len() == 68 {
+        if let Some((vg, lv)) = split_dm_name(&name) {
+            let link = PathBuf::from("/dev").join(vg).join(lv);
+            if link.exists() {
+                return Some(link);
+            }
+        }
+    }
+    Some(PathBuf::from("/dev/mapper").join(name))
+}
+
+/// Undoes lvm2's dm name escaping: the VG and LV are joined by the first
+/// single '-', and each '-' inside them is doubled.
+pub fn split_dm_name(name: &str) -> Option<(String, String)> {
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'-' {
+            if bytes.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let (vg, lv) = (&name[..i], &name[i + 1..]);
+            return Some((vg.replace("--", "-"), lv.replace("--", "-")));
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Every block device worth looking at, as lvm2 would name it: /dev/mapper/<name>
 /// for device-mapper devices, /dev/<name> otherwise. Empty devices are skipped.
 pub fn block_devices() -> Vec<PathBuf> {
@@ -471,4 +513,26 @@ fn pick_top(copies: &[ScannedPv]) -> Option<usize> {
         }
     }
     (candidates.len() == 1).then(|| candidates[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_names_split_back_into_vg_and_lv() {
+        assert_eq!(
+            split_dm_name("vgall-cached"),
+            Some(("vgall".into(), "cached".into()))
+        );
+        assert_eq!(
+            split_dm_name("DRBDVG2-my--container"),
+            Some(("DRBDVG2".into(), "my-container".into()))
+        );
+        assert_eq!(
+            split_dm_name("a--b-c--d"),
+            Some(("a-b".into(), "c-d".into()))
+        );
+        assert_eq!(split_dm_name("nodash"), None);
+    }
 }
