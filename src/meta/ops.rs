@@ -200,7 +200,7 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// lvm2's tag rules: [a-zA-Z0-9_+.-/=!:&#], at most 1024 characters.
+/// lvm2's tag rules (validate_tag): not empty, [a-zA-Z0-9_+.-/=!:&#], any length.
 pub fn check_tag(tag: &str) -> Result<()> {
     let bad = |why| {
         Err(OpError::BadName {
@@ -208,8 +208,8 @@ pub fn check_tag(tag: &str) -> Result<()> {
             why,
         })
     };
-    if tag.is_empty() || tag.len() > 1024 {
-        return bad("a tag has 1 to 1024 characters");
+    if tag.is_empty() {
+        return bad("a tag cannot be empty");
     }
     if !tag
         .bytes()

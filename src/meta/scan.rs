@@ -124,8 +124,13 @@ pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
     for area in &label.pv_header.metadata_areas {
         mdas.push(read_mda(&dev, area.offset)?);
     }
+    // lvm2's name for the device: /dev/vg/lv for an LV, not the path given.
+    let path = dev
+        .devno
+        .and_then(preferred_name)
+        .unwrap_or_else(|| path.to_owned());
     Ok(Some(ScannedPv {
-        path: path.to_owned(),
+        path,
         devno: dev.devno,
         size: dev.size,
         label,
