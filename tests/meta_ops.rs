@@ -377,3 +377,49 @@ fn damaged_metadata_names_the_device() {
     .unwrap_err();
     assert!(e.to_string().contains("bad magic"), "{e}");
 }
+
+#[test]
+fn linear_lvs_are_allocated_committed_and_reported() {
+    let mut lab = Lab::new("lvs");
+    let (a, b) = (lab.disk("a", 64), lab.disk("b", 64));
+    ops::pv_create(&lab.env, &a, None).unwrap();
+    ops::pv_create(&lab.env, &b, None).unwrap();
+    ops::vg_create(
+        &lab.env,
+        "vgl",
+        &[a.clone(), b.clone()],
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap();
+    let mut change = ops::begin_change(&lab.env, "vgl", &[]).unwrap();
+    ops::add_linear_lv(&mut change.metadata.vg, "small", 2, None).unwrap();
+    ops::add_linear_lv(&mut change.metadata.vg, "on-b", 3, Some(&[1])).unwrap();
+    // 15 + 15 extents in all; 20 do not fit on one PV: two segments.
+    ops::add_linear_lv(&mut change.metadata.vg, "big", 20, None).unwrap();
+    let e = ops::add_linear_lv(&mut change.metadata.vg, "big", 1, None).unwrap_err();
+    assert!(e.to_string().contains("already has an LV named big"), "{e}");
+    let e = ops::add_linear_lv(&mut change.metadata.vg, "huge", 100, None).unwrap_err();
+    assert!(e.to_string().contains("free extents"), "{e}");
+    change.commit(&lab.env, &[]).unwrap();
+
+    let scan = lab.scan();
+    let rows = cairn::lvm::query::lvs(&scan, &["vgl".to_owned()], false, None).unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["lv_name"] == name).unwrap().clone();
+    assert_eq!(row("small")["lv_size"], (8u64 << 20).to_string());
+    assert_eq!(row("small")["devices"], format!("{}(0)", a.display()));
+    assert_eq!(row("on-b")["devices"], format!("{}(0)", b.display()));
+    assert_eq!(
+        rows.iter().filter(|r| r["lv_name"] == "big").count(),
+        2,
+        "one row per segment"
+    );
+    assert!(
+        rows.iter().all(|r| r["lv_attr"] == "-wi-------"),
+        "inactive linear LVs"
+    );
+    let vg = cairn::lvm::query::vgs(&scan, &[]).unwrap();
+    assert_eq!(
+        (vg[0]["lv_count"].as_str(), vg[0]["vg_free_count"].as_str()),
+        ("3", "5")
+    );
+}

@@ -584,3 +584,71 @@ pub fn vg_remove(env: &Env, name: &str, force: bool) -> Result<()> {
     let _ = lock::invalidate_hints(&env.run_dir);
     Ok(())
 }
+
+/// Adds a linear LV of `extents` extents to the model (metadata only: no
+/// device is made, nothing is written; issue-4 activation builds on it).
+/// Extents come from [`super::alloc::allocate`], only on `on_pvs` if given.
+pub fn add_linear_lv(
+    vg: &mut VolumeGroup,
+    name: &str,
+    extents: u64,
+    on_pvs: Option<&[usize]>,
+) -> Result<()> {
+    check_name(name)?;
+    if vg.lv(name).is_some() {
+        return Err(OpError::Refused {
+            vg: vg.name.clone(),
+            why: format!("already has an LV named {name}"),
+        });
+    }
+    let runs = super::alloc::allocate(vg, extents, on_pvs, None).map_err(|e| OpError::Refused {
+        vg: vg.name.clone(),
+        why: e.to_string(),
+    })?;
+    let mut start = 0;
+    let segments = runs
+        .iter()
+        .map(|r| {
+            let seg = super::model::Segment {
+                start_extent: start,
+                extent_count: r.count,
+                reshape_count: None,
+                type_flags: vec![],
+                tags: vec![],
+                kind: super::model::SegmentKind::Striped {
+                    stripe_size: None,
+                    stripes: vec![super::model::Area::Pv {
+                        pv: r.pv,
+                        pe: r.start,
+                    }],
+                },
+                extra: Section::default(),
+            };
+            start += r.count;
+            seg
+        })
+        .collect();
+    let host = nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    vg.lvs.push(super::model::LogicalVolume {
+        name: name.to_owned(),
+        id: random_uuid()?.to_dashed(),
+        status: super::model::LvStatus::READ
+            | super::model::LvStatus::WRITE
+            | super::model::LvStatus::VISIBLE,
+        flags: vec![],
+        tags: vec![],
+        creation_time: Some(now()),
+        creation_host: Some(host),
+        lock_args: None,
+        allocation_policy: None,
+        profile: None,
+        read_ahead: None,
+        major: None,
+        minor: None,
+        segments,
+        extra: Section::default(),
+    });
+    Ok(())
+}
