@@ -25,6 +25,127 @@ struct Pair {
     name: &'static str,
     cairn: Vec<String>,
     baseline: Vec<String>,
+    /// Run (untimed) after each timed command, to undo what it did.
+    reset: Option<Vec<String>>,
+    /// Rounds, when fewer than the default suit a slow pair.
+    rounds: Option<usize>,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The LVM reports (cairn vs lvm2, same fields) and vg create, on the VGs
+/// that `meta_setup` builds: vgb200 with 200 LVs, and a spare PV.
+fn meta_pairs(spare: &str) -> Vec<Pair> {
+    let cairn = |args: &str| {
+        let mut v = vec![CAIRN.to_owned()];
+        v.extend(words(args));
+        v
+    };
+    let lvm = |cmd: &str, fields: &str, vg: &str| {
+        words(&format!(
+            "{cmd} --reportformat json --units b --nosuffix -o {fields} {vg}"
+        ))
+    };
+    let lv_fields = cairn::lvm::report::LV_FIELDS.join(",");
+    let vg_fields = cairn::lvm::report::VG_FIELDS.join(",");
+    let pv_fields = cairn::lvm::report::PV_FIELDS.join(",");
+    vec![
+        Pair {
+            name: "lvs_200",
+            cairn: cairn("--json lvs vgb200"),
+            baseline: lvm("lvs", &lv_fields, "vgb200"),
+            reset: None,
+            rounds: None,
+        },
+        Pair {
+            name: "vgs",
+            cairn: cairn("--json vgs vgb200"),
+            baseline: lvm("vgs", &vg_fields, "vgb200"),
+            reset: None,
+            rounds: None,
+        },
+        Pair {
+            name: "pvs",
+            cairn: cairn("--json pvs --vg vgb200"),
+            baseline: words(&format!(
+                "pvs --reportformat json --units b --nosuffix -o {pv_fields} --select vg_name=vgb200"
+            )),
+            reset: None,
+            rounds: None,
+        },
+        Pair {
+            name: "vg_create",
+            cairn: cairn(&format!("vg create vgnew {spare}")),
+            baseline: words(&format!("vgcreate -q vgnew {spare}")),
+            reset: Some(words("vgremove -q -f vgnew")),
+            rounds: Some(10),
+        },
+    ]
+}
+
+/// Builds the VGs the LVM pairs use, through cairn's library (200 and 1000
+/// lvcreates with lvm2 would take minutes here): returns the spare PV.
+fn meta_setup(g: &Guest) -> Result<(Vec<lab::guest::LoopDisk>, String), String> {
+    let disks = vec![
+        g.loop_disk("b200", 2048)?,
+        g.loop_disk("b1000", 8192)?,
+        g.loop_disk("spare", 64)?,
+    ];
+    let env = cairn::meta::ops::Env {
+        command: "cairn bench setup".into(),
+        ..Default::default()
+    };
+    for d in &disks {
+        g.cairn(&["pv", "create", &d.dev])?;
+    }
+    for (vg, disk, count) in [("vgb200", &disks[0], 200), ("vgb1000", &disks[1], 1000)] {
+        g.cairn(&["vg", "create", vg, &disk.dev])?;
+        let mut change =
+            cairn::meta::ops::begin_change(&env, vg, &[]).map_err(|e| e.to_string())?;
+        for i in 0..count {
+            cairn::meta::ops::add_linear_lv(&mut change.metadata.vg, &format!("lv{i:04}"), 1, None)
+                .map_err(|e| e.to_string())?;
+        }
+        change.commit(&env, &[]).map_err(|e| e.to_string())?;
+    }
+    let spare = disks[2].dev.clone();
+    Ok((disks, spare))
+}
+
+/// Peak RSS (KiB) of a command: measured by a fresh copy of this binary,
+/// so that no other child counts (RUSAGE_CHILDREN keeps the maximum).
+fn peak_rss_kib(argv: &[String]) -> Result<u64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .arg("--rss-of")
+        .args(argv)
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| format!("rss probe failed: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `--rss-of CMD...`: runs CMD, prints its peak RSS in KiB.
+fn rss_of(argv: &[String]) -> ! {
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .status();
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    match (status, usage) {
+        (Ok(s), Ok(u)) if s.success() => {
+            println!("{}", u.max_rss());
+            std::process::exit(0)
+        }
+        (s, u) => {
+            eprintln!("{s:?} {u:?}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn pairs() -> Vec<Pair> {
@@ -39,11 +160,15 @@ fn pairs() -> Vec<Pair> {
             name: "dm_ls",
             cairn: cairn(&["dm", "ls"]),
             baseline: argv(&["dmsetup", "ls"]),
+            reset: None,
+            rounds: None,
         },
         Pair {
             name: "dm_targets",
             cairn: cairn(&["dm", "targets"]),
             baseline: argv(&["dmsetup", "targets"]),
+            reset: None,
+            rounds: None,
         },
     ]
 }
@@ -96,19 +221,32 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 fn run_pair(pair: &Pair, warmup: usize, rounds: usize) -> Result<Value, String> {
+    let rounds = pair.rounds.unwrap_or(rounds).min(rounds);
+    let reset = || -> Result<(), String> {
+        if let Some(r) = &pair.reset {
+            time_argv(r)?;
+        }
+        Ok(())
+    };
+    // A timed command followed by its (untimed) reset.
+    let timed = |argv: &[String]| -> Result<f64, String> {
+        let ms = time_argv(argv)?;
+        reset()?;
+        Ok(ms)
+    };
     for _ in 0..warmup {
-        time_argv(&pair.cairn)?;
-        time_argv(&pair.baseline)?;
+        timed(&pair.cairn)?;
+        timed(&pair.baseline)?;
     }
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // Alternate which side goes first so neither always runs warm.
         let (a, b) = if round % 2 == 0 {
-            let a = time_argv(&pair.cairn)?;
-            (a, time_argv(&pair.baseline)?)
+            let a = timed(&pair.cairn)?;
+            (a, timed(&pair.baseline)?)
         } else {
-            let b = time_argv(&pair.baseline)?;
-            (time_argv(&pair.cairn)?, b)
+            let b = timed(&pair.baseline)?;
+            (timed(&pair.cairn)?, b)
         };
         ours.push(a);
         theirs.push(b);
@@ -174,6 +312,21 @@ fn guest_main() -> Result<(), String> {
     }
     reference::teardown(&g)?;
     drop(disks);
+    // LVM metadata: reports on a 200-LV VG, vg create, memory at 1000 LVs.
+    let (meta_disks, spare) = meta_setup(&g)?;
+    for pair in meta_pairs(&spare).iter().filter(|p| selected(p.name)) {
+        results.push(run_pair(pair, warmup, rounds)?);
+    }
+    let lvs_1000: Vec<String> = [CAIRN, "--json", "lvs", "vgb1000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rss_1000 = peak_rss_kib(&lvs_1000)?;
+    let lvm_lvs_1000: Vec<String> =
+        words("lvs --reportformat json -o lv_name,lv_size,lv_attr vgb1000");
+    let lvm_rss_1000 = peak_rss_kib(&lvm_lvs_1000)?;
+    let _ = g.sh("vgremove -q -ff vgb200 vgb1000");
+    drop(meta_disks);
     let report = json!({
         "kernel": g.run(&["uname", "-r"])?.trim(),
         "vcpus": 2,
@@ -185,6 +338,8 @@ fn guest_main() -> Result<(), String> {
         "pair_rounds": rounds,
         "pair_warmup": warmup,
         "pairs": results,
+        "cairn_lvs_1000_peak_rss_kib": rss_1000,
+        "lvm2_lvs_1000_peak_rss_kib": lvm_rss_1000,
     });
     std::fs::write(
         "/lab/out/bench.json",
@@ -223,6 +378,10 @@ fn print_report(report: &Value) {
             p["baseline"].as_str().unwrap_or("?"),
         );
     }
+    println!(
+        "\nPeak RSS of `cairn --json lvs` on a VG with 1000 LVs: {} KiB (lvm2's lvs: {} KiB)",
+        report["cairn_lvs_1000_peak_rss_kib"], report["lvm2_lvs_1000_peak_rss_kib"]
+    );
     println!(
         "\nReference scenario baseline (lvm2/drbdadm/lxc, median of {} rounds):",
         report["scenario_rounds"]
@@ -267,6 +426,10 @@ fn host_main() -> Result<(), String> {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--rss-of") {
+        rss_of(&argv[2..])
+    }
     let in_guest = std::env::var_os("CAIRN_LAB_GUEST").is_some();
     let result = if in_guest { guest_main() } else { host_main() };
     if let Err(e) = result {

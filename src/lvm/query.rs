@@ -56,14 +56,23 @@ fn pv_infos(scan: &Scan, view: &VgView) -> Vec<Option<PvInfo>> {
         .collect()
 }
 
-/// The VGs named (all when `names` is empty), by name.
-fn select<'a>(all: &'a BTreeMap<String, VgView>, names: &[String]) -> Result<Vec<&'a VgView>> {
+/// The VGs named (all when `names` is empty), in name order. Only these
+/// VGs' texts get parsed.
+fn select(scan: &Scan, names: &[String]) -> Result<Vec<VgView>> {
     if names.is_empty() {
-        return Ok(all.values().collect());
+        return Ok(scan.vgs()?.into_values().collect());
     }
-    names
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted
         .iter()
-        .map(|n| all.get(n).ok_or_else(|| QueryError::NoSuchVg(n.clone())))
+        .map(|n| {
+            scan.vg(n).map_err(|e| match e {
+                ScanError::NoSuchVg(n) => QueryError::NoSuchVg(n),
+                e => e.into(),
+            })
+        })
         .collect()
 }
 
@@ -113,9 +122,8 @@ pub fn lvs(
     all: bool,
     control: Option<&dm::Control>,
 ) -> Result<Vec<Row>> {
-    let vgs = scan.vgs()?;
     let mut rows = Vec::new();
-    for view in select(&vgs, names)? {
+    for view in &select(scan, names)? {
         let act = activity(view, control)?;
         let lookup = |lv: &str| act.get(lv).copied().unwrap_or(LvActivity::INACTIVE);
         rows.extend(report::lv_rows(
@@ -130,18 +138,16 @@ pub fn lvs(
 
 /// `vgs [VG...]`.
 pub fn vgs(scan: &Scan, names: &[String]) -> Result<Vec<Row>> {
-    let vgs = scan.vgs()?;
-    select(&vgs, names)?
-        .into_iter()
+    select(scan, names)?
+        .iter()
         .map(|view| Ok(report::vg_row(&view.metadata.vg, &pv_infos(scan, view))?))
         .collect()
 }
 
 /// `pvs`: the PVs of the VGs named (all PVs, orphans included, when none are).
 pub fn pvs(scan: &Scan, names: &[String]) -> Result<Vec<Row>> {
-    let vgs = scan.vgs()?;
     let mut rows = Vec::new();
-    for view in select(&vgs, names)? {
+    for view in &select(scan, names)? {
         rows.extend(report::pv_rows(&view.metadata.vg, &pv_infos(scan, view))?);
     }
     if names.is_empty() {

@@ -1608,14 +1608,22 @@ pub fn to_lvm2_json(kind: ReportKind, rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str("  {\n      \"report\": [\n          {\n");
     out.push_str(&format!("              \"{}\": [\n", kind.as_str()));
+    // Written straight into one buffer: for 1000 LVs this is 24000 fields.
     for (n, row) in rows.iter().enumerate() {
-        let fields: Vec<String> = kind
-            .fields()
-            .iter()
-            .filter_map(|k| row.get(k).map(|v| format!("\"{k}\":{}", json_string(v))))
-            .collect();
         out.push_str("                  {");
-        out.push_str(&fields.join(", "));
+        let mut first = true;
+        for k in kind.fields() {
+            if let Some(v) = row.get(k) {
+                if !first {
+                    out.push_str(", ");
+                }
+                first = false;
+                out.push('"');
+                out.push_str(k);
+                out.push_str("\":");
+                push_json_string(&mut out, v);
+            }
+        }
         out.push('}');
         if n + 1 < rows.len() {
             out.push(',');
@@ -1629,9 +1637,13 @@ pub fn to_lvm2_json(kind: ReportKind, rows: &[Row]) -> String {
 /// A JSON string. lvm2 escapes only '"'; names and tags cannot hold '\\'
 /// or control characters, but escaping them keeps the output valid JSON
 /// whatever the metadata says.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -1641,7 +1653,6 @@ fn json_string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 #[cfg(test)]

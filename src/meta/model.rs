@@ -611,6 +611,18 @@ fn read_lv(vg: &str, name: &str, section: &Section, pv_keys: &[String]) -> Resul
         segments: Vec::new(),
         extra: Section::default(),
     };
+    // lvm2 (_read_lvnames) reads the two together and refuses either alone;
+    // cairn writes creation_host only beside creation_time.
+    if lv.creation_time.is_some() != lv.creation_host.is_some() {
+        return Err(ModelError::Missing {
+            path,
+            key: if lv.creation_time.is_some() {
+                "creation_host"
+            } else {
+                "creation_time"
+            },
+        });
+    }
     let count = r.u64("segment_count")?;
     for n in 1..=count {
         let key = format!("segment{n}");

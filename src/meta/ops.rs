@@ -258,7 +258,7 @@ pub fn pv_create(env: &Env, path: &Path, uuid: Option<PvUuid>) -> Result<Label> 
         let vg = scan::read_pv(path)?
             .and_then(|p| {
                 p.newest_copy()
-                    .map(|c| format!(" in volume group {}", c.metadata.vg.name))
+                    .map(|c| format!(" in volume group {}", c.vg_name))
             })
             .unwrap_or_default();
         let _ = existing;
@@ -319,7 +319,7 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
     if let Some(copy) = pv.newest_copy() {
         return Err(OpError::InVg {
             path: path.to_owned(),
-            vg: copy.metadata.vg.name.clone(),
+            vg: copy.vg_name.clone(),
         });
     }
     let dev = Device::open(path, true)?;
@@ -372,7 +372,7 @@ fn orphan_labels(scan: &Scan, paths: &[PathBuf]) -> Result<Vec<(PathBuf, Label)>
         if let Some(copy) = pv.newest_copy() {
             return Err(OpError::InVg {
                 path: path.clone(),
-                vg: copy.metadata.vg.name.clone(),
+                vg: copy.vg_name.clone(),
             });
         }
         out.push((pv.path.clone(), pv.label.clone()));

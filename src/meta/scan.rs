@@ -68,14 +68,80 @@ impl ScanError {
     }
 }
 
-/// The committed copy of a VG's text found in one metadata area.
+/// The committed copy of a VG's text found in one metadata area. Only its
+/// first lines (name, id, seqno) are read at scan time; the whole text is
+/// parsed when the VG is asked for, so a report on one VG does not pay for
+/// every other VG on the host.
 #[derive(Debug, Clone)]
 pub struct Copy {
     pub text: String,
     pub checksum: u32,
     /// Text length including the NUL, as in the raw_locn.
     pub size: u64,
-    pub metadata: Metadata,
+    pub vg_name: String,
+    pub vg_id: String,
+    pub seqno: u64,
+    /// Where it was read, for errors.
+    path: PathBuf,
+    start: u64,
+    parsed: std::cell::OnceCell<std::result::Result<Metadata, ModelError>>,
+}
+
+impl Copy {
+    fn new(text: String, checksum: u32, size: u64, path: &Path, start: u64) -> Result<Copy> {
+        let text_err = |source| ScanError::Text {
+            path: path.to_owned(),
+            start,
+            source,
+        };
+        let mut copy = Copy {
+            text,
+            checksum,
+            size,
+            vg_name: String::new(),
+            vg_id: String::new(),
+            seqno: 0,
+            path: path.to_owned(),
+            start,
+            parsed: std::cell::OnceCell::new(),
+        };
+        match peek_header(&copy.text) {
+            Some((name, id, seqno)) => (copy.vg_name, copy.vg_id, copy.seqno) = (name, id, seqno),
+            // Not laid out as lvm2 lays it out: parse it all now.
+            None => {
+                let md = model::parse(&copy.text).map_err(text_err)?;
+                (copy.vg_name, copy.vg_id, copy.seqno) =
+                    (md.vg.name.clone(), md.vg.id.clone(), md.vg.seqno);
+                let _ = copy.parsed.set(Ok(md));
+            }
+        }
+        Ok(copy)
+    }
+
+    /// The whole VG (parsed on first use).
+    pub fn metadata(&self) -> Result<&Metadata> {
+        self.parsed
+            .get_or_init(|| model::parse(&self.text))
+            .as_ref()
+            .map_err(|e| ScanError::Text {
+                path: self.path.clone(),
+                start: self.start,
+                source: e.clone(),
+            })
+    }
+}
+
+/// The VG name, id and seqno from the first lines of a text written as lvm2
+/// writes it (`name {`, `id = "..."`, `seqno = N`); None otherwise.
+fn peek_header(text: &str) -> Option<(String, String, u64)> {
+    let mut lines = text.lines();
+    let name = lines.next()?.strip_suffix(" {")?;
+    if !super::text::is_plain_key(name) {
+        return None;
+    }
+    let id = lines.next()?.strip_prefix("id = \"")?.strip_suffix('"')?;
+    let seqno = lines.next()?.strip_prefix("seqno = ")?.parse().ok()?;
+    Some((name.to_owned(), id.to_owned(), seqno))
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +168,7 @@ impl ScannedPv {
         self.mdas
             .iter()
             .filter_map(|m| m.committed.as_ref())
-            .max_by_key(|c| c.metadata.vg.seqno)
+            .max_by_key(|c| c.seqno)
     }
 }
 
@@ -170,19 +236,10 @@ fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
             message: "text is not UTF-8".into(),
         },
     })?;
-    let metadata = model::parse(&text).map_err(|source| ScanError::Text {
-        path: dev.path.clone(),
-        start,
-        source,
-    })?;
+    let copy = Copy::new(text, locn.checksum, locn.size, &dev.path, start)?;
     Ok(ScannedMda {
         header,
-        committed: Some(Copy {
-            text,
-            checksum: locn.checksum,
-            size: locn.size,
-            metadata,
-        }),
+        committed: Some(copy),
     })
 }
 
@@ -333,32 +390,47 @@ impl Scan {
 
     /// The VG called `name`, from the newest consistent copy.
     pub fn vg(&self, name: &str) -> Result<VgView> {
-        self.vgs()?
-            .remove(name)
-            .ok_or_else(|| ScanError::NoSuchVg(name.to_owned()))
+        let newest = self.newest_copies()?;
+        let (seqno, copy) = newest
+            .get(name)
+            .ok_or_else(|| ScanError::NoSuchVg(name.to_owned()))?;
+        self.view(*seqno, copy)
+    }
+
+    /// Names of every VG seen.
+    pub fn vg_names(&self) -> Result<Vec<String>> {
+        Ok(self.newest_copies()?.into_keys().collect())
     }
 
     /// Every VG seen, by name.
     pub fn vgs(&self) -> Result<BTreeMap<String, VgView>> {
-        // name -> (seqno, checksum, device, index of the PV carrying it)
+        self.newest_copies()?
+            .into_iter()
+            .map(|(name, (seqno, copy))| Ok((name, self.view(seqno, copy)?)))
+            .collect()
+    }
+
+    /// For each VG name, its newest copy, checked for name clashes and for
+    /// copies of one seqno that differ.
+    fn newest_copies(&self) -> Result<BTreeMap<String, (u64, &Copy)>> {
+        // name -> (seqno, checksum, device, the copy)
         let mut newest: BTreeMap<String, (u64, u32, usize, &Copy)> = BTreeMap::new();
         for (i, pv) in self.pvs.iter().enumerate() {
             for copy in pv.mdas.iter().filter_map(|m| m.committed.as_ref()) {
-                let vg = &copy.metadata.vg;
-                match newest.get(&vg.name) {
-                    Some((_, _, _, other)) if other.metadata.vg.id != vg.id => {
+                match newest.get(&copy.vg_name) {
+                    Some((_, _, _, other)) if other.vg_id != copy.vg_id => {
                         return Err(ScanError::NameClash {
-                            name: vg.name.clone(),
-                            a: other.metadata.vg.id.clone(),
-                            b: vg.id.clone(),
+                            name: copy.vg_name.clone(),
+                            a: other.vg_id.clone(),
+                            b: copy.vg_id.clone(),
                         })
                     }
                     Some((seqno, checksum, at, _))
-                        if *seqno == vg.seqno && *checksum != copy.checksum =>
+                        if *seqno == copy.seqno && *checksum != copy.checksum =>
                     {
                         return Err(ScanError::Inconsistent {
-                            vg: vg.name.clone(),
-                            seqno: vg.seqno,
+                            vg: copy.vg_name.clone(),
+                            seqno: copy.seqno,
                             copies: format!(
                                 "checksum {checksum:#x} on {}, {:#x} on {}",
                                 self.pvs[*at].path.display(),
@@ -367,16 +439,22 @@ impl Scan {
                             ),
                         })
                     }
-                    Some((seqno, _, _, _)) if *seqno >= vg.seqno => {}
+                    Some((seqno, _, _, _)) if *seqno >= copy.seqno => {}
                     _ => {
-                        newest.insert(vg.name.clone(), (vg.seqno, copy.checksum, i, copy));
+                        newest.insert(copy.vg_name.clone(), (copy.seqno, copy.checksum, i, copy));
                     }
                 }
             }
         }
-        let mut out = BTreeMap::new();
-        for (name, (seqno, _, _, copy)) in newest {
-            let metadata = copy.metadata.clone();
+        Ok(newest
+            .into_iter()
+            .map(|(name, (seqno, _, _, copy))| (name, (seqno, copy)))
+            .collect())
+    }
+
+    fn view(&self, seqno: u64, copy: &Copy) -> Result<VgView> {
+        {
+            let metadata = copy.metadata()?.clone();
             // Which scanned PV is each PV of the VG (None: missing).
             let devices = metadata
                 .vg
@@ -392,25 +470,17 @@ impl Scan {
             let stale = devices
                 .iter()
                 .flatten()
-                .filter(|&&d| {
-                    self.pvs[d]
-                        .newest_copy()
-                        .is_some_and(|c| c.metadata.vg.seqno < seqno)
-                })
+                .filter(|&&d| self.pvs[d].newest_copy().is_some_and(|c| c.seqno < seqno))
                 .map(|&d| self.pvs[d].path.clone())
                 .collect();
-            out.insert(
-                name,
-                VgView {
-                    metadata,
-                    text: copy.text.clone(),
-                    size: copy.size,
-                    devices,
-                    stale,
-                },
-            );
+            Ok(VgView {
+                metadata,
+                text: copy.text.clone(),
+                size: copy.size,
+                devices,
+                stale,
+            })
         }
-        Ok(out)
     }
 
     /// The problem found on `path`, if reading it failed.
