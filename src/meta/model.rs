@@ -565,6 +565,26 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         }
     }
     vg.extra = r.extra(|_| false);
+    // lvm2 (text_import_areas) refuses an area that names neither a PV nor
+    // an LV. Accepting one would also let a rewrite change its meaning: PVs
+    // are written as pv0, pv1, ..., so a dangling "pv0" would become a PV.
+    for lv in &vg.lvs {
+        for (i, seg) in lv.segments.iter().enumerate() {
+            let SegmentKind::Striped { stripes, .. } = &seg.kind else {
+                continue;
+            };
+            for area in stripes {
+                if let Area::Lv { lv: target, .. } = area {
+                    if vg.lv(target).is_none() {
+                        return Err(ModelError::Invalid {
+                            path: format!("{name}/logical_volumes/{}/segment{}", lv.name, i + 1),
+                            message: format!("stripes name {target:?}, neither a PV nor an LV"),
+                        });
+                    }
+                }
+            }
+        }
+    }
     Ok(vg)
 }
 

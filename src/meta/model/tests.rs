@@ -237,3 +237,31 @@ fn ctime_matches_lvm2s_comment() {
     assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970");
     assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000");
 }
+
+/// Found by fuzz/fuzz_targets/text.rs: both were read but could not be
+/// written back as read.
+#[test]
+fn refused_as_lvm2_refuses_them() {
+    let base = fixture!("vgall-pv-b-mda.bin");
+    let cases = [
+        // creation_host without creation_time was read, then dropped on write.
+        (
+            base.replacen("creation_time = 1795499007\n", "", 1),
+            "plain: missing creation_time",
+        ),
+        (
+            base.replacen("creation_host = \"cairn-a\"\n", "", 1),
+            "plain: missing creation_host",
+        ),
+        // An area naming no PV and no LV was read as an LV; once the PVs were
+        // written as pv0, pv1, ... it read back as a PV.
+        (
+            base.replacen("pv0 {", "pv9 {", 1),
+            "segment1: stripes name \"pv0\", neither a PV nor an LV",
+        ),
+    ];
+    for (text, what) in cases {
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(what), "expected {what:?} in {e:?}");
+    }
+}
