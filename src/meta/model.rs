@@ -9,7 +9,7 @@
 
 use bitflags::bitflags;
 
-use super::text::{self, Section, Value};
+use super::text::{self, Node, Section, Value};
 
 /// What is wrong with a metadata text, and where (`vg/logical_volumes/lv/segment1`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -377,8 +377,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The value under `key`. A section there is the wrong type, not an
+    /// absence: taken as absent, it would be kept in `extra`, and lost on a
+    /// rewrite behind the value the writer puts in its place.
+    fn value(&self, key: &'static str, expected: &'static str) -> Result<Option<&'a Value>> {
+        match self.section.get(key) {
+            None => Ok(None),
+            Some(Node::Value(v)) => Ok(Some(v)),
+            Some(Node::Section(_)) => Err(self.wrong(key, expected)),
+        }
+    }
+
     fn opt_str(&mut self, key: &'static str) -> Result<Option<String>> {
-        match self.section.value(key) {
+        match self.value(key, "a string")? {
             None => Ok(None),
             Some(Value::Str(s)) => {
                 self.used.push(key);
@@ -396,7 +407,7 @@ impl<'a> Reader<'a> {
     }
 
     fn opt_i64(&mut self, key: &'static str) -> Result<Option<i64>> {
-        match self.section.value(key) {
+        match self.value(key, "an integer")? {
             None => Ok(None),
             Some(Value::Int(i)) => {
                 self.used.push(key);
@@ -423,7 +434,7 @@ impl<'a> Reader<'a> {
     }
 
     fn str_list(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
-        match self.section.value(key) {
+        match self.value(key, "a list")? {
             None => Ok(None),
             Some(Value::List(items)) => {
                 let strings = items
@@ -460,12 +471,16 @@ impl<'a> Reader<'a> {
         Ok(flags)
     }
 
-    fn section(&mut self, key: &'static str) -> Option<&'a Section> {
-        let s = self.section.section(key);
-        if s.is_some() {
-            self.used.push(key);
+    /// The section under `key` (a value there is the wrong type, as above).
+    fn section(&mut self, key: &'static str) -> Result<Option<&'a Section>> {
+        match self.section.get(key) {
+            None => Ok(None),
+            Some(Node::Section(s)) => {
+                self.used.push(key);
+                Ok(Some(s))
+            }
+            Some(Node::Value(_)) => Err(self.wrong(key, "a section")),
         }
-        s
     }
 
     /// Everything not consumed, in its original order.
@@ -494,7 +509,17 @@ pub fn from_tree(root: &Section) -> Result<Metadata> {
             message: format!("more than one volume group section ({name}, {other})"),
         });
     }
-    let mut top = Reader::new(root, "metadata".into());
+    // The trailer's keys are values beside the VG's section (which may have
+    // any name, "description" too).
+    let values = Section {
+        entries: root
+            .entries
+            .iter()
+            .filter(|(_, n)| matches!(n, Node::Value(_)))
+            .cloned()
+            .collect(),
+    };
+    let mut top = Reader::new(&values, "metadata".into());
     if let Some(contents) = top.opt_str("contents")? {
         if contents != "Text Format Volume Group" {
             return Err(ModelError::Invalid {
@@ -516,7 +541,7 @@ pub fn from_tree(root: &Section) -> Result<Metadata> {
         description: top.opt_str("description")?.unwrap_or_default(),
         creation_host: top.opt_str("creation_host")?.unwrap_or_default(),
         creation_time: top.opt_u64("creation_time")?.unwrap_or(0),
-        extra: top.extra(|k| k == name),
+        extra: top.extra(|_| false),
     };
     let vg = read_vg(name, vg_section)?;
     Ok(Metadata { vg, trailer })
@@ -552,14 +577,14 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         });
     }
     let mut pv_keys = Vec::new();
-    if let Some(pvs) = r.section("physical_volumes") {
+    if let Some(pvs) = r.section("physical_volumes")? {
         for (key, pv) in pvs.sections() {
             pv_keys.push(key.to_owned());
             vg.pvs
                 .push(read_pv(&format!("{name}/physical_volumes/{key}"), pv)?);
         }
     }
-    if let Some(lvs) = r.section("logical_volumes") {
+    if let Some(lvs) = r.section("logical_volumes")? {
         for (lv_name, lv) in lvs.sections() {
             vg.lvs.push(read_lv(name, lv_name, lv, &pv_keys)?);
         }
@@ -801,7 +826,7 @@ fn read_cache_settings(r: &mut Reader) -> Result<CacheSettings> {
         chunk_size: r.opt_u64("chunk_size")?,
         cache_mode: r.opt_str("cache_mode")?,
         policy: r.opt_str("policy")?,
-        policy_settings: r.section("policy_settings").cloned(),
+        policy_settings: r.section("policy_settings")?.cloned(),
     })
 }
 

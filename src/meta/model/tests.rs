@@ -259,9 +259,22 @@ fn refused_as_lvm2_refuses_them() {
             base.replacen("pv0 {", "pv9 {", 1),
             "segment1: stripes name \"pv0\", neither a PV nor an LV",
         ),
+        // A section where a value belongs was taken as no value and kept in
+        // extra, then dropped on a rewrite behind the default written for it.
+        (
+            base.replacen("metadata_copies = 0\n", "metadata_copies {\n}\n", 1),
+            "vgall: metadata_copies has the wrong type",
+        ),
+        (
+            base.replacen("physical_volumes {", "physical_volumes = 1\nx {", 1),
+            "vgall: physical_volumes has the wrong type (expected a section)",
+        ),
     ];
     for (text, what) in cases {
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains(what), "expected {what:?} in {e:?}");
     }
+    // The trailer's keys are read beside the VG's section, whatever its name.
+    let text = base.replace("vgall {", "description {");
+    assert_eq!(parse(&text).unwrap().vg.name, "description");
 }
