@@ -722,7 +722,13 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
     let kind = match type_name.as_str() {
         "striped" => {
             let stripe_count = r.u64("stripe_count")?;
-            let stripe_size = r.opt_u64("stripe_size")?;
+            // As striped.c, which reads stripe_size only with more than one
+            // stripe (and writes it only then): with one, it stays in extra.
+            let stripe_size = if stripe_count > 1 {
+                r.opt_u64("stripe_size")?
+            } else {
+                None
+            };
             let areas = read_areas(&mut r, "stripes", pv_keys)?;
             if areas.len() as u64 != stripe_count {
                 return Err(ModelError::Invalid {

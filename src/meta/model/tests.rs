@@ -274,6 +274,25 @@ fn refused_as_lvm2_refuses_them() {
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains(what), "expected {what:?} in {e:?}");
     }
+    // stripe_size beside one stripe is not the segment's (striped.c reads it
+    // only with more); it was read, then not written. Now it is kept as read.
+    let text = base.replacen(
+        "stripe_count = 1\n",
+        "stripe_count = 1\nstripe_size = 128\n",
+        1,
+    );
+    let md = parse(&text).unwrap();
+    let seg = &md.vg.lvs[0].segments[0];
+    assert!(matches!(
+        seg.kind,
+        SegmentKind::Striped {
+            stripe_size: None,
+            ..
+        }
+    ));
+    assert_eq!(seg.extra.int("stripe_size"), Some(128));
+    let again = parse(&md.to_text(&context_of(&md, &text))).unwrap();
+    assert_eq!(again, md);
     // The trailer's keys are read beside the VG's section, whatever its name.
     let text = base.replace("vgall {", "description {");
     assert_eq!(parse(&text).unwrap().vg.name, "description");
