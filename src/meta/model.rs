@@ -630,6 +630,14 @@ fn read_pv(path: &str, section: &Section) -> Result<PhysicalVolume> {
         ba_size: r.opt_u64("ba_size")?,
         extra: Section::default(),
     };
+    // lvm2 refuses an "incomplete bootloader area specification" (and
+    // writes the two together).
+    if pv.ba_start.is_some() != pv.ba_size.is_some() {
+        return Err(ModelError::Invalid {
+            path: path.to_owned(),
+            message: "incomplete bootloader area (ba_start and ba_size go together)".into(),
+        });
+    }
     Ok(PhysicalVolume {
         extra: r.extra(|_| false),
         ..pv

@@ -259,6 +259,10 @@ fn refused_as_lvm2_refuses_them() {
             base.replacen("pv0 {", "pv9 {", 1),
             "segment1: stripes name \"pv0\", neither a PV nor an LV",
         ),
+        (
+            base.replacen("pe_count = 127\n", "pe_count = 127\nba_start = 2048\n", 1),
+            "physical_volumes/pv0: incomplete bootloader area",
+        ),
         // A section where a value belongs was taken as no value and kept in
         // extra, then dropped on a rewrite behind the default written for it.
         (
