@@ -287,6 +287,44 @@ fn cairn_and_lvm2_take_turns(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// lvm2 and cairn wait on the same lock files: while another process holds
+/// /run/lock/lvm/V_<vg> (or P_global), neither writes.
+fn lvm2_and_cairn_share_the_locks(g: &Guest) -> TestResult {
+    let (a, b) = (g.loop_disk("l1", 64)?, g.loop_disk("l2", 64)?);
+    g.cairn(&["pv", "create", &a.dev, &b.dev])?;
+    g.cairn(&["vg", "create", "vgl", &a.dev])?;
+    let held = |lock: &str, cmd: &str| -> Result<i32, String> {
+        // flock(1) holds the lock for 4 s; the command gets 2 s.
+        let script = format!(
+            "flock -x /run/lock/lvm/{lock} -c 'sleep 4' & sleep 0.5; timeout 2 {cmd}; rc=$?; wait; exit $rc"
+        );
+        let out = g.output(&["bash", "-c", &script])?;
+        Ok(out.status.code().unwrap_or(-1))
+    };
+    let cairn = lab::guest::CAIRN;
+    for (lock, cmd) in [
+        ("V_vgl", "vgchange -q --addtag by_lvm2 vgl".to_owned()),
+        ("V_vgl", format!("{cairn} vg change vgl --addtag by_cairn")),
+        ("P_global", format!("{cairn} vg extend vgl {}", b.dev)),
+        ("P_global", format!("vgextend -q vgl {}", b.dev)),
+    ] {
+        ensure!(held(lock, &cmd)? == 124, "`{cmd}` did not wait for {lock}");
+    }
+    let vg = rows(
+        &g.sh("vgs --reportformat json -o vg_seqno,vg_tags,pv_count vgl")?,
+        "vg",
+    )?;
+    ensure!(
+        vg[0]["vg_seqno"] == "1" && vg[0]["pv_count"] == "1",
+        "a blocked command changed vgl: {vg:?}"
+    );
+    // Once free, both go through.
+    g.sh("vgchange -q --addtag by_lvm2 vgl")?;
+    g.cairn(&["vg", "change", "vgl", "--addtag", "by_cairn"])?;
+    g.sh("vgck vgl && vgremove -q -f vgl")?;
+    Ok(())
+}
+
 /// A PV on a DRBD device shows its label on the backing LV too: cairn
 /// reports it once, on /dev/drbdN, as lvm2 with the seed's filter does.
 fn drbd_backed_pv_is_seen_once_on_top(g: &Guest) -> TestResult {
@@ -355,6 +393,10 @@ fn main() {
             VmTest {
                 name: "cairn_and_lvm2_take_turns",
                 run: cairn_and_lvm2_take_turns,
+            },
+            VmTest {
+                name: "lvm2_and_cairn_share_the_locks",
+                run: lvm2_and_cairn_share_the_locks,
             },
             VmTest {
                 name: "drbd_backed_pv_is_seen_once_on_top",
