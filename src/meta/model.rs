@@ -590,6 +590,7 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         }
     }
     vg.extra = r.extra(|_| false);
+    check_snapshots(&vg)?;
     // lvm2 (text_import_areas) refuses an area that names neither a PV nor
     // an LV. Accepting one would also let a rewrite change its meaning: PVs
     // are written as pv0, pv1, ..., so a dangling "pv0" would become a PV.
@@ -611,6 +612,47 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         }
     }
     Ok(vg)
+}
+
+/// What lvm2 checks of a snapshot when it links it (vg_add_snapshot): its
+/// origin and COW store are LVs, not the same one, a COW store serves one
+/// snapshot and is no snapshot's origin (no snapshots of snapshots). This also
+/// keeps `lv_is_visible`, which goes from a COW store to its origin, from
+/// going round in circles.
+fn check_snapshots(vg: &VolumeGroup) -> Result<()> {
+    let snapshots: Vec<(&LogicalVolume, usize, &str, &str)> = vg
+        .lvs
+        .iter()
+        .flat_map(|lv| {
+            lv.segments
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, seg)| match &seg.kind {
+                    SegmentKind::Snapshot { origin, cow, .. } => Some((lv, i, &**origin, &**cow)),
+                    _ => None,
+                })
+        })
+        .collect();
+    for (n, &(lv, i, origin, cow)) in snapshots.iter().enumerate() {
+        let message = if vg.lv(origin).is_none() {
+            format!("snapshot origin {origin:?} is no LV")
+        } else if vg.lv(cow).is_none() {
+            format!("snapshot COW store {cow:?} is no LV")
+        } else if origin == cow {
+            format!("snapshot origin and COW store are both {cow:?}")
+        } else if snapshots[..n].iter().any(|s| s.3 == cow) {
+            format!("COW store {cow:?} serves more than one snapshot")
+        } else if snapshots.iter().any(|s| s.3 == origin) {
+            format!("snapshot origin {origin:?} is a COW store (snapshots of snapshots are not supported)")
+        } else {
+            continue;
+        };
+        return Err(ModelError::Invalid {
+            path: format!("{}/logical_volumes/{}/segment{}", vg.name, lv.name, i + 1),
+            message,
+        });
+    }
+    Ok(())
 }
 
 fn read_pv(path: &str, section: &Section) -> Result<PhysicalVolume> {
@@ -836,12 +878,23 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
 }
 
 fn read_cache_settings(r: &mut Reader) -> Result<CacheSettings> {
-    Ok(CacheSettings {
+    let settings = CacheSettings {
         chunk_size: r.opt_u64("chunk_size")?,
         cache_mode: r.opt_str("cache_mode")?,
         policy: r.opt_str("policy")?,
-        policy_settings: r.section("policy_settings")?.cloned(),
-    })
+        // As lvm2's cache.c: empty settings are none (it writes none then).
+        policy_settings: r
+            .section("policy_settings")?
+            .filter(|s| !s.entries.is_empty())
+            .cloned(),
+    };
+    if settings.policy_settings.is_some() && settings.policy.is_none() {
+        return Err(ModelError::Invalid {
+            path: r.path.clone(),
+            message: "cache policy settings require a policy name".into(),
+        });
+    }
+    Ok(settings)
 }
 
 fn read_areas(r: &mut Reader, key: &'static str, pv_keys: &[String]) -> Result<Vec<Area>> {

@@ -263,6 +263,29 @@ fn refused_as_lvm2_refuses_them() {
             base.replacen("pe_count = 127\n", "pe_count = 127\nba_start = 2048\n", 1),
             "physical_volumes/pv0: incomplete bootloader area",
         ),
+        // A snapshot of its own COW store sent lv_is_visible round in circles
+        // (stack overflow); the others as lvm2's vg_add_snapshot refuses them.
+        (
+            base.replacen("origin = \"origin\"", "origin = \"thick\"", 1),
+            "snapshot origin and COW store are both \"thick\"",
+        ),
+        (
+            base.replacen("origin = \"origin\"", "origin = \"gone\"", 1),
+            "snapshot origin \"gone\" is no LV",
+        ),
+        (
+            base.replacen("cow_store = \"thick\"", "cow_store = \"gone\"", 1),
+            "snapshot COW store \"gone\" is no LV",
+        ),
+        // Settings without a policy were read, then not written.
+        (
+            base.replacen(
+                "policy = \"smq\"",
+                "policy_settings {\nmigration_threshold = 2048\n}",
+                1,
+            ),
+            "cdata_cpool/segment1: cache policy settings require a policy name",
+        ),
         // A section where a value belongs was taken as no value and kept in
         // extra, then dropped on a rewrite behind the default written for it.
         (
@@ -295,6 +318,25 @@ fn refused_as_lvm2_refuses_them() {
         }
     ));
     assert_eq!(seg.extra.int("stripe_size"), Some(128));
+    let again = parse(&md.to_text(&context_of(&md, &text))).unwrap();
+    assert_eq!(again, md);
+    // Two snapshots, each of the other's COW store.
+    let snapshot0 = &base[base.find("snapshot0 {").unwrap()..];
+    let snapshot0 = &snapshot0[..snapshot0.find("\n}\n}\n").unwrap() + 4];
+    let snapshot1 = snapshot0
+        .replace("snapshot0", "snapshot1")
+        .replace("origin = \"origin\"", "origin = \"thick\"")
+        .replace("cow_store = \"thick\"", "cow_store = \"origin\"");
+    let text = base.replacen(snapshot0, &format!("{snapshot0}\n{snapshot1}"), 1);
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("is a COW store (snapshots of snapshots"), "{e}");
+    // Empty policy settings are none, as lvm2 reads and writes them.
+    let text = base.replacen(
+        "policy = \"smq\"",
+        "policy = \"smq\"\npolicy_settings {\n}",
+        1,
+    );
+    let md = parse(&text).unwrap();
     let again = parse(&md.to_text(&context_of(&md, &text))).unwrap();
     assert_eq!(again, md);
     // The trailer's keys are read beside the VG's section, whatever its name.
