@@ -590,6 +590,15 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         }
     }
     vg.extra = r.extra(|_| false);
+    // As lvm2's vg_validate: every lookup by name (origins, pools, areas)
+    // must find one LV.
+    let mut names = std::collections::HashSet::new();
+    if let Some(lv) = vg.lvs.iter().find(|lv| !names.insert(lv.name.as_str())) {
+        return Err(ModelError::Invalid {
+            path: format!("{name}/logical_volumes"),
+            message: format!("two LVs are named {:?}", lv.name),
+        });
+    }
     check_snapshots(&vg)?;
     // lvm2 (text_import_areas) refuses an area that names neither a PV nor
     // an LV. Accepting one would also let a rewrite change its meaning: PVs

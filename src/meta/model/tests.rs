@@ -320,6 +320,16 @@ fn refused_as_lvm2_refuses_them() {
     assert_eq!(seg.extra.int("stripe_size"), Some(128));
     let again = parse(&md.to_text(&context_of(&md, &text))).unwrap();
     assert_eq!(again, md);
+    // Two LVs of one name: which one a snapshot's origin named changed when
+    // the writer put visible LVs first.
+    let thick = &base[base.find("thick {").unwrap()..];
+    let thick = &thick[..thick.find("\n}\n}\n").unwrap() + 4];
+    let text = base.replacen(thick, &format!("{thick}\n{thick}"), 1);
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("vgall/logical_volumes: two LVs are named \"thick\""),
+        "{e}"
+    );
     // Two snapshots, each of the other's COW store.
     let snapshot0 = &base[base.find("snapshot0 {").unwrap()..];
     let snapshot0 = &snapshot0[..snapshot0.find("\n}\n}\n").unwrap() + 4];
