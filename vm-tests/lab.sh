@@ -61,7 +61,7 @@ case "$cmd" in
         setup
         # Host tests, then each VM group in its own boot (cargo runs the
         # test binaries one after another).
-        CAIRN_LAB=1 cargo test "$@"
+        CAIRN_LAB=1 cargo test --no-fail-fast "$@"
         ;;
     demo)
         setup
