@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
     qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2
     lvm2 drbd-utils thin-provisioning-tools lxc e2fsprogs mdadm util-linux
-    pkg-config libdevmapper-dev libclang-dev libudev-dev
+    pkg-config libdevmapper-dev libclang-dev libudev-dev g++
 )
 
 as_root() {
