@@ -610,12 +610,23 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
             };
             for area in stripes {
                 if let Area::Lv { lv: target, .. } = area {
-                    if vg.lv(target).is_none() {
-                        return Err(ModelError::Invalid {
-                            path: format!("{name}/logical_volumes/{}/segment{}", lv.name, i + 1),
-                            message: format!("stripes name {target:?}, neither a PV nor an LV"),
-                        });
-                    }
+                    let message = if vg.lv(target).is_none() {
+                        format!("stripes name {target:?}, neither a PV nor an LV")
+                    } else if target
+                        .strip_prefix("pv")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .is_some_and(|n| n < vg.pvs.len() && format!("pv{n}") == *target)
+                    {
+                        // Only with PV keys lvm2 never writes; an LV named
+                        // so would read back as the PV of that name.
+                        format!("stripes name LV {target:?}, which a rewrite names a PV")
+                    } else {
+                        continue;
+                    };
+                    return Err(ModelError::Invalid {
+                        path: format!("{name}/logical_volumes/{}/segment{}", lv.name, i + 1),
+                        message,
+                    });
                 }
             }
         }

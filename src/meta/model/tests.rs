@@ -330,6 +330,23 @@ fn refused_as_lvm2_refuses_them() {
         e.contains("vgall/logical_volumes: two LVs are named \"thick\""),
         "{e}"
     );
+    // PVs keyed other than pv0, pv1, ... and an LV named pv0 in stripes: the
+    // rewrite names the first PV pv0, and the stripe would read back as on it.
+    let text = base
+        .replacen("pv0 {", "pvA {", 1)
+        .replace("\"pv0\"", "\"pvA\"")
+        .replacen("thick {", "pv0 {", 1)
+        .replacen("cow_store = \"thick\"", "cow_store = \"pv0\"", 1)
+        .replacen(
+            "stripes = [\n\"pvA\", 0\n]",
+            "stripes = [\n\"pv0\", 0\n]",
+            1,
+        );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("plain/segment1: stripes name LV \"pv0\", which a rewrite"),
+        "{e}"
+    );
     // Two snapshots, each of the other's COW store.
     let snapshot0 = &base[base.find("snapshot0 {").unwrap()..];
     let snapshot0 = &snapshot0[..snapshot0.find("\n}\n}\n").unwrap() + 4];
