@@ -60,6 +60,32 @@ pub enum AllocError {
     },
 }
 
+/// The segments of a linear LV laid over `runs`, one per run, in order.
+pub fn linear_segments(runs: &[ExtentRun]) -> Vec<super::model::Segment> {
+    let mut start = 0;
+    runs.iter()
+        .map(|r| {
+            let seg = super::model::Segment {
+                start_extent: start,
+                extent_count: r.count,
+                reshape_count: None,
+                type_flags: vec![],
+                tags: vec![],
+                kind: SegmentKind::Striped {
+                    stripe_size: None,
+                    stripes: vec![Area::Pv {
+                        pv: r.pv,
+                        pe: r.start,
+                    }],
+                },
+                extra: super::text::Section::default(),
+            };
+            start += r.count;
+            seg
+        })
+        .collect()
+}
+
 /// Every allocated run, with the LV that owns it; checked for overlaps and bounds.
 pub fn used_runs(vg: &VolumeGroup) -> Result<Vec<(ExtentRun, &str)>, AllocError> {
     let mut used = Vec::new();
@@ -251,7 +277,7 @@ pub fn allocate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::model::{LogicalVolume, LvStatus, PhysicalVolume, PvStatus, Segment};
+    use crate::meta::model::{LogicalVolume, LvStatus, PhysicalVolume, PvStatus};
     use crate::meta::text::Section;
     use proptest::prelude::*;
 
@@ -299,29 +325,7 @@ mod tests {
 
     /// Adds an LV made of the given runs (one linear segment each).
     fn add_lv(vg: &mut VolumeGroup, name: &str, runs: &[ExtentRun]) {
-        let mut start = 0;
-        let segments = runs
-            .iter()
-            .map(|r| {
-                let seg = Segment {
-                    start_extent: start,
-                    extent_count: r.count,
-                    reshape_count: None,
-                    type_flags: vec![],
-                    tags: vec![],
-                    kind: SegmentKind::Striped {
-                        stripe_size: None,
-                        stripes: vec![Area::Pv {
-                            pv: r.pv,
-                            pe: r.start,
-                        }],
-                    },
-                    extra: Section::default(),
-                };
-                start += r.count;
-                seg
-            })
-            .collect();
+        let segments = linear_segments(runs);
         vg.lvs.push(LogicalVolume {
             name: name.into(),
             id: "x".into(),

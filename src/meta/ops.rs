@@ -605,29 +605,7 @@ pub fn add_linear_lv(
         vg: vg.name.clone(),
         why: e.to_string(),
     })?;
-    let mut start = 0;
-    let segments = runs
-        .iter()
-        .map(|r| {
-            let seg = super::model::Segment {
-                start_extent: start,
-                extent_count: r.count,
-                reshape_count: None,
-                type_flags: vec![],
-                tags: vec![],
-                kind: super::model::SegmentKind::Striped {
-                    stripe_size: None,
-                    stripes: vec![super::model::Area::Pv {
-                        pv: r.pv,
-                        pe: r.start,
-                    }],
-                },
-                extra: Section::default(),
-            };
-            start += r.count;
-            seg
-        })
-        .collect();
+    let segments = super::alloc::linear_segments(&runs);
     let host = nix::sys::utsname::uname()
         .map(|u| u.nodename().to_string_lossy().into_owned())
         .unwrap_or_default();
