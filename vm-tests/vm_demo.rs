@@ -50,6 +50,15 @@ fn demo(g: &Guest) -> TestResult {
         g.cairn(&["dm", "ls"])?;
         banner("dmsetup, the oracle");
         g.run(&["dmsetup", "ls"])?;
+
+        banner("cairn: LVM reports read from the on-disk metadata (no lvm2)");
+        // No filter needed: the lower copies of stacked PVs (cache origin,
+        // DRBD backing LV, /dev/drbd0) are recognised as such.
+        g.cairn(&["pvs"])?;
+        g.cairn(&["vgs"])?;
+        g.cairn(&["lvs", "-a"])?;
+        banner("lvm2, the oracle (with the seed's filter)");
+        g.sh("pvs && vgs")?;
         Ok(())
     })();
     banner("tearing down (reverse order)");
