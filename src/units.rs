@@ -73,7 +73,11 @@ pub fn human(bytes: u64) -> String {
     ];
     for (suffix, size) in UNITS {
         if bytes >= size {
-            return format!("{:.2}{suffix}", bytes as f64 / size as f64);
+            // lvm2 marks a figure that rounding made larger than the size.
+            let exact = bytes as f64 / size as f64;
+            let shown = (exact * 100.0).round() / 100.0;
+            let marker = if shown > exact { "<" } else { "" };
+            return format!("{marker}{shown:.2}{suffix}");
         }
     }
     format!("{bytes}b")
@@ -108,5 +112,9 @@ mod tests {
         assert_eq!(human(1020 << 20), "1020.00m");
         assert_eq!(human(3 << 29), "1.50g");
         assert_eq!(human(100), "100b");
+        // As lvm2 prints the seed's stack: 1.50g less 4 MiB, 2 GiB less 4 MiB.
+        assert_eq!(human((3 << 29) - (4 << 20)), "<1.50g");
+        assert_eq!(human((2 << 30) - (4 << 20)), "<2.00g");
+        assert_eq!(human(132 << 20), "132.00m");
     }
 }
