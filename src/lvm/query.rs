@@ -2,7 +2,7 @@
 //! of each LV (device-mapper, when there is one) and lvm2's report rules
 //! (super::report), put together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::dm_name;
 use super::report::{self, LvActivity, PvInfo, ReportError, Row};
@@ -79,20 +79,31 @@ fn select(scan: &Scan, names: &[String]) -> Result<Vec<VgView>> {
 /// How each LV of `view` looks in the kernel, by LV name (lvm2's lv_info:
 /// the LV's own device, except a thin pool, which is its `-tpool` layer
 /// while its own device exists).
-fn activity(view: &VgView, control: Option<&dm::Control>) -> Result<BTreeMap<String, LvActivity>> {
+fn activity(
+    view: &VgView,
+    control: Option<&dm::Control>,
+    existing: &BTreeSet<String>,
+) -> Result<BTreeMap<String, LvActivity>> {
     let mut out = BTreeMap::new();
     let Some(control) = control else {
         return Ok(out);
     };
     let vg = &view.metadata.vg;
+    let state = |name: String| -> Result<Option<dm::DeviceState>> {
+        if existing.contains(&name) {
+            Ok(control.state(&name)?)
+        } else {
+            Ok(None)
+        }
+    };
     for lv in &vg.lvs {
-        let own = control.state(&dm_name(&vg.name, &lv.name, None))?;
+        let own = state(dm_name(&vg.name, &lv.name, None))?;
         let is_pool = lv
             .segments
             .first()
             .is_some_and(|s| matches!(s.kind, SegmentKind::ThinPool { .. }));
         let state = match (is_pool, own) {
-            (true, Some(_)) => control.state(&dm_name(&vg.name, &lv.name, Some("tpool")))?,
+            (true, Some(_)) => state(dm_name(&vg.name, &lv.name, Some("tpool")))?,
             (true, None) => None,
             (false, own) => own,
         };
@@ -122,9 +133,15 @@ pub fn lvs(
     all: bool,
     control: Option<&dm::Control>,
 ) -> Result<Vec<Row>> {
+    // One device listing, then a status ioctl only for devices that exist:
+    // inactive LVs cost nothing.
+    let existing: BTreeSet<String> = match control {
+        Some(c) => c.devices()?.into_iter().map(|d| d.name).collect(),
+        None => BTreeSet::new(),
+    };
     let mut rows = Vec::new();
     for view in &select(scan, names)? {
-        let act = activity(view, control)?;
+        let act = activity(view, control, &existing)?;
         let lookup = |lv: &str| act.get(lv).copied().unwrap_or(LvActivity::INACTIVE);
         rows.extend(report::lv_rows(
             &view.metadata.vg,
