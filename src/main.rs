@@ -25,6 +25,9 @@ struct Cli {
     // clap would merge arguments that share an id.
     #[arg(long = "devices", global = true, value_delimiter = ',')]
     scan_devices: Vec<PathBuf>,
+    /// Copies of old metadata kept per VG in /etc/lvm/archive (0: none; lvm2 keeps them without bound)
+    #[arg(long, global = true, default_value_t = cairn::meta::archive::DEFAULT_KEEP)]
+    archive_keep: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -170,6 +173,10 @@ impl std::error::Error for NeedsYes {}
 fn env(cli: &Cli) -> Env {
     Env {
         devices: cli.scan_devices.clone(),
+        archive: cairn::meta::archive::Archive {
+            keep: cli.archive_keep,
+            ..Default::default()
+        },
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..Env::default()
     }

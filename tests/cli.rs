@@ -47,3 +47,10 @@ fn dm_without_device_mapper_says_what_to_do() {
         );
     }
 }
+
+#[test]
+fn archive_keep_must_be_a_count() {
+    let out = cairn(&["--archive-keep", "many", "vgs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--archive-keep"));
+}
