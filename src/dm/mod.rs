@@ -1,5 +1,7 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
+pub mod status;
+
 use devicemapper::DM;
 use serde::Serialize;
 
