@@ -1,6 +1,7 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
 pub mod status;
+pub mod table;
 
 use devicemapper::DM;
 use serde::Serialize;
