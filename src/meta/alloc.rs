@@ -277,7 +277,7 @@ pub fn allocate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::model::{LogicalVolume, LvStatus, PhysicalVolume, PvStatus};
+    use crate::meta::model::{LogicalVolume, PhysicalVolume, PvStatus};
     use crate::meta::text::Section;
     use proptest::prelude::*;
 
@@ -325,24 +325,8 @@ mod tests {
 
     /// Adds an LV made of the given runs (one linear segment each).
     fn add_lv(vg: &mut VolumeGroup, name: &str, runs: &[ExtentRun]) {
-        let segments = linear_segments(runs);
-        vg.lvs.push(LogicalVolume {
-            name: name.into(),
-            id: "x".into(),
-            status: LvStatus::READ | LvStatus::WRITE | LvStatus::VISIBLE,
-            flags: vec![],
-            tags: vec![],
-            creation_time: None,
-            creation_host: None,
-            lock_args: None,
-            allocation_policy: None,
-            profile: None,
-            read_ahead: None,
-            major: None,
-            minor: None,
-            segments,
-            extra: Section::default(),
-        });
+        vg.lvs
+            .push(LogicalVolume::new(name, "x".into(), linear_segments(runs)));
     }
 
     #[test]

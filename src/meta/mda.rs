@@ -725,13 +725,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const FRESH: &[u8] = include_bytes!("../../tests/fixtures/lvm2/pv-fresh-8k.bin");
-    const VGONE: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgone-pv0-mda.bin");
-    const VGWRAP: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgwrap-pv0-mda.bin");
-    const VGALL_B: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgall-pv-b-mda.bin");
-    const VGALL_C: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgall-pv-c-mda.bin");
-    const VGALL_D: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgall-pv-d-mda.bin");
-    const VGNESTED: &[u8] = include_bytes!("../../tests/fixtures/lvm2/vgnested-pv0-mda.bin");
+    use crate::meta::fixtures::{FRESH, VGALL_B, VGALL_C, VGALL_D, VGNESTED, VGONE, VGWRAP};
     const VGONE_PVCK: &str = include_str!("../../tests/fixtures/lvm2/vgone-pvck-metadata.txt");
     const VGWRAP_PVCK: &str = include_str!("../../tests/fixtures/lvm2/vgwrap-pvck-metadata.txt");
     const VGALL_PVCK: &str = include_str!("../../tests/fixtures/lvm2/vgall-pvck-metadata.txt");

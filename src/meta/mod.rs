@@ -6,6 +6,8 @@ pub mod archive;
 pub mod commit;
 pub mod crc;
 pub mod device;
+#[cfg(test)]
+mod fixtures;
 pub mod label;
 pub mod lock;
 pub mod mda;

@@ -336,6 +336,27 @@ impl VolumeGroup {
 }
 
 impl LogicalVolume {
+    /// A new visible, read-write LV with `segments` and nothing optional set.
+    pub fn new(name: &str, id: String, segments: Vec<Segment>) -> LogicalVolume {
+        LogicalVolume {
+            name: name.to_owned(),
+            id,
+            status: LvStatus::READ | LvStatus::WRITE | LvStatus::VISIBLE,
+            flags: vec![],
+            tags: vec![],
+            creation_time: None,
+            creation_host: None,
+            lock_args: None,
+            allocation_policy: None,
+            profile: None,
+            read_ahead: None,
+            major: None,
+            minor: None,
+            segments,
+            extra: Section::default(),
+        }
+    }
+
     pub fn is_visible(&self) -> bool {
         self.status.contains(LvStatus::VISIBLE)
     }

@@ -609,24 +609,8 @@ pub fn add_linear_lv(
     let host = nix::sys::utsname::uname()
         .map(|u| u.nodename().to_string_lossy().into_owned())
         .unwrap_or_default();
-    vg.lvs.push(super::model::LogicalVolume {
-        name: name.to_owned(),
-        id: random_uuid()?.to_dashed(),
-        status: super::model::LvStatus::READ
-            | super::model::LvStatus::WRITE
-            | super::model::LvStatus::VISIBLE,
-        flags: vec![],
-        tags: vec![],
-        creation_time: Some(now()),
-        creation_host: Some(host),
-        lock_args: None,
-        allocation_policy: None,
-        profile: None,
-        read_ahead: None,
-        major: None,
-        minor: None,
-        segments,
-        extra: Section::default(),
-    });
+    let mut lv = super::model::LogicalVolume::new(name, random_uuid()?.to_dashed(), segments);
+    (lv.creation_time, lv.creation_host) = (Some(now()), Some(host));
+    vg.lvs.push(lv);
     Ok(())
 }
