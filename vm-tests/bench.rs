@@ -306,6 +306,10 @@ fn guest_main() -> Result<(), String> {
     let floor: Vec<f64> = (0..rounds)
         .map(|_| time_argv(&["true".to_owned()]))
         .collect::<Result<_, _>>()?;
+    // ... and of a static, non-PIE executable like cairn: busybox-static.
+    let floor_static: Vec<f64> = (0..rounds)
+        .map(|_| time_argv(&["busybox".to_owned(), "true".to_owned()]))
+        .collect::<Result<_, _>>()?;
     let mut results = Vec::new();
     for pair in pairs().iter().filter(|p| selected(p.name)) {
         results.push(run_pair(pair, warmup, rounds)?);
@@ -333,6 +337,7 @@ fn guest_main() -> Result<(), String> {
         "accel": "tcg",
         "dm_devices_during_pairs": dm_devices,
         "exec_floor_median_ms": median(&floor),
+        "exec_floor_static_median_ms": median(&floor_static),
         "scenario_rounds": scenario_rounds,
         "scenario_steps": steps,
         "pair_rounds": rounds,
@@ -358,8 +363,11 @@ fn print_report(report: &Value) {
         report["pair_rounds"], report["pair_warmup"], report["dm_devices_during_pairs"]
     );
     println!(
-        "(the floor, fork+exec of /bin/true, is {:.2} ms here)",
-        report["exec_floor_median_ms"].as_f64().unwrap_or(f64::NAN)
+        "(the floor, fork+exec of /bin/true, is {:.2} ms here; of static busybox true, {:.2} ms)",
+        report["exec_floor_median_ms"].as_f64().unwrap_or(f64::NAN),
+        report["exec_floor_static_median_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
     );
     println!(
         "{:<14} {:>12} {:>14} {:>8} {:>16}  commands",

@@ -23,14 +23,64 @@
 //! PE allocation, stripes and devices, are unknown to cairn, and a guess would
 //! be a report that differs from lvm2's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::meta::model::{
     Area, LogicalVolume, LvStatus, PvStatus, Segment, SegmentKind, VgStatus, VolumeGroup,
 };
 
-/// One report row: field name to lvm2's string for it.
-pub type Row = BTreeMap<&'static str, String>;
+/// One report row: field name to lvm2's string for it, in the order the
+/// fields were set. Rows are built in report-field order, so a lookup that
+/// starts after the previous hit (`get_from`) finds each field in one step:
+/// a 1000-LV report is 24000 lookups, and a map's key comparisons were a
+/// tenth of `cairn lvs`'s instructions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Row {
+    pub fn new() -> Row {
+        Row {
+            fields: Vec::with_capacity(LV_FIELDS.len()),
+        }
+    }
+
+    /// Sets a field. Each field is set once per row (checked in tests).
+    pub fn insert(&mut self, field: &'static str, value: String) {
+        debug_assert!(
+            self.fields.iter().all(|(f, _)| *f != field),
+            "report field {field} set twice"
+        );
+        self.fields.push((field, value));
+    }
+
+    pub fn get(&self, field: &str) -> Option<&String> {
+        self.get_from(field, 0).map(|(_, v)| v)
+    }
+
+    /// Looks `field` up starting at index `start` and wrapping around;
+    /// returns where it was found, for the next lookup to start after it.
+    fn get_from(&self, field: &str, start: usize) -> Option<(usize, &String)> {
+        let n = self.fields.len();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.fields[i].0 == field)
+            .map(|i| (i, &self.fields[i].1))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.fields.iter().map(|(f, v)| (*f, v.as_str()))
+    }
+}
+
+impl std::ops::Index<&str> for Row {
+    type Output = String;
+    fn index(&self, field: &str) -> &String {
+        self.get(field)
+            .unwrap_or_else(|| panic!("report row has no field {field}"))
+    }
+}
 
 /// `lvs` fields, in the order cairn prints them.
 pub const LV_FIELDS: [&str; 24] = [
@@ -1612,8 +1662,10 @@ pub fn to_lvm2_json(kind: ReportKind, rows: &[Row]) -> String {
     for (n, row) in rows.iter().enumerate() {
         out.push_str("                  {");
         let mut first = true;
+        let mut at = 0;
         for k in kind.fields() {
-            if let Some(v) = row.get(k) {
+            if let Some((i, v)) = row.get_from(k, at) {
+                at = i + 1;
                 if !first {
                     out.push_str(", ");
                 }
