@@ -7,12 +7,6 @@ use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
 
-// Every cairn command is a short-lived process that parses a VG's metadata
-// text into many small strings: mimalloc halves the allocator's share of the
-// work compared with glibc's malloc (docs/bench.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "cairn",
