@@ -23,9 +23,104 @@ pub enum Error {
         #[source]
         source: devicemapper::DmError,
     },
+    #[error("device-mapper {operation} of {device} failed{}: {source}", hint(*errno))]
+    Device {
+        operation: &'static str,
+        device: String,
+        /// The errno the kernel returned, when the failure was an ioctl's.
+        errno: Option<i32>,
+        #[source]
+        source: devicemapper::DmError,
+    },
+    #[error("{0:?} is not a valid device-mapper name or uuid")]
+    BadName(String),
+    #[error("the kernel's table of {device} does not parse: {message}")]
+    Table { device: String, message: String },
+}
+
+fn dm_name(name: &str) -> Result<&devicemapper::DmName> {
+    devicemapper::DmName::new(name).map_err(|_| Error::BadName(name.to_owned()))
+}
+
+fn device_error(operation: &'static str, device: &str, source: devicemapper::DmError) -> Error {
+    Error::Device {
+        operation,
+        device: device.to_owned(),
+        errno: errno_of(&source),
+        source,
+    }
+}
+
+/// What an errno means for the one who reads the error.
+fn hint(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(nix::libc::EBUSY) => " (the device is in use: unmount it or stop what holds it open)",
+        Some(nix::libc::ENXIO) => " (no such device)",
+        Some(nix::libc::EEXIST) => " (a device of that name or uuid exists already)",
+        Some(nix::libc::EINVAL) => {
+            " (the kernel refused the table or message: see `dmesg` for the target's reason)"
+        }
+        Some(nix::libc::ENOSPC) => " (no space left: the pool is full)",
+        _ => "",
+    }
+}
+
+/// The errno inside a devicemapper error, if it came from an ioctl.
+fn errno_of(e: &devicemapper::DmError) -> Option<i32> {
+    match e {
+        devicemapper::DmError::Core(devicemapper::errors::Error::Ioctl(_, _, _, errno)) => {
+            Some(*errno.as_ref() as i32)
+        }
+        _ => None,
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// What DM_DEV_STATUS (or any ioctl's reply) says about one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Info {
+    pub name: String,
+    pub uuid: String,
+    pub major: u32,
+    pub minor: u32,
+    pub open_count: i32,
+    pub event_nr: u32,
+    pub suspended: bool,
+    pub live_table: bool,
+    pub inactive_table: bool,
+    pub read_only: bool,
+}
+
+impl Info {
+    fn from_dm(info: &devicemapper::DeviceInfo) -> Info {
+        use devicemapper::DmFlags;
+        let flags = info.flags();
+        let dev = info.device();
+        Info {
+            name: info.name().map(|n| n.to_string()).unwrap_or_default(),
+            uuid: info.uuid().map(|u| u.to_string()).unwrap_or_default(),
+            major: dev.major,
+            minor: dev.minor,
+            open_count: info.open_count(),
+            event_nr: info.event_nr(),
+            suspended: flags.contains(DmFlags::DM_SUSPEND),
+            live_table: flags.contains(DmFlags::DM_ACTIVE_PRESENT),
+            inactive_table: flags.contains(DmFlags::DM_INACTIVE_PRESENT),
+            read_only: flags.contains(DmFlags::DM_READONLY),
+        }
+    }
+}
+
+/// How a suspend treats the device's pending I/O and file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspend {
+    /// Flush queued I/O and freeze a mounted file system first (the default).
+    Flush,
+    /// Keep queued I/O queued and skip the freeze (lvm2 uses it for a thin
+    /// pool, whose queued I/O may wait for the very space a resize adds).
+    NoFlush,
+}
 
 /// A target type the kernel has loaded, as `dmsetup targets` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -123,6 +218,145 @@ impl Control {
                 source,
             }),
         }
+    }
+
+    /// Full information on the device called `name`, or None if there is none.
+    pub fn info(&self, name: &str) -> Result<Option<Info>> {
+        match self
+            .dm
+            .device_info(&devicemapper::DevId::Name(dm_name(name)?))
+        {
+            Ok(info) => Ok(Some(Info::from_dm(&info))),
+            Err(e) if errno_of(&e) == Some(nix::libc::ENXIO) => Ok(None),
+            Err(source) => Err(device_error("status", name, source)),
+        }
+    }
+
+    /// Creates a device with no table. Read-only devices refuse writes
+    /// whatever their table says (lvm2's thin-pool "-pool" layer).
+    pub fn create(&self, name: &str, uuid: &str, read_only: bool) -> Result<Info> {
+        use devicemapper::{DmFlags, DmOptions, DmUuid};
+        let dm_uuid = DmUuid::new(uuid).map_err(|_| Error::BadName(uuid.to_owned()))?;
+        let mut options = DmOptions::default();
+        if read_only {
+            options = options.set_flags(DmFlags::DM_READONLY);
+        }
+        self.dm
+            .device_create(dm_name(name)?, Some(dm_uuid), options)
+            .map(|i| Info::from_dm(&i))
+            .map_err(|source| device_error("create", name, source))
+    }
+
+    /// Loads a table into the device's inactive slot; a resume makes it live.
+    pub fn load(&self, name: &str, table: &[table::TableLine], read_only: bool) -> Result<()> {
+        use devicemapper::{DmFlags, DmOptions};
+        let lines: Vec<(u64, u64, String, String)> = table
+            .iter()
+            .map(|l| {
+                (
+                    l.start,
+                    l.length,
+                    l.target.type_name().to_owned(),
+                    l.target.params(),
+                )
+            })
+            .collect();
+        let mut options = DmOptions::default();
+        if read_only {
+            options = options.set_flags(DmFlags::DM_READONLY);
+        }
+        self.dm
+            .table_load(&devicemapper::DevId::Name(dm_name(name)?), &lines, options)
+            .map(|_| ())
+            .map_err(|source| device_error("table load", name, source))
+    }
+
+    /// Drops a table loaded into the inactive slot (undoes `load`).
+    pub fn clear(&self, name: &str) -> Result<()> {
+        self.dm
+            .table_clear(&devicemapper::DevId::Name(dm_name(name)?))
+            .map(|_| ())
+            .map_err(|source| device_error("table clear", name, source))
+    }
+
+    pub fn suspend(&self, name: &str, how: Suspend) -> Result<()> {
+        use devicemapper::{DmFlags, DmOptions};
+        let mut flags = DmFlags::DM_SUSPEND;
+        if how == Suspend::NoFlush {
+            flags |= DmFlags::DM_NOFLUSH | DmFlags::DM_SKIP_LOCKFS;
+        }
+        self.dm
+            .device_suspend(
+                &devicemapper::DevId::Name(dm_name(name)?),
+                DmOptions::default().set_flags(flags),
+            )
+            .map(|_| ())
+            .map_err(|source| device_error("suspend", name, source))
+    }
+
+    /// Resumes a device: a table in the inactive slot becomes live.
+    pub fn resume(&self, name: &str) -> Result<Info> {
+        self.dm
+            .device_suspend(
+                &devicemapper::DevId::Name(dm_name(name)?),
+                devicemapper::DmOptions::default(),
+            )
+            .map(|i| Info::from_dm(&i))
+            .map_err(|source| device_error("resume", name, source))
+    }
+
+    /// Removes a device (the crate retries EBUSY: udev and blkid open new
+    /// devices briefly).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        self.dm
+            .device_remove(
+                &devicemapper::DevId::Name(dm_name(name)?),
+                devicemapper::DmOptions::default(),
+            )
+            .map(|_| ())
+            .map_err(|source| device_error("remove", name, source))
+    }
+
+    /// Sends a target message (thin-pool: create_thin, delete, ...).
+    pub fn message(&self, name: &str, message: &str) -> Result<Option<String>> {
+        self.dm
+            .target_msg(&devicemapper::DevId::Name(dm_name(name)?), None, message)
+            .map(|(_, out)| out)
+            .map_err(|source| device_error("message", name, source))
+    }
+
+    /// The live table, as the kernel prints it.
+    pub fn table(&self, name: &str) -> Result<Vec<table::TableLine>> {
+        let raw = self.table_or_status(name, true)?;
+        raw.into_iter()
+            .map(|(start, length, kind, params)| {
+                Ok(table::TableLine {
+                    start,
+                    length,
+                    target: table::Target::parse(&kind, &params).map_err(|e| Error::Table {
+                        device: name.to_owned(),
+                        message: e.to_string(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// The status lines of the live table: (start, length, target type, status).
+    pub fn status(&self, name: &str) -> Result<Vec<(u64, u64, String, String)>> {
+        self.table_or_status(name, false)
+    }
+
+    fn table_or_status(&self, name: &str, table: bool) -> Result<Vec<(u64, u64, String, String)>> {
+        use devicemapper::{DmFlags, DmOptions};
+        let mut options = DmOptions::default();
+        if table {
+            options = options.set_flags(DmFlags::DM_STATUS_TABLE);
+        }
+        self.dm
+            .table_status(&devicemapper::DevId::Name(dm_name(name)?), options)
+            .map(|(_, lines)| lines)
+            .map_err(|source| device_error(if table { "table" } else { "status" }, name, source))
     }
 
     /// Existing devices, sorted by name.

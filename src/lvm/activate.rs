@@ -1,0 +1,670 @@
+//! Activation plans: which device-mapper devices an LV needs, with lvm2's
+//! names, uuids, tables and flags, in the order lvm2 creates them. Pure: the
+//! plan is a function of the VG's metadata and of where its PVs are, so it is
+//! proven on the host against what lvm2 itself activated in the lab
+//! (tests/fixtures/activation); `lvm::engine` carries it out.
+//!
+//! Tables name their devices by path: a PV's device, or `/dev/mapper/<name>`
+//! for a device of the plan. The engine turns paths into `major:minor` once
+//! the devices exist; `--plan` prints them as they are, which reads better.
+//!
+//! lvm2's shapes (lib/activate/dev_manager.c, libdm-deptree.c; seen in the
+//! lab with lvm2 2.03.16):
+//! - linear/striped: one line per segment, over the PVs.
+//! - thin pool: `<pool>_tmeta`, `<pool>_tdata` (uuid suffixes -tmeta, -tdata),
+//!   then the thin-pool target as `vg-pool-tpool` (-tpool) and the pool LV
+//!   itself as a read-only linear over it (`vg-pool`, -pool). A pool whose
+//!   transaction id is still 0 (no thin LV was ever made in it) is loaded
+//!   directly as `vg-pool` with uuid suffix -tpool, and gets a /dev/vg link.
+//! - thin: `thin <tpool> <device id>`.
+//! - cached LV: the cache pool's `_cdata`, `_cmeta`, the origin `_corig`
+//!   (suffix -real), then `cache <cmeta> <cdata> <corig> ...`.
+//! - thick snapshots: the origin's segments as `vg-origin-real` (-real), the
+//!   origin as `snapshot-origin <real>`; each snapshot's COW LV as
+//!   `vg-snap-cow` (-cow) and the snapshot as `snapshot <real> <cow> P <chunk>`.
+//!   A merging snapshot turns the origin's table into `snapshot-merge`.
+
+use std::path::PathBuf;
+
+use crate::dm::table::{DevRef, TableLine, Target};
+use crate::meta::model::{Area, LogicalVolume, Segment, SegmentKind, VolumeGroup};
+
+use super::names;
+
+/// One device-mapper device of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedDevice {
+    /// The LV this device belongs to (a layer of it, or the LV itself).
+    pub lv: String,
+    pub name: String,
+    pub uuid: String,
+    pub read_only: bool,
+    pub table: Vec<TableLine>,
+    /// `/dev/<vg>/<lv>`, for the device an LV is used through.
+    pub link: Option<String>,
+}
+
+impl PlannedDevice {
+    pub fn path(&self) -> String {
+        mapper_path(&self.name)
+    }
+}
+
+/// The devices to create, dependencies first; each device appears once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub devices: Vec<PlannedDevice>,
+}
+
+impl Plan {
+    pub fn device(&self, name: &str) -> Option<&PlannedDevice> {
+        self.devices.iter().find(|d| d.name == name)
+    }
+
+    fn push(&mut self, device: PlannedDevice) {
+        if self.device(&device.name).is_none() {
+            self.devices.push(device);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("VG {vg} has no LV named {lv}")]
+    NoSuchLv { vg: String, lv: String },
+    #[error(
+        "LV {vg}/{lv} needs PV {pv_uuid}, which was not found on any device: connect it, \
+         or point --devices at it"
+    )]
+    MissingPv {
+        vg: String,
+        lv: String,
+        pv_uuid: String,
+    },
+    #[error("LV {vg}/{lv}: {what} cannot be activated by cairn yet (use lvm2 for it)")]
+    Unsupported {
+        vg: String,
+        lv: String,
+        what: String,
+    },
+    #[error("LV {vg}/{lv}: metadata is inconsistent: {message}")]
+    Inconsistent {
+        vg: String,
+        lv: String,
+        message: String,
+    },
+    #[error("LV {vg}/{lv} is a hidden part of another LV: activate that LV instead")]
+    Hidden { vg: String, lv: String },
+}
+
+pub type Result<T> = std::result::Result<T, PlanError>;
+
+/// `/dev/mapper/<name>`.
+pub fn mapper_path(name: &str) -> String {
+    format!("/dev/mapper/{name}")
+}
+
+/// Plans one VG's activation.
+pub struct Planner<'a> {
+    vg: &'a VolumeGroup,
+    /// Device path of each PV (index as in `vg.pvs`), None when missing.
+    pv_devices: &'a [Option<PathBuf>],
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(vg: &'a VolumeGroup, pv_devices: &'a [Option<PathBuf>]) -> Planner<'a> {
+        Planner { vg, pv_devices }
+    }
+
+    /// What `vgchange -ay` activates: every visible LV in metadata order,
+    /// except those flagged for activation skip (thin snapshots) unless
+    /// `ignore_skip` (lvm2's -K).
+    pub fn vg(&self, ignore_skip: bool) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for lv in &self.vg.lvs {
+            if !self.vg.lv_is_visible(lv) || (!ignore_skip && activation_skip(lv)) {
+                continue;
+            }
+            self.add_lv(&mut plan, lv)?;
+        }
+        Ok(plan)
+    }
+
+    /// What activating one visible LV takes (with everything under it).
+    pub fn lv(&self, name: &str) -> Result<Plan> {
+        let lv = self.find(name)?;
+        if !self.vg.lv_is_visible(lv) {
+            return Err(PlanError::Hidden {
+                vg: self.vg.name.clone(),
+                lv: name.to_owned(),
+            });
+        }
+        let mut plan = Plan::default();
+        self.add_lv(&mut plan, lv)?;
+        Ok(plan)
+    }
+
+    fn find(&self, name: &str) -> Result<&'a LogicalVolume> {
+        self.vg.lv(name).ok_or_else(|| PlanError::NoSuchLv {
+            vg: self.vg.name.clone(),
+            lv: name.to_owned(),
+        })
+    }
+
+    fn unsupported(&self, lv: &LogicalVolume, what: impl Into<String>) -> PlanError {
+        PlanError::Unsupported {
+            vg: self.vg.name.clone(),
+            lv: lv.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn inconsistent(&self, lv: &LogicalVolume, message: impl Into<String>) -> PlanError {
+        PlanError::Inconsistent {
+            vg: self.vg.name.clone(),
+            lv: lv.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn dm_name(&self, lv: &str, layer: Option<&str>) -> String {
+        names::dm_name(&self.vg.name, lv, layer)
+    }
+
+    fn dm_uuid(&self, lv: &LogicalVolume, suffix: Option<&str>) -> String {
+        names::dm_uuid(&self.vg.id, &lv.id, suffix)
+    }
+
+    fn link(&self, lv: &LogicalVolume) -> Option<String> {
+        Some(names::lv_path(&self.vg.name, &lv.name))
+    }
+
+    /// Adds a visible LV and what it stands on.
+    fn add_lv(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<()> {
+        // A COW LV is used through its snapshot.
+        if let Some((_, seg)) = self.vg.snapshot_of_cow(&lv.name) {
+            return self.add_snapshot(plan, lv, seg);
+        }
+        let first = lv
+            .segments
+            .first()
+            .ok_or_else(|| self.inconsistent(lv, "no segments"))?;
+        match &first.kind {
+            SegmentKind::Striped { .. } if self.is_origin(lv) => {
+                self.add_origin(plan, lv).map(|_| ())
+            }
+            SegmentKind::Striped { .. } => {
+                let table = self.striped_table(lv)?;
+                plan.push(PlannedDevice {
+                    lv: lv.name.clone(),
+                    name: self.dm_name(&lv.name, None),
+                    uuid: self.dm_uuid(lv, None),
+                    read_only: false,
+                    table,
+                    link: self.link(lv),
+                });
+                Ok(())
+            }
+            SegmentKind::ThinPool { .. } => self.add_thin_pool(plan, lv, true).map(|_| ()),
+            SegmentKind::Thin { .. } => self.add_thin(plan, lv),
+            SegmentKind::Cache { .. } => self.add_cached(plan, lv),
+            SegmentKind::CachePool { .. } => Err(self.unsupported(
+                lv,
+                "a cache pool that is not attached to an LV (it has no device of its own)",
+            )),
+            SegmentKind::Snapshot { .. } => Err(PlanError::Hidden {
+                vg: self.vg.name.clone(),
+                lv: lv.name.clone(),
+            }),
+            SegmentKind::Other { type_name } => {
+                Err(self.unsupported(lv, format!("segment type {type_name}")))
+            }
+        }
+    }
+
+    /// A hidden LV used whole as a layer (`_tdata`, `_cmeta`, `_corig`, ...):
+    /// linear or striped over PVs, named after the LV, uuid with `suffix`.
+    fn add_sub_lv(&self, plan: &mut Plan, name: &str, suffix: &str) -> Result<String> {
+        let lv = self.find(name)?;
+        let table = self.striped_table(lv)?;
+        let dm_name = self.dm_name(name, None);
+        plan.push(PlannedDevice {
+            lv: name.to_owned(),
+            name: dm_name.clone(),
+            uuid: self.dm_uuid(lv, Some(suffix)),
+            read_only: false,
+            table,
+            link: None,
+        });
+        Ok(dm_name)
+    }
+
+    /// The thin pool's devices; returns the name of the device thin LVs use.
+    /// `whole`: the pool LV itself is being activated (vgchange, lvchange on
+    /// the pool), so its read-only `-pool` layer is wanted too.
+    fn add_thin_pool(
+        &self,
+        plan: &mut Plan,
+        pool: &'a LogicalVolume,
+        whole: bool,
+    ) -> Result<String> {
+        let seg = single_segment(pool)
+            .ok_or_else(|| self.unsupported(pool, "a thin pool with more than one segment"))?;
+        let SegmentKind::ThinPool {
+            metadata,
+            pool: data,
+            transaction_id,
+            chunk_size,
+            discards,
+            zero_new_blocks,
+            ..
+        } = &seg.kind
+        else {
+            return Err(self.inconsistent(pool, "is not a thin pool"));
+        };
+        let meta_dev = self.add_sub_lv(plan, metadata, "tmeta")?;
+        let data_dev = self.add_sub_lv(plan, data, "tdata")?;
+        let mut features = Vec::new();
+        if !zero_new_blocks {
+            features.push("skip_block_zeroing".to_owned());
+        }
+        match discards.as_deref() {
+            None | Some("passdown") => {}
+            Some("nopassdown") => features.push("no_discard_passdown".to_owned()),
+            Some("ignore") => features.push("ignore_discard".to_owned()),
+            Some(other) => {
+                return Err(self.inconsistent(pool, format!("unknown discards mode {other:?}")))
+            }
+        }
+        if pool.flags.iter().any(|f| f == "ERROR_WHEN_FULL") {
+            features.push("error_if_no_space".to_owned());
+        }
+        let length = self.sectors(pool);
+        let target = Target::ThinPool {
+            metadata: DevRef::Path(mapper_path(&meta_dev)),
+            data: DevRef::Path(mapper_path(&data_dev)),
+            block_sectors: *chunk_size,
+            // lvm2 sets a low-water mark only for a threshold below 100 %,
+            // which it reads from lvm.conf, not from the metadata; cairn's
+            // monitor (a later issue) extends by polling the status instead.
+            low_water_mark: 0,
+            features,
+        };
+        let line = vec![TableLine {
+            start: 0,
+            length,
+            target,
+        }];
+        if *transaction_id == 0 {
+            // A new pool: the thin-pool target goes on the pool LV's own name.
+            let name = self.dm_name(&pool.name, None);
+            plan.push(PlannedDevice {
+                lv: pool.name.clone(),
+                name: name.clone(),
+                uuid: self.dm_uuid(pool, Some("tpool")),
+                read_only: false,
+                table: line,
+                link: self.link(pool),
+            });
+            return Ok(name);
+        }
+        let tpool = self.dm_name(&pool.name, Some("tpool"));
+        plan.push(PlannedDevice {
+            lv: pool.name.clone(),
+            name: tpool.clone(),
+            uuid: self.dm_uuid(pool, Some("tpool")),
+            read_only: false,
+            table: line,
+            link: None,
+        });
+        if whole {
+            plan.push(PlannedDevice {
+                lv: pool.name.clone(),
+                name: self.dm_name(&pool.name, None),
+                uuid: self.dm_uuid(pool, Some("pool")),
+                read_only: true,
+                table: vec![TableLine {
+                    start: 0,
+                    length,
+                    target: Target::Linear {
+                        dev: DevRef::Path(mapper_path(&tpool)),
+                        offset: 0,
+                    },
+                }],
+                link: None,
+            });
+        }
+        Ok(tpool)
+    }
+
+    fn add_thin(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<()> {
+        let seg = single_segment(lv)
+            .ok_or_else(|| self.unsupported(lv, "a thin LV with more than one segment"))?;
+        let SegmentKind::Thin {
+            thin_pool,
+            device_id,
+            external_origin,
+            ..
+        } = &seg.kind
+        else {
+            return Err(self.inconsistent(lv, "is not a thin LV"));
+        };
+        if external_origin.is_some() {
+            return Err(self.unsupported(lv, "a thin LV with an external origin"));
+        }
+        let pool = self.find(thin_pool)?;
+        // Activating a thin LV alone brings up the pool's thin-pool device
+        // but not the pool LV's own read-only layer (as lvm2 does).
+        let pool_dev = self.add_thin_pool(plan, pool, false)?;
+        plan.push(PlannedDevice {
+            lv: lv.name.clone(),
+            name: self.dm_name(&lv.name, None),
+            uuid: self.dm_uuid(lv, None),
+            read_only: false,
+            table: vec![TableLine {
+                start: 0,
+                length: self.sectors(lv),
+                target: Target::Thin {
+                    pool: DevRef::Path(mapper_path(&pool_dev)),
+                    device_id: *device_id,
+                    external_origin: None,
+                },
+            }],
+            link: self.link(lv),
+        });
+        Ok(())
+    }
+
+    fn add_cached(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<()> {
+        let seg = single_segment(lv)
+            .ok_or_else(|| self.unsupported(lv, "a cached LV with more than one segment"))?;
+        let SegmentKind::Cache {
+            cache_pool,
+            origin,
+            cleaner,
+        } = &seg.kind
+        else {
+            return Err(self.inconsistent(lv, "is not a cached LV"));
+        };
+        let pool = self.find(cache_pool)?;
+        let pool_seg = single_segment(pool)
+            .ok_or_else(|| self.unsupported(pool, "a cache pool with more than one segment"))?;
+        let SegmentKind::CachePool {
+            data,
+            metadata,
+            metadata_format,
+            settings,
+        } = &pool_seg.kind
+        else {
+            return Err(self.unsupported(
+                lv,
+                format!("a cache on {cache_pool}, which is not a cache pool (cachevol?)"),
+            ));
+        };
+        // lvm2's order: data, metadata, origin, then the cache.
+        let data_dev = self.add_sub_lv(plan, data, "cdata")?;
+        let meta_dev = self.add_sub_lv(plan, metadata, "cmeta")?;
+        let origin_dev = self.add_sub_lv(plan, origin, "real")?;
+        let mut features = Vec::new();
+        if *metadata_format == Some(2) {
+            features.push("metadata2".to_owned());
+        }
+        let mode = settings.cache_mode.as_deref().unwrap_or("writethrough");
+        if !matches!(mode, "writethrough" | "writeback" | "passthrough") {
+            return Err(self.inconsistent(pool, format!("unknown cache mode {mode:?}")));
+        }
+        features.push(mode.to_owned());
+        let (policy, policy_args) = if *cleaner {
+            ("cleaner".to_owned(), Vec::new())
+        } else {
+            let args = settings
+                .policy_settings
+                .as_ref()
+                .map(|s| {
+                    s.entries
+                        .iter()
+                        .map(|(k, v)| match v {
+                            crate::meta::text::Node::Value(v) => Ok((
+                                k.clone(),
+                                v.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )),
+                            crate::meta::text::Node::Section(_) => {
+                                Err(self
+                                    .inconsistent(pool, format!("policy setting {k} is a section")))
+                            }
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            (
+                settings.policy.clone().unwrap_or_else(|| "smq".to_owned()),
+                args,
+            )
+        };
+        let chunk = settings
+            .chunk_size
+            .ok_or_else(|| self.inconsistent(pool, "cache pool without chunk_size"))?;
+        plan.push(PlannedDevice {
+            lv: lv.name.clone(),
+            name: self.dm_name(&lv.name, None),
+            uuid: self.dm_uuid(lv, None),
+            read_only: false,
+            table: vec![TableLine {
+                start: 0,
+                length: self.sectors(lv),
+                target: Target::Cache {
+                    metadata: DevRef::Path(mapper_path(&meta_dev)),
+                    cache: DevRef::Path(mapper_path(&data_dev)),
+                    origin: DevRef::Path(mapper_path(&origin_dev)),
+                    block_sectors: chunk,
+                    features,
+                    policy,
+                    policy_args,
+                },
+            }],
+            link: self.link(lv),
+        });
+        Ok(())
+    }
+
+    /// Snapshot segments (in hidden `snapshotN` LVs) whose origin is `lv`.
+    fn snapshots_of<'b>(&'b self, origin_name: &'b str) -> impl Iterator<Item = &'a Segment> + 'b {
+        self.vg.lvs.iter().filter_map(move |s| {
+            let seg = s.segments.first()?;
+            matches!(&seg.kind, SegmentKind::Snapshot { origin, .. } if origin == origin_name)
+                .then_some(seg)
+        })
+    }
+
+    fn is_origin(&self, lv: &LogicalVolume) -> bool {
+        self.snapshots_of(&lv.name).next().is_some()
+    }
+
+    /// An origin of thick snapshots: its segments as `-real`, and the
+    /// origin as snapshot-origin (or snapshot-merge while one merges).
+    fn add_origin(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<String> {
+        let real = self.dm_name(&lv.name, Some("real"));
+        plan.push(PlannedDevice {
+            lv: lv.name.clone(),
+            name: real.clone(),
+            uuid: self.dm_uuid(lv, Some("real")),
+            read_only: false,
+            table: self.striped_table(lv)?,
+            link: None,
+        });
+        let merging = self.snapshots_of(&lv.name).find_map(|seg| match &seg.kind {
+            SegmentKind::Snapshot {
+                cow,
+                chunk_size,
+                merging: true,
+                ..
+            } => Some((cow.clone(), *chunk_size)),
+            _ => None,
+        });
+        let target = match merging {
+            Some((cow_name, chunk)) => {
+                let cow_lv = self.find(&cow_name)?;
+                let cow = self.add_cow(plan, cow_lv)?;
+                Target::SnapshotMerge {
+                    origin: DevRef::Path(mapper_path(&real)),
+                    cow: DevRef::Path(mapper_path(&cow)),
+                    persistence: "P".to_owned(),
+                    chunk_sectors: chunk,
+                }
+            }
+            None => Target::SnapshotOrigin {
+                origin: DevRef::Path(mapper_path(&real)),
+            },
+        };
+        plan.push(PlannedDevice {
+            lv: lv.name.clone(),
+            name: self.dm_name(&lv.name, None),
+            uuid: self.dm_uuid(lv, None),
+            read_only: false,
+            table: vec![TableLine {
+                start: 0,
+                length: self.sectors(lv),
+                target,
+            }],
+            link: self.link(lv),
+        });
+        Ok(real)
+    }
+
+    fn add_cow(&self, plan: &mut Plan, cow: &'a LogicalVolume) -> Result<String> {
+        let name = self.dm_name(&cow.name, Some("cow"));
+        plan.push(PlannedDevice {
+            lv: cow.name.clone(),
+            name: name.clone(),
+            uuid: self.dm_uuid(cow, Some("cow")),
+            read_only: false,
+            table: self.striped_table(cow)?,
+            link: None,
+        });
+        Ok(name)
+    }
+
+    /// A thick snapshot: its COW LV `cow_lv` and the snapshot segment.
+    fn add_snapshot(
+        &self,
+        plan: &mut Plan,
+        cow_lv: &'a LogicalVolume,
+        seg: &Segment,
+    ) -> Result<()> {
+        let SegmentKind::Snapshot {
+            origin,
+            chunk_size,
+            merging,
+            ..
+        } = &seg.kind
+        else {
+            return Err(self.inconsistent(cow_lv, "is not a snapshot"));
+        };
+        let origin_lv = self.find(origin)?;
+        if *merging {
+            // Merging into the origin: the origin's snapshot-merge stands for it.
+            self.add_origin(plan, origin_lv)?;
+            return Ok(());
+        }
+        let real = self.add_origin(plan, origin_lv)?;
+        let cow = self.add_cow(plan, cow_lv)?;
+        plan.push(PlannedDevice {
+            lv: cow_lv.name.clone(),
+            name: self.dm_name(&cow_lv.name, None),
+            uuid: self.dm_uuid(cow_lv, None),
+            read_only: false,
+            table: vec![TableLine {
+                start: 0,
+                length: self.sectors(origin_lv),
+                target: Target::Snapshot {
+                    origin: DevRef::Path(mapper_path(&real)),
+                    cow: DevRef::Path(mapper_path(&cow)),
+                    persistence: "P".to_owned(),
+                    chunk_sectors: *chunk_size,
+                },
+            }],
+            link: self.link(cow_lv),
+        });
+        Ok(())
+    }
+
+    fn sectors(&self, lv: &LogicalVolume) -> u64 {
+        lv.extent_count() * self.vg.extent_size
+    }
+
+    /// Linear or striped lines over PVs, one per segment.
+    fn striped_table(&self, lv: &LogicalVolume) -> Result<Vec<TableLine>> {
+        let es = self.vg.extent_size;
+        lv.segments
+            .iter()
+            .map(|seg| {
+                let SegmentKind::Striped {
+                    stripe_size,
+                    stripes,
+                } = &seg.kind
+                else {
+                    return Err(self.unsupported(
+                        lv,
+                        format!("a {} segment inside a layer", seg.kind.type_name()),
+                    ));
+                };
+                let mut devs = Vec::with_capacity(stripes.len());
+                for area in stripes {
+                    let Area::Pv { pv, pe } = area else {
+                        return Err(self.unsupported(lv, "a segment stacked on another LV"));
+                    };
+                    let path = self
+                        .pv_devices
+                        .get(*pv)
+                        .and_then(|p| p.as_ref())
+                        .ok_or_else(|| PlanError::MissingPv {
+                            vg: self.vg.name.clone(),
+                            lv: lv.name.clone(),
+                            pv_uuid: self
+                                .vg
+                                .pvs
+                                .get(*pv)
+                                .map(|p| p.id.clone())
+                                .unwrap_or_default(),
+                        })?;
+                    let pe_start = self.vg.pvs[*pv].pe_start;
+                    devs.push((DevRef::Path(path.display().to_string()), pe_start + pe * es));
+                }
+                let target = if devs.len() == 1 {
+                    let (dev, offset) = devs.pop().expect("one stripe");
+                    Target::Linear { dev, offset }
+                } else {
+                    Target::Striped {
+                        chunk_sectors: stripe_size.ok_or_else(|| {
+                            self.inconsistent(lv, "striped segment without stripe_size")
+                        })?,
+                        stripes: devs,
+                    }
+                };
+                Ok(TableLine {
+                    start: seg.start_extent * es,
+                    length: seg.extent_count * es,
+                    target,
+                })
+            })
+            .collect()
+    }
+}
+
+fn single_segment(lv: &LogicalVolume) -> Option<&Segment> {
+    match lv.segments.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
+}
+
+/// lvm2's activation skip: thin snapshots are made with it.
+pub fn activation_skip(lv: &LogicalVolume) -> bool {
+    lv.flags.iter().any(|f| f == "ACTIVATION_SKIP")
+}
+
+#[cfg(test)]
+mod tests;
