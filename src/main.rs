@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn::lvm::engine::{Dev, Step};
+use cairn::lvm::volume;
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -65,10 +67,40 @@ enum Command {
         #[command(subcommand)]
         command: PvCommand,
     },
-    /// Volume groups: create, extend, change tags, remove
+    /// Volume groups: create, extend, change tags, activate, deactivate, remove
     Vg {
         #[command(subcommand)]
         command: VgCommand,
+    },
+    /// Logical volumes: activate, deactivate
+    Lv {
+        #[command(subcommand)]
+        command: LvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LvCommand {
+    /// Activate LVs, with everything under them (as lvchange -ay VG/LV)
+    Activate {
+        /// LVs as VG/LV, all of one VG
+        #[arg(required = true)]
+        lvs: Vec<String>,
+        /// Activate LVs flagged "activation skip" too (thin snapshots), as lvchange -K
+        #[arg(short = 'K', long)]
+        ignore_activation_skip: bool,
+        /// Print the device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Deactivate LVs, and the layers under them nothing else uses (as lvchange -an VG/LV)
+    Deactivate {
+        /// LVs as VG/LV, all of one VG
+        #[arg(required = true)]
+        lvs: Vec<String>,
+        /// Print the device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
     },
 }
 
@@ -113,6 +145,23 @@ enum VgCommand {
         add: Vec<String>,
         #[arg(long = "deltag")]
         del: Vec<String>,
+    },
+    /// Activate every LV of a volume group (as vgchange -ay)
+    Activate {
+        name: String,
+        /// Activate LVs flagged "activation skip" too (thin snapshots), as vgchange -K
+        #[arg(short = 'K', long)]
+        ignore_activation_skip: bool,
+        /// Print the device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Deactivate every LV of a volume group (as vgchange -an)
+    Deactivate {
+        name: String,
+        /// Print the device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
     },
     /// Remove a volume group; its PVs stay PVs (as vgremove)
     Remove {
@@ -188,6 +237,50 @@ fn env(cli: &Cli) -> Env {
         },
         command: std::env::args().collect::<Vec<_>>().join(" "),
         ..Env::default()
+    }
+}
+
+fn run_mode(plan: bool) -> volume::Run {
+    if plan {
+        volume::Run::PlanOnly
+    } else {
+        volume::Run::Apply
+    }
+}
+
+/// `VG/LV` arguments, all of one VG.
+fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Error>> {
+    let mut sel = volume::Selection::default();
+    for arg in lvs {
+        let Some((vg, lv)) = arg.split_once('/') else {
+            return Err(format!("{arg:?}: name the LV as VG/LV").into());
+        };
+        if !sel.vg.is_empty() && sel.vg != vg {
+            return Err(format!(
+                "{arg:?}: give LVs of one volume group per call ({} first)",
+                sel.vg
+            )
+            .into());
+        }
+        sel.vg = vg.to_owned();
+        sel.lvs.push(lv.to_owned());
+    }
+    Ok(sel)
+}
+
+/// Prints the steps of a `--plan`, or what was done.
+fn report_steps(plan: bool, steps: &[Step], done: &str) {
+    if plan {
+        if steps.is_empty() {
+            println!("nothing to do");
+        }
+        for s in steps {
+            println!("{s}");
+        }
+    } else if steps.is_empty() {
+        println!("{done} (nothing to do)");
+    } else {
+        println!("{done}");
     }
 }
 
@@ -352,12 +445,50 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 change.commit(&e, &[])?;
                 println!("Volume group \"{name}\" successfully changed");
             }
+            VgCommand::Activate {
+                name,
+                ignore_activation_skip,
+                plan,
+            } => {
+                let sel = volume::Selection {
+                    vg: name.clone(),
+                    lvs: vec![],
+                    ignore_skip: *ignore_activation_skip,
+                };
+                let steps = volume::activate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
+                report_steps(*plan, &steps, &format!("volume group {name} is active"));
+            }
+            VgCommand::Deactivate { name, plan } => {
+                let sel = volume::Selection {
+                    vg: name.clone(),
+                    ..Default::default()
+                };
+                let steps = volume::deactivate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
+                report_steps(*plan, &steps, &format!("volume group {name} is inactive"));
+            }
             VgCommand::Remove { name, yes, force } => {
                 if !yes {
                     return Err(NeedsYes(format!("vg remove destroys volume group {name}")).into());
                 }
                 ops::vg_remove(&env(cli), name, *force)?;
                 println!("Volume group \"{name}\" successfully removed");
+            }
+        },
+        Command::Lv { command } => match command {
+            LvCommand::Activate {
+                lvs,
+                ignore_activation_skip,
+                plan,
+            } => {
+                let mut sel = selection(lvs)?;
+                sel.ignore_skip = *ignore_activation_skip;
+                let steps = volume::activate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
+                report_steps(*plan, &steps, &format!("{} active", lvs.join(", ")));
+            }
+            LvCommand::Deactivate { lvs, plan } => {
+                let sel = selection(lvs)?;
+                let steps = volume::deactivate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
+                report_steps(*plan, &steps, &format!("{} inactive", lvs.join(", ")));
             }
         },
         Command::Dm { command } => {

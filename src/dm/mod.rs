@@ -1,5 +1,6 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
+pub mod nodes;
 pub mod status;
 pub mod table;
 

@@ -121,6 +121,56 @@ impl Target {
         }
     }
 
+    /// Every device the target refers to, in table order.
+    pub fn devices(&self) -> Vec<&DevRef> {
+        match self {
+            Target::Linear { dev, .. } => vec![dev],
+            Target::Striped { stripes, .. } => stripes.iter().map(|(d, _)| d).collect(),
+            Target::ThinPool { metadata, data, .. } => vec![metadata, data],
+            Target::Thin {
+                pool,
+                external_origin,
+                ..
+            } => std::iter::once(pool).chain(external_origin).collect(),
+            Target::Cache {
+                metadata,
+                cache,
+                origin,
+                ..
+            } => vec![metadata, cache, origin],
+            Target::Snapshot { origin, cow, .. } | Target::SnapshotMerge { origin, cow, .. } => {
+                vec![origin, cow]
+            }
+            Target::SnapshotOrigin { origin } => vec![origin],
+            Target::Error | Target::Zero => vec![],
+        }
+    }
+
+    /// The same, to change in place (paths to numbers).
+    pub fn devices_mut(&mut self) -> Vec<&mut DevRef> {
+        match self {
+            Target::Linear { dev, .. } => vec![dev],
+            Target::Striped { stripes, .. } => stripes.iter_mut().map(|(d, _)| d).collect(),
+            Target::ThinPool { metadata, data, .. } => vec![metadata, data],
+            Target::Thin {
+                pool,
+                external_origin,
+                ..
+            } => std::iter::once(pool).chain(external_origin).collect(),
+            Target::Cache {
+                metadata,
+                cache,
+                origin,
+                ..
+            } => vec![metadata, cache, origin],
+            Target::Snapshot { origin, cow, .. } | Target::SnapshotMerge { origin, cow, .. } => {
+                vec![origin, cow]
+            }
+            Target::SnapshotOrigin { origin } => vec![origin],
+            Target::Error | Target::Zero => vec![],
+        }
+    }
+
     /// The parameter string the kernel takes.
     pub fn params(&self) -> String {
         let list = |v: &[String]| {

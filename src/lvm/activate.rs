@@ -181,18 +181,23 @@ impl<'a> Planner<'a> {
 
     /// Adds a visible LV and what it stands on.
     fn add_lv(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<()> {
-        // A COW LV is used through its snapshot.
+        // An origin and its thick snapshots go up together, whichever of
+        // them is asked for (lvm2: "Change of snapshot ... will also change
+        // its origin ... and N other snapshot(s)").
         if let Some((_, seg)) = self.vg.snapshot_of_cow(&lv.name) {
-            return self.add_snapshot(plan, lv, seg);
+            let SegmentKind::Snapshot { origin, .. } = &seg.kind else {
+                unreachable!("snapshot_of_cow returns snapshot segments")
+            };
+            return self.add_origin_with_snapshots(plan, self.find(origin)?);
+        }
+        if self.is_origin(lv) {
+            return self.add_origin_with_snapshots(plan, lv);
         }
         let first = lv
             .segments
             .first()
             .ok_or_else(|| self.inconsistent(lv, "no segments"))?;
         match &first.kind {
-            SegmentKind::Striped { .. } if self.is_origin(lv) => {
-                self.add_origin(plan, lv).map(|_| ())
-            }
             SegmentKind::Striped { .. } => {
                 let table = self.striped_table(lv)?;
                 plan.push(PlannedDevice {
@@ -532,6 +537,19 @@ impl<'a> Planner<'a> {
             link: self.link(lv),
         });
         Ok(real)
+    }
+
+    fn add_origin_with_snapshots(&self, plan: &mut Plan, origin: &'a LogicalVolume) -> Result<()> {
+        self.add_origin(plan, origin)?;
+        for cow in &self.vg.lvs {
+            let Some((_, seg)) = self.vg.snapshot_of_cow(&cow.name) else {
+                continue;
+            };
+            if matches!(&seg.kind, SegmentKind::Snapshot { origin: o, .. } if *o == origin.name) {
+                self.add_snapshot(plan, cow, seg)?;
+            }
+        }
+        Ok(())
     }
 
     fn add_cow(&self, plan: &mut Plan, cow: &'a LogicalVolume) -> Result<String> {

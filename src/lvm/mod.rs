@@ -7,6 +7,8 @@
 //! where a scan and device-mapper's answers are gathered for them.
 
 pub mod activate;
+pub mod engine;
 pub mod names;
 pub mod query;
 pub mod report;
+pub mod volume;

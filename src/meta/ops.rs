@@ -108,7 +108,9 @@ impl Default for Env {
 }
 
 impl Env {
-    fn scan(&self, extra: &[PathBuf]) -> Result<Scan> {
+    /// Scans the env's devices (all block devices when none are set) plus
+    /// `extra` (devices a command names, when the list is restricted).
+    pub fn scan(&self, extra: &[PathBuf]) -> Result<Scan> {
         let mut devices = self.devices.clone();
         if !devices.is_empty() {
             for d in extra {
@@ -400,6 +402,23 @@ fn mark_used(label: &Label, used: bool) -> Label {
     l
 }
 
+/// Why this host must not use a VG at all (activate it or change it):
+/// lvmlockd-shared, another host's, exported. None when it may.
+pub fn foreign_reason(vg: &VolumeGroup) -> Option<String> {
+    if let Some(lock_type) = &vg.lock_type {
+        return Some(format!(
+            "is shared through lvmlockd (lock_type {lock_type})"
+        ));
+    }
+    if let Some(id) = vg.system_id.as_ref().filter(|s| !s.is_empty()) {
+        return Some(format!("belongs to another host (system_id {id})"));
+    }
+    if vg.status.contains(VgStatus::EXPORTED) {
+        return Some("is exported (vgimport it first)".to_owned());
+    }
+    None
+}
+
 /// Checks a VG cairn is about to change is one it may change.
 fn check_writable(view: &scan::VgView) -> Result<()> {
     let vg = &view.metadata.vg;
@@ -409,19 +428,11 @@ fn check_writable(view: &scan::VgView) -> Result<()> {
             why,
         })
     };
-    if let Some(lock_type) = &vg.lock_type {
-        return refuse(format!(
-            "is shared through lvmlockd (lock_type {lock_type})"
-        ));
-    }
-    if let Some(id) = vg.system_id.as_ref().filter(|s| !s.is_empty()) {
-        return refuse(format!("belongs to another host (system_id {id})"));
+    if let Some(why) = foreign_reason(vg) {
+        return refuse(why);
     }
     if vg.flags.iter().any(|f| f == "WRITE_LOCKED") || !vg.status.contains(VgStatus::WRITE) {
         return refuse("is read-only".to_owned());
-    }
-    if vg.status.contains(VgStatus::EXPORTED) {
-        return refuse("is exported (vgimport it first)".to_owned());
     }
     let missing = view.missing_pvs();
     if !missing.is_empty() {

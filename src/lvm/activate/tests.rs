@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
-use crate::dm::table::{DevRef, TableLine, Target};
+use crate::dm::table::{DevRef, TableLine};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/activation/");
 
@@ -58,86 +58,18 @@ fn resolve(line: &TableLine, info: &BTreeMap<String, Info>) -> String {
             (w.next().unwrap().to_owned(), w.next().unwrap().to_owned())
         })
         .collect();
-    let fix = |d: &DevRef| match d {
-        DevRef::Path(p) => {
-            let n: DevRef = match p.strip_prefix("/dev/mapper/") {
+    let mut target = line.target.clone();
+    for d in target.devices_mut() {
+        if let DevRef::Path(p) = d {
+            *d = match p.strip_prefix("/dev/mapper/") {
                 Some(name) => {
                     let (a, b) = info[name].devno;
                     DevRef::Number(a, b)
                 }
-                None => loops[p].parse().unwrap(),
+                None => loops[p.as_str()].parse().unwrap(),
             };
-            n
         }
-        n => n.clone(),
-    };
-    let target = match line.target.clone() {
-        Target::Linear { dev, offset } => Target::Linear {
-            dev: fix(&dev),
-            offset,
-        },
-        Target::Striped {
-            chunk_sectors,
-            stripes,
-        } => Target::Striped {
-            chunk_sectors,
-            stripes: stripes.iter().map(|(d, o)| (fix(d), *o)).collect(),
-        },
-        Target::ThinPool {
-            metadata,
-            data,
-            block_sectors,
-            low_water_mark,
-            features,
-        } => Target::ThinPool {
-            metadata: fix(&metadata),
-            data: fix(&data),
-            block_sectors,
-            low_water_mark,
-            features,
-        },
-        Target::Thin {
-            pool,
-            device_id,
-            external_origin,
-        } => Target::Thin {
-            pool: fix(&pool),
-            device_id,
-            external_origin,
-        },
-        Target::Cache {
-            metadata,
-            cache,
-            origin,
-            block_sectors,
-            features,
-            policy,
-            policy_args,
-        } => Target::Cache {
-            metadata: fix(&metadata),
-            cache: fix(&cache),
-            origin: fix(&origin),
-            block_sectors,
-            features,
-            policy,
-            policy_args,
-        },
-        Target::Snapshot {
-            origin,
-            cow,
-            persistence,
-            chunk_sectors,
-        } => Target::Snapshot {
-            origin: fix(&origin),
-            cow: fix(&cow),
-            persistence,
-            chunk_sectors,
-        },
-        Target::SnapshotOrigin { origin } => Target::SnapshotOrigin {
-            origin: fix(&origin),
-        },
-        other => other,
-    };
+    }
     TableLine {
         start: line.start,
         length: line.length,

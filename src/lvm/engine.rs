@@ -1,0 +1,477 @@
+//! Carries activation plans out on the kernel: the steps (create, load,
+//! suspend, resume, remove, message, device nodes) are computed first from
+//! the plan and what exists, so `--plan` can print exactly what a command
+//! would do; then they run in order, and a failure undoes the steps already
+//! taken, newest first (a loaded table is cleared, a suspended device
+//! resumed, a created device removed), leaving the kernel as it was.
+//!
+//! Ordering follows lvm2 and the lessons of devicemapper-rs: a new table is
+//! loaded into the inactive slot before anything is suspended; devices are
+//! suspended top-down and resumed bottom-up.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::dm::table::{DevRef, TableLine};
+use crate::dm::{self, Control, Suspend};
+
+use super::activate::{mapper_path, Plan, PlannedDevice};
+use crate::dm::nodes;
+
+/// One thing done to the kernel or /dev.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create {
+        name: String,
+        uuid: String,
+        read_only: bool,
+    },
+    /// A table into the inactive slot (devices named by path).
+    Load {
+        name: String,
+        table: Vec<TableLine>,
+        read_only: bool,
+    },
+    Suspend {
+        name: String,
+        how: Suspend,
+    },
+    Resume {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
+    Message {
+        name: String,
+        message: String,
+    },
+    /// `/dev/mapper/<name>` (made by cairn when udev does not).
+    Node {
+        name: String,
+    },
+    RemoveNode {
+        name: String,
+    },
+    /// `/dev/<vg>/<lv>` -> `/dev/mapper/<name>`.
+    Link {
+        link: String,
+        name: String,
+    },
+    Unlink {
+        link: String,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Create {
+                name,
+                uuid,
+                read_only,
+            } => write!(
+                f,
+                "dm create {name} uuid {uuid}{}",
+                if *read_only { " read-only" } else { "" }
+            ),
+            Step::Load { name, table, .. } => {
+                write!(f, "dm load {name}")?;
+                for line in table {
+                    write!(f, "\n    {line}")?;
+                }
+                Ok(())
+            }
+            Step::Suspend { name, how } => write!(
+                f,
+                "dm suspend {name}{}",
+                match how {
+                    Suspend::Flush => "",
+                    Suspend::NoFlush => " (noflush)",
+                }
+            ),
+            Step::Resume { name } => write!(f, "dm resume {name}"),
+            Step::Remove { name } => write!(f, "dm remove {name}"),
+            Step::Message { name, message } => write!(f, "dm message {name} 0 {message}"),
+            Step::Node { name } => write!(f, "mknod {}", mapper_path(name)),
+            Step::RemoveNode { name } => write!(f, "rm {}", mapper_path(name)),
+            Step::Link { link, name } => write!(f, "ln -s {} {link}", mapper_path(name)),
+            Step::Unlink { link } => write!(f, "rm {link}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Dm(#[from] dm::Error),
+    #[error(
+        "a device-mapper device named {name} exists with uuid {found:?}, not {expected:?}: it is \
+         not this LV's; rename or remove it (dmsetup remove {name}) and retry"
+    )]
+    Foreign {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "{name} is active with a different table than the metadata gives:\n  live: \
+         {live}\n  metadata: {planned}\ndeactivate it first (or reload it with the \
+         command that changes it)"
+    )]
+    Differs {
+        name: String,
+        live: String,
+        planned: String,
+    },
+    #[error("LV {lv} is in use ({name} is open {count} time(s)): unmount it or stop what uses it, then retry")]
+    InUse {
+        lv: String,
+        name: String,
+        count: i32,
+    },
+    #[error("cannot resolve {path} to a device number: {source}")]
+    Resolve {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Node {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{failed}; undoing what this call did also failed: {undo}")]
+    UndoFailed {
+        failed: Box<EngineError>,
+        undo: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Where device nodes go (tests point it elsewhere).
+#[derive(Debug, Clone)]
+pub struct Dev {
+    pub root: PathBuf,
+}
+
+impl Default for Dev {
+    fn default() -> Dev {
+        Dev {
+            root: PathBuf::from("/dev"),
+        }
+    }
+}
+
+/// The steps that activate `plan`: devices that do not exist are created,
+/// loaded and resumed, dependencies first; devices that exist must already
+/// have the planned table (activation is idempotent), else the call stops
+/// before changing anything.
+pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for d in &plan.devices {
+        let info = ctl.info(&d.name)?;
+        let exists = info.is_some();
+        let node_ok = info.as_ref().is_some_and(|i| {
+            nodes::block_device_number(&dev.root.join("mapper").join(&d.name))
+                .is_ok_and(|n| n == (i.major, i.minor))
+        });
+        match info {
+            None => {
+                steps.push(Step::Create {
+                    name: d.name.clone(),
+                    uuid: d.uuid.clone(),
+                    read_only: d.read_only,
+                });
+                steps.push(Step::Load {
+                    name: d.name.clone(),
+                    table: d.table.clone(),
+                    read_only: d.read_only,
+                });
+                steps.push(Step::Resume {
+                    name: d.name.clone(),
+                });
+            }
+            Some(info) => {
+                check_ours(d, &info)?;
+                let live = ctl.table(&d.name)?;
+                let planned = resolve_table(ctl, plan, &d.table)?;
+                if !same_table(&live, &planned) {
+                    return Err(EngineError::Differs {
+                        name: d.name.clone(),
+                        live: join(&live),
+                        planned: join(&planned),
+                    });
+                }
+            }
+        }
+        if !node_ok {
+            steps.push(Step::Node {
+                name: d.name.clone(),
+            });
+        }
+        if let Some(link) = &d.link {
+            if !exists || !nodes::link_points_to(&dev.root, link, &d.name) {
+                steps.push(Step::Link {
+                    link: link.clone(),
+                    name: d.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// The steps that deactivate `plan`'s LVs: the devices of `targets` (LV
+/// names; all of the plan's when empty) and every layer under them that
+/// nothing outside the plan still uses, top-down. Refused, before anything
+/// changes, when one of the LVs asked for is open.
+pub fn deactivation_steps(ctl: &Control, plan: &Plan, targets: &[String]) -> Result<Vec<Step>> {
+    let mut infos = Vec::with_capacity(plan.devices.len());
+    for d in &plan.devices {
+        let info = ctl.info(&d.name)?;
+        if let Some(info) = &info {
+            check_ours(d, info)?;
+        }
+        infos.push(info);
+    }
+    let wanted = |d: &PlannedDevice| targets.is_empty() || targets.contains(&d.lv);
+    let mut removed = vec![false; plan.devices.len()];
+    for i in (0..plan.devices.len()).rev() {
+        let d = &plan.devices[i];
+        let Some(info) = &infos[i] else { continue };
+        // Opens by devices of the plan that this call removes.
+        let path = mapper_path(&d.name);
+        let inside = plan
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(j, h)| removed[*j] && uses(h, &path))
+            .count() as i32;
+        let outside = info.open_count - inside;
+        if outside <= 0 {
+            removed[i] = true;
+        } else if wanted(d) && d.link.is_some() {
+            return Err(EngineError::InUse {
+                lv: d.lv.clone(),
+                name: d.name.clone(),
+                count: outside,
+            });
+        }
+        // A shared layer still in use by others stays.
+    }
+    let mut steps = Vec::new();
+    for (i, d) in plan.devices.iter().enumerate().rev() {
+        if !removed[i] {
+            continue;
+        }
+        if let Some(link) = &d.link {
+            steps.push(Step::Unlink { link: link.clone() });
+        }
+        steps.push(Step::RemoveNode {
+            name: d.name.clone(),
+        });
+        steps.push(Step::Remove {
+            name: d.name.clone(),
+        });
+    }
+    Ok(steps)
+}
+
+fn uses(device: &PlannedDevice, path: &str) -> bool {
+    device.table.iter().any(|l| {
+        l.target
+            .devices()
+            .iter()
+            .any(|d| matches!(d, DevRef::Path(p) if p == path))
+    })
+}
+
+fn check_ours(d: &PlannedDevice, info: &dm::Info) -> Result<()> {
+    if info.uuid != d.uuid {
+        return Err(EngineError::Foreign {
+            name: d.name.clone(),
+            expected: d.uuid.clone(),
+            found: info.uuid.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn join(table: &[TableLine]) -> String {
+    table
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Tables compare as the kernel prints them back.
+fn same_table(live: &[TableLine], planned: &[TableLine]) -> bool {
+    live.len() == planned.len()
+        && live
+            .iter()
+            .zip(planned)
+            .all(|(a, b)| a.to_string() == b.to_string())
+}
+
+/// Replaces device paths with `major:minor`: `/dev/mapper/<name>` from the
+/// kernel (the node may not exist yet), anything else from the node itself.
+pub fn resolve_table(ctl: &Control, _plan: &Plan, table: &[TableLine]) -> Result<Vec<TableLine>> {
+    table
+        .iter()
+        .map(|l| {
+            Ok(TableLine {
+                start: l.start,
+                length: l.length,
+                target: {
+                    let mut target = l.target.clone();
+                    for d in target.devices_mut() {
+                        *d = resolve(ctl, d)?;
+                    }
+                    target
+                },
+            })
+        })
+        .collect()
+}
+
+fn resolve(ctl: &Control, dev: &DevRef) -> Result<DevRef> {
+    let DevRef::Path(path) = dev else {
+        return Ok(dev.clone());
+    };
+    if let Some(name) = path.strip_prefix("/dev/mapper/") {
+        if let Some(info) = ctl.info(name)? {
+            return Ok(DevRef::Number(info.major, info.minor));
+        }
+    }
+    let (major, minor) =
+        nodes::block_device_number(Path::new(path)).map_err(|source| EngineError::Resolve {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(DevRef::Number(major, minor))
+}
+
+/// Runs `steps` in order; on failure, undoes the steps done, newest first.
+pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
+    let mut done: Vec<&Step> = Vec::new();
+    for step in steps {
+        if let Err(e) = run_one(ctl, dev, step) {
+            let mut undo_errors = Vec::new();
+            for s in done.iter().rev() {
+                if let Err(u) = undo_one(ctl, dev, s) {
+                    undo_errors.push(format!("undo of `{s}`: {u}"));
+                }
+            }
+            // A step that failed half-way (a suspend that did suspend) is
+            // undone too where that is harmless.
+            if let Step::Suspend { name, .. } = step {
+                let _ = ctl.resume(name);
+            }
+            return Err(if undo_errors.is_empty() {
+                e
+            } else {
+                EngineError::UndoFailed {
+                    failed: Box::new(e),
+                    undo: undo_errors.join("; "),
+                }
+            });
+        }
+        done.push(step);
+    }
+    Ok(())
+}
+
+fn run_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
+    match step {
+        Step::Create {
+            name,
+            uuid,
+            read_only,
+        } => {
+            ctl.create(name, uuid, *read_only)?;
+        }
+        Step::Load {
+            name,
+            table,
+            read_only,
+        } => {
+            let resolved = resolve_table(ctl, &Plan::default(), table)?;
+            ctl.load(name, &resolved, *read_only)?;
+        }
+        Step::Suspend { name, how } => ctl.suspend(name, *how)?,
+        Step::Resume { name } => {
+            ctl.resume(name)?;
+        }
+        Step::Remove { name } => ctl.remove(name)?,
+        Step::Message { name, message } => {
+            ctl.message(name, message)?;
+        }
+        Step::Node { name } => {
+            let info = ctl.info(name)?.ok_or_else(|| EngineError::Node {
+                path: mapper_path(name),
+                source: std::io::Error::from_raw_os_error(nix::libc::ENXIO),
+            })?;
+            nodes::make_node(&dev.root, name, info.major, info.minor).map_err(|source| {
+                EngineError::Node {
+                    path: mapper_path(name),
+                    source,
+                }
+            })?;
+        }
+        Step::RemoveNode { name } => {
+            nodes::remove_node(&dev.root, name).map_err(|source| EngineError::Node {
+                path: mapper_path(name),
+                source,
+            })?
+        }
+        Step::Link { link, name } => {
+            nodes::make_link(&dev.root, link, name).map_err(|source| EngineError::Node {
+                path: link.clone(),
+                source,
+            })?
+        }
+        Step::Unlink { link } => {
+            nodes::remove_link(&dev.root, link).map_err(|source| EngineError::Node {
+                path: link.clone(),
+                source,
+            })?
+        }
+    }
+    Ok(())
+}
+
+/// The inverse of a step that succeeded.
+fn undo_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
+    match step {
+        Step::Create { name, .. } => ctl.remove(name)?,
+        Step::Load { name, .. } => {
+            // Resumed since? Then the Resume's undo cannot bring the old
+            // table back; a created device goes away with its Create.
+            if ctl.info(name)?.is_some_and(|i| i.inactive_table) {
+                ctl.clear(name)?;
+            }
+        }
+        Step::Suspend { name, .. } => {
+            ctl.resume(name)?;
+        }
+        Step::Node { name } => {
+            let _ = nodes::remove_node(&dev.root, name);
+        }
+        Step::Link { link, .. } => {
+            let _ = nodes::remove_link(&dev.root, link);
+        }
+        // Resume, remove, messages and unlinks are not undone: a resumed
+        // device of this call is removed by its Create's undo; removals run
+        // last in a deactivation, after the check that nothing is open.
+        Step::Resume { .. }
+        | Step::Remove { .. }
+        | Step::Message { .. }
+        | Step::RemoveNode { .. }
+        | Step::Unlink { .. } => {}
+    }
+    Ok(())
+}

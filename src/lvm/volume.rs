@@ -1,0 +1,124 @@
+//! Volume commands that touch the kernel: activation and deactivation of a
+//! VG or of some of its LVs. Metadata is read under lvm2's VG lock, the plan
+//! made (super::activate), turned into steps against what the kernel has
+//! (super::engine), then either printed (`--plan`) or run.
+
+use std::path::PathBuf;
+
+use crate::dm::{self, Control};
+use crate::meta::lock::Mode;
+use crate::meta::ops::{Env, OpError};
+use crate::meta::scan::{Scan, VgView};
+
+use super::activate::{Plan, PlanError, Planner};
+use super::engine::{self, Dev, EngineError, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Dm(#[from] dm::Error),
+    #[error("volume group {vg} {why}: cairn will not activate it")]
+    Refused { vg: String, why: String },
+}
+
+impl From<crate::meta::scan::ScanError> for VolumeError {
+    fn from(e: crate::meta::scan::ScanError) -> Self {
+        VolumeError::Op(OpError::from(e))
+    }
+}
+
+impl From<crate::meta::lock::LockError> for VolumeError {
+    fn from(e: crate::meta::lock::LockError) -> Self {
+        VolumeError::Op(OpError::from(e))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, VolumeError>;
+
+/// Run the steps, or only compute them (`--plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Apply,
+    PlanOnly,
+}
+
+/// What to (de)activate.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub vg: String,
+    /// LV names; empty for every LV of the VG.
+    pub lvs: Vec<String>,
+    /// Also LVs flagged "activation skip" (thin snapshots), as lvm2's -K.
+    pub ignore_skip: bool,
+}
+
+fn pv_devices(scan: &Scan, view: &VgView) -> Vec<Option<PathBuf>> {
+    view.devices
+        .iter()
+        .map(|d| d.map(|i| scan.pvs[i].path.clone()))
+        .collect()
+}
+
+/// VGs lvm2 would not activate on this host.
+fn check_activatable(view: &VgView) -> Result<()> {
+    match crate::meta::ops::foreign_reason(&view.metadata.vg) {
+        Some(why) => Err(VolumeError::Refused {
+            vg: view.metadata.vg.name.clone(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The plan for a selection, read under a shared VG lock.
+fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
+    let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
+    let scan = env.scan(&[])?;
+    let view = scan.vg(&sel.vg)?;
+    check_activatable(&view)?;
+    let devices = pv_devices(&scan, &view);
+    let planner = Planner::new(&view.metadata.vg, &devices);
+    // Deactivation covers skipped LVs too: they may have been activated
+    // explicitly, and must not be left behind.
+    let ignore_skip = sel.ignore_skip || deactivating;
+    if sel.lvs.is_empty() {
+        return Ok(planner.vg(ignore_skip)?);
+    }
+    let mut plan = Plan::default();
+    for lv in &sel.lvs {
+        for d in planner.lv(lv)?.devices {
+            if plan.device(&d.name).is_none() {
+                plan.devices.push(d);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Activates a VG or some of its LVs; returns the steps (done, or planned).
+pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
+    let plan = plan(env, sel, false)?;
+    let ctl = Control::open()?;
+    let steps = engine::activation_steps(&ctl, dev, &plan)?;
+    if run == Run::Apply {
+        engine::run(&ctl, dev, &steps)?;
+    }
+    Ok(steps)
+}
+
+/// Deactivates a VG or some of its LVs (refused while one is in use).
+pub fn deactivate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
+    let plan = plan(env, sel, true)?;
+    let ctl = Control::open()?;
+    let steps = engine::deactivation_steps(&ctl, &plan, &sel.lvs)?;
+    if run == Run::Apply {
+        engine::run(&ctl, dev, &steps)?;
+    }
+    Ok(steps)
+}
