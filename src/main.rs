@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::volume;
+use cairn::lvm::{thin, volume};
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -72,15 +72,70 @@ enum Command {
         #[command(subcommand)]
         command: VgCommand,
     },
-    /// Logical volumes: activate, deactivate
+    /// Logical volumes: create, remove, activate, deactivate
     Lv {
         #[command(subcommand)]
         command: LvCommand,
+    },
+    /// Snapshots: create
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Snapshot a thin LV in its pool (as lvcreate -s VG/LV -n NAME); made with
+    /// activation skip and left inactive, as lvm2 does, unless --activate
+    Create {
+        /// The origin as VG/LV
+        origin: String,
+        /// Name of the snapshot
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Activate the snapshot
+        #[arg(long)]
+        activate: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum LvCommand {
+    /// Create a thin LV in a thin pool (as lvcreate -V SIZE -T VG/POOL -n NAME)
+    Create {
+        /// The volume group
+        vg: String,
+        /// Name of the new LV
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Virtual size (lvm2 units: 10G, 512m; bare numbers are MiB)
+        #[arg(short = 'V', long = "virtualsize")]
+        virtual_size: String,
+        /// The thin pool of the VG to put it in
+        #[arg(short = 'T', long)]
+        thinpool: String,
+        /// Leave the new LV inactive
+        #[arg(long)]
+        inactive: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Remove a thin LV (as lvremove VG/LV); refused while it is open
+    Remove {
+        /// The LV as VG/LV
+        lv: String,
+        /// Confirm: the LV's data is destroyed
+        #[arg(long)]
+        yes: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
     /// Activate LVs, with everything under them (as lvchange -ay VG/LV)
     Activate {
         /// LVs as VG/LV, all of one VG
@@ -252,9 +307,7 @@ fn run_mode(plan: bool) -> volume::Run {
 fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Error>> {
     let mut sel = volume::Selection::default();
     for arg in lvs {
-        let Some((vg, lv)) = arg.split_once('/') else {
-            return Err(format!("{arg:?}: name the LV as VG/LV").into());
-        };
+        let (vg, lv) = split_lv(arg)?;
         if !sel.vg.is_empty() && sel.vg != vg {
             return Err(format!(
                 "{arg:?}: give LVs of one volume group per call ({} first)",
@@ -262,10 +315,31 @@ fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Er
             )
             .into());
         }
-        sel.vg = vg.to_owned();
-        sel.lvs.push(lv.to_owned());
+        sel.vg = vg;
+        sel.lvs.push(lv);
     }
     Ok(sel)
+}
+
+/// `VG/LV` into its parts.
+fn split_lv(arg: &str) -> Result<(String, String), Box<dyn std::error::Error>> {
+    match arg.split_once('/') {
+        Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
+            Ok((vg.to_owned(), lv.to_owned()))
+        }
+        _ => Err(format!("{arg:?}: name the LV as VG/LV").into()),
+    }
+}
+
+/// Prints the actions of a `--plan`, or what was done.
+fn report_actions(plan: bool, actions: &[thin::Action], done: &str) {
+    if plan {
+        for a in actions {
+            println!("{a}");
+        }
+    } else {
+        println!("{done}");
+    }
 }
 
 /// Prints the steps of a `--plan`, or what was done.
@@ -474,7 +548,72 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("Volume group \"{name}\" successfully removed");
             }
         },
+        Command::Snapshot { command } => match command {
+            SnapshotCommand::Create {
+                origin,
+                name,
+                activate,
+                plan,
+            } => {
+                let (vg, origin) = split_lv(origin)?;
+                let req = thin::Create {
+                    vg,
+                    name: name.clone(),
+                    what: thin::Request::Snapshot { origin },
+                    activate: *activate,
+                };
+                let actions = thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" created."),
+                );
+            }
+        },
         Command::Lv { command } => match command {
+            LvCommand::Create {
+                vg,
+                name,
+                virtual_size,
+                thinpool,
+                inactive,
+                plan,
+            } => {
+                let size_bytes = match cairn::units::parse_size(virtual_size, 1 << 20)? {
+                    cairn::units::Size::Bytes(b) => b,
+                    cairn::units::Size::PercentFree(_) => {
+                        return Err("a thin LV's virtual size cannot be a percentage".into())
+                    }
+                };
+                let req = thin::Create {
+                    vg: vg.clone(),
+                    name: name.clone(),
+                    what: thin::Request::Volume {
+                        pool: thinpool.clone(),
+                        size_bytes,
+                    },
+                    activate: !inactive,
+                };
+                let actions = thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" created."),
+                );
+            }
+            LvCommand::Remove { lv, yes, plan } => {
+                if !yes && !plan {
+                    return Err(NeedsYes(format!("lv remove destroys {lv} and its data")).into());
+                }
+                let (vg, name) = split_lv(lv)?;
+                let actions =
+                    thin::remove(&env(cli), &Dev::default(), &vg, &name, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" successfully removed."),
+                );
+            }
             LvCommand::Activate {
                 lvs,
                 ignore_activation_skip,

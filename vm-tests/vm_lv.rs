@@ -279,12 +279,257 @@ fn open_lvs_and_name_clashes_change_nothing(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// A VG with a thin pool made by lvm2, as the seed makes DRBDVG2's.
+fn pool_vg(g: &Guest, mib: u64) -> Result<LoopDisk, String> {
+    g.sh(
+        "umount /mnt/t 2>/dev/null || true; vgchange -q -an vg 2>/dev/null || true
+        dmsetup remove_all || true; vgremove -q -ff vg 2>/dev/null || true; rm -rf /dev/vg",
+    )?;
+    let d = g.loop_disk("thin", mib)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {0}; vgcreate -q vg {0}; lvcreate -q -y -L 200M -T vg/pool",
+        d.dev
+    ))?;
+    Ok(d)
+}
+
+/// lvm2's view of the pool: (metadata transaction id, kernel transaction id).
+fn transaction_ids(g: &Guest) -> Result<(u64, u64), String> {
+    let meta = g.sh("lvs --noheadings -o transaction_id vg/pool")?;
+    let meta: u64 = meta
+        .trim()
+        .parse()
+        .map_err(|_| format!("lvs said {meta:?}"))?;
+    let status = g.sh("dmsetup status vg-pool-tpool 2>/dev/null || dmsetup status vg-pool")?;
+    let kernel: u64 = status
+        .split_whitespace()
+        .nth(3)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("bad thin-pool status {status:?}"))?;
+    Ok((meta, kernel))
+}
+
+/// thin_check on the pool's metadata, with the pool down (lvm2 lets the
+/// metadata LV be activated alone, read-only, for this).
+fn thin_check(g: &Guest) -> TestResult {
+    g.sh("vgchange -q -an vg
+        lvchange -q -y -ay vg/pool_tmeta
+        thin_check /dev/vg/pool_tmeta
+        lvchange -q -an vg/pool_tmeta")?;
+    Ok(())
+}
+
+fn thin_lvs_snapshots_and_removal_as_lvm2s(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 512)?;
+    // The pool's first thin LV (transaction id 0 -> 1, pool re-laid out).
+    let plan = g.cairn(&[
+        "lv", "create", "vg", "-n", "t1", "-V", "64M", "-T", "pool", "--plan",
+    ])?;
+    ensure!(
+        plan.contains("dm message vg-pool-tpool 0 create_thin 1")
+            && plan.contains("set_transaction_id 0 1"),
+        "plan:\n{plan}"
+    );
+    ensure!(transaction_ids(g)? == (0, 0), "--plan changed the pool");
+    g.cairn(&["lv", "create", "vg", "-n", "t1", "-V", "64M", "-T", "pool"])?;
+    ensure!(
+        transaction_ids(g)? == (1, 1),
+        "ids after t1: {:?}",
+        transaction_ids(g)?
+    );
+    let lvs = g.sh(
+        "lvs --noheadings -o lv_name,segtype,pool_lv,thin_id,lv_size,lv_attr --units m vg/t1",
+    )?;
+    let f: Vec<&str> = lvs.split_whitespace().collect();
+    ensure!(
+        f[..5] == ["t1", "thin", "pool", "1", "64.00m"] && f[5].starts_with("Vwi-a"),
+        "lvs shows {lvs:?}"
+    );
+    g.run(&["vgck", "vg"])?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/t1 bs=1M count=8 oflag=direct status=none")?;
+    let before = g.sh("dd if=/dev/vg/t1 bs=1M count=8 iflag=direct status=none | sha256sum")?;
+
+    // A thin snapshot: inactive (activation skip), keeps the old data.
+    g.cairn(&["snapshot", "create", "vg/t1", "-n", "s1"])?;
+    ensure!(transaction_ids(g)? == (2, 2), "ids after s1");
+    let attr = g.sh("lvs --noheadings -o lv_attr,origin,thin_id vg/s1")?;
+    ensure!(
+        attr.split_whitespace().collect::<Vec<_>>() == ["Vwi---tz-k", "t1", "2"],
+        "s1: {attr:?}"
+    );
+    g.sh("dd if=/dev/urandom of=/dev/vg/t1 bs=1M count=8 oflag=direct status=none")?;
+    g.run(&["lvchange", "-q", "-ay", "-K", "vg/s1"])?;
+    let snap = g.sh("dd if=/dev/vg/s1 bs=1M count=8 iflag=direct status=none | sha256sum")?;
+    ensure!(snap == before, "the snapshot lost the old data");
+    let t1 = g.sh("dd if=/dev/vg/t1 bs=1M count=8 iflag=direct status=none | sha256sum")?;
+
+    // lvm2 re-activates what cairn made; the data is there.
+    g.run(&["vgchange", "-q", "-an", "vg"])?;
+    g.run(&["vgchange", "-q", "-ay", "vg"])?;
+    let again = g.sh("dd if=/dev/vg/t1 bs=1M count=8 iflag=direct status=none | sha256sum")?;
+    ensure!(again == t1, "t1 changed across lvm2's re-activation");
+
+    // Mounted: not removed, nothing changed. Without --yes: refused.
+    g.sh("mkfs.ext4 -q /dev/vg/t1 && mkdir -p /mnt/t && mount /dev/vg/t1 /mnt/t")?;
+    let seqno = g.sh("vgs --noheadings -o vg_seqno vg")?;
+    let out = g.output(&[lab::guest::CAIRN, "lv", "remove", "vg/t1", "--yes"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && err.contains("in use"), "{err}");
+    ensure!(
+        g.sh("vgs --noheadings -o vg_seqno vg")? == seqno,
+        "metadata changed"
+    );
+    g.sh("umount /mnt/t")?;
+    let out = g.output(&[lab::guest::CAIRN, "lv", "remove", "vg/t1"])?;
+    ensure!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "remove without --yes"
+    );
+
+    // Removal of the origin: the snapshot becomes a plain thin LV.
+    g.cairn(&["lv", "remove", "vg/t1", "--yes"])?;
+    ensure!(transaction_ids(g)? == (3, 3), "ids after removal");
+    let origin = g.sh("lvs --noheadings -o origin vg/s1")?;
+    ensure!(origin.trim().is_empty(), "s1 still has origin {origin:?}");
+    // lvm2 goes on from cairn's transaction id, and cairn from lvm2's.
+    g.run(&[
+        "lvcreate", "-q", "-V", "16M", "-T", "vg/pool", "-n", "bylvm2",
+    ])?;
+    g.cairn(&["lv", "create", "vg", "-n", "t3", "-V", "16M", "-T", "pool"])?;
+    ensure!(transaction_ids(g)? == (5, 5), "ids after the mix");
+    let ids = g.sh("lvs --noheadings -o lv_name,thin_id --select segtype=thin vg | sort")?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    ensure!(
+        ids == ["bylvm2", "3", "s1", "2", "t3", "4"],
+        "device ids: {ids:?}"
+    );
+    g.run(&["vgck", "vg"])?;
+    thin_check(g)?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
+fn bad_thin_requests_change_nothing(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 512)?;
+    g.cairn(&["lv", "create", "vg", "-n", "t1", "-V", "16M", "-T", "pool"])?;
+    let seqno = || g.sh("vgs --noheadings -o vg_seqno vg");
+    let s0 = seqno()?;
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["lv", "create", "vg", "-n", "t1", "-V", "16M", "-T", "pool"],
+            "already has an LV named t1",
+        ),
+        (
+            &["lv", "create", "vg", "-n", "x", "-V", "16M", "-T", "nopool"],
+            "no LV named nopool",
+        ),
+        (
+            &[
+                "lv", "create", "vg", "-n", "x_tdata", "-V", "16M", "-T", "pool",
+            ],
+            "reserved",
+        ),
+        (
+            &["lv", "create", "vg", "-n", "x", "-V", "0", "-T", "pool"],
+            "above 0",
+        ),
+        (
+            &["snapshot", "create", "vg/pool", "-n", "x"],
+            "not a thin LV",
+        ),
+        (&["lv", "remove", "vg/nope", "--yes"], "no LV named nope"),
+    ];
+    for (args, expect) in cases {
+        let mut argv = vec![lab::guest::CAIRN];
+        argv.extend_from_slice(args);
+        let out = g.output(&argv)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && err.contains(expect),
+            "cairn {args:?}: expected {expect:?}, got {err}"
+        );
+    }
+    ensure!(seqno()? == s0, "a refused command changed the metadata");
+    // The kernel's transaction id moved behind cairn's back: refused.
+    g.run(&[
+        "dmsetup",
+        "message",
+        "vg-pool-tpool",
+        "0",
+        "set_transaction_id 1 7",
+    ])?;
+    let out = g.output(&[
+        lab::guest::CAIRN,
+        "lv",
+        "create",
+        "vg",
+        "-n",
+        "t2",
+        "-V",
+        "16M",
+        "-T",
+        "pool",
+    ])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("kernel's transaction id is 7, the metadata's 1"),
+        "{err}"
+    );
+    ensure!(seqno()? == s0, "metadata changed despite the mismatch");
+    g.run(&[
+        "dmsetup",
+        "message",
+        "vg-pool-tpool",
+        "0",
+        "set_transaction_id 7 1",
+    ])?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
+fn hundred_thin_lvs_each_side(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 1024)?;
+    for i in 0..100 {
+        g.cairn(&[
+            "lv",
+            "create",
+            "vg",
+            "-n",
+            &format!("c{i:03}"),
+            "-V",
+            "4M",
+            "-T",
+            "pool",
+            "--inactive",
+        ])?;
+    }
+    ensure!(
+        transaction_ids(g)? == (100, 100),
+        "after cairn: {:?}",
+        transaction_ids(g)?
+    );
+    g.sh("for i in $(seq -w 0 99); do lvcreate -q -an -V 4M -T vg/pool -n l$i; done")?;
+    ensure!(
+        transaction_ids(g)? == (200, 200),
+        "after lvm2: {:?}",
+        transaction_ids(g)?
+    );
+    let n =
+        g.sh("lvs --noheadings -o thin_id --select segtype=thin vg | sort -n | uniq | wc -l")?;
+    ensure!(n.trim() == "200", "{n} distinct thin ids");
+    g.run(&["vgck", "vg"])?;
+    thin_check(g)?;
+    println!("200 thin LVs, transaction id 200 in metadata and kernel, thin_check clean");
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
         nodes: 1,
         mem_mib: 2048,
-        timeout: Duration::from_secs(600),
+        timeout: Duration::from_secs(900),
         tests: vec![
             VmTest {
                 name: "vg_activation_equals_lvm2s",
@@ -297,6 +542,18 @@ fn main() {
             VmTest {
                 name: "open_lvs_and_name_clashes_change_nothing",
                 run: open_lvs_and_name_clashes_change_nothing,
+            },
+            VmTest {
+                name: "thin_lvs_snapshots_and_removal_as_lvm2s",
+                run: thin_lvs_snapshots_and_removal_as_lvm2s,
+            },
+            VmTest {
+                name: "bad_thin_requests_change_nothing",
+                run: bad_thin_requests_change_nothing,
+            },
+            VmTest {
+                name: "hundred_thin_lvs_each_side",
+                run: hundred_thin_lvs_each_side,
             },
         ],
         stream_log: false,

@@ -144,6 +144,22 @@ impl<'a> Planner<'a> {
         Ok(plan)
     }
 
+    /// The devices a thin pool's thin LVs stand on (`_tmeta`, `_tdata`
+    /// and the thin-pool target), without the pool LV's own read-only
+    /// layer: what messages are sent to. The last device is the target.
+    pub fn thin_pool_target(&self, name: &str) -> Result<Plan> {
+        let pool = self.find(name)?;
+        if !matches!(
+            pool.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::ThinPool { .. })
+        ) {
+            return Err(self.inconsistent(pool, "is not a thin pool"));
+        }
+        let mut plan = Plan::default();
+        self.add_thin_pool(&mut plan, pool, false)?;
+        Ok(plan)
+    }
+
     fn find(&self, name: &str) -> Result<&'a LogicalVolume> {
         self.vg.lv(name).ok_or_else(|| PlanError::NoSuchLv {
             vg: self.vg.name.clone(),

@@ -11,4 +11,5 @@ pub mod engine;
 pub mod names;
 pub mod query;
 pub mod report;
+pub mod thin;
 pub mod volume;

@@ -48,6 +48,8 @@ pub enum OpError {
     InVg { path: PathBuf, vg: String },
     #[error("invalid name {name:?}: {why}")]
     BadName { name: String, why: &'static str },
+    #[error("invalid LV name {name:?}: {why}; choose another name")]
+    BadLvName { name: String, why: String },
     #[error("volume group {0} already exists")]
     VgExists(String),
     #[error("volume group {vg} still has {count} logical volume(s) ({names}): remove them first, or pass --force")]
@@ -198,6 +200,31 @@ pub fn check_name(name: &str) -> Result<()> {
         .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
     {
         return bad("only letters, digits and + _ . - are allowed");
+    }
+    Ok(())
+}
+
+/// An LV name a user may give: a valid name (check_name) that is not one
+/// lvm2 keeps for its own LVs (apply_lvname_restrictions).
+pub fn check_lv_name(name: &str) -> Result<()> {
+    check_name(name)?;
+    let bad = |why: String| {
+        Err(OpError::BadLvName {
+            name: name.to_owned(),
+            why,
+        })
+    };
+    for prefix in ["pvmove", "snapshot"] {
+        if name.starts_with(prefix) {
+            return bad(format!("names starting \"{prefix}\" are reserved by lvm2"));
+        }
+    }
+    const RESERVED: [&str; 17] = [
+        "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog", "_rimage",
+        "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig", "_pmspare", "_vorigin",
+    ];
+    if let Some(part) = RESERVED.iter().find(|r| name.contains(*r)) {
+        return bad(format!("names including \"{part}\" are reserved by lvm2"));
     }
     Ok(())
 }
@@ -545,6 +572,37 @@ impl Change {
     }
 }
 
+impl Change {
+    /// Commits the metadata as it stands and keeps the lock, for a change
+    /// made in several commits (a thin LV: the queued pool message, then its
+    /// removal once the kernel has it). The next commit gets the next seqno.
+    pub fn commit_and_continue(&mut self, env: &Env) -> Result<()> {
+        env.archive
+            .archive(&self.metadata.vg.name, &self.view.text)?;
+        let devices = vg_devices(&self.scan, &self.view);
+        let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
+        env.archive.backup(&self.metadata.vg.name, &text)?;
+        self.view.text = text;
+        self.view.metadata = self.metadata.clone();
+        self.metadata.vg.seqno += 1;
+        Ok(())
+    }
+
+    /// The metadata as last committed (what the kernel should agree with).
+    pub fn committed(&self) -> &Metadata {
+        &self.view.metadata
+    }
+
+    /// The device path of each PV of the VG (None when missing).
+    pub fn pv_devices(&self) -> Vec<Option<PathBuf>> {
+        self.view
+            .devices
+            .iter()
+            .map(|d| d.map(|i| self.scan.pvs[i].path.clone()))
+            .collect()
+    }
+}
+
 /// `vgextend VG DEV...`: adds orphan PVs.
 pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
     let _global = env.locks.global(Mode::Exclusive)?;
@@ -605,7 +663,7 @@ pub fn add_linear_lv(
     extents: u64,
     on_pvs: Option<&[usize]>,
 ) -> Result<()> {
-    check_name(name)?;
+    check_lv_name(name)?;
     if vg.lv(name).is_some() {
         return Err(OpError::Refused {
             vg: vg.name.clone(),
@@ -617,11 +675,20 @@ pub fn add_linear_lv(
         why: e.to_string(),
     })?;
     let segments = super::alloc::linear_segments(&runs);
+    vg.lvs.push(new_lv(name, segments)?);
+    Ok(())
+}
+
+/// A new visible LV as lvm2 records one: a fresh uuid, the creation time
+/// and this host's name.
+pub fn new_lv(
+    name: &str,
+    segments: Vec<super::model::Segment>,
+) -> Result<super::model::LogicalVolume> {
     let host = nix::sys::utsname::uname()
         .map(|u| u.nodename().to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut lv = super::model::LogicalVolume::new(name, random_uuid()?.to_dashed(), segments);
     (lv.creation_time, lv.creation_host) = (Some(now()), Some(host));
-    vg.lvs.push(lv);
-    Ok(())
+    Ok(lv)
 }

@@ -1,0 +1,704 @@
+//! Thin LVs without lvm2: create, snapshot and remove, keeping the pool's
+//! transaction id in step with the kernel exactly as lvm2 does (a mismatch
+//! makes lvm2 refuse the pool: the most reported LXD/LVM failure).
+//!
+//! lvm2's protocol (docs/research/lvm2-ops.md §2-4), which cairn follows:
+//! 1. the kernel's transaction id must equal the metadata's, N;
+//! 2. commit A: the change, the pool's transaction id N+1 and the message
+//!    queued in the metadata (`message1 { create = "thin" }`);
+//! 3. the messages to the live thin-pool device (`create_thin D`,
+//!    `create_snap D O` with the origin suspended, or `delete D`), then
+//!    `set_transaction_id N N+1`;
+//! 4. commit B: the queue emptied.
+//!
+//! A crash between 2 and 3 leaves kernel N, metadata N+1 with the message
+//! queued; between 3 and 4, kernel N+1 and metadata N+1: both are states
+//! lvm2 recognises and completes. An error in 3 sends what undoes the
+//! messages already sent and commits the metadata of before the call again.
+
+use std::fmt;
+
+use crate::dm::status::{PoolMode, TargetStatus};
+use crate::dm::{self, Control, Suspend};
+use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
+use crate::meta::ops::{self, Change, Env, OpError};
+
+use super::activate::{activation_skip, Planner};
+use super::engine::{self, Dev, Step};
+use super::names;
+use super::volume::{Run, VolumeError};
+
+/// The largest thin device id the kernel takes (24 bits).
+const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
+
+/// One thing a thin command does, for `--plan` and for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A metadata commit, with what it changes.
+    Commit {
+        vg: String,
+        seqno: u64,
+        what: String,
+    },
+    Dm(Step),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Commit { vg, seqno, what } => {
+                write!(f, "metadata commit {vg} seqno {seqno}: {what}")
+            }
+            Action::Dm(step) => step.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThinError {
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "thin pool {pool}: the kernel's transaction id is {kernel}, the metadata's {metadata}: \
+         cairn changes nothing in a pool whose metadata and kernel disagree (compare \
+         `lvs -o+transaction_id` with `dmsetup status`; lvm2's `lvconvert --repair` may be \
+         needed)"
+    )]
+    TransactionMismatch {
+        pool: String,
+        kernel: u64,
+        metadata: u64,
+    },
+    #[error("{failed}; then undoing it failed too: {undo} (the metadata may show an LV the kernel does not have: check with `cairn lvs` and `dmsetup status`)")]
+    UndoFailed { failed: String, undo: String },
+}
+
+impl From<OpError> for ThinError {
+    fn from(e: OpError) -> Self {
+        ThinError::Volume(e.into())
+    }
+}
+
+impl From<dm::Error> for ThinError {
+    fn from(e: dm::Error) -> Self {
+        ThinError::Volume(e.into())
+    }
+}
+
+impl From<engine::EngineError> for ThinError {
+    fn from(e: engine::EngineError) -> Self {
+        ThinError::Volume(e.into())
+    }
+}
+
+impl From<super::activate::PlanError> for ThinError {
+    fn from(e: super::activate::PlanError) -> Self {
+        ThinError::Volume(e.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ThinError>;
+
+/// What to make.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// A thin LV of `size_bytes` in `pool`.
+    Volume { pool: String, size_bytes: u64 },
+    /// A snapshot of the thin LV `origin` (same pool, same size).
+    Snapshot { origin: String },
+}
+
+/// `cairn thin create` / `cairn thin snapshot`.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub vg: String,
+    pub name: String,
+    pub what: Request,
+    /// Activate the new LV (a snapshot is made with activation skip, as
+    /// lvm2 does, and stays inactive unless this is set).
+    pub activate: bool,
+}
+
+fn refused(msg: impl Into<String>) -> ThinError {
+    ThinError::Refused(msg.into())
+}
+
+/// What the first segment of LV `name` is.
+fn first_kind<'v>(vg: &'v VolumeGroup, name: &str) -> Result<Option<&'v SegmentKind>> {
+    let lv = vg
+        .lv(name)
+        .ok_or_else(|| refused(format!("VG {} has no LV named {name}", vg.name)))?;
+    Ok(lv.segments.first().map(|s| &s.kind))
+}
+
+fn thin_pool_seg(vg: &VolumeGroup, pool: &str) -> Result<(u64, u64, usize)> {
+    match first_kind(vg, pool)? {
+        Some(SegmentKind::ThinPool {
+            transaction_id,
+            chunk_size,
+            messages,
+            ..
+        }) => Ok((*transaction_id, *chunk_size, messages.len())),
+        _ => Err(refused(format!("{}/{pool} is not a thin pool", vg.name))),
+    }
+}
+
+/// A thin LV's pool and device id; `otherwise` says what to do if it is not one.
+fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64)> {
+    match first_kind(vg, name)? {
+        Some(SegmentKind::Thin {
+            thin_pool,
+            device_id,
+            ..
+        }) => Ok((thin_pool.clone(), *device_id)),
+        _ => Err(refused(format!(
+            "{}/{name} is not a thin LV: {otherwise}",
+            vg.name
+        ))),
+    }
+}
+
+/// The pool's transaction id, when no message of an interrupted command
+/// is still queued in it.
+fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
+    let (tid, _, queued) = thin_pool_seg(vg, pool)?;
+    if queued > 0 {
+        return Err(refused(format!(
+            "thin pool {}/{pool} has {queued} message(s) queued by an interrupted command: \
+             activate the pool once with lvm2 (lvchange -ay {}/{pool}) so they are completed, \
+             then retry",
+            vg.name, vg.name
+        )));
+    }
+    Ok(tid)
+}
+
+fn pool_seg_mut<'v>(vg: &'v mut VolumeGroup, pool: &str) -> &'v mut SegmentKind {
+    &mut vg
+        .lv_mut(pool)
+        .expect("pool checked")
+        .segments
+        .first_mut()
+        .expect("pool segment checked")
+        .kind
+}
+
+/// The device id of each thin LV of the pool.
+fn device_ids(vg: &VolumeGroup, pool: &str) -> Vec<(String, u64)> {
+    vg.lvs
+        .iter()
+        .filter_map(|lv| match lv.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin {
+                thin_pool,
+                device_id,
+                ..
+            }) if thin_pool == pool => Some((lv.name.clone(), *device_id)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The pool's thin-pool target: its name, and its status when active.
+fn pool_state(
+    ctl: &Control,
+    vg: &VolumeGroup,
+    pool: &str,
+) -> Result<(String, Option<crate::dm::status::ThinPoolStatus>)> {
+    let (tid, _, _) = thin_pool_seg(vg, pool)?;
+    let name = if tid == 0 {
+        names::dm_name(&vg.name, pool, None)
+    } else {
+        names::dm_name(&vg.name, pool, Some("tpool"))
+    };
+    let Some(info) = ctl.info(&name)? else {
+        return Ok((name, None));
+    };
+    if !info.live_table {
+        return Ok((name, None));
+    }
+    let lines = ctl.status(&name)?;
+    let (_, _, target, params) = lines
+        .first()
+        .ok_or_else(|| refused(format!("{name} has no table")))?;
+    match crate::dm::status::parse(target, params) {
+        Ok(TargetStatus::ThinPool(st)) => Ok((name, Some(st))),
+        Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) => Err(refused(format!(
+            "thin pool {}/{pool} has failed (the kernel reports {target} status {params:?}): \
+             nothing was changed; see `dmesg`",
+            vg.name
+        ))),
+        Ok(_) => Err(refused(format!("{name} is not a thin-pool device"))),
+        Err(e) => Err(refused(e.to_string())),
+    }
+}
+
+/// Refuses pools the kernel will not take messages for.
+fn check_usable(
+    vg: &str,
+    pool: &str,
+    st: &crate::dm::status::ThinPoolStatus,
+    creating: bool,
+) -> Result<()> {
+    let why = if st.needs_check {
+        Some("needs a metadata check (needs_check is set): run thin_check / lvconvert --repair")
+    } else if st.mode == PoolMode::ReadOnly {
+        Some("has read-only metadata (the kernel switched it after an error): repair it first")
+    } else if creating && st.mode == PoolMode::OutOfDataSpace {
+        Some("is out of data space: extend it first")
+    } else if creating && st.metadata_used >= st.metadata_total {
+        Some("is out of metadata space: extend its metadata first")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(refused(format!(
+            "thin pool {vg}/{pool} {why}; nothing was changed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `lvcreate -V S -T vg/pool -n name` and `lvcreate -s vg/thin -n name`.
+pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action>> {
+    ops::check_lv_name(&req.name)?;
+    let mut change = ops::begin_change(env, &req.vg, &[])?;
+    let vg = &change.metadata.vg;
+    if vg.lv(&req.name).is_some() {
+        return Err(refused(format!(
+            "VG {} already has an LV named {}: choose another name",
+            req.vg, req.name
+        )));
+    }
+    // Pool, size and origin.
+    let (pool, extents, origin) = match &req.what {
+        Request::Volume { pool, size_bytes } => {
+            let (_, chunk, _) = thin_pool_seg(vg, pool)?;
+            if *size_bytes == 0 {
+                return Err(refused("a thin LV needs a size above 0"));
+            }
+            let ext_bytes = vg.extent_bytes();
+            let mut extents = size_bytes.div_ceil(ext_bytes);
+            // lvm2 rounds a thin LV up to whole pool chunks too.
+            let chunk_bytes = chunk * 512;
+            if chunk_bytes > ext_bytes {
+                let per = chunk_bytes.div_ceil(ext_bytes);
+                extents = extents.div_ceil(per) * per;
+            }
+            (pool.clone(), extents, None)
+        }
+        Request::Snapshot { origin } => {
+            let (pool, origin_id) = thin_lv(
+                vg,
+                origin,
+                "cairn makes thin snapshots of thin LVs (thick snapshots: a later cairn)",
+            )?;
+            let extents = vg.lv(origin).map_or(0, |o| o.extent_count());
+            (pool, extents, Some((origin.clone(), origin_id)))
+        }
+    };
+    let tid = idle_pool_tid(vg, &pool)?;
+    let ids = device_ids(vg, &pool);
+    let device_id = ids.iter().map(|(_, id)| *id).max().unwrap_or(0) + 1;
+    if device_id > MAX_DEVICE_ID {
+        return Err(refused(format!(
+            "thin pool {}/{pool} has used every device id up to {MAX_DEVICE_ID}",
+            req.vg
+        )));
+    }
+
+    // The new metadata: the LV, the pool's transaction id and queue.
+    let segment = Segment {
+        start_extent: 0,
+        extent_count: extents,
+        reshape_count: None,
+        type_flags: vec![],
+        tags: vec![],
+        kind: SegmentKind::Thin {
+            thin_pool: pool.clone(),
+            transaction_id: tid,
+            device_id,
+            external_origin: None,
+            origin: origin.as_ref().map(|(o, _)| o.clone()),
+            merge: None,
+        },
+        extra: Default::default(),
+    };
+    let mut lv: LogicalVolume = ops::new_lv(&req.name, vec![segment])?;
+    if origin.is_some() {
+        lv.flags.push("ACTIVATION_SKIP".to_owned());
+    }
+    let vg = &mut change.metadata.vg;
+    vg.lvs.push(lv);
+    if let SegmentKind::ThinPool {
+        transaction_id,
+        messages,
+        ..
+    } = pool_seg_mut(vg, &pool)
+    {
+        *transaction_id = tid + 1;
+        messages.push(ThinMessage::Create(req.name.clone()));
+    }
+    let message = match &origin {
+        Some((_, origin_id)) => format!("create_snap {device_id} {origin_id}"),
+        None => format!("create_thin {device_id}"),
+    };
+    let size = crate::units::human(extents * change.metadata.vg.extent_bytes());
+    let what = match &origin {
+        Some((o, _)) => format!(
+            "thin snapshot {} of {o} ({size}, device id {device_id})",
+            req.name
+        ),
+        None => format!("thin LV {} ({size}, device id {device_id})", req.name),
+    };
+    // An active origin is suspended (with a flush) while the pool snapshots it.
+    let suspend = origin
+        .as_ref()
+        .map(|(o, _)| names::dm_name(&req.vg, o, None));
+    let activate = req.activate
+        || !change
+            .metadata
+            .vg
+            .lv(&req.name)
+            .is_some_and(activation_skip);
+    transact(
+        env,
+        dev,
+        &mut change,
+        &pool,
+        Tx {
+            what,
+            messages: vec![message],
+            undo: vec![format!("delete {device_id}")],
+            suspend,
+            activate: activate.then(|| req.name.clone()),
+            deactivate: None,
+        },
+        run,
+    )
+}
+
+/// `lvremove vg/thin`: refused while the LV is open.
+pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    let (pool, device_id) = thin_lv(vg, name, "cairn lv remove removes thin LVs only, so far")?;
+    let tid = idle_pool_tid(vg, &pool)?;
+    let vg = &mut change.metadata.vg;
+    vg.lvs.retain(|l| l.name != name);
+    // Snapshots of the removed LV become plain thin LVs (lvm2 does the same).
+    for l in &mut vg.lvs {
+        if let Some(SegmentKind::Thin { origin, .. }) = l.segments.first_mut().map(|s| &mut s.kind)
+        {
+            if origin.as_deref() == Some(name) {
+                *origin = None;
+            }
+        }
+    }
+    if let SegmentKind::ThinPool {
+        transaction_id,
+        messages,
+        ..
+    } = pool_seg_mut(vg, &pool)
+    {
+        *transaction_id = tid + 1;
+        messages.push(ThinMessage::Delete(device_id as i64));
+    }
+    transact(
+        env,
+        dev,
+        &mut change,
+        &pool,
+        Tx {
+            what: format!("remove thin LV {name} (device id {device_id})"),
+            messages: vec![format!("delete {device_id}")],
+            undo: vec![],
+            suspend: None,
+            activate: None,
+            deactivate: Some(name.to_owned()),
+        },
+        run,
+    )
+}
+
+/// One pool transaction: see the module comment.
+struct Tx {
+    what: String,
+    /// Messages before `set_transaction_id`.
+    messages: Vec<String>,
+    /// What undoes the messages, if the transaction fails after them.
+    undo: Vec<String>,
+    /// A device to suspend around the messages (a snapshot's origin).
+    suspend: Option<String>,
+    /// An LV to activate once done.
+    activate: Option<String>,
+    /// An LV to deactivate before anything else (a removal).
+    deactivate: Option<String>,
+}
+
+fn transact(
+    env: &Env,
+    dev: &Dev,
+    change: &mut Change,
+    pool: &str,
+    tx: Tx,
+    run: Run,
+) -> Result<Vec<Action>> {
+    let vg_name = change.metadata.vg.name.clone();
+    let ctl = Control::open()?;
+    let old = change.committed().clone();
+    let old_tid = thin_pool_seg(&old.vg, pool)?.0;
+    let new_tid = old_tid + 1;
+    let creating = tx.activate.is_some() || tx.deactivate.is_none();
+    let mut actions = Vec::new();
+
+    // The kernel must agree with the metadata before anything changes.
+    let (before_name, before) = pool_state(&ctl, &old.vg, pool)?;
+    if let Some(st) = &before {
+        if st.transaction_id != old_tid {
+            return Err(ThinError::TransactionMismatch {
+                pool: format!("{vg_name}/{pool}"),
+                kernel: st.transaction_id,
+                metadata: old_tid,
+            });
+        }
+        check_usable(&vg_name, pool, st, creating)?;
+    }
+    let devices = change.pv_devices();
+
+    // A removal deactivates the LV first (refused while it is open).
+    let mut deactivation = Vec::new();
+    if let Some(lv) = &tx.deactivate {
+        let plan = Planner::new(&old.vg, &devices).lv(lv)?;
+        // Only the LV's own device: the pool stays up for the message.
+        let own = super::activate::Plan {
+            devices: plan.devices.into_iter().filter(|d| d.lv == *lv).collect(),
+        };
+        deactivation = engine::deactivation_steps(&ctl, &own, std::slice::from_ref(lv))?;
+    }
+    // A new pool (transaction id 0) active under its first layout is taken
+    // down: with id 1 it gets lvm2's -tpool layout.
+    let mut relayout = Vec::new();
+    if old_tid == 0 && before.is_some() {
+        let plan = Planner::new(&old.vg, &devices).thin_pool_target(pool)?;
+        relayout = engine::deactivation_steps(&ctl, &plan, &[pool.to_owned()])?;
+        if relayout
+            .iter()
+            .all(|s| !matches!(s, Step::Remove { name } if *name == before_name))
+        {
+            return Err(refused(format!(
+                "thin pool {vg_name}/{pool} is open: it cannot take its first thin LV while \
+                 something uses the pool device itself"
+            )));
+        }
+    }
+    // After commit A the pool's target is under its new layout.
+    let new_plan = Planner::new(&change.metadata.vg, &devices).thin_pool_target(pool)?;
+    let target = new_plan
+        .devices
+        .last()
+        .expect("a thin pool plan ends with its target")
+        .name
+        .clone();
+
+    actions.extend(deactivation.iter().cloned().map(Action::Dm));
+    actions.extend(relayout.iter().cloned().map(Action::Dm));
+    actions.push(Action::Commit {
+        vg: vg_name.clone(),
+        seqno: change.metadata.vg.seqno,
+        what: format!(
+            "{}; pool {pool} transaction id {old_tid} -> {new_tid}, message queued",
+            tx.what
+        ),
+    });
+    let mut messages: Vec<String> = tx.messages.clone();
+    messages.push(format!("set_transaction_id {old_tid} {new_tid}"));
+
+    if run == Run::PlanOnly {
+        // What activation of the pool's target would do, then the rest.
+        if before.is_none() || !relayout.is_empty() {
+            for d in &new_plan.devices {
+                actions.push(Action::Dm(Step::Create {
+                    name: d.name.clone(),
+                    uuid: d.uuid.clone(),
+                    read_only: d.read_only,
+                }));
+                actions.push(Action::Dm(Step::Load {
+                    name: d.name.clone(),
+                    table: d.table.clone(),
+                    read_only: d.read_only,
+                }));
+                actions.push(Action::Dm(Step::Resume {
+                    name: d.name.clone(),
+                }));
+            }
+        }
+        push_messages(
+            &mut actions,
+            &target,
+            &messages,
+            tx.suspend.as_deref(),
+            &ctl,
+        )?;
+        actions.push(Action::Commit {
+            vg: vg_name.clone(),
+            seqno: change.metadata.vg.seqno + 1,
+            what: "pool message done, queue emptied".to_owned(),
+        });
+        if let Some(lv) = &tx.activate {
+            actions.push(Action::Dm(Step::Create {
+                name: names::dm_name(&vg_name, lv, None),
+                uuid: String::from("(new LV's uuid)"),
+                read_only: false,
+            }));
+        }
+        return Ok(actions);
+    }
+
+    engine::run(&ctl, dev, &deactivation)?;
+    engine::run(&ctl, dev, &relayout)?;
+    // Commit A.
+    change.commit_and_continue(env)?;
+    let undo_metadata = |change: &mut Change, failed: String| -> ThinError {
+        let mut back = old.clone();
+        back.vg.seqno = change.metadata.vg.seqno;
+        change.metadata = back;
+        match change.commit_and_continue(env) {
+            Ok(()) => ThinError::Refused(format!("{failed}; the metadata was restored")),
+            Err(e) => ThinError::UndoFailed {
+                failed,
+                undo: e.to_string(),
+            },
+        }
+    };
+    // The pool's target, up under the new layout.
+    let steps = match engine::activation_steps(&ctl, dev, &new_plan) {
+        Ok(s) => s,
+        Err(e) => return Err(undo_metadata(change, e.to_string())),
+    };
+    if let Err(e) = engine::run(&ctl, dev, &steps) {
+        return Err(undo_metadata(change, e.to_string()));
+    }
+    actions.extend(steps.into_iter().map(Action::Dm));
+    let (_, now) = pool_state(&ctl, &change.metadata.vg, pool)?;
+    let kernel = now.as_ref().map(|s| s.transaction_id);
+    if kernel != Some(old_tid) {
+        let e = ThinError::TransactionMismatch {
+            pool: format!("{vg_name}/{pool}"),
+            kernel: kernel.unwrap_or(u64::MAX),
+            metadata: old_tid,
+        };
+        return Err(undo_metadata(change, e.to_string()));
+    }
+    if let Some(st) = &now {
+        if let Err(e) = check_usable(&vg_name, pool, st, creating) {
+            return Err(undo_metadata(change, e.to_string()));
+        }
+    }
+
+    // The messages, with the origin suspended for a snapshot.
+    let suspended = match &tx.suspend {
+        Some(origin) if ctl.info(origin)?.is_some() => {
+            if let Err(e) = ctl.suspend(origin, Suspend::Flush) {
+                return Err(undo_metadata(change, e.to_string()));
+            }
+            actions.push(Action::Dm(Step::Suspend {
+                name: origin.clone(),
+                how: Suspend::Flush,
+            }));
+            Some(origin.clone())
+        }
+        _ => None,
+    };
+    let mut sent = 0;
+    let mut failure = None;
+    for m in &messages {
+        match ctl.message(&target, m) {
+            Ok(_) => {
+                actions.push(Action::Dm(Step::Message {
+                    name: target.clone(),
+                    message: m.clone(),
+                }));
+                sent += 1;
+            }
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if let Some(origin) = &suspended {
+        let resumed = ctl.resume(origin);
+        actions.push(Action::Dm(Step::Resume {
+            name: origin.clone(),
+        }));
+        if let (Err(e), None) = (resumed, &failure) {
+            failure = Some(format!("resume of {origin}: {e}"));
+        }
+    }
+    if let Some(failed) = failure {
+        // Undo the messages the kernel took (never the transaction id: it
+        // only moves once all of them are in).
+        if sent > 0 && sent < messages.len() {
+            for u in &tx.undo {
+                let _ = ctl.message(&target, u);
+            }
+        }
+        if sent == messages.len() {
+            // Everything reached the kernel; only the resume failed.
+            return Err(refused(failed));
+        }
+        return Err(undo_metadata(change, failed));
+    }
+
+    // Commit B: the queue emptied.
+    if let SegmentKind::ThinPool { messages, .. } = pool_seg_mut(&mut change.metadata.vg, pool) {
+        messages.clear();
+    }
+    let seqno = change.metadata.vg.seqno;
+    change.commit_and_continue(env)?;
+    actions.push(Action::Commit {
+        vg: vg_name.clone(),
+        seqno,
+        what: "pool message done, queue emptied".to_owned(),
+    });
+
+    if let Some(lv) = &tx.activate {
+        let devices = change.pv_devices();
+        let plan = Planner::new(&change.metadata.vg, &devices).lv(lv)?;
+        let steps = engine::activation_steps(&ctl, dev, &plan)?;
+        engine::run(&ctl, dev, &steps)?;
+        actions.extend(steps.into_iter().map(Action::Dm));
+    }
+    Ok(actions)
+}
+
+fn push_messages(
+    actions: &mut Vec<Action>,
+    target: &str,
+    messages: &[String],
+    suspend: Option<&str>,
+    ctl: &Control,
+) -> Result<()> {
+    let suspend = match suspend {
+        Some(s) if ctl.info(s)?.is_some() => Some(s),
+        _ => None,
+    };
+    if let Some(s) = suspend {
+        actions.push(Action::Dm(Step::Suspend {
+            name: s.to_owned(),
+            how: Suspend::Flush,
+        }));
+    }
+    for m in messages {
+        actions.push(Action::Dm(Step::Message {
+            name: target.to_owned(),
+            message: m.clone(),
+        }));
+    }
+    if let Some(s) = suspend {
+        actions.push(Action::Dm(Step::Resume { name: s.to_owned() }));
+    }
+    Ok(())
+}
