@@ -129,6 +129,199 @@ fn peak_rss_kib(argv: &[String]) -> Result<u64, String> {
         .map_err(|_| format!("rss probe failed: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Gives `pool` in `vg` `n` more thin LVs named `{prefix}NNNN`, the fast
+/// way (one metadata commit, then the create_thin messages): lvcreate 1000
+/// times would take most of an hour here. The pool must already have a
+/// thin LV (so its layout is final) and be active.
+fn bulk_thin(vg: &str, pool: &str, prefix: &str, n: u64) -> Result<(), String> {
+    use cairn::meta::model::{Segment, SegmentKind};
+    let env = cairn::meta::ops::Env {
+        command: "cairn bench setup".into(),
+        ..Default::default()
+    };
+    let mut change = cairn::meta::ops::begin_change(&env, vg, &[]).map_err(|e| e.to_string())?;
+    let v = &mut change.metadata.vg;
+    let mut next = v
+        .lvs
+        .iter()
+        .filter_map(|l| match l.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Thin { device_id, .. }) => Some(*device_id),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let tid = match v.lv(pool).and_then(|p| p.segments.first()).map(|s| &s.kind) {
+        Some(SegmentKind::ThinPool { transaction_id, .. }) => *transaction_id,
+        _ => return Err(format!("{vg}/{pool} is not a thin pool")),
+    };
+    let first = next;
+    for i in 0..n {
+        let seg = Segment {
+            start_extent: 0,
+            extent_count: 1,
+            reshape_count: None,
+            type_flags: vec![],
+            tags: vec![],
+            kind: SegmentKind::Thin {
+                thin_pool: pool.to_owned(),
+                transaction_id: tid,
+                device_id: next,
+                external_origin: None,
+                origin: None,
+                merge: None,
+            },
+            extra: Default::default(),
+        };
+        v.lvs.push(
+            cairn::meta::ops::new_lv(&format!("{prefix}{i:04}"), vec![seg])
+                .map_err(|e| e.to_string())?,
+        );
+        next += 1;
+    }
+    if let Some(SegmentKind::ThinPool { transaction_id, .. }) = v
+        .lv_mut(pool)
+        .and_then(|p| p.segments.first_mut())
+        .map(|s| &mut s.kind)
+    {
+        *transaction_id = tid + 1;
+    }
+    let ctl = cairn::dm::Control::open().map_err(|e| e.to_string())?;
+    let tpool = cairn::lvm::names::dm_name(vg, pool, Some("tpool"));
+    for id in first..next {
+        ctl.message(&tpool, &format!("create_thin {id}"))
+            .map_err(|e| e.to_string())?;
+    }
+    ctl.message(&tpool, &format!("set_transaction_id {tid} {}", tid + 1))
+        .map_err(|e| e.to_string())?;
+    change.commit(&env, &[]).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// VGs for the LV pairs: vgt (a pool with a few thin LVs), vgt200 (200 thin
+/// LVs, inactive), vgt1000 (1000 thin LVs).
+fn lv_setup(g: &Guest) -> Result<Vec<lab::guest::LoopDisk>, String> {
+    let disks = vec![
+        g.loop_disk("t", 1024)?,
+        g.loop_disk("t200", 1024)?,
+        g.loop_disk("t1000", 2048)?,
+    ];
+    for (vg, disk) in [
+        ("vgt", &disks[0]),
+        ("vgt200", &disks[1]),
+        ("vgt1000", &disks[2]),
+    ] {
+        g.sh(&format!(
+            "set -e; pvcreate -q {0}; vgcreate -q {vg} {0}
+            lvcreate -q -y -L 512M --poolmetadatasize 64M -T {vg}/pool
+            lvcreate -q -V 4M -T {vg}/pool -n base",
+            disk.dev
+        ))?;
+    }
+    g.run(&["lvcreate", "-q", "-V", "4M", "-T", "vgt/pool", "-n", "br"])?;
+    bulk_thin("vgt200", "pool", "t", 199)?;
+    bulk_thin("vgt1000", "pool", "t", 999)?;
+    g.run(&["vgchange", "-q", "-an", "vgt200"])?;
+    Ok(disks)
+}
+
+/// Thin LV create, snapshot, remove; VG activation with 200 thin LVs.
+fn lv_pairs() -> Vec<Pair> {
+    let cairn = |args: &str| {
+        let mut v = vec![CAIRN.to_owned()];
+        v.extend(words(args));
+        v
+    };
+    vec![
+        Pair {
+            name: "thin_create",
+            cairn: cairn("lv create vgt -n bt -V 4M -T pool"),
+            baseline: words("lvcreate -q -V 4M -T vgt/pool -n bt"),
+            reset: Some(words("lvremove -q -f vgt/bt")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "thin_create_1000",
+            cairn: cairn("lv create vgt1000 -n bt -V 4M -T pool"),
+            baseline: words("lvcreate -q -V 4M -T vgt1000/pool -n bt"),
+            reset: Some(words("lvremove -q -f vgt1000/bt")),
+            rounds: Some(10),
+        },
+        Pair {
+            name: "thin_snapshot",
+            cairn: cairn("snapshot create vgt/base -n bs"),
+            baseline: words("lvcreate -q -s vgt/base -n bs"),
+            reset: Some(words("lvremove -q -f vgt/bs")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "thin_remove",
+            cairn: cairn("lv remove vgt/br --yes"),
+            baseline: words("lvremove -q -f vgt/br"),
+            reset: Some(words("lvcreate -q -V 4M -T vgt/pool -n br")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "vg_activate_200",
+            cairn: cairn("vg activate vgt200"),
+            baseline: words("vgchange -q -ay vgt200"),
+            reset: Some(words("vgchange -q -an vgt200")),
+            rounds: Some(5),
+        },
+        Pair {
+            name: "vg_deactivate_200",
+            cairn: cairn("vg deactivate vgt200"),
+            baseline: words("vgchange -q -an vgt200"),
+            reset: Some(words("vgchange -q -ay vgt200")),
+            rounds: Some(5),
+        },
+    ]
+}
+
+/// The bare ioctls of a thin LV's creation (two pool messages, then create,
+/// load and resume of the thin device), timed in-process: the floor under
+/// `cairn lv create`. Each round is undone untimed.
+fn thin_create_ioctls(rounds: usize) -> Result<Vec<f64>, String> {
+    use cairn::dm::table::{DevRef, TableLine, Target};
+    let ctl = cairn::dm::Control::open().map_err(|e| e.to_string())?;
+    let e = |e: cairn::dm::Error| e.to_string();
+    let tpool = "vgt-pool-tpool";
+    let st = ctl.status(tpool).map_err(e)?;
+    let tid: u64 = st[0]
+        .3
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or("bad pool status")?;
+    let pool = ctl.info(tpool).map_err(e)?.ok_or("no pool")?;
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        ctl.message(tpool, "create_thin 999999").map_err(e)?;
+        ctl.message(tpool, &format!("set_transaction_id {tid} {}", tid + 1))
+            .map_err(e)?;
+        ctl.create("bench-thin", "bench-thin-uuid", false)
+            .map_err(e)?;
+        let table = [TableLine {
+            start: 0,
+            length: 8192,
+            target: Target::Thin {
+                pool: DevRef::Number(pool.major, pool.minor),
+                device_id: 999999,
+                external_origin: None,
+            },
+        }];
+        ctl.load("bench-thin", &table, false).map_err(e)?;
+        ctl.resume("bench-thin").map_err(e)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        ctl.remove("bench-thin").map_err(e)?;
+        ctl.message(tpool, "delete 999999").map_err(e)?;
+        ctl.message(tpool, &format!("set_transaction_id {} {tid}", tid + 1))
+            .map_err(e)?;
+    }
+    Ok(times)
+}
+
 /// `--rss-of CMD...`: runs CMD, prints its peak RSS in KiB.
 fn rss_of(argv: &[String]) -> ! {
     let status = Command::new(&argv[0])
@@ -191,16 +384,21 @@ fn selected(name: &str) -> bool {
 
 fn time_argv(argv: &[String]) -> Result<f64, String> {
     let started = Instant::now();
-    let status = Command::new(&argv[0])
+    let out = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if !status.success() {
-        return Err(format!("`{}` failed: {status}", argv.join(" ")));
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed: {}: {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(ms)
 }
@@ -331,6 +529,22 @@ fn guest_main() -> Result<(), String> {
     let lvm_rss_1000 = peak_rss_kib(&lvm_lvs_1000)?;
     let _ = g.sh("vgremove -q -ff vgb200 vgb1000");
     drop(meta_disks);
+    // LV operations: thin LVs, activation.
+    let lv_disks = lv_setup(&g)?;
+    for pair in lv_pairs().iter().filter(|p| selected(p.name)) {
+        results.push(run_pair(pair, 1, rounds)?);
+    }
+    let ioctls = thin_create_ioctls(rounds.min(15))?;
+    let rss_thin_1000 = peak_rss_kib(
+        &[
+            CAIRN, "lv", "create", "vgt1000", "-n", "rss", "-V", "4M", "-T", "pool",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
+    )?;
+    let _ = g.sh("vgchange -q -an vgt vgt200 vgt1000; vgremove -q -ff vgt vgt200 vgt1000");
+    drop(lv_disks);
     let report = json!({
         "kernel": g.run(&["uname", "-r"])?.trim(),
         "vcpus": 2,
@@ -344,6 +558,9 @@ fn guest_main() -> Result<(), String> {
         "pair_warmup": warmup,
         "pairs": results,
         "cairn_lvs_1000_peak_rss_kib": rss_1000,
+        "thin_create_ioctls_ms": ioctls,
+        "thin_create_ioctls_median_ms": median(&ioctls),
+        "cairn_thin_create_at_1000_peak_rss_kib": rss_thin_1000,
         "lvm2_lvs_1000_peak_rss_kib": lvm_rss_1000,
     });
     std::fs::write(
@@ -389,6 +606,14 @@ fn print_report(report: &Value) {
     println!(
         "\nPeak RSS of `cairn --json lvs` on a VG with 1000 LVs: {} KiB (lvm2's lvs: {} KiB)",
         report["cairn_lvs_1000_peak_rss_kib"], report["lvm2_lvs_1000_peak_rss_kib"]
+    );
+    println!(
+        "Bare ioctls of a thin LV's creation (2 messages, create, load, resume): {:.2} ms; \
+         peak RSS of `cairn lv create` in a pool of 1000 thin LVs: {} KiB",
+        report["thin_create_ioctls_median_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        report["cairn_thin_create_at_1000_peak_rss_kib"]
     );
     println!(
         "\nReference scenario baseline (lvm2/drbdadm/lxc, median of {} rounds):",

@@ -524,6 +524,33 @@ fn hundred_thin_lvs_each_side(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// lvm.conf's autoextend threshold gives the pool a low-water mark; cairn
+/// loads the same one (or lvm2 and cairn would disagree on the table).
+fn autoextend_threshold_sets_lvm2s_low_water_mark(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 512)?;
+    g.run(&["lvcreate", "-q", "-V", "16M", "-T", "vg/pool", "-n", "t1"])?;
+    g.sh("cp /etc/lvm/lvmlocal.conf /tmp/lvmlocal.conf.orig
+        sed -i '/^activation {/a thin_pool_autoextend_threshold = 70' /etc/lvm/lvmlocal.conf
+        vgchange -q -an vg && vgchange -q -ay vg")?;
+    let result = (|| {
+        let lvm2 = snapshot(g)?;
+        ensure!(
+            lvm2.contains("thin-pool 254:0 254:1 128 960 0"),
+            "lvm2 did not set the low-water mark 200 MiB / 64 KiB * (100 - 70) % = 960:\n{lvm2}"
+        );
+        g.run(&["vgchange", "-q", "-an", "vg"])?;
+        g.cairn(&["vg", "activate", "vg"])?;
+        diff("activation with a threshold", &lvm2, &snapshot(g)?)?;
+        // A second cairn command on the live pool takes it as its own.
+        g.cairn(&["lv", "create", "vg", "-n", "t2", "-V", "16M", "-T", "pool"])?;
+        Ok(())
+    })();
+    g.sh("cp /tmp/lvmlocal.conf.orig /etc/lvm/lvmlocal.conf")?;
+    result?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -550,6 +577,10 @@ fn main() {
             VmTest {
                 name: "bad_thin_requests_change_nothing",
                 run: bad_thin_requests_change_nothing,
+            },
+            VmTest {
+                name: "autoextend_threshold_sets_lvm2s_low_water_mark",
+                run: autoextend_threshold_sets_lvm2s_low_water_mark,
             },
             VmTest {
                 name: "hundred_thin_lvs_each_side",

@@ -24,13 +24,14 @@ pub enum Error {
         #[source]
         source: devicemapper::DmError,
     },
-    #[error("device-mapper {operation} of {device} failed{}: {source}", hint(*errno))]
+    // The crate's own message carries both ioctl headers in Debug form:
+    // the errno says it all, so only errors without one show the message.
+    #[error("device-mapper {operation} of {device} failed: {}{}", cause(*errno, source), hint(*errno))]
     Device {
         operation: &'static str,
         device: String,
         /// The errno the kernel returned, when the failure was an ioctl's.
         errno: Option<i32>,
-        #[source]
         source: devicemapper::DmError,
     },
     #[error("{0:?} is not a valid device-mapper name or uuid")]
@@ -52,6 +53,17 @@ fn device_error(operation: &'static str, device: &str, source: devicemapper::DmE
     }
 }
 
+fn cause(errno: Option<i32>, source: &devicemapper::DmError) -> String {
+    match errno {
+        Some(e) => format!(
+            "{} ({})",
+            nix::errno::Errno::from_raw(e).desc(),
+            nix::errno::Errno::from_raw(e)
+        ),
+        None => source.to_string(),
+    }
+}
+
 /// What an errno means for the one who reads the error.
 fn hint(errno: Option<i32>) -> &'static str {
     match errno {
@@ -62,6 +74,10 @@ fn hint(errno: Option<i32>) -> &'static str {
             " (the kernel refused the table or message: see `dmesg` for the target's reason)"
         }
         Some(nix::libc::ENOSPC) => " (no space left: the pool is full)",
+        Some(nix::libc::EOPNOTSUPP) => {
+            " (the target refuses this in its current mode: a thin pool that switched to \
+             read-only or failed, often out of metadata space; see `dmesg`)"
+        }
         _ => "",
     }
 }

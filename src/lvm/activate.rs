@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use crate::dm::table::{DevRef, TableLine, Target};
 use crate::meta::model::{Area, LogicalVolume, Segment, SegmentKind, VolumeGroup};
 
+use super::config::LvmConfig;
 use super::names;
 
 /// One device-mapper device of a plan.
@@ -109,11 +110,24 @@ pub struct Planner<'a> {
     vg: &'a VolumeGroup,
     /// Device path of each PV (index as in `vg.pvs`), None when missing.
     pv_devices: &'a [Option<PathBuf>],
+    config: LvmConfig,
 }
 
 impl<'a> Planner<'a> {
+    /// A planner with lvm2's default settings.
     pub fn new(vg: &'a VolumeGroup, pv_devices: &'a [Option<PathBuf>]) -> Planner<'a> {
-        Planner { vg, pv_devices }
+        Planner {
+            vg,
+            pv_devices,
+            config: LvmConfig::default(),
+        }
+    }
+
+    /// The lvm.conf settings the tables depend on (the thin pools'
+    /// low-water mark).
+    pub fn with_config(mut self, config: LvmConfig) -> Planner<'a> {
+        self.config = config;
+        self
     }
 
     /// What `vgchange -ay` activates: every visible LV in metadata order,
@@ -289,8 +303,10 @@ impl<'a> Planner<'a> {
         if !zero_new_blocks {
             features.push("skip_block_zeroing".to_owned());
         }
+        // lvm2 reads a missing `discards` as "ignore" (thin.c).
         match discards.as_deref() {
-            None | Some("passdown") => {}
+            Some("passdown") => {}
+            None => features.push("ignore_discard".to_owned()),
             Some("nopassdown") => features.push("no_discard_passdown".to_owned()),
             Some("ignore") => features.push("ignore_discard".to_owned()),
             Some(other) => {
@@ -305,10 +321,8 @@ impl<'a> Planner<'a> {
             metadata: DevRef::Path(mapper_path(&meta_dev)),
             data: DevRef::Path(mapper_path(&data_dev)),
             block_sectors: *chunk_size,
-            // lvm2 sets a low-water mark only for a threshold below 100 %,
-            // which it reads from lvm.conf, not from the metadata; cairn's
-            // monitor (a later issue) extends by polling the status instead.
-            low_water_mark: 0,
+            // From lvm.conf's autoextend threshold, not from the metadata.
+            low_water_mark: self.config.low_water_mark(length, *chunk_size),
             features,
         };
         let line = vec![TableLine {

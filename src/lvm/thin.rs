@@ -466,11 +466,13 @@ fn transact(
         check_usable(&vg_name, pool, st, creating)?;
     }
     let devices = change.pv_devices();
+    let config = super::volume::lvm_config(&old.vg)?;
+    let planner = |vg| Planner::new(vg, &devices).with_config(config);
 
     // A removal deactivates the LV first (refused while it is open).
     let mut deactivation = Vec::new();
     if let Some(lv) = &tx.deactivate {
-        let plan = Planner::new(&old.vg, &devices).lv(lv)?;
+        let plan = planner(&old.vg).lv(lv)?;
         // Only the LV's own device: the pool stays up for the message.
         let own = super::activate::Plan {
             devices: plan.devices.into_iter().filter(|d| d.lv == *lv).collect(),
@@ -481,7 +483,7 @@ fn transact(
     // down: with id 1 it gets lvm2's -tpool layout.
     let mut relayout = Vec::new();
     if old_tid == 0 && before.is_some() {
-        let plan = Planner::new(&old.vg, &devices).thin_pool_target(pool)?;
+        let plan = planner(&old.vg).thin_pool_target(pool)?;
         relayout = engine::deactivation_steps(&ctl, &plan, &[pool.to_owned()])?;
         if relayout
             .iter()
@@ -494,7 +496,7 @@ fn transact(
         }
     }
     // After commit A the pool's target is under its new layout.
-    let new_plan = Planner::new(&change.metadata.vg, &devices).thin_pool_target(pool)?;
+    let new_plan = planner(&change.metadata.vg).thin_pool_target(pool)?;
     let target = new_plan
         .devices
         .last()
@@ -666,7 +668,9 @@ fn transact(
 
     if let Some(lv) = &tx.activate {
         let devices = change.pv_devices();
-        let plan = Planner::new(&change.metadata.vg, &devices).lv(lv)?;
+        let plan = Planner::new(&change.metadata.vg, &devices)
+            .with_config(config)
+            .lv(lv)?;
         let steps = engine::activation_steps(&ctl, dev, &plan)?;
         engine::run(&ctl, dev, &steps)?;
         actions.extend(steps.into_iter().map(Action::Dm));

@@ -11,6 +11,7 @@ use crate::meta::ops::{Env, OpError};
 use crate::meta::scan::{Scan, VgView};
 
 use super::activate::{Plan, PlanError, Planner};
+use super::config::LvmConfig;
 use super::engine::{self, Dev, EngineError, Step};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum VolumeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Dm(#[from] dm::Error),
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
     #[error("volume group {vg} {why}: cairn will not activate it")]
     Refused { vg: String, why: String },
 }
@@ -65,6 +68,24 @@ fn pv_devices(scan: &Scan, view: &VgView) -> Vec<Option<PathBuf>> {
         .collect()
 }
 
+/// Where lvm2's configuration lives.
+pub const LVM_CONF_DIR: &str = "/etc/lvm";
+
+/// The lvm.conf settings a VG's tables depend on: read only when the VG
+/// has a thin pool (the only tables they change), defaults otherwise.
+pub fn lvm_config(vg: &crate::meta::model::VolumeGroup) -> Result<LvmConfig> {
+    let has_pool = vg.lvs.iter().any(|lv| {
+        matches!(
+            lv.segments.first().map(|s| &s.kind),
+            Some(crate::meta::model::SegmentKind::ThinPool { .. })
+        )
+    });
+    if !has_pool {
+        return Ok(LvmConfig::default());
+    }
+    Ok(LvmConfig::load(std::path::Path::new(LVM_CONF_DIR))?)
+}
+
 /// VGs lvm2 would not activate on this host.
 fn check_activatable(view: &VgView) -> Result<()> {
     match crate::meta::ops::foreign_reason(&view.metadata.vg) {
@@ -83,7 +104,8 @@ fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
     let view = scan.vg(&sel.vg)?;
     check_activatable(&view)?;
     let devices = pv_devices(&scan, &view);
-    let planner = Planner::new(&view.metadata.vg, &devices);
+    let planner =
+        Planner::new(&view.metadata.vg, &devices).with_config(lvm_config(&view.metadata.vg)?);
     // Deactivation covers skipped LVs too: they may have been activated
     // explicitly, and must not be left behind.
     let ignore_skip = sel.ignore_skip || deactivating;
