@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::{thin, volume};
+use cairn::lvm::{linear, thin, volume};
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -105,19 +105,25 @@ enum SnapshotCommand {
 
 #[derive(Subcommand)]
 enum LvCommand {
-    /// Create a thin LV in a thin pool (as lvcreate -V SIZE -T VG/POOL -n NAME)
+    /// Create an LV: linear with -L (as lvcreate -L SIZE -n NAME VG [PV...]), or thin
+    /// with -V and -T (as lvcreate -V SIZE -T VG/POOL -n NAME)
     Create {
         /// The volume group
         vg: String,
+        /// Allocate only on these PVs (linear)
+        pvs: Vec<PathBuf>,
         /// Name of the new LV
         #[arg(short = 'n', long)]
         name: String,
-        /// Virtual size (lvm2 units: 10G, 512m; bare numbers are MiB)
-        #[arg(short = 'V', long = "virtualsize")]
-        virtual_size: String,
-        /// The thin pool of the VG to put it in
-        #[arg(short = 'T', long)]
-        thinpool: String,
+        /// Size of a linear LV (lvm2 units: 10G, 512m, bare numbers MiB; or N%FREE)
+        #[arg(short = 'L', long, conflicts_with_all = ["virtual_size", "thinpool"])]
+        size: Option<String>,
+        /// Virtual size of a thin LV
+        #[arg(short = 'V', long = "virtualsize", requires = "thinpool")]
+        virtual_size: Option<String>,
+        /// The thin pool of the VG to put a thin LV in
+        #[arg(short = 'T', long, requires = "virtual_size")]
+        thinpool: Option<String>,
         /// Leave the new LV inactive
         #[arg(long)]
         inactive: bool,
@@ -125,7 +131,35 @@ enum LvCommand {
         #[arg(long)]
         plan: bool,
     },
-    /// Remove a thin LV (as lvremove VG/LV); refused while it is open
+    /// Grow a linear LV (as lvextend -L [+]SIZE VG/LV [PV...]); an active LV is reloaded live
+    Extend {
+        /// The LV as VG/LV
+        lv: String,
+        /// Allocate only on these PVs
+        pvs: Vec<PathBuf>,
+        /// New size, or +SIZE more, or N%FREE more
+        #[arg(short = 'L', long, allow_hyphen_values = true)]
+        size: String,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Shrink a linear LV (as lvreduce -L SIZE VG/LV): data past the new end is lost;
+    /// refused while the LV is open
+    Reduce {
+        /// The LV as VG/LV
+        lv: String,
+        /// New size
+        #[arg(short = 'L', long)]
+        size: String,
+        /// Confirm: shrink the file system first, data past the new end is destroyed
+        #[arg(long)]
+        yes: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Remove a linear or thin LV (as lvremove VG/LV); refused while it is open
     Remove {
         /// The LV as VG/LV
         lv: String,
@@ -319,6 +353,30 @@ fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Er
         sel.lvs.push(lv);
     }
     Ok(sel)
+}
+
+/// A size in bytes (lvm2 units, bare numbers MiB); `what` names it in errors.
+fn bytes(text: &str, what: &str) -> Result<u64, Box<dyn std::error::Error>> {
+    match cairn::units::parse_size(text, 1 << 20)? {
+        cairn::units::Size::Bytes(b) => Ok(b),
+        cairn::units::Size::PercentFree(_) => Err(format!("{what} cannot be a percentage").into()),
+    }
+}
+
+/// A linear LV's size: SIZE, N%FREE, or (extend) +SIZE / +N%FREE.
+fn linear_size(text: &str, extending: bool) -> Result<linear::Size, Box<dyn std::error::Error>> {
+    let (more, rest) = match text.strip_prefix('+') {
+        Some(rest) if extending => (true, rest),
+        Some(_) => {
+            return Err(format!("{text:?}: +SIZE is for lv extend; give the new size").into())
+        }
+        None => (false, text),
+    };
+    Ok(match cairn::units::parse_size(rest, 1 << 20)? {
+        cairn::units::Size::Bytes(b) if more => linear::Size::More(b),
+        cairn::units::Size::Bytes(b) => linear::Size::Bytes(b),
+        cairn::units::Size::PercentFree(p) => linear::Size::PercentFree(p),
+    })
 }
 
 /// `VG/LV` into its parts.
@@ -573,32 +631,97 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Lv { command } => match command {
             LvCommand::Create {
                 vg,
+                pvs,
                 name,
+                size,
                 virtual_size,
                 thinpool,
                 inactive,
                 plan,
             } => {
-                let size_bytes = match cairn::units::parse_size(virtual_size, 1 << 20)? {
-                    cairn::units::Size::Bytes(b) => b,
-                    cairn::units::Size::PercentFree(_) => {
-                        return Err("a thin LV's virtual size cannot be a percentage".into())
+                let actions = match (size, virtual_size, thinpool) {
+                    (None, Some(virtual_size), Some(thinpool)) => {
+                        let size_bytes = bytes(virtual_size, "a thin LV's virtual size")?;
+                        let req = thin::Create {
+                            vg: vg.clone(),
+                            name: name.clone(),
+                            what: thin::Request::Volume {
+                                pool: thinpool.clone(),
+                                size_bytes,
+                            },
+                            activate: !inactive,
+                        };
+                        if !pvs.is_empty() {
+                            return Err("a thin LV takes no PVs: its pool decides".into());
+                        }
+                        thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?
+                    }
+                    (Some(size), None, None) => {
+                        let req = linear::NewLinear {
+                            vg: vg.clone(),
+                            name: name.clone(),
+                            size: linear_size(size, false)?,
+                            pvs: pvs.clone(),
+                            activate: !inactive,
+                        };
+                        linear::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?
+                    }
+                    _ => {
+                        return Err(
+                            "give -L SIZE for a linear LV, or -V SIZE -T POOL for a thin LV".into(),
+                        )
                     }
                 };
-                let req = thin::Create {
-                    vg: vg.clone(),
-                    name: name.clone(),
-                    what: thin::Request::Volume {
-                        pool: thinpool.clone(),
-                        size_bytes,
-                    },
-                    activate: !inactive,
-                };
-                let actions = thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
                 report_actions(
                     *plan,
                     &actions,
                     &format!("Logical volume \"{name}\" created."),
+                );
+            }
+            LvCommand::Extend {
+                lv,
+                pvs,
+                size,
+                plan,
+            } => {
+                let (vg, name) = split_lv(lv)?;
+                let req = linear::Resize {
+                    vg: vg.clone(),
+                    name: name.clone(),
+                    size: linear_size(size, true)?,
+                    pvs: pvs.clone(),
+                };
+                let actions = linear::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume {vg}/{name} successfully resized."),
+                );
+            }
+            LvCommand::Reduce {
+                lv,
+                size,
+                yes,
+                plan,
+            } => {
+                if !yes && !plan {
+                    return Err(NeedsYes(format!(
+                        "lv reduce destroys the data of {lv} past its new end"
+                    ))
+                    .into());
+                }
+                let (vg, name) = split_lv(lv)?;
+                let req = linear::Resize {
+                    vg: vg.clone(),
+                    name: name.clone(),
+                    size: linear_size(size, false)?,
+                    pvs: vec![],
+                };
+                let actions = linear::reduce(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume {vg}/{name} successfully resized."),
                 );
             }
             LvCommand::Remove { lv, yes, plan } => {
@@ -606,8 +729,12 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     return Err(NeedsYes(format!("lv remove destroys {lv} and its data")).into());
                 }
                 let (vg, name) = split_lv(lv)?;
-                let actions =
-                    thin::remove(&env(cli), &Dev::default(), &vg, &name, run_mode(*plan))?;
+                let e = env(cli);
+                let actions = if volume::lv_type(&e, &vg, &name)? == "thin" {
+                    thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?
+                } else {
+                    linear::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?
+                };
                 report_actions(
                     *plan,
                     &actions,

@@ -56,6 +56,21 @@ fn build_vg(g: &Guest) -> Result<Vec<LoopDisk>, String> {
     Ok(vec![a, b])
 }
 
+/// Each command fails, and its error says what is expected.
+fn expect_refusals(g: &Guest, cases: &[(&[&str], &str)]) -> TestResult {
+    for (args, expect) in cases {
+        let mut argv = vec![lab::guest::CAIRN];
+        argv.extend_from_slice(args);
+        let out = g.output(&argv)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && err.contains(expect),
+            "cairn {args:?}: expected {expect:?}, got {err}"
+        );
+    }
+    Ok(())
+}
+
 fn ensure_no_devices(g: &Guest) -> TestResult {
     let ls = g.run(&["dmsetup", "ls"])?;
     ensure!(
@@ -439,16 +454,7 @@ fn bad_thin_requests_change_nothing(g: &Guest) -> TestResult {
         ),
         (&["lv", "remove", "vg/nope", "--yes"], "no LV named nope"),
     ];
-    for (args, expect) in cases {
-        let mut argv = vec![lab::guest::CAIRN];
-        argv.extend_from_slice(args);
-        let out = g.output(&argv)?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        ensure!(
-            !out.status.success() && err.contains(expect),
-            "cairn {args:?}: expected {expect:?}, got {err}"
-        );
-    }
+    expect_refusals(g, &cases)?;
     ensure!(seqno()? == s0, "a refused command changed the metadata");
     // The kernel's transaction id moved behind cairn's back: refused.
     g.run(&[
@@ -551,6 +557,141 @@ fn autoextend_threshold_sets_lvm2s_low_water_mark(g: &Guest) -> TestResult {
     Ok(())
 }
 
+fn linear_lvs_as_lvm2s(g: &Guest) -> TestResult {
+    g.sh(
+        "vgchange -q -an vg 2>/dev/null || true; dmsetup remove_all || true
+        vgremove -q -ff vg 2>/dev/null || true; rm -rf /dev/vg",
+    )?;
+    let a = g.loop_disk("la", 128)?;
+    let b = g.loop_disk("lb", 128)?;
+    // Old data everywhere: a new LV must not show it at its start.
+    g.sh(&format!(
+        "set -e
+        for d in {a} {b}; do tr '\\0' '\\377' < /dev/zero | dd of=$d bs=1M count=128 status=none || true; done
+        pvcreate -q {a} {b}; vgcreate -q vg {a} {b}",
+        a = a.dev,
+        b = b.dev
+    ))?;
+    let seqno = || g.sh("vgs --noheadings -o vg_seqno vg");
+    g.cairn(&["lv", "create", "vg", "-n", "l1", "-L", "20M", &b.dev])?;
+    let lvs = g.sh("lvs --noheadings -o lv_name,lv_size,lv_attr,devices --units m vg/l1")?;
+    let f: Vec<&str> = lvs.split_whitespace().collect();
+    ensure!(
+        f == ["l1", "20.00m", "-wi-a-----", &format!("{}(0)", b.dev)],
+        "lvs: {lvs:?}"
+    );
+    let first = g.sh("dd if=/dev/vg/l1 bs=4096 count=1 status=none | tr -d '\\0' | wc -c")?;
+    ensure!(
+        first.trim() == "0",
+        "{first} non-zero bytes in the first 4 KiB"
+    );
+    let second =
+        g.sh("dd if=/dev/vg/l1 bs=4096 skip=1 count=1 status=none | tr -d '\\377' | wc -c")?;
+    ensure!(second.trim() == "0", "more than the first 4 KiB was wiped");
+
+    // Grow it under a mounted file system.
+    g.sh(
+        "mkfs.ext4 -q /dev/vg/l1 && mkdir -p /mnt/t && mount /dev/vg/l1 /mnt/t
+        dd if=/dev/urandom of=/mnt/t/data bs=1M count=8 status=none && sync
+        sha256sum /mnt/t/data > /tmp/sum",
+    )?;
+    let plan = g.cairn(&["lv", "extend", "vg/l1", "-L", "+16M", "--plan"])?;
+    ensure!(
+        plan.contains("dm load vg-l1")
+            && plan.contains("dm suspend vg-l1")
+            && plan.contains("dm resume vg-l1"),
+        "plan: {plan}"
+    );
+    g.cairn(&["lv", "extend", "vg/l1", "-L", "+16M"])?;
+    g.sh("resize2fs -f /dev/vg/l1 >/dev/null 2>&1 && sha256sum -c /tmp/sum >/dev/null")?;
+    g.cairn(&["lv", "extend", "vg/l1", "-L", "60M", &a.dev])?;
+    let size = g.sh("lvs --noheadings -o lv_size --units m vg/l1")?;
+    ensure!(size.trim() == "60.00m", "size after extends: {size}");
+    // The live table is the one lvm2 loads for the new metadata.
+    let ours = g.run(&["dmsetup", "table", "vg-l1"])?;
+    g.sh("umount /mnt/t && vgchange -q -an vg && vgchange -q -ay vg")?;
+    let theirs = g.run(&["dmsetup", "table", "vg-l1"])?;
+    ensure!(
+        ours == theirs,
+        "cairn's live table:\n{ours}lvm2's:\n{theirs}"
+    );
+    g.run(&["vgck", "vg"])?;
+
+    // Reduce: refused without --yes and while open; then done.
+    let s0 = seqno()?;
+    let out = g.output(&[lab::guest::CAIRN, "lv", "reduce", "vg/l1", "-L", "30M"])?;
+    ensure!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "reduce without --yes"
+    );
+    g.sh("mount /dev/vg/l1 /mnt/t")?;
+    let out = g.output(&[
+        lab::guest::CAIRN,
+        "lv",
+        "reduce",
+        "vg/l1",
+        "-L",
+        "30M",
+        "--yes",
+    ])?;
+    ensure!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is open"),
+        "reduce while mounted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = g.output(&[lab::guest::CAIRN, "lv", "remove", "vg/l1", "--yes"])?;
+    ensure!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "remove while mounted"
+    );
+    ensure!(seqno()? == s0, "a refused command changed the metadata");
+    g.sh("umount /mnt/t")?;
+    g.cairn(&["lv", "reduce", "vg/l1", "-L", "30M", "--yes"])?;
+    let size = g.sh("lvs --noheadings -o lv_size --units m vg/l1")?;
+    ensure!(size.trim() == "32.00m", "size after reduce: {size}");
+    ensure!(
+        g.run(&["blockdev", "--getsize64", "/dev/vg/l1"])?.trim() == (32u64 << 20).to_string(),
+        "the kernel's size did not follow"
+    );
+
+    // Bad requests change nothing.
+    let s1 = seqno()?;
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["lv", "create", "vg", "-n", "big", "-L", "1G"],
+            "free extents",
+        ),
+        (
+            &["lv", "create", "vg", "-n", "l1", "-L", "4M"],
+            "already has an LV named l1",
+        ),
+        (
+            &["lv", "create", "vg", "-n", "x", "-L", "4M", "/dev/null"],
+            "has no PV on /dev/null",
+        ),
+        (
+            &["lv", "extend", "vg/l1", "-L", "8M"],
+            "extend to more than that",
+        ),
+        (
+            &["lv", "create", "vg", "-n", "snapshot1", "-L", "4M"],
+            "reserved",
+        ),
+    ];
+    expect_refusals(g, &cases)?;
+    ensure!(seqno()? == s1, "a refused command changed the metadata");
+
+    g.cairn(&["lv", "remove", "vg/l1", "--yes"])?;
+    ensure!(
+        g.sh("lvs --noheadings vg | wc -l")?.trim() == "0",
+        "l1 still listed"
+    );
+    ensure_no_devices(g)?;
+    g.run(&["vgck", "vg"])?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -581,6 +722,10 @@ fn main() {
             VmTest {
                 name: "autoextend_threshold_sets_lvm2s_low_water_mark",
                 run: autoextend_threshold_sets_lvm2s_low_water_mark,
+            },
+            VmTest {
+                name: "linear_lvs_as_lvm2s",
+                run: linear_lvs_as_lvm2s,
             },
             VmTest {
                 name: "hundred_thin_lvs_each_side",

@@ -224,6 +224,43 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
     Ok(steps)
 }
 
+/// The steps that give active devices the tables of `plan` (an LV that
+/// grew or shrank): new tables into the inactive slots, then the changed
+/// devices suspended top-down and resumed bottom-up, so that no device is
+/// suspended while a table is still being loaded. Devices of the plan that
+/// are not active are left alone (they get the new table when activated).
+pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step>> {
+    let mut changed = Vec::new();
+    let mut steps = Vec::new();
+    for d in &plan.devices {
+        let Some(info) = ctl.info(&d.name)? else {
+            continue;
+        };
+        check_ours(d, &info)?;
+        let live = ctl.table(&d.name)?;
+        let planned = resolve_table(ctl, plan, &d.table)?;
+        if same_table(&live, &planned) {
+            continue;
+        }
+        steps.push(Step::Load {
+            name: d.name.clone(),
+            table: d.table.clone(),
+            read_only: d.read_only,
+        });
+        changed.push(d.name.clone());
+    }
+    for name in changed.iter().rev() {
+        steps.push(Step::Suspend {
+            name: name.clone(),
+            how,
+        });
+    }
+    for name in &changed {
+        steps.push(Step::Resume { name: name.clone() });
+    }
+    Ok(steps)
+}
+
 /// The steps that deactivate `plan`'s LVs: the devices of `targets` (LV
 /// names; all of the plan's when empty) and every layer under them that
 /// nothing outside the plan still uses, top-down. Refused, before anything

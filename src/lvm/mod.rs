@@ -9,6 +9,7 @@
 pub mod activate;
 pub mod config;
 pub mod engine;
+pub mod linear;
 pub mod names;
 pub mod query;
 pub mod report;

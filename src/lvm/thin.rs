@@ -16,8 +16,6 @@
 //! lvm2 recognises and completes. An error in 3 sends what undoes the
 //! messages already sent and commits the metadata of before the call again.
 
-use std::fmt;
-
 use crate::dm::status::{PoolMode, TargetStatus};
 use crate::dm::{self, Control, Suspend};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
@@ -31,28 +29,7 @@ use super::volume::{Run, VolumeError};
 /// The largest thin device id the kernel takes (24 bits).
 const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
 
-/// One thing a thin command does, for `--plan` and for the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// A metadata commit, with what it changes.
-    Commit {
-        vg: String,
-        seqno: u64,
-        what: String,
-    },
-    Dm(Step),
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Commit { vg, seqno, what } => {
-                write!(f, "metadata commit {vg} seqno {seqno}: {what}")
-            }
-            Action::Dm(step) => step.fmt(f),
-        }
-    }
-}
+pub use super::volume::Action;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {

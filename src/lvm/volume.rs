@@ -3,6 +3,7 @@
 //! made (super::activate), turned into steps against what the kernel has
 //! (super::engine), then either printed (`--plan`) or run.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::dm::{self, Control};
@@ -26,7 +27,7 @@ pub enum VolumeError {
     Dm(#[from] dm::Error),
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
-    #[error("volume group {vg} {why}: cairn will not activate it")]
+    #[error("volume group {vg} {why}")]
     Refused { vg: String, why: String },
 }
 
@@ -43,6 +44,35 @@ impl From<crate::meta::lock::LockError> for VolumeError {
 }
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
+
+/// One thing a volume command does, for `--plan` and for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A metadata commit, with what it changes.
+    Commit {
+        vg: String,
+        seqno: u64,
+        what: String,
+    },
+    Dm(Step),
+    /// Zeroes the start of a new LV.
+    Wipe {
+        path: String,
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Commit { vg, seqno, what } => {
+                write!(f, "metadata commit {vg} seqno {seqno}: {what}")
+            }
+            Action::Dm(step) => step.fmt(f),
+            Action::Wipe { path, bytes } => write!(f, "zero the first {bytes} bytes of {path}"),
+        }
+    }
+}
 
 /// Run the steps, or only compute them (`--plan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +121,7 @@ fn check_activatable(view: &VgView) -> Result<()> {
     match crate::meta::ops::foreign_reason(&view.metadata.vg) {
         Some(why) => Err(VolumeError::Refused {
             vg: view.metadata.vg.name.clone(),
-            why,
+            why: format!("{why}: cairn will not activate it"),
         }),
         None => Ok(()),
     }
@@ -121,6 +151,27 @@ fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
         }
     }
     Ok(plan)
+}
+
+/// The segment type of an LV's first segment ("striped", "thin", ...),
+/// read under a shared lock: for commands that differ by type.
+pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
+    let _lock = env.locks.vg(vg, Mode::Shared)?;
+    let scan = env.scan(&[])?;
+    let view = scan.vg(vg)?;
+    let lv = view
+        .metadata
+        .vg
+        .lv(lv)
+        .ok_or_else(|| VolumeError::Refused {
+            vg: vg.to_owned(),
+            why: format!("has no LV named {lv}"),
+        })?;
+    Ok(lv
+        .segments
+        .first()
+        .map(|s| s.kind.type_name().to_owned())
+        .unwrap_or_default())
 }
 
 /// Activates a VG or some of its LVs; returns the steps (done, or planned).
