@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod linear;
 pub mod names;
+pub mod percent;
 pub mod query;
 pub mod report;
 pub mod thin;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::dm_name;
+use super::percent::{self, Percent};
 use super::report::{self, LvActivity, PvInfo, ReportError, Row};
 use crate::dm;
 use crate::meta::model::SegmentKind;
@@ -97,32 +98,137 @@ fn activity(
         }
     };
     for lv in &vg.lvs {
-        let own = state(dm_name(&vg.name, &lv.name, None))?;
-        let is_pool = lv
-            .segments
-            .first()
-            .is_some_and(|s| matches!(s.kind, SegmentKind::ThinPool { .. }));
-        let state = match (is_pool, own) {
-            (true, Some(_)) => state(dm_name(&vg.name, &lv.name, Some("tpool")))?,
-            (true, None) => None,
-            (false, own) => own,
+        let own_name = dm_name(&vg.name, &lv.name, None);
+        let own = state(own_name.clone())?;
+        let kind = lv.segments.first().map(|s| &s.kind);
+        let is_pool = matches!(kind, Some(SegmentKind::ThinPool { .. }));
+        // A pool's status is its -tpool layer's; a new pool (transaction
+        // id 0) carries the thin-pool target on its own name.
+        let (state, device) = match (is_pool, own) {
+            (true, Some(own)) => {
+                let tpool = dm_name(&vg.name, &lv.name, Some("tpool"));
+                match state(tpool.clone())? {
+                    Some(t) => (Some(t), tpool),
+                    None => (Some(own), own_name),
+                }
+            }
+            (true, None) => (None, own_name),
+            (false, own) => (own, own_name),
         };
+        let mut act = LvActivity::INACTIVE;
         if let Some(s) = state {
-            out.insert(
-                lv.name.clone(),
-                LvActivity {
-                    exists: true,
-                    live_table: s.live_table,
-                    inactive_table: s.inactive_table,
-                    suspended: s.suspended,
-                    open: s.open_count > 0,
-                    read_only: s.read_only,
-                    ..LvActivity::INACTIVE
-                },
-            );
+            act = LvActivity {
+                exists: true,
+                live_table: s.live_table,
+                inactive_table: s.inactive_table,
+                suspended: s.suspended,
+                open: s.open_count > 0,
+                read_only: s.read_only,
+                ..LvActivity::INACTIVE
+            };
+            if s.live_table {
+                (act.data_percent, act.metadata_percent) =
+                    percents(control, vg, &lv.name, &device)?;
+            }
+        } else if let Some(SegmentKind::CachePool { .. }) = kind {
+            // A cache pool in use reports its cached LV's figures.
+            let user = vg.lvs.iter().find(|c| {
+                matches!(c.segments.first().map(|s| &s.kind),
+                    Some(SegmentKind::Cache { cache_pool, .. }) if *cache_pool == lv.name)
+            });
+            if let Some(user) = user {
+                let name = dm_name(&vg.name, &user.name, None);
+                if existing.contains(&name) {
+                    (act.data_percent, act.metadata_percent) =
+                        percents(control, vg, &user.name, &name)?;
+                }
+            }
+            if act.data_percent.is_none() {
+                continue;
+            }
+        } else {
+            continue;
         }
+        out.insert(lv.name.clone(), act);
     }
     Ok(out)
+}
+
+/// Data% and Meta% of LV `lv` from the status of its device `device`, by
+/// lvm2's rules (lvseg_percent_with_info_and_seg_status); None where lvm2
+/// prints nothing.
+fn percents(
+    control: &dm::Control,
+    vg: &crate::meta::model::VolumeGroup,
+    lv: &str,
+    device: &str,
+) -> Result<(Option<Percent>, Option<Percent>)> {
+    use dm::status::TargetStatus;
+    let Some(model) = vg.lv(lv) else {
+        return Ok((None, None));
+    };
+    let wanted = matches!(
+        model.segments.first().map(|s| &s.kind),
+        Some(
+            SegmentKind::ThinPool { .. }
+                | SegmentKind::Thin { .. }
+                | SegmentKind::Cache { .. }
+                | SegmentKind::CachePool { .. }
+        )
+    ) || vg.snapshot_of_cow(lv).is_some();
+    if !wanted {
+        return Ok((None, None));
+    }
+    let lines = control.status(device)?;
+    let Some((_, _, target, params)) = lines.first() else {
+        return Ok((None, None));
+    };
+    // A status cairn cannot read is shown as lvm2 shows an unknown one.
+    let Ok(status) = dm::status::parse(target, params) else {
+        return Ok((None, None));
+    };
+    Ok(match status {
+        TargetStatus::ThinPool(p) => (
+            Some(percent::make(p.data_used, p.data_total)),
+            Some(percent::make(p.metadata_used, p.metadata_total)),
+        ),
+        TargetStatus::Thin(t) => {
+            // The pool maps whole chunks: the size rounds up to one.
+            let chunk = match model.segments.first().map(|s| &s.kind) {
+                Some(SegmentKind::Thin { thin_pool, .. }) => match vg
+                    .lv(thin_pool)
+                    .and_then(|p| p.segments.first())
+                    .map(|s| &s.kind)
+                {
+                    Some(SegmentKind::ThinPool { chunk_size, .. }) => (*chunk_size).max(1),
+                    _ => 1,
+                },
+                _ => 1,
+            };
+            let size = model.extent_count() * vg.extent_size;
+            let csize = size.div_ceil(chunk) * chunk;
+            let p = if t.mapped_sectors <= csize {
+                percent::make(t.mapped_sectors, csize)
+            } else {
+                percent::PERCENT_100
+            };
+            (Some(p), None)
+        }
+        TargetStatus::Cache(c) => (
+            Some(percent::make(c.blocks_used, c.blocks_total)),
+            Some(percent::make(c.metadata_used, c.metadata_total)),
+        ),
+        TargetStatus::Snapshot(s) => {
+            let p = if s.metadata_sectors > 0 && s.sectors_allocated == s.metadata_sectors {
+                percent::PERCENT_0
+            } else {
+                percent::make(s.sectors_allocated, s.total_sectors)
+            };
+            (Some(p), None)
+        }
+        TargetStatus::Invalid => (Some(percent::PERCENT_100), None),
+        _ => (None, None),
+    })
 }
 
 /// `lvs [-a] [VG...]`. `control` is None where there is no device-mapper:

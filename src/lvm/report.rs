@@ -83,7 +83,7 @@ impl std::ops::Index<&str> for Row {
 }
 
 /// `lvs` fields, in the order cairn prints them.
-pub const LV_FIELDS: [&str; 24] = [
+pub const LV_FIELDS: [&str; 26] = [
     "lv_name",
     "vg_name",
     "lv_uuid",
@@ -108,6 +108,8 @@ pub const LV_FIELDS: [&str; 24] = [
     "seg_pe_ranges",
     "lv_role",
     "lv_layout",
+    "data_percent",
+    "metadata_percent",
 ];
 
 /// `vgs` fields, in the order cairn prints them.
@@ -235,6 +237,9 @@ pub struct LvActivity {
     pub read_only: bool,
     /// What its target's status line says, as far as lv_attr shows it.
     pub target: TargetState,
+    /// Data% and Meta% from the status line (lvm2's lvseg_percent rules).
+    pub data_percent: Option<super::percent::Percent>,
+    pub metadata_percent: Option<super::percent::Percent>,
 }
 
 impl LvActivity {
@@ -247,6 +252,8 @@ impl LvActivity {
         open: false,
         read_only: false,
         target: TargetState::Healthy,
+        data_percent: None,
+        metadata_percent: None,
     };
 
     /// A running device with a live table, open or not.
@@ -1387,6 +1394,11 @@ impl<'a> Vg<'a> {
         let (layout, role) = self.layout_and_role(i);
         set("lv_role", role.join(","));
         set("lv_layout", layout.join(","));
+        set("data_percent", super::percent::display(act.data_percent));
+        set(
+            "metadata_percent",
+            super::percent::display(act.metadata_percent),
+        );
         row
     }
 }
