@@ -77,10 +77,48 @@ enum Command {
         #[command(subcommand)]
         command: LvCommand,
     },
+    /// Thin pools: create
+    Thinpool {
+        #[command(subcommand)]
+        command: ThinpoolCommand,
+    },
     /// Snapshots: create
     Snapshot {
         #[command(subcommand)]
         command: SnapshotCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThinpoolCommand {
+    /// Create a thin pool (as lvcreate -L SIZE -T VG/POOL): data, metadata (zeroed),
+    /// the VG's pool metadata spare, sized as lvm2 sizes them
+    Create {
+        /// The pool as VG/POOL
+        pool: String,
+        /// Allocate only on these PVs
+        pvs: Vec<PathBuf>,
+        /// Data size (lvm2 units; bare numbers MiB)
+        #[arg(short = 'L', long)]
+        size: String,
+        /// Metadata size (default: 64 bytes per chunk, 2 MiB to 15.875 GiB)
+        #[arg(long)]
+        poolmetadatasize: Option<String>,
+        /// Chunk size, 64 KiB to 1 GiB, a multiple of 64 KiB (default: 64 KiB, larger for big pools)
+        #[arg(short = 'c', long)]
+        chunksize: Option<String>,
+        /// Zero new blocks before first use (y|n)
+        #[arg(short = 'Z', long, default_value = "y")]
+        zero: String,
+        /// Discards: passdown, nopassdown or ignore
+        #[arg(long, default_value = "passdown")]
+        discards: String,
+        /// Leave the pool inactive
+        #[arg(long)]
+        inactive: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
     },
 }
 
@@ -604,6 +642,56 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 ops::vg_remove(&env(cli), name, *force)?;
                 println!("Volume group \"{name}\" successfully removed");
+            }
+        },
+        Command::Thinpool { command } => match command {
+            ThinpoolCommand::Create {
+                pool,
+                pvs,
+                size,
+                poolmetadatasize,
+                chunksize,
+                zero,
+                discards,
+                inactive,
+                plan,
+            } => {
+                let (vg, name) = split_lv(pool)?;
+                let zero = match zero.as_str() {
+                    "y" | "yes" => true,
+                    "n" | "no" => false,
+                    other => return Err(format!("-Z {other:?}: give y or n").into()),
+                };
+                let req = cairn::lvm::pool::NewPool {
+                    vg,
+                    name: name.clone(),
+                    data_bytes: bytes(size, "a pool's size")?,
+                    metadata_bytes: poolmetadatasize
+                        .as_deref()
+                        .map(|m| bytes(m, "the metadata size"))
+                        .transpose()?,
+                    chunk_bytes: chunksize
+                        .as_deref()
+                        .map(|c| match cairn::units::parse_size(c, 1 << 10)? {
+                            cairn::units::Size::Bytes(b) => Ok(b),
+                            cairn::units::Size::PercentFree(_) => {
+                                Err("the chunk size cannot be a percentage".into())
+                            }
+                        })
+                        .transpose()
+                        .map_err(|e: Box<dyn std::error::Error>| e)?,
+                    zero,
+                    discards: discards.clone(),
+                    pvs: pvs.clone(),
+                    activate: !inactive,
+                };
+                let actions =
+                    cairn::lvm::pool::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" created."),
+                );
             }
         },
         Command::Snapshot { command } => match command {

@@ -692,6 +692,87 @@ fn linear_lvs_as_lvm2s(g: &Guest) -> TestResult {
     Ok(())
 }
 
+fn thin_pool_create_as_lvcreate_t(g: &Guest) -> TestResult {
+    g.sh(
+        "vgchange -q -an vg vgc vgl 2>/dev/null || true; dmsetup remove_all || true
+        vgremove -q -ff vg vgc vgl 2>/dev/null || true; rm -rf /dev/vg /dev/vgc /dev/vgl",
+    )?;
+    let l = g.loop_disk("pl", 512)?;
+    let c = g.loop_disk("pc", 512)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {l} {c}; vgcreate -q vgl {l}; vgcreate -q vgc {c}
+        lvcreate -q -y -L 100M -T vgl/pool",
+        l = l.dev,
+        c = c.dev
+    ))?;
+    let plan = g.cairn(&["thinpool", "create", "vgc/pool", "-L", "100M", "--plan"])?;
+    ensure!(
+        plan.contains("zero the first 4194304 bytes of /dev/vgc/pool_tmeta"),
+        "plan: {plan}"
+    );
+    g.cairn(&["thinpool", "create", "vgc/pool", "-L", "100M"])?;
+    let fields = "lv_name,lv_size,lv_attr,segtype,chunk_size,lv_metadata_size,data_lv,\
+                  metadata_lv,transaction_id,zero,discards,seg_pe_ranges";
+    let report = |vg: &str, dev: &str| -> Result<String, String> {
+        Ok(
+            g.sh(&format!("lvs -a --noheadings --units b -o {fields} {vg}"))?
+                .replace(dev, "PV"),
+        )
+    };
+    let (theirs, ours) = (report("vgl", &l.dev)?, report("vgc", &c.dev)?);
+    diff("lvs -a of the pools", &theirs, &ours)?;
+    // The kernel tables: the same, up to device numbers.
+    let tables = |vg: &str| -> Result<String, String> {
+        Ok(g.sh(&format!(
+            "dmsetup table | grep '^{vg}-' | sed 's/^{vg}-//; s/[0-9]*:[0-9]*/D/g' | sort"
+        ))?)
+    };
+    diff("pool tables", &tables("vgl")?, &tables("vgc")?)?;
+    g.run(&["vgck", "vgc"])?;
+    g.sh(
+        "set -e; vgchange -q -an vgc; lvchange -q -y -ay vgc/pool_tmeta
+        thin_check /dev/vgc/pool_tmeta; lvchange -q -an vgc/pool_tmeta; vgchange -q -ay vgc",
+    )?;
+    // Thin LVs from both sides.
+    g.cairn(&["lv", "create", "vgc", "-n", "t1", "-V", "64M", "-T", "pool"])?;
+    g.run(&["lvcreate", "-q", "-V", "64M", "-T", "vgc/pool", "-n", "t2"])?;
+    g.sh("dd if=/dev/urandom of=/dev/vgc/t1 bs=1M count=8 oflag=direct status=none")?;
+    let ids = g.sh("lvs --noheadings -o transaction_id vgc/pool")?;
+    ensure!(ids.trim() == "2", "transaction id {ids}");
+    expect_refusals(
+        g,
+        &[
+            (
+                &["thinpool", "create", "vgc/pool", "-L", "8M"],
+                "already has an LV named pool",
+            ),
+            (
+                &[
+                    "thinpool",
+                    "create",
+                    "vgc/p2",
+                    "-L",
+                    "8M",
+                    "--discards",
+                    "maybe",
+                ],
+                "not one of",
+            ),
+            (
+                &["thinpool", "create", "vgc/p2", "-L", "8M", "-c", "32k"],
+                "64 KiB to 1 GiB",
+            ),
+            (
+                &["thinpool", "create", "vgc/p2", "-L", "2G"],
+                "free extents",
+            ),
+        ],
+    )?;
+    g.run(&["vgck", "vgc"])?;
+    g.sh("vgchange -q -an vgc vgl && vgremove -q -ff vgc vgl")?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -726,6 +807,10 @@ fn main() {
             VmTest {
                 name: "linear_lvs_as_lvm2s",
                 run: linear_lvs_as_lvm2s,
+            },
+            VmTest {
+                name: "thin_pool_create_as_lvcreate_t",
+                run: thin_pool_create_as_lvcreate_t,
             },
             VmTest {
                 name: "hundred_thin_lvs_each_side",

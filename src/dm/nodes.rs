@@ -50,7 +50,12 @@ pub fn block_device_number(path: &Path) -> io::Result<(u32, u32)> {
 
 /// Makes `/dev/mapper/<name>` for `major:minor`, replacing a stale node.
 pub fn make_node(root: &Path, name: &str, maj: u32, min: u32) -> io::Result<()> {
-    let path = node_path(root, name);
+    make_node_at(&node_path(root, name), maj, min)
+}
+
+/// Makes a block node at `path` (0660 root:disk), replacing a stale one.
+pub fn make_node_at(path: &Path, maj: u32, min: u32) -> io::Result<()> {
+    let path = path.to_path_buf();
     if let Ok((a, b)) = block_device_number(&path) {
         if (a, b) == (maj, min) {
             return Ok(());

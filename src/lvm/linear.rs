@@ -53,7 +53,7 @@ fn extents_for(vg: &VolumeGroup, size: Size, on_pvs: Option<&[usize]>) -> Result
 }
 
 /// PV paths to indices in the VG.
-fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<usize>>> {
+pub(crate) fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<usize>>> {
     if pvs.is_empty() {
         return Ok(None);
     }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod linear;
 pub mod names;
 pub mod percent;
+pub mod pool;
 pub mod query;
 pub mod report;
 pub mod thin;
