@@ -723,9 +723,9 @@ fn thin_pool_create_as_lvcreate_t(g: &Guest) -> TestResult {
     diff("lvs -a of the pools", &theirs, &ours)?;
     // The kernel tables: the same, up to device numbers.
     let tables = |vg: &str| -> Result<String, String> {
-        Ok(g.sh(&format!(
+        g.sh(&format!(
             "dmsetup table | grep '^{vg}-' | sed 's/^{vg}-//; s/[0-9]*:[0-9]*/D/g' | sort"
-        ))?)
+        ))
     };
     diff("pool tables", &tables("vgl")?, &tables("vgc")?)?;
     g.run(&["vgck", "vgc"])?;
