@@ -91,6 +91,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ThinpoolCommand {
+    /// Give a thin pool more data space (as lvextend -L [+]SIZE VG/POOL); an active pool
+    /// is reloaded live
+    Extend {
+        /// The pool as VG/POOL
+        pool: String,
+        /// Allocate only on these PVs
+        pvs: Vec<PathBuf>,
+        /// New size, or +SIZE more, or +N%FREE
+        #[arg(short = 'L', long, allow_hyphen_values = true)]
+        size: String,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
     /// Create a thin pool (as lvcreate -L SIZE -T VG/POOL): data, metadata (zeroed),
     /// the VG's pool metadata spare, sized as lvm2 sizes them
     Create {
@@ -645,6 +659,27 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         },
         Command::Thinpool { command } => match command {
+            ThinpoolCommand::Extend {
+                pool,
+                pvs,
+                size,
+                plan,
+            } => {
+                let (vg, name) = split_lv(pool)?;
+                let req = linear::Resize {
+                    vg: vg.clone(),
+                    name: name.clone(),
+                    size: linear_size(size, true)?,
+                    pvs: pvs.clone(),
+                };
+                let actions =
+                    cairn::lvm::pool::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume {vg}/{name} successfully resized."),
+                );
+            }
             ThinpoolCommand::Create {
                 pool,
                 pvs,

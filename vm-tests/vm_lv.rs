@@ -773,6 +773,51 @@ fn thin_pool_create_as_lvcreate_t(g: &Guest) -> TestResult {
     Ok(())
 }
 
+fn thin_pool_extend_live(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 512)?;
+    g.run(&["lvcreate", "-q", "-V", "300M", "-T", "vg/pool", "-n", "t1"])?;
+    g.sh(
+        "mkfs.ext4 -q /dev/vg/t1 && mkdir -p /mnt/t && mount /dev/vg/t1 /mnt/t
+        dd if=/dev/urandom of=/mnt/t/a bs=1M count=60 status=none && sync
+        sha256sum /mnt/t/a > /tmp/sum",
+    )?;
+    let plan = g.cairn(&["thinpool", "extend", "vg/pool", "-L", "+100M", "--plan"])?;
+    ensure!(
+        plan.contains("dm suspend vg-pool-tpool (noflush)")
+            && plan.contains("dm load vg-pool_tdata"),
+        "plan: {plan}"
+    );
+    g.cairn(&["thinpool", "extend", "vg/pool", "-L", "+100M"])?;
+    // Written while and after the pool grew; all of it reads back.
+    g.sh(
+        "dd if=/dev/urandom of=/mnt/t/b bs=1M count=60 status=none && sync
+        sha256sum /mnt/t/b >> /tmp/sum && sha256sum -c /tmp/sum >/dev/null",
+    )?;
+    let size = g.sh("lvs --noheadings --units m -o lv_size vg/pool")?;
+    ensure!(size.trim() == "300.00m", "pool size {size}");
+    let ours = g.sh("dmsetup table | grep '^vg-pool' | sort")?;
+    g.sh("umount /mnt/t && vgchange -q -an vg && vgchange -q -ay vg")?;
+    let theirs = g.sh("dmsetup table | grep '^vg-pool' | sort")?;
+    diff("pool tables after the extension", &theirs, &ours)?;
+    g.run(&["vgck", "vg"])?;
+    thin_check(g)?;
+    expect_refusals(
+        g,
+        &[
+            (
+                &["thinpool", "extend", "vg/pool", "-L", "100M"],
+                "pools do not shrink",
+            ),
+            (
+                &["thinpool", "extend", "vg/t1", "-L", "+4M"],
+                "not a thin pool",
+            ),
+        ],
+    )?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -811,6 +856,10 @@ fn main() {
             VmTest {
                 name: "thin_pool_create_as_lvcreate_t",
                 run: thin_pool_create_as_lvcreate_t,
+            },
+            VmTest {
+                name: "thin_pool_extend_live",
+                run: thin_pool_extend_live,
             },
             VmTest {
                 name: "hundred_thin_lvs_each_side",

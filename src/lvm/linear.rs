@@ -77,7 +77,12 @@ pub(crate) fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<
 
 /// Commits `to` (the metadata of before the call) again after a kernel
 /// step failed, with the next seqno.
-fn restore(env: &Env, change: &mut Change, to: Metadata, failed: VolumeError) -> VolumeError {
+pub(crate) fn restore(
+    env: &Env,
+    change: &mut Change,
+    to: Metadata,
+    failed: VolumeError,
+) -> VolumeError {
     let seqno = change.committed().vg.seqno + 1;
     change.metadata = to;
     change.metadata.vg.seqno = seqno;
@@ -194,6 +199,49 @@ fn end_of(vg: &VolumeGroup, name: &str) -> Option<(usize, u64)> {
     }
 }
 
+/// Gives the linear LV `name` `extents` more, in place when the extents
+/// after its end are free; extents that continue its last segment on the
+/// same PV join that segment (lvm2 merges adjacent segments).
+pub(crate) fn grow_lv(
+    vg: &mut VolumeGroup,
+    name: &str,
+    extents: u64,
+    on: Option<&[usize]>,
+) -> Result<()> {
+    let after = end_of(vg, name);
+    let runs =
+        alloc::allocate(vg, extents, on, after).map_err(|e| refused(&vg.name, e.to_string()))?;
+    let lv = vg.lv_mut(name).ok_or_else(|| {
+        VolumeError::Op(OpError::Refused {
+            vg: String::new(),
+            why: format!("has no LV named {name}"),
+        })
+    })?;
+    for seg in alloc::linear_segments(&runs) {
+        let joins = match (lv.segments.last(), &seg.kind) {
+            (Some(last), SegmentKind::Striped { stripes, .. }) => {
+                match (&last.kind, &stripes[..]) {
+                    (SegmentKind::Striped { stripes: ls, .. }, [Area::Pv { pv, pe }])
+                        if ls.len() == 1 =>
+                    {
+                        matches!(&ls[0], Area::Pv { pv: lp, pe: lpe } if lp == pv && lpe + last.extent_count == *pe)
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if joins {
+            lv.segments.last_mut().expect("joins").extent_count += seg.extent_count;
+        } else {
+            let mut seg = seg;
+            seg.start_extent = lv.extent_count();
+            lv.segments.push(seg);
+        }
+    }
+    Ok(())
+}
+
 /// Checks `name` is a plain linear (or striped) LV that nothing stacks on.
 fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
     let lv = vg
@@ -278,34 +326,12 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     let what = format!("LV {name} {} -> {}", human(current), human(target));
     let before = change.metadata.clone();
     if grow {
-        let after = end_of(vg, name);
-        let runs = alloc::allocate(vg, target - current, on.as_deref(), after)
-            .map_err(|e| refused(vg_name, e.to_string()))?;
-        let lv = change.metadata.vg.lv_mut(name).expect("checked");
-        for seg in alloc::linear_segments(&runs) {
-            // Extents that continue the last segment on its PV join it
-            // (lvm2 merges adjacent segments).
-            let joins = match (lv.segments.last(), &seg.kind) {
-                (Some(last), SegmentKind::Striped { stripes, .. }) => {
-                    match (&last.kind, &stripes[..]) {
-                        (SegmentKind::Striped { stripes: ls, .. }, [Area::Pv { pv, pe }])
-                            if ls.len() == 1 =>
-                        {
-                            matches!(&ls[0], Area::Pv { pv: lp, pe: lpe } if lp == pv && lpe + last.extent_count == *pe)
-                        }
-                        _ => false,
-                    }
-                }
-                _ => false,
-            };
-            if joins {
-                lv.segments.last_mut().expect("joins").extent_count += seg.extent_count;
-            } else {
-                let mut seg = seg;
-                seg.start_extent = lv.extent_count();
-                lv.segments.push(seg);
-            }
-        }
+        grow_lv(
+            &mut change.metadata.vg,
+            name,
+            target - current,
+            on.as_deref(),
+        )?;
     } else {
         let lv = change.metadata.vg.lv_mut(name).expect("checked");
         let mut keep = target;

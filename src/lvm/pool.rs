@@ -346,6 +346,86 @@ fn zero_device(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// `lvextend -L [+]SIZE VG/POOL`: more data space for a thin pool; an
+/// active pool is reloaded live (data layer, thin-pool target and the
+/// pool's own layer: loaded, suspended top-down without flushing, resumed
+/// bottom-up, as lvm2 does for pools).
+pub fn extend(env: &Env, dev: &Dev, req: &super::linear::Resize, run: Run) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    let mut change = ops::begin_change(env, vg_name, &req.pvs)?;
+    let on = super::linear::pv_indices(&change, &req.pvs)?;
+    let vg = &change.metadata.vg;
+    let Some(pool) = vg.lv(&req.name) else {
+        return Err(refused(vg_name, format!("has no LV named {}", req.name)));
+    };
+    let Some(SegmentKind::ThinPool { pool: data, .. }) = pool.segments.first().map(|s| &s.kind)
+    else {
+        return Err(refused(vg_name, format!("{} is not a thin pool", req.name)));
+    };
+    let data = data.clone();
+    let current = pool.extent_count();
+    let extent = vg.extent_bytes();
+    let target = match req.size {
+        super::linear::Size::Bytes(b) => b.div_ceil(extent),
+        super::linear::Size::More(b) => current + b.div_ceil(extent),
+        super::linear::Size::PercentFree(p) => {
+            let free: u64 = alloc::free_runs(vg)
+                .map_err(|e| refused(vg_name, e.to_string()))?
+                .iter()
+                .filter(|r| on.as_deref().is_none_or(|pvs| pvs.contains(&r.pv)))
+                .map(|r| r.count)
+                .sum();
+            current + (free as f64 * p / 100.0).floor() as u64
+        }
+    };
+    if target <= current {
+        return Err(refused(
+            vg_name,
+            format!(
+                "pool {} is {} already: give a larger size (pools do not shrink)",
+                req.name,
+                crate::units::human(current * extent)
+            ),
+        ));
+    }
+    let before = change.metadata.clone();
+    super::linear::grow_lv(
+        &mut change.metadata.vg,
+        &data,
+        target - current,
+        on.as_deref(),
+    )?;
+    let pool = change.metadata.vg.lv_mut(&req.name).expect("checked");
+    pool.segments[0].extent_count = target;
+    let mut actions = vec![Action::Commit {
+        vg: vg_name.to_owned(),
+        seqno: change.metadata.vg.seqno,
+        what: format!(
+            "thin pool {} data {} -> {}",
+            req.name,
+            crate::units::human(current * extent),
+            crate::units::human(target * extent)
+        ),
+    }];
+    let ctl = Control::open()?;
+    let devices = change.pv_devices();
+    let config = lvm_config(&change.metadata.vg)?;
+    let plan = Planner::new(&change.metadata.vg, &devices)
+        .with_config(config)
+        .lv(&req.name)?;
+    let steps = engine::reload_steps(&ctl, &plan, crate::dm::Suspend::NoFlush)?;
+    if run == Run::PlanOnly {
+        actions.extend(steps.into_iter().map(Action::Dm));
+        return Ok(actions);
+    }
+    change.commit_and_continue(env)?;
+    if let Err(e) = engine::run(&ctl, dev, &steps) {
+        return Err(super::linear::restore(env, &mut change, before, e.into()));
+    }
+    actions.extend(steps.into_iter().map(Action::Dm));
+    Ok(actions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
