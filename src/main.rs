@@ -138,14 +138,21 @@ enum ThinpoolCommand {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
-    /// Snapshot a thin LV in its pool (as lvcreate -s VG/LV -n NAME); made with
-    /// activation skip and left inactive, as lvm2 does, unless --activate
+    /// Snapshot an LV (as lvcreate -s VG/LV -n NAME [-L COW]): a thin LV gets a thin
+    /// snapshot in its pool (activation skip, left inactive unless --activate); with -L,
+    /// a linear LV gets a thick snapshot with a COW store of that size
     Create {
         /// The origin as VG/LV
         origin: String,
         /// Name of the snapshot
         #[arg(short = 'n', long)]
         name: String,
+        /// Size of the COW store: makes a thick snapshot
+        #[arg(short = 'L', long)]
+        size: Option<String>,
+        /// Chunk size of a thick snapshot, a power of 2 from 4 KiB to 512 KiB (default 4 KiB)
+        #[arg(short = 'c', long, requires = "size")]
+        chunksize: Option<String>,
         /// Activate the snapshot
         #[arg(long)]
         activate: bool,
@@ -412,6 +419,17 @@ fn bytes(text: &str, what: &str) -> Result<u64, Box<dyn std::error::Error>> {
     match cairn::units::parse_size(text, 1 << 20)? {
         cairn::units::Size::Bytes(b) => Ok(b),
         cairn::units::Size::PercentFree(_) => Err(format!("{what} cannot be a percentage").into()),
+    }
+}
+
+/// A chunk size (bare numbers are KiB, as lvm2's -c).
+fn chunk_size(text: Option<&str>) -> Result<Option<u64>, Box<dyn std::error::Error>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match cairn::units::parse_size(text, 1 << 10)? {
+        cairn::units::Size::Bytes(b) => Ok(Some(b)),
+        cairn::units::Size::PercentFree(_) => Err("the chunk size cannot be a percentage".into()),
     }
 }
 
@@ -705,16 +723,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                         .as_deref()
                         .map(|m| bytes(m, "the metadata size"))
                         .transpose()?,
-                    chunk_bytes: chunksize
-                        .as_deref()
-                        .map(|c| match cairn::units::parse_size(c, 1 << 10)? {
-                            cairn::units::Size::Bytes(b) => Ok(b),
-                            cairn::units::Size::PercentFree(_) => {
-                                Err("the chunk size cannot be a percentage".into())
-                            }
-                        })
-                        .transpose()
-                        .map_err(|e: Box<dyn std::error::Error>| e)?,
+                    chunk_bytes: chunk_size(chunksize.as_deref())?,
                     zero,
                     discards: discards.clone(),
                     pvs: pvs.clone(),
@@ -733,8 +742,38 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             SnapshotCommand::Create {
                 origin,
                 name,
+                size: Some(size),
+                chunksize,
+                activate: _,
+                plan,
+            } => {
+                let (vg, origin) = split_lv(origin)?;
+                let req = cairn::lvm::snapshot::NewSnapshot {
+                    vg,
+                    origin,
+                    name: name.clone(),
+                    cow_bytes: bytes(size, "a COW size")?,
+                    chunk_bytes: chunk_size(chunksize.as_deref())?,
+                };
+                let actions = cairn::lvm::snapshot::create(
+                    &env(cli),
+                    &Dev::default(),
+                    &req,
+                    run_mode(*plan),
+                )?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" created."),
+                );
+            }
+            SnapshotCommand::Create {
+                origin,
+                name,
+                size: None,
                 activate,
                 plan,
+                ..
             } => {
                 let (vg, origin) = split_lv(origin)?;
                 let req = thin::Create {
@@ -853,10 +892,16 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let (vg, name) = split_lv(lv)?;
                 let e = env(cli);
-                let actions = if volume::lv_type(&e, &vg, &name)? == "thin" {
-                    thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?
-                } else {
-                    linear::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?
+                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
+                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
+                    "snapshot" => cairn::lvm::snapshot::remove(
+                        &e,
+                        &Dev::default(),
+                        &vg,
+                        &name,
+                        run_mode(*plan),
+                    )?,
+                    _ => linear::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
                 };
                 report_actions(
                     *plan,

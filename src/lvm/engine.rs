@@ -165,6 +165,25 @@ impl Default for Dev {
     }
 }
 
+/// A new device with its table, live: create, load, resume.
+pub fn bring_up(d: &PlannedDevice) -> [Step; 3] {
+    [
+        Step::Create {
+            name: d.name.clone(),
+            uuid: d.uuid.clone(),
+            read_only: d.read_only,
+        },
+        Step::Load {
+            name: d.name.clone(),
+            table: d.table.clone(),
+            read_only: d.read_only,
+        },
+        Step::Resume {
+            name: d.name.clone(),
+        },
+    ]
+}
+
 /// The steps that activate `plan`: devices that do not exist are created,
 /// loaded and resumed, dependencies first; devices that exist must already
 /// have the planned table (activation is idempotent), else the call stops
@@ -179,21 +198,7 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
                 .is_ok_and(|n| n == (i.major, i.minor))
         });
         match info {
-            None => {
-                steps.push(Step::Create {
-                    name: d.name.clone(),
-                    uuid: d.uuid.clone(),
-                    read_only: d.read_only,
-                });
-                steps.push(Step::Load {
-                    name: d.name.clone(),
-                    table: d.table.clone(),
-                    read_only: d.read_only,
-                });
-                steps.push(Step::Resume {
-                    name: d.name.clone(),
-                });
-            }
+            None => steps.extend(bring_up(d)),
             Some(info) => {
                 check_ours(d, &info)?;
                 let live = ctl.table(&d.name)?;

@@ -15,5 +15,6 @@ pub mod percent;
 pub mod pool;
 pub mod query;
 pub mod report;
+pub mod snapshot;
 pub mod thin;
 pub mod volume;

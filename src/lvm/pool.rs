@@ -279,7 +279,13 @@ fn finish(
     let devices = change.pv_devices();
     let plain = Planner::new(&change.metadata.vg, &devices).lv(&req.name)?;
     let table: Vec<TableLine> = plain.devices[0].table.clone();
-    zero_through(&ctl, &vg_name, &req.name, &table)?;
+    zero_through(
+        &ctl,
+        &vg_name,
+        &format!("{}_tmeta", req.name),
+        &table,
+        u64::MAX,
+    )?;
     staged.seqno = change.metadata.vg.seqno;
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
@@ -295,9 +301,16 @@ fn finish(
     Ok(actions)
 }
 
-/// Writes zeros over a table's extents through a temporary dm device.
-fn zero_through(ctl: &Control, vg: &str, pool: &str, table: &[TableLine]) -> Result<()> {
-    let name = names::dm_name(vg, &format!("{pool}_tmeta"), Some("zero"));
+/// Writes zeros over the first `bytes` of LV `lv`'s extents (`table`)
+/// through a temporary device, for an LV that must not be activated yet.
+pub(crate) fn zero_through(
+    ctl: &Control,
+    vg: &str,
+    lv: &str,
+    table: &[TableLine],
+    bytes: u64,
+) -> Result<()> {
+    let name = names::dm_name(vg, lv, Some("zero"));
     let uuid = format!("CAIRN-zero-{name}");
     ctl.create(&name, &uuid, false)?;
     let resolved: Vec<TableLine> = table
@@ -320,10 +333,11 @@ fn zero_through(ctl: &Control, vg: &str, pool: &str, table: &[TableLine]) -> Res
         ctl.load(&name, &resolved, false)?;
         let info = ctl.resume(&name)?;
         let sectors: u64 = table.iter().map(|l| l.length).sum();
+        let bytes = bytes.min(sectors * 512);
         let node = std::env::temp_dir().join(format!("cairn-{name}"));
         crate::dm::nodes::make_node_at(&node, info.major, info.minor)
             .map_err(|e| refused(vg, format!("cannot make a node to zero the metadata: {e}")))?;
-        let zeroed = zero_device(&node, sectors * 512);
+        let zeroed = zero_device(&node, bytes);
         let _ = std::fs::remove_file(&node);
         zeroed.map_err(|e| refused(vg, format!("zeroing the pool metadata failed: {e}")))
     })();

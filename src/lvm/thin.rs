@@ -498,19 +498,7 @@ fn transact(
         // What activation of the pool's target would do, then the rest.
         if before.is_none() || !relayout.is_empty() {
             for d in &new_plan.devices {
-                actions.push(Action::Dm(Step::Create {
-                    name: d.name.clone(),
-                    uuid: d.uuid.clone(),
-                    read_only: d.read_only,
-                }));
-                actions.push(Action::Dm(Step::Load {
-                    name: d.name.clone(),
-                    table: d.table.clone(),
-                    read_only: d.read_only,
-                }));
-                actions.push(Action::Dm(Step::Resume {
-                    name: d.name.clone(),
-                }));
+                actions.extend(engine::bring_up(d).into_iter().map(Action::Dm));
             }
         }
         push_messages(

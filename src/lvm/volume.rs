@@ -153,8 +153,9 @@ fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
     Ok(plan)
 }
 
-/// The segment type of an LV's first segment ("striped", "thin", ...),
-/// read under a shared lock: for commands that differ by type.
+/// The segment type of an LV's first segment ("striped", "thin", ...; a
+/// thick snapshot's COW LV is "snapshot"), read under a shared lock: for
+/// commands that differ by type.
 pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
     let _lock = env.locks.vg(vg, Mode::Shared)?;
     let scan = env.scan(&[])?;
@@ -167,6 +168,9 @@ pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
             vg: vg.to_owned(),
             why: format!("has no LV named {lv}"),
         })?;
+    if view.metadata.vg.snapshot_of_cow(&lv.name).is_some() {
+        return Ok("snapshot".to_owned());
+    }
     Ok(lv
         .segments
         .first()

@@ -1,0 +1,371 @@
+//! Thick (COW) snapshots without lvm2: create (`lvcreate -L S -s VG/LV`)
+//! and remove, as lvm2 2.03.16 does them (docs/research/lvm2-ops.md §7).
+//!
+//! Create: commit 1 adds the COW LV as a plain LV; its first 4 KiB are
+//! zeroed through a private device (a stale exception-store header would be
+//! read as the snapshot's); commit 2 hides it and adds `snapshotN` with the
+//! snapshot segment. If the origin is active, the kernel follows in an order
+//! where no write can reach the origin untracked: the origin's extents as
+//! `-real` and the COW as `-cow` come up first, the origin's new table
+//! (snapshot-origin) is loaded, the origin suspended with a flush, the
+//! snapshot's table loaded and resumed, then the origin resumed.
+
+use crate::dm::table::TableLine;
+use crate::dm::{Control, Suspend};
+use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
+use crate::meta::ops::{self, Env, OpError};
+
+use super::activate::{PlannedDevice, Planner};
+use super::engine::{self, Dev, Step};
+use super::names;
+use super::volume::{Action, Run, VolumeError};
+
+pub type Result<T> = std::result::Result<T, VolumeError>;
+
+fn refused(vg: &str, why: String) -> VolumeError {
+    VolumeError::Op(OpError::Refused {
+        vg: vg.to_owned(),
+        why,
+    })
+}
+
+/// `cairn snapshot create VG/ORIGIN -n NAME -L SIZE [-c CHUNK]`.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub vg: String,
+    pub origin: String,
+    pub name: String,
+    pub cow_bytes: u64,
+    /// Chunk in bytes: a power of two from 4 KiB to 512 KiB (default 4 KiB).
+    pub chunk_bytes: Option<u64>,
+}
+
+/// The largest COW an origin can use (lvm2's _cow_max_size), in sectors.
+fn cow_max_sectors(origin_sectors: u64, chunk: u64) -> u64 {
+    let chunks = origin_sectors.div_ceil(chunk);
+    let per_md = chunk * 512 / 16;
+    let md = (chunks + per_md) / per_md;
+    (1 + chunks + md) * chunk
+}
+
+fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
+    let lv = vg
+        .lv(origin)
+        .ok_or_else(|| refused(&vg.name, format!("has no LV named {origin}")))?;
+    let plain = lv
+        .segments
+        .iter()
+        .all(|s| matches!(s.kind, SegmentKind::Striped { .. }));
+    if !vg.lv_is_visible(lv) || !plain || vg.snapshot_of_cow(origin).is_some() {
+        return Err(refused(
+            &vg.name,
+            format!(
+                "{origin} cannot be a thick snapshot's origin: cairn snapshots visible linear or \
+                 striped LVs (thin LVs get thin snapshots: leave out -L)"
+            ),
+        ));
+    }
+    let merging = vg.lvs.iter().any(|l| {
+        matches!(l.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::Snapshot { origin: o, merging: true, .. }) if o == origin)
+    });
+    if merging {
+        return Err(refused(
+            &vg.name,
+            format!("{origin} has a snapshot merging into it: wait for the merge to finish"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    ops::check_lv_name(&req.name)?;
+    let chunk = req.chunk_bytes.unwrap_or(4096) / 512;
+    if !chunk.is_power_of_two() || !(8..=1024).contains(&chunk) {
+        return Err(refused(
+            vg_name,
+            "a snapshot's chunk size must be a power of 2 from 4 KiB to 512 KiB".into(),
+        ));
+    }
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    check_origin(vg, &req.origin)?;
+    if vg.lv(&req.name).is_some() {
+        return Err(refused(
+            vg_name,
+            format!("already has an LV named {}", req.name),
+        ));
+    }
+    let origin_sectors = vg.lv(&req.origin).map_or(0, |l| l.extent_count()) * vg.extent_size;
+    let extent = vg.extent_size;
+    let max = cow_max_sectors(origin_sectors, chunk).div_ceil(extent);
+    let mut extents = (req.cow_bytes / 512).div_ceil(extent).min(max);
+    if extents * extent < 3 * chunk {
+        return Err(refused(
+            vg_name,
+            "a snapshot needs at least 3 chunks".into(),
+        ));
+    }
+    if extents == 0 {
+        extents = 1;
+    }
+    let before = change.metadata.clone();
+    // Commit 1: the COW as a plain LV.
+    ops::add_linear_lv(&mut change.metadata.vg, &req.name, extents, None)?;
+    let mut staged = change.metadata.vg.clone();
+    let n = (0..)
+        .find(|n| staged.lv(&format!("snapshot{n}")).is_none())
+        .expect("a free name");
+    let origin_extents = staged.lv(&req.origin).map_or(0, |l| l.extent_count());
+    let cow = staged.lv_mut(&req.name).expect("just added");
+    cow.status.remove(LvStatus::VISIBLE);
+    let snap = ops::new_lv(
+        &format!("snapshot{n}"),
+        vec![Segment {
+            start_extent: 0,
+            extent_count: origin_extents,
+            reshape_count: None,
+            type_flags: vec![],
+            tags: vec![],
+            kind: SegmentKind::Snapshot {
+                chunk_size: chunk,
+                origin: req.origin.clone(),
+                cow: req.name.clone(),
+                merging: false,
+            },
+            extra: Default::default(),
+        }],
+    )?;
+    staged.lvs.push(snap);
+
+    let mut actions = vec![
+        Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno,
+            what: format!(
+                "COW LV {} ({}) as a plain LV",
+                req.name,
+                crate::units::human(extents * extent * 512)
+            ),
+        },
+        Action::Wipe {
+            path: names::lv_path(vg_name, &req.name),
+            bytes: 4096,
+        },
+        Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno + 1,
+            what: format!(
+                "{} becomes snapshot{n} of {} (chunk {})",
+                req.name,
+                req.origin,
+                crate::units::human(chunk * 512)
+            ),
+        },
+    ];
+    let ctl = Control::open()?;
+    let devices = change.pv_devices();
+    let origin_name = names::dm_name(vg_name, &req.origin, None);
+    let origin_active = ctl.info(&origin_name)?.is_some_and(|i| i.live_table);
+    let steps = if origin_active {
+        let plan = Planner::new(&staged, &devices).lv(&req.origin)?;
+        let mut new = Vec::new();
+        for d in plan.devices {
+            if d.name == origin_name || ctl.info(&d.name)?.is_none() {
+                new.push(d);
+            }
+        }
+        // An origin already (with other snapshots) keeps its table.
+        let reload = !ctl
+            .table(&origin_name)?
+            .iter()
+            .any(|l| l.target.type_name() == "snapshot-origin");
+        snapshot_steps(&new, &origin_name, reload)
+    } else {
+        Vec::new()
+    };
+    if run == Run::PlanOnly {
+        actions.extend(steps.into_iter().map(Action::Dm));
+        return Ok(actions);
+    }
+    change.commit_and_continue(env)?;
+    let cow_table = Planner::new(&change.metadata.vg, &devices)
+        .lv(&req.name)?
+        .devices
+        .remove(0)
+        .table;
+    if let Err(e) = super::pool::zero_through(&ctl, vg_name, &req.name, &cow_table, 4096) {
+        return Err(super::linear::restore(env, &mut change, before, e));
+    }
+    staged.seqno = change.metadata.vg.seqno;
+    change.metadata.vg = staged;
+    change.commit_and_continue(env)?;
+    if let Err(e) = engine::run(&ctl, dev, &steps) {
+        return Err(super::linear::restore(env, &mut change, before, e.into()));
+    }
+    actions.extend(steps.into_iter().map(Action::Dm));
+    Ok(actions)
+}
+
+/// The order that keeps every write to the origin tracked (module comment).
+fn snapshot_steps(devices: &[PlannedDevice], origin: &str, reload_origin: bool) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut origin_table: Vec<TableLine> = Vec::new();
+    let mut snaps = Vec::new();
+    for d in devices {
+        if d.name == origin {
+            origin_table = d.table.clone();
+        } else if d.name.ends_with("-real") || d.name.ends_with("-cow") {
+            steps.extend(engine::bring_up(d));
+            steps.push(Step::Node {
+                name: d.name.clone(),
+            });
+        } else {
+            snaps.push(d);
+        }
+    }
+    for s in &snaps {
+        steps.push(Step::Create {
+            name: s.name.clone(),
+            uuid: s.uuid.clone(),
+            read_only: s.read_only,
+        });
+    }
+    if reload_origin {
+        steps.push(Step::Load {
+            name: origin.to_owned(),
+            table: origin_table,
+            read_only: false,
+        });
+    }
+    steps.push(Step::Suspend {
+        name: origin.to_owned(),
+        how: Suspend::Flush,
+    });
+    for s in &snaps {
+        steps.push(Step::Load {
+            name: s.name.clone(),
+            table: s.table.clone(),
+            read_only: s.read_only,
+        });
+        steps.push(Step::Resume {
+            name: s.name.clone(),
+        });
+    }
+    steps.push(Step::Resume {
+        name: origin.to_owned(),
+    });
+    for s in &snaps {
+        steps.push(Step::Node {
+            name: s.name.clone(),
+        });
+        if let Some(link) = &s.link {
+            steps.push(Step::Link {
+                link: link.clone(),
+                name: s.name.clone(),
+            });
+        }
+    }
+    steps
+}
+
+/// `lvremove VG/SNAP` of a thick snapshot: its devices go first (refused
+/// while it is open), then the metadata, then an origin left without
+/// snapshots is reloaded as the plain LV it was and its `-real` removed.
+pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    let Some((snap_lv, seg)) = vg.snapshot_of_cow(name) else {
+        return Err(refused(vg_name, format!("{name} is not a thick snapshot")));
+    };
+    let SegmentKind::Snapshot {
+        origin, merging, ..
+    } = &seg.kind
+    else {
+        unreachable!("snapshot_of_cow returns snapshot segments");
+    };
+    if *merging {
+        return Err(refused(
+            vg_name,
+            format!("{name} is merging into {origin}: it goes away by itself when the merge ends"),
+        ));
+    }
+    let (origin, snap_lv) = (origin.clone(), snap_lv.name.clone());
+    let ctl = Control::open()?;
+    let snap_dm = names::dm_name(vg_name, name, None);
+    let cow_dm = names::dm_name(vg_name, name, Some("cow"));
+    if let Some(info) = ctl.info(&snap_dm)? {
+        if info.open_count > 0 {
+            return Err(VolumeError::Engine(engine::EngineError::InUse {
+                lv: name.to_owned(),
+                name: snap_dm,
+                count: info.open_count,
+            }));
+        }
+    }
+    let mut down = Vec::new();
+    if ctl.info(&snap_dm)?.is_some() {
+        down.push(Step::Unlink {
+            link: names::lv_path(vg_name, name),
+        });
+        down.push(Step::RemoveNode {
+            name: snap_dm.clone(),
+        });
+        down.push(Step::Remove { name: snap_dm });
+    }
+    if ctl.info(&cow_dm)?.is_some() {
+        down.push(Step::RemoveNode {
+            name: cow_dm.clone(),
+        });
+        down.push(Step::Remove { name: cow_dm });
+    }
+    let vg = &mut change.metadata.vg;
+    vg.lvs.retain(|l| l.name != name && l.name != snap_lv);
+    let others = vg.lvs.iter().any(|l| {
+        matches!(l.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::Snapshot { origin: o, .. }) if *o == origin)
+    });
+    let origin_dm = names::dm_name(vg_name, &origin, None);
+    let real_dm = names::dm_name(vg_name, &origin, Some("real"));
+    let mut reload = Vec::new();
+    if !others && ctl.info(&origin_dm)?.is_some() {
+        let devices = change.pv_devices();
+        let plan = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
+        let own = plan
+            .devices
+            .iter()
+            .find(|d| d.name == origin_dm)
+            .expect("the origin's own device");
+        reload.push(Step::Load {
+            name: origin_dm.clone(),
+            table: own.table.clone(),
+            read_only: false,
+        });
+        reload.push(Step::Suspend {
+            name: origin_dm.clone(),
+            how: Suspend::Flush,
+        });
+        reload.push(Step::Resume { name: origin_dm });
+        if ctl.info(&real_dm)?.is_some() {
+            reload.push(Step::RemoveNode {
+                name: real_dm.clone(),
+            });
+            reload.push(Step::Remove { name: real_dm });
+        }
+    }
+    let mut actions: Vec<Action> = down.iter().cloned().map(Action::Dm).collect();
+    actions.push(Action::Commit {
+        vg: vg_name.to_owned(),
+        seqno: change.metadata.vg.seqno,
+        what: format!("snapshot {name} of {origin} removed"),
+    });
+    actions.extend(reload.iter().cloned().map(Action::Dm));
+    if run == Run::PlanOnly {
+        return Ok(actions);
+    }
+    engine::run(&ctl, dev, &down)?;
+    change.commit_and_continue(env)?;
+    engine::run(&ctl, dev, &reload)?;
+    Ok(actions)
+}
