@@ -138,6 +138,16 @@ enum ThinpoolCommand {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
+    /// Merge a thick snapshot back into its origin (as lvconvert --merge VG/SNAP): the
+    /// origin returns to the snapshot's content; waits for the kernel, then removes the
+    /// snapshot. An open or inactive origin merges on its next activation
+    Merge {
+        /// The snapshot as VG/SNAP
+        snapshot: String,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
     /// Snapshot an LV (as lvcreate -s VG/LV -n NAME [-L COW]): a thin LV gets a thin
     /// snapshot in its pool (activation skip, left inactive unless --activate); with -L,
     /// a linear LV gets a thick snapshot with a COW store of that size
@@ -739,6 +749,28 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         },
         Command::Snapshot { command } => match command {
+            SnapshotCommand::Merge { snapshot, plan } => {
+                let (vg, name) = split_lv(snapshot)?;
+                let actions = cairn::lvm::snapshot::merge(
+                    &env(cli),
+                    &Dev::default(),
+                    &vg,
+                    &name,
+                    run_mode(*plan),
+                )?;
+                let live = actions
+                    .iter()
+                    .any(|a| matches!(a, volume::Action::Commit { what, .. } if what.contains("finished")));
+                let done = if live {
+                    format!("Merge of snapshot into logical volume {vg}/{name} has finished.")
+                } else {
+                    format!(
+                        "Merging of snapshot {vg}/{name} will occur on the next activation of its \
+                         origin; run this command again after it to finish the merge."
+                    )
+                };
+                report_actions(*plan, &actions, &done);
+            }
             SnapshotCommand::Create {
                 origin,
                 name,

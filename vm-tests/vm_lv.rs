@@ -942,6 +942,81 @@ fn thick_snapshots_as_lvcreate_s(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// The seed's restore: a thick snapshot merged back into its origin, live
+/// and, for an open origin, on its next activation.
+fn thick_snapshot_merge_restores_the_origin(g: &Guest) -> TestResult {
+    g.sh(
+        "umount /mnt/t /mnt/s 2>/dev/null || true; vgchange -q -an vg 2>/dev/null || true
+        dmsetup remove_all || true; vgremove -q -ff vg 2>/dev/null || true; rm -rf /dev/vg",
+    )?;
+    let d = g.loop_disk("merge", 512)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {0}; vgcreate -q vg {0}; lvcreate -q -y -L 100M -n origin vg
+        mkfs.ext4 -q /dev/vg/origin; mkdir -p /mnt/t; mount /dev/vg/origin /mnt/t
+        echo before > /mnt/t/f; sync",
+        d.dev
+    ))?;
+    g.cairn(&["snapshot", "create", "vg/origin", "-n", "s1", "-L", "40M"])?;
+    g.cairn(&["snapshot", "create", "vg/origin", "-n", "s2", "-L", "8M"])?;
+    g.sh("echo later > /mnt/t/f; sync; umount /mnt/t")?;
+    expect_refusals(g, &[(&["snapshot", "merge", "vg/s1"], "other snapshots")])?;
+    g.cairn(&["lv", "remove", "vg/s2", "--yes"])?;
+    let plan = g.cairn(&["snapshot", "merge", "vg/s1", "--plan"])?;
+    ensure!(
+        plan.contains("marked to merge") && plan.contains("snapshot-merge"),
+        "plan: {plan}"
+    );
+    let out = g.cairn(&["snapshot", "merge", "vg/s1"])?;
+    ensure!(out.contains("has finished"), "merge: {out}");
+    g.sh("mount /dev/vg/origin /mnt/t")?;
+    let back = g.sh("cat /mnt/t/f")?;
+    ensure!(
+        back.trim() == "before",
+        "after the merge the origin reads {back:?}"
+    );
+    let lvs = g.sh("lvs --noheadings -a -o lv_name vg")?;
+    ensure!(
+        lvs.split_whitespace().collect::<Vec<_>>() == ["origin"],
+        "lvs -a after the merge: {lvs}"
+    );
+    let ours = g.sh("dmsetup table | sort")?;
+    ensure!(
+        ours.trim().lines().count() == 1 && ours.contains("vg-origin: 0 204800 linear"),
+        "devices after the merge:\n{ours}"
+    );
+    g.run(&["vgck", "vg"])?;
+
+    // Asked while the origin is mounted: it happens on the next activation,
+    // and the command run again then finishes it.
+    g.cairn(&["snapshot", "create", "vg/origin", "-n", "s3", "-L", "40M"])?;
+    g.sh("echo newer > /mnt/t/f; sync")?;
+    let out = g.cairn(&["snapshot", "merge", "vg/s3"])?;
+    ensure!(
+        out.contains("next activation"),
+        "merge of an open origin: {out}"
+    );
+    let attr = g.sh("lvs --noheadings -o lv_attr vg/origin")?;
+    ensure!(
+        attr.trim().starts_with('O'),
+        "origin attr while a merge waits: {attr}"
+    );
+    g.sh("umount /mnt/t")?;
+    g.cairn(&["lv", "deactivate", "vg/origin"])?;
+    g.cairn(&["lv", "activate", "vg/origin"])?;
+    let out = g.cairn(&["snapshot", "merge", "vg/s3"])?;
+    ensure!(out.contains("has finished"), "second merge call: {out}");
+    g.sh("mount /dev/vg/origin /mnt/t")?;
+    let back = g.sh("cat /mnt/t/f")?;
+    ensure!(
+        back.trim() == "before",
+        "after the delayed merge the origin reads {back:?}"
+    );
+    g.sh("umount /mnt/t")?;
+    g.run(&["vgck", "vg"])?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -988,6 +1063,10 @@ fn main() {
             VmTest {
                 name: "thick_snapshots_as_lvcreate_s",
                 run: thick_snapshots_as_lvcreate_s,
+            },
+            VmTest {
+                name: "thick_snapshot_merge_restores_the_origin",
+                run: thick_snapshot_merge_restores_the_origin,
             },
             VmTest {
                 name: "hundred_thin_lvs_each_side",

@@ -26,13 +26,14 @@ pub enum Error {
     },
     // The crate's own message carries both ioctl headers in Debug form:
     // the errno says it all, so only errors without one show the message.
-    #[error("device-mapper {operation} of {device} failed: {}{}", cause(*errno, source), hint(*errno))]
+    #[error("device-mapper {operation} of {device} failed: {}{}", cause(*errno, error), hint(*errno))]
     Device {
         operation: &'static str,
         device: String,
         /// The errno the kernel returned, when the failure was an ioctl's.
         errno: Option<i32>,
-        source: devicemapper::DmError,
+        /// Not a `source`: its text repeats both ioctl headers in Debug form.
+        error: devicemapper::DmError,
     },
     #[error("{0:?} is not a valid device-mapper name or uuid")]
     BadName(String),
@@ -44,12 +45,12 @@ fn dm_name(name: &str) -> Result<&devicemapper::DmName> {
     devicemapper::DmName::new(name).map_err(|_| Error::BadName(name.to_owned()))
 }
 
-fn device_error(operation: &'static str, device: &str, source: devicemapper::DmError) -> Error {
+fn device_error(operation: &'static str, device: &str, error: devicemapper::DmError) -> Error {
     Error::Device {
         operation,
         device: device.to_owned(),
-        errno: errno_of(&source),
-        source,
+        errno: errno_of(&error),
+        error,
     }
 }
 

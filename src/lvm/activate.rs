@@ -539,10 +539,12 @@ impl<'a> Planner<'a> {
             } => Some((cow.clone(), *chunk_size)),
             _ => None,
         });
+        let mut merging_cow = None;
         let target = match merging {
             Some((cow_name, chunk)) => {
                 let cow_lv = self.find(&cow_name)?;
                 let cow = self.add_cow(plan, cow_lv)?;
+                merging_cow = Some(cow_lv);
                 Target::SnapshotMerge {
                     origin: DevRef::Path(mapper_path(&real)),
                     cow: DevRef::Path(mapper_path(&cow)),
@@ -566,6 +568,22 @@ impl<'a> Planner<'a> {
             }],
             link: self.link(lv),
         });
+        // The merging snapshot's own device stays, as an error target
+        // (lvm2 keeps it so that nothing reads a half-merged snapshot).
+        if let Some(cow_lv) = merging_cow {
+            plan.push(PlannedDevice {
+                lv: cow_lv.name.clone(),
+                name: self.dm_name(&cow_lv.name, None),
+                uuid: self.dm_uuid(cow_lv, None),
+                read_only: false,
+                table: vec![TableLine {
+                    start: 0,
+                    length: self.sectors(lv),
+                    target: Target::Error,
+                }],
+                link: None,
+            });
+        }
         Ok(real)
     }
 

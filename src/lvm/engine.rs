@@ -280,17 +280,27 @@ pub fn deactivation_steps(ctl: &Control, plan: &Plan, targets: &[String]) -> Res
         infos.push(info);
     }
     let wanted = |d: &PlannedDevice| targets.is_empty() || targets.contains(&d.lv);
+    // What each existing device's live table stands on: the kernel's view,
+    // which may differ from the plan (a merge waiting for activation).
+    let mut deps = Vec::with_capacity(plan.devices.len());
+    for (d, info) in plan.devices.iter().zip(&infos) {
+        deps.push(match info {
+            Some(_) => ctl
+                .table(&d.name)?
+                .iter()
+                .flat_map(|l| l.target.devices().into_iter().cloned().collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            None => Vec::new(),
+        });
+    }
     let mut removed = vec![false; plan.devices.len()];
     for i in (0..plan.devices.len()).rev() {
         let d = &plan.devices[i];
         let Some(info) = &infos[i] else { continue };
         // Opens by devices of the plan that this call removes.
-        let path = mapper_path(&d.name);
-        let inside = plan
-            .devices
-            .iter()
-            .enumerate()
-            .filter(|(j, h)| removed[*j] && uses(h, &path))
+        let me = DevRef::Number(info.major, info.minor);
+        let inside = (0..plan.devices.len())
+            .filter(|&j| removed[j] && deps[j].contains(&me))
             .count() as i32;
         let outside = info.open_count - inside;
         if outside <= 0 {
@@ -320,15 +330,6 @@ pub fn deactivation_steps(ctl: &Control, plan: &Plan, targets: &[String]) -> Res
         });
     }
     Ok(steps)
-}
-
-fn uses(device: &PlannedDevice, path: &str) -> bool {
-    device.table.iter().any(|l| {
-        l.target
-            .devices()
-            .iter()
-            .any(|d| matches!(d, DevRef::Path(p) if p == path))
-    })
 }
 
 fn check_ours(d: &PlannedDevice, info: &dm::Info) -> Result<()> {

@@ -369,3 +369,182 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
     engine::run(&ctl, dev, &reload)?;
     Ok(actions)
 }
+
+/// How long a merge may take before `merge` stops waiting (it goes on in
+/// the kernel; running the command again finishes it).
+const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `lvconvert --merge VG/SNAP`: the origin goes back to the snapshot's
+/// content (the seed's restore of its whole-stack snapshot).
+///
+/// The metadata marks the merge first (`merging_store`, snapshotN hidden).
+/// If the origin is active and neither it nor the snapshot is open, the
+/// snapshot's device goes, the origin gets `snapshot-merge` (loaded, then
+/// suspended and resumed), cairn waits until the kernel reports the COW
+/// empty, and the merge is finished: snapshotN and the COW LV leave the
+/// metadata, the origin is reloaded plain and its layers removed. Otherwise
+/// the merge starts on the origin's next activation (as lvm2 does), and
+/// running this command again then finishes it.
+pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    let Some((snap_lv, seg)) = vg.snapshot_of_cow(name) else {
+        return Err(refused(vg_name, format!("{name} is not a thick snapshot")));
+    };
+    let SegmentKind::Snapshot {
+        origin, merging, ..
+    } = &seg.kind
+    else {
+        unreachable!("snapshot_of_cow returns snapshot segments");
+    };
+    let (origin, snap_lv, already) = (origin.clone(), snap_lv.name.clone(), *merging);
+    let others = vg
+        .lvs
+        .iter()
+        .filter(|l| {
+            matches!(l.segments.first().map(|s| &s.kind),
+                Some(SegmentKind::Snapshot { origin: o, .. }) if *o == origin)
+        })
+        .count();
+    if others > 1 {
+        return Err(refused(
+            vg_name,
+            format!(
+                "{origin} has other snapshots: remove them first (cairn merges the only \
+                 snapshot of an origin)"
+            ),
+        ));
+    }
+    let ctl = Control::open()?;
+    let snap_dm = names::dm_name(vg_name, name, None);
+    let origin_dm = names::dm_name(vg_name, &origin, None);
+    if let Some(lines) = ctl
+        .info(&snap_dm)?
+        .is_some()
+        .then(|| ctl.status(&snap_dm))
+        .transpose()?
+    {
+        if lines
+            .first()
+            .is_some_and(|(_, _, _, p)| p.trim() == "Invalid")
+        {
+            return Err(refused(
+                vg_name,
+                format!("snapshot {name} overflowed and is invalid: it cannot be merged"),
+            ));
+        }
+    }
+    let open = |dm: &str| -> Result<bool> { Ok(ctl.info(dm)?.is_some_and(|i| i.open_count > 0)) };
+    let origin_active = ctl.info(&origin_dm)?.is_some_and(|i| i.live_table);
+    let live = origin_active && !open(&origin_dm)? && !open(&snap_dm)?;
+    let mut actions = Vec::new();
+    if !already {
+        let vg = &mut change.metadata.vg;
+        if let Some(SegmentKind::Snapshot { merging, .. }) = vg
+            .lv_mut(&snap_lv)
+            .and_then(|l| l.segments.first_mut())
+            .map(|s| &mut s.kind)
+        {
+            *merging = true;
+        }
+        if let Some(l) = vg.lv_mut(&snap_lv) {
+            l.status.remove(LvStatus::VISIBLE);
+        }
+        actions.push(Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno,
+            what: format!("snapshot {name} marked to merge into {origin}"),
+        });
+    }
+    let devices = change.pv_devices();
+    let plan = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
+    let mut start = Vec::new();
+    if live && ctl.info(&snap_dm)?.is_some() {
+        start.push(Step::Unlink {
+            link: names::lv_path(vg_name, name),
+        });
+        start.push(Step::RemoveNode {
+            name: snap_dm.clone(),
+        });
+        start.push(Step::Remove { name: snap_dm });
+    }
+    if live {
+        // The snapshot's own device was just taken down: the origin takes
+        // the exception store over from the COW as it is on disk.
+        let mut without = plan.clone();
+        without.devices.retain(|d| d.lv != name);
+        start.extend(engine::reload_steps(&ctl, &without, Suspend::Flush)?);
+    }
+    actions.extend(start.iter().cloned().map(Action::Dm));
+    if run == Run::PlanOnly {
+        return Ok(actions);
+    }
+    if !already {
+        change.commit_and_continue(env)?;
+    }
+    if !live {
+        return Ok(actions);
+    }
+    engine::run(&ctl, dev, &start)?;
+    // Wait for the kernel: done when only the COW's metadata is left.
+    let started = std::time::Instant::now();
+    loop {
+        let lines = ctl.status(&origin_dm)?;
+        let params = lines
+            .first()
+            .map(|(_, _, _, p)| p.clone())
+            .unwrap_or_default();
+        match crate::dm::status::parse("snapshot-merge", &params) {
+            Ok(crate::dm::status::TargetStatus::Snapshot(s))
+                if s.sectors_allocated == s.metadata_sectors =>
+            {
+                break
+            }
+            Ok(crate::dm::status::TargetStatus::Snapshot(_)) => {}
+            Ok(other) => {
+                return Err(refused(
+                    vg_name,
+                    format!("the merge into {origin} failed ({other:?}): see dmesg"),
+                ))
+            }
+            Err(e) => return Err(refused(vg_name, e.to_string())),
+        }
+        if started.elapsed() > MERGE_WAIT {
+            return Err(refused(
+                vg_name,
+                format!(
+                    "the merge into {origin} is still running after an hour: run this \
+                     command again to wait for it and finish it"
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Finish: the snapshot leaves the metadata, the origin is plain again.
+    let vg = &mut change.metadata.vg;
+    vg.lvs.retain(|l| l.name != name && l.name != snap_lv);
+    let seqno = vg.seqno;
+    change.commit_and_continue(env)?;
+    actions.push(Action::Commit {
+        vg: vg_name.to_owned(),
+        seqno,
+        what: format!("merge of {name} into {origin} finished, snapshot removed"),
+    });
+    let plain = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
+    let mut finish = engine::reload_steps(&ctl, &plain, Suspend::Flush)?;
+    for layer in ["cow", "real"] {
+        let owner = if layer == "cow" {
+            name
+        } else {
+            origin.as_str()
+        };
+        let dm = names::dm_name(vg_name, owner, Some(layer));
+        if ctl.info(&dm)?.is_some() {
+            finish.push(Step::RemoveNode { name: dm.clone() });
+            finish.push(Step::Remove { name: dm });
+        }
+    }
+    engine::run(&ctl, dev, &finish)?;
+    actions.extend(finish.into_iter().map(Action::Dm));
+    Ok(actions)
+}
