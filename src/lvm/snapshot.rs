@@ -270,28 +270,36 @@ fn snapshot_steps(devices: &[PlannedDevice], origin: &str, reload_origin: bool) 
     steps
 }
 
+/// The thick snapshot whose COW LV is `name`: (snapshotN, origin, merging).
+fn snapshot_of(vg: &VolumeGroup, name: &str) -> Result<(String, String, bool)> {
+    match vg.snapshot_of_cow(name) {
+        Some((
+            snap,
+            Segment {
+                kind:
+                    SegmentKind::Snapshot {
+                        origin, merging, ..
+                    },
+                ..
+            },
+        )) => Ok((snap.name.clone(), origin.clone(), *merging)),
+        _ => Err(refused(&vg.name, format!("{name} is not a thick snapshot"))),
+    }
+}
+
 /// `lvremove VG/SNAP` of a thick snapshot: its devices go first (refused
 /// while it is open), then the metadata, then an origin left without
 /// snapshots is reloaded as the plain LV it was and its `-real` removed.
 pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
-    let Some((snap_lv, seg)) = vg.snapshot_of_cow(name) else {
-        return Err(refused(vg_name, format!("{name} is not a thick snapshot")));
-    };
-    let SegmentKind::Snapshot {
-        origin, merging, ..
-    } = &seg.kind
-    else {
-        unreachable!("snapshot_of_cow returns snapshot segments");
-    };
-    if *merging {
+    let (snap_lv, origin, merging) = snapshot_of(vg, name)?;
+    if merging {
         return Err(refused(
             vg_name,
             format!("{name} is merging into {origin}: it goes away by itself when the merge ends"),
         ));
     }
-    let (origin, snap_lv) = (origin.clone(), snap_lv.name.clone());
     let ctl = Control::open()?;
     let snap_dm = names::dm_name(vg_name, name, None);
     let cow_dm = names::dm_name(vg_name, name, Some("cow"));
@@ -388,16 +396,8 @@ const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
-    let Some((snap_lv, seg)) = vg.snapshot_of_cow(name) else {
-        return Err(refused(vg_name, format!("{name} is not a thick snapshot")));
-    };
-    let SegmentKind::Snapshot {
-        origin, merging, ..
-    } = &seg.kind
-    else {
-        unreachable!("snapshot_of_cow returns snapshot segments");
-    };
-    let (origin, snap_lv, already) = (origin.clone(), snap_lv.name.clone(), *merging);
+    let (snap_lv, origin, merging) = snapshot_of(vg, name)?;
+    let already = merging;
     let others = vg
         .lvs
         .iter()
