@@ -886,9 +886,43 @@ fn thick_snapshots_as_lvcreate_s(g: &Guest) -> TestResult {
         &ours,
     )?;
     g.run(&["vgck", "vg"])?;
+    // Overflow the small snapshot: lv_attr and Data% say so, as lvm2's do.
+    g.sh("mount /dev/vg/origin /mnt/t
+        dd if=/dev/urandom of=/mnt/t/big bs=1M count=12 conv=fsync status=none; umount /mnt/t")?;
+    let fields = "lv_name,lv_attr,data_percent";
+    let theirs = g.sh(&format!("lvs --noheadings -o {fields} vg"))?;
+    let ours = g.cairn(&["--json", "lvs", "vg"])?;
+    let v: serde_json::Value = serde_json::from_str(&ours).map_err(|e| e.to_string())?;
+    let ours: String = v["report"][0]["lv"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["lv_name"].as_str().unwrap_or(""),
+                r["lv_attr"].as_str().unwrap_or(""),
+                r["data_percent"].as_str().unwrap_or("")
+            )
+            .trim_end()
+            .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let theirs: String = theirs
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ensure!(theirs.contains("s2 swi-I-s--- 100.00"), "lvm2: {theirs}");
+    diff(
+        "lv_attr and Data% with an overflowed snapshot",
+        &theirs,
+        &ours,
+    )?;
     // Removal: the snapshots' devices go, the origin is plain again.
-    g.sh("mount /dev/vg/s2 /mnt/s")?;
-    expect_refusals(g, &[(&["lv", "remove", "vg/s2", "--yes"], "in use")])?;
+    g.sh("mount -o ro,noload /dev/vg/s1 /mnt/s")?;
+    expect_refusals(g, &[(&["lv", "remove", "vg/s1", "--yes"], "in use")])?;
     g.sh("umount /mnt/s")?;
     g.cairn(&["lv", "remove", "vg/s2", "--yes"])?;
     g.cairn(&["lv", "remove", "vg/s1", "--yes"])?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::names::dm_name;
 use super::percent::{self, Percent};
-use super::report::{self, LvActivity, PvInfo, ReportError, Row};
+use super::report::{self, LvActivity, PvInfo, ReportError, Row, TargetState};
 use crate::dm;
 use crate::meta::model::SegmentKind;
 use crate::meta::scan::{Scan, ScanError, ScannedPv, VgView};
@@ -127,8 +127,8 @@ fn activity(
                 ..LvActivity::INACTIVE
             };
             if s.live_table {
-                (act.data_percent, act.metadata_percent) =
-                    percents(control, vg, &lv.name, &device)?;
+                (act.data_percent, act.metadata_percent, act.target) =
+                    status_facts(control, vg, &lv.name, &device)?;
             }
         } else if let Some(SegmentKind::CachePool { .. }) = kind {
             // A cache pool in use reports its cached LV's figures.
@@ -139,8 +139,8 @@ fn activity(
             if let Some(user) = user {
                 let name = dm_name(&vg.name, &user.name, None);
                 if existing.contains(&name) {
-                    (act.data_percent, act.metadata_percent) =
-                        percents(control, vg, &user.name, &name)?;
+                    (act.data_percent, act.metadata_percent, _) =
+                        status_facts(control, vg, &user.name, &name)?;
                 }
             }
             if act.data_percent.is_none() {
@@ -155,17 +155,17 @@ fn activity(
 }
 
 /// Data% and Meta% of LV `lv` from the status of its device `device`, by
-/// lvm2's rules (lvseg_percent_with_info_and_seg_status); None where lvm2
-/// prints nothing.
-fn percents(
+/// lvm2's rules (lvseg_percent_with_info_and_seg_status; None where lvm2
+/// prints nothing), and the health lv_attr shows.
+fn status_facts(
     control: &dm::Control,
     vg: &crate::meta::model::VolumeGroup,
     lv: &str,
     device: &str,
-) -> Result<(Option<Percent>, Option<Percent>)> {
+) -> Result<(Option<Percent>, Option<Percent>, TargetState)> {
     use dm::status::TargetStatus;
     let Some(model) = vg.lv(lv) else {
-        return Ok((None, None));
+        return Ok((None, None, TargetState::Healthy));
     };
     let wanted = matches!(
         model.segments.first().map(|s| &s.kind),
@@ -177,17 +177,30 @@ fn percents(
         )
     ) || vg.snapshot_of_cow(lv).is_some();
     if !wanted {
-        return Ok((None, None));
+        return Ok((None, None, TargetState::Healthy));
     }
     let lines = control.status(device)?;
     let Some((_, _, target, params)) = lines.first() else {
-        return Ok((None, None));
+        return Ok((None, None, TargetState::Unknown));
     };
     // A status cairn cannot read is shown as lvm2 shows an unknown one.
     let Ok(status) = dm::status::parse(target, params) else {
-        return Ok((None, None));
+        return Ok((None, None, TargetState::Unknown));
     };
-    Ok(match status {
+    let health = match &status {
+        TargetStatus::ThinPool(p) if p.needs_check => TargetState::NeedsCheck,
+        TargetStatus::ThinPool(p) => match p.mode {
+            dm::status::PoolMode::ReadOnly => TargetState::ReadOnly,
+            dm::status::PoolMode::OutOfDataSpace => TargetState::OutOfDataSpace,
+            _ => TargetState::Healthy,
+        },
+        TargetStatus::Failed => TargetState::Failed,
+        TargetStatus::Error => TargetState::Unknown,
+        TargetStatus::Invalid => TargetState::SnapshotInvalid,
+        TargetStatus::MergeFailed => TargetState::SnapshotMergeFailed,
+        _ => TargetState::Healthy,
+    };
+    let (data, meta) = match status {
         TargetStatus::ThinPool(p) => (
             Some(percent::make(p.data_used, p.data_total)),
             Some(percent::make(p.metadata_used, p.metadata_total)),
@@ -228,7 +241,8 @@ fn percents(
         }
         TargetStatus::Invalid => (Some(percent::PERCENT_100), None),
         _ => (None, None),
-    })
+    };
+    Ok((data, meta, health))
 }
 
 /// `lvs [-a] [VG...]`. `control` is None where there is no device-mapper:
