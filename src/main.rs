@@ -630,12 +630,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 devices,
                 extent_size,
             } => {
-                let size = match cairn::units::parse_size(extent_size, 1 << 20)? {
-                    cairn::units::Size::Bytes(b) => b,
-                    cairn::units::Size::PercentFree(_) => {
-                        return Err("the extent size cannot be a percentage".into())
-                    }
-                };
+                let size = bytes(extent_size, "the extent size")?;
                 ops::vg_create(&env(cli), name, devices, size)?;
                 println!("Volume group \"{name}\" successfully created");
             }

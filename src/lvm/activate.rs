@@ -325,11 +325,7 @@ impl<'a> Planner<'a> {
             low_water_mark: self.config.low_water_mark(length, *chunk_size),
             features,
         };
-        let line = vec![TableLine {
-            start: 0,
-            length,
-            target,
-        }];
+        let line = one_line(length, target);
         if *transaction_id == 0 {
             // A new pool: the thin-pool target goes on the pool LV's own name.
             let name = self.dm_name(&pool.name, None);
@@ -358,14 +354,13 @@ impl<'a> Planner<'a> {
                 name: self.dm_name(&pool.name, None),
                 uuid: self.dm_uuid(pool, Some("pool")),
                 read_only: true,
-                table: vec![TableLine {
-                    start: 0,
+                table: one_line(
                     length,
-                    target: Target::Linear {
+                    Target::Linear {
                         dev: DevRef::Path(mapper_path(&tpool)),
                         offset: 0,
                     },
-                }],
+                ),
                 link: None,
             });
         }
@@ -396,15 +391,14 @@ impl<'a> Planner<'a> {
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
             read_only: false,
-            table: vec![TableLine {
-                start: 0,
-                length: self.sectors(lv),
-                target: Target::Thin {
+            table: one_line(
+                self.sectors(lv),
+                Target::Thin {
                     pool: DevRef::Path(mapper_path(&pool_dev)),
                     device_id: *device_id,
                     external_origin: None,
                 },
-            }],
+            ),
             link: self.link(lv),
         });
         Ok(())
@@ -487,10 +481,9 @@ impl<'a> Planner<'a> {
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
             read_only: false,
-            table: vec![TableLine {
-                start: 0,
-                length: self.sectors(lv),
-                target: Target::Cache {
+            table: one_line(
+                self.sectors(lv),
+                Target::Cache {
                     metadata: DevRef::Path(mapper_path(&meta_dev)),
                     cache: DevRef::Path(mapper_path(&data_dev)),
                     origin: DevRef::Path(mapper_path(&origin_dev)),
@@ -499,7 +492,7 @@ impl<'a> Planner<'a> {
                     policy,
                     policy_args,
                 },
-            }],
+            ),
             link: self.link(lv),
         });
         Ok(())
@@ -561,11 +554,7 @@ impl<'a> Planner<'a> {
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
             read_only: false,
-            table: vec![TableLine {
-                start: 0,
-                length: self.sectors(lv),
-                target,
-            }],
+            table: one_line(self.sectors(lv), target),
             link: self.link(lv),
         });
         // The merging snapshot's own device stays, as an error target
@@ -576,11 +565,7 @@ impl<'a> Planner<'a> {
                 name: self.dm_name(&cow_lv.name, None),
                 uuid: self.dm_uuid(cow_lv, None),
                 read_only: false,
-                table: vec![TableLine {
-                    start: 0,
-                    length: self.sectors(lv),
-                    target: Target::Error,
-                }],
+                table: one_line(self.sectors(lv), Target::Error),
                 link: None,
             });
         }
@@ -642,16 +627,15 @@ impl<'a> Planner<'a> {
             name: self.dm_name(&cow_lv.name, None),
             uuid: self.dm_uuid(cow_lv, None),
             read_only: false,
-            table: vec![TableLine {
-                start: 0,
-                length: self.sectors(origin_lv),
-                target: Target::Snapshot {
+            table: one_line(
+                self.sectors(origin_lv),
+                Target::Snapshot {
                     origin: DevRef::Path(mapper_path(&real)),
                     cow: DevRef::Path(mapper_path(&cow)),
                     persistence: "P".to_owned(),
                     chunk_sectors: *chunk_size,
                 },
-            }],
+            ),
             link: self.link(cow_lv),
         });
         Ok(())
@@ -718,6 +702,15 @@ impl<'a> Planner<'a> {
             })
             .collect()
     }
+}
+
+/// A table of one line over the whole device.
+fn one_line(length: u64, target: Target) -> Vec<TableLine> {
+    vec![TableLine {
+        start: 0,
+        length,
+        target,
+    }]
 }
 
 fn single_segment(lv: &LogicalVolume) -> Option<&Segment> {

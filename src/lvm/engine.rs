@@ -202,7 +202,7 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
             Some(info) => {
                 check_ours(d, &info)?;
                 let live = ctl.table(&d.name)?;
-                let planned = resolve_table(ctl, plan, &d.table)?;
+                let planned = resolve_table(ctl, &d.table)?;
                 if !same_table(&live, &planned) {
                     return Err(EngineError::Differs {
                         name: d.name.clone(),
@@ -243,7 +243,7 @@ pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step
         };
         check_ours(d, &info)?;
         let live = ctl.table(&d.name)?;
-        let planned = resolve_table(ctl, plan, &d.table)?;
+        let planned = resolve_table(ctl, &d.table)?;
         if same_table(&live, &planned) {
             continue;
         }
@@ -362,7 +362,7 @@ fn same_table(live: &[TableLine], planned: &[TableLine]) -> bool {
 
 /// Replaces device paths with `major:minor`: `/dev/mapper/<name>` from the
 /// kernel (the node may not exist yet), anything else from the node itself.
-pub fn resolve_table(ctl: &Control, _plan: &Plan, table: &[TableLine]) -> Result<Vec<TableLine>> {
+pub fn resolve_table(ctl: &Control, table: &[TableLine]) -> Result<Vec<TableLine>> {
     table
         .iter()
         .map(|l| {
@@ -442,7 +442,7 @@ fn run_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
             table,
             read_only,
         } => {
-            let resolved = resolve_table(ctl, &Plan::default(), table)?;
+            let resolved = resolve_table(ctl, table)?;
             ctl.load(name, &resolved, *read_only)?;
         }
         Step::Suspend { name, how } => ctl.suspend(name, *how)?,

@@ -131,7 +131,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewLinear, run: Run) -> Result<Vec<Act
     }];
     let devices = change.pv_devices();
     let plan = Planner::new(&change.metadata.vg, &devices).lv(name)?;
-    let ctl = if run == Run::Apply || activate {
+    let ctl = if activate {
         Some(Control::open()?)
     } else {
         None

@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use crate::dm::table::{DevRef, TableLine};
+use crate::dm::table::TableLine;
 use crate::dm::Control;
 use crate::meta::alloc;
 use crate::meta::model::{Area, LvStatus, Segment, SegmentKind, VolumeGroup};
@@ -86,10 +86,6 @@ pub fn sizes(data: u64, extent: u64, chunk: Option<u64>, metadata: Option<u64>) 
     let round = |s: u64| s.div_ceil(extent) * extent;
     let md = round(md).max(round(MIN_METADATA)).min(round(MAX_METADATA));
     (chunk, md)
-}
-
-fn striped(runs: &[alloc::ExtentRun]) -> Vec<Segment> {
-    alloc::linear_segments(runs)
 }
 
 fn hidden(lv: &mut crate::meta::model::LogicalVolume) {
@@ -184,7 +180,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
             match spare {
                 Some(i) => {
                     let lv = &mut vg.lvs[i];
-                    for mut seg in striped(&runs) {
+                    for mut seg in alloc::linear_segments(&runs) {
                         seg.start_extent = lv.extent_count();
                         lv.segments.push(seg);
                     }
@@ -194,7 +190,8 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
                     let n = (0..)
                         .find(|n| vg.lv(&format!("lvol{n}_pmspare")).is_none())
                         .expect("a free name");
-                    let mut lv = ops::new_lv(&format!("lvol{n}_pmspare"), striped(&runs))?;
+                    let mut lv =
+                        ops::new_lv(&format!("lvol{n}_pmspare"), alloc::linear_segments(&runs))?;
                     hidden(&mut lv);
                     what.push(format!("pool metadata spare {}", lv.name));
                     vg.lvs.push(lv);
@@ -205,15 +202,22 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         let data_runs = alloc::allocate(vg, data_extents, on.as_deref(), None)
             .map_err(|e| refused(vg_name, e.to_string()))?;
         let mut scratch = vg.clone();
-        let mut tdata = ops::new_lv(&format!("{}_tdata", req.name), striped(&data_runs))?;
+        let mut tdata = ops::new_lv(
+            &format!("{}_tdata", req.name),
+            alloc::linear_segments(&data_runs),
+        )?;
         hidden(&mut tdata);
         scratch.lvs.push(tdata.clone());
         let meta_runs = alloc::allocate(&scratch, md_extents, on.as_deref(), None)
             .map_err(|e| refused(vg_name, e.to_string()))?;
         // Commit 1: the pool as a plain LV over the metadata extents.
-        vg.lvs.push(ops::new_lv(&req.name, striped(&meta_runs))?);
+        vg.lvs
+            .push(ops::new_lv(&req.name, alloc::linear_segments(&meta_runs))?);
         // What commit 2 will hold.
-        let mut tmeta = ops::new_lv(&format!("{}_tmeta", req.name), striped(&meta_runs))?;
+        let mut tmeta = ops::new_lv(
+            &format!("{}_tmeta", req.name),
+            alloc::linear_segments(&meta_runs),
+        )?;
         hidden(&mut tmeta);
         let mut staged = vg.clone();
         let pool = staged.lv_mut(&req.name).expect("just pushed");
@@ -313,22 +317,13 @@ pub(crate) fn zero_through(
     let name = names::dm_name(vg, lv, Some("zero"));
     let uuid = format!("CAIRN-zero-{name}");
     ctl.create(&name, &uuid, false)?;
-    let resolved: Vec<TableLine> = table
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            for d in l.target.devices_mut() {
-                if let DevRef::Path(p) = d {
-                    if let Ok((a, b)) =
-                        crate::dm::nodes::block_device_number(std::path::Path::new(p))
-                    {
-                        *d = DevRef::Number(a, b);
-                    }
-                }
-            }
-            l
-        })
-        .collect();
+    let resolved = match engine::resolve_table(ctl, table) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = ctl.remove(&name);
+            return Err(e.into());
+        }
+    };
     let result = (|| -> Result<()> {
         ctl.load(&name, &resolved, false)?;
         let info = ctl.resume(&name)?;

@@ -100,15 +100,12 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     let origin_sectors = vg.lv(&req.origin).map_or(0, |l| l.extent_count()) * vg.extent_size;
     let extent = vg.extent_size;
     let max = cow_max_sectors(origin_sectors, chunk).div_ceil(extent);
-    let mut extents = (req.cow_bytes / 512).div_ceil(extent).min(max);
+    let extents = (req.cow_bytes / 512).div_ceil(extent).min(max);
     if extents * extent < 3 * chunk {
         return Err(refused(
             vg_name,
             "a snapshot needs at least 3 chunks".into(),
         ));
-    }
-    if extents == 0 {
-        extents = 1;
     }
     let before = change.metadata.clone();
     // Commit 1: the COW as a plain LV.

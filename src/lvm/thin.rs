@@ -152,6 +152,20 @@ fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
     Ok(tid)
 }
 
+/// Queues `message` in the pool's metadata and moves its transaction id
+/// from `tid` to `tid + 1` (one step per batch of messages, as lvm2).
+fn queue_message(vg: &mut VolumeGroup, pool: &str, tid: u64, message: ThinMessage) {
+    if let SegmentKind::ThinPool {
+        transaction_id,
+        messages,
+        ..
+    } = pool_seg_mut(vg, pool)
+    {
+        *transaction_id = tid + 1;
+        messages.push(message);
+    }
+}
+
 fn pool_seg_mut<'v>(vg: &'v mut VolumeGroup, pool: &str) -> &'v mut SegmentKind {
     &mut vg
         .lv_mut(pool)
@@ -308,15 +322,7 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
     }
     let vg = &mut change.metadata.vg;
     vg.lvs.push(lv);
-    if let SegmentKind::ThinPool {
-        transaction_id,
-        messages,
-        ..
-    } = pool_seg_mut(vg, &pool)
-    {
-        *transaction_id = tid + 1;
-        messages.push(ThinMessage::Create(req.name.clone()));
-    }
+    queue_message(vg, &pool, tid, ThinMessage::Create(req.name.clone()));
     let message = match &origin {
         Some((_, origin_id)) => format!("create_snap {device_id} {origin_id}"),
         None => format!("create_thin {device_id}"),
@@ -373,15 +379,7 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
             }
         }
     }
-    if let SegmentKind::ThinPool {
-        transaction_id,
-        messages,
-        ..
-    } = pool_seg_mut(vg, &pool)
-    {
-        *transaction_id = tid + 1;
-        messages.push(ThinMessage::Delete(device_id as i64));
-    }
+    queue_message(vg, &pool, tid, ThinMessage::Delete(device_id as i64));
     transact(
         env,
         dev,
