@@ -87,20 +87,95 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// dm-cache: cache pools, attach one to an LV, detach it
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Create a cache pool (as lvcreate --type cache-pool -L SIZE -n POOL VG [PV...]):
+    /// data and metadata (zeroed), the VG's pool metadata spare, sized as lvm2 sizes them
+    Create {
+        /// The pool as VG/POOL
+        pool: String,
+        /// Allocate only on these PVs (the fast ones)
+        pvs: Vec<PathBuf>,
+        /// Data size: how much the cache holds (lvm2 units; bare numbers MiB)
+        #[arg(short = 'L', long)]
+        size: String,
+        /// Metadata size (default: 4 MiB + 44 bytes per chunk, rounded up to extents)
+        #[arg(long)]
+        poolmetadatasize: Option<String>,
+        /// Chunk size, a multiple of 32 KiB (default: 64 KiB, larger for pools of over 1 M chunks)
+        #[arg(short = 'c', long)]
+        chunksize: Option<String>,
+        /// writethrough, writeback or passthrough (default: chosen at attach, writethrough)
+        #[arg(long)]
+        cachemode: Option<String>,
+        /// smq or mq (default: chosen at attach, smq)
+        #[arg(long)]
+        cachepolicy: Option<String>,
+        /// Print the metadata commit and the zeroing and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Cache an LV with an unused cache pool (as lvconvert --type cache --cachepool POOL
+    /// VG/LV); an active LV is reloaded live
+    Attach {
+        /// The LV as VG/LV
+        lv: String,
+        /// The cache pool of the same VG
+        #[arg(long)]
+        pool: String,
+        /// writethrough (default), writeback or passthrough
+        #[arg(long)]
+        cachemode: Option<String>,
+        /// smq (default) or mq
+        #[arg(long)]
+        cachepolicy: Option<String>,
+        /// Print the metadata commit and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Uncache an LV: dirty blocks are written back first (cleaner policy), then the LV is
+    /// reloaded as it was; the pool is kept unused (as lvconvert --splitcache) or removed
+    /// with --remove-pool (as lvconvert --uncache)
+    Detach {
+        /// The LV as VG/LV
+        lv: String,
+        /// Remove the cache pool too
+        #[arg(long)]
+        remove_pool: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum ThinpoolCommand {
-    /// Give a thin pool more data space (as lvextend -L [+]SIZE VG/POOL); an active pool
-    /// is reloaded live
+    /// Give a thin pool more data space (as lvextend -L [+]SIZE VG/POOL), more metadata
+    /// space (as lvextend --poolmetadatasize [+]SIZE VG/POOL), or both; an active pool is
+    /// reloaded live
     Extend {
         /// The pool as VG/POOL
         pool: String,
         /// Allocate only on these PVs
         pvs: Vec<PathBuf>,
-        /// New size, or +SIZE more, or +N%FREE
-        #[arg(short = 'L', long, allow_hyphen_values = true)]
-        size: String,
+        /// New data size, or +SIZE more, or +N%FREE
+        #[arg(
+            short = 'L',
+            long,
+            allow_hyphen_values = true,
+            required_unless_present = "poolmetadatasize"
+        )]
+        size: Option<String>,
+        /// New metadata size, or +SIZE more (grows the VG's pool metadata spare with it)
+        #[arg(long, allow_hyphen_values = true)]
+        poolmetadatasize: Option<String>,
         /// Print the metadata commits and device-mapper steps in order and change nothing
         #[arg(long)]
         plan: bool,
@@ -200,7 +275,9 @@ enum LvCommand {
         #[arg(long)]
         plan: bool,
     },
-    /// Grow a linear LV (as lvextend -L [+]SIZE VG/LV [PV...]); an active LV is reloaded live
+    /// Grow an LV (as lvextend -L [+]SIZE VG/LV [PV...]): linear, thin, thin pool (its
+    /// data), cached (its origin), thick snapshot (its COW store), snapshot origin
+    /// (inactive only); an active LV is reloaded live
     Extend {
         /// The LV as VG/LV
         lv: String,
@@ -213,8 +290,8 @@ enum LvCommand {
         #[arg(long)]
         plan: bool,
     },
-    /// Shrink a linear LV (as lvreduce -L SIZE VG/LV): data past the new end is lost;
-    /// refused while the LV is open
+    /// Shrink a linear, thin or cached LV (as lvreduce -L SIZE VG/LV): data past the new
+    /// end is lost; refused while the LV is open
     Reduce {
         /// The LV as VG/LV
         lv: String,
@@ -355,13 +432,18 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint!("cairn: {e}");
+            // Causes most messages quote already are not repeated.
+            let mut message = format!("cairn: {e}");
             let mut source = e.source();
             while let Some(s) = source {
-                eprint!(": {s}");
+                let cause = s.to_string();
+                if !message.contains(&cause) {
+                    message.push_str(": ");
+                    message.push_str(&cause);
+                }
                 source = s.source();
             }
-            eprintln!();
+            eprintln!("{message}");
             ExitCode::FAILURE
         }
     }
@@ -686,13 +768,18 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 pool,
                 pvs,
                 size,
+                poolmetadatasize,
                 plan,
             } => {
                 let (vg, name) = split_lv(pool)?;
                 let req = linear::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
-                    size: linear_size(size, true)?,
+                    size: size.as_deref().map(|s| linear_size(s, true)).transpose()?,
+                    metadata: poolmetadatasize
+                        .as_deref()
+                        .map(|s| linear_size(s, true))
+                        .transpose()?,
                     pvs: pvs.clone(),
                 };
                 let actions =
@@ -740,6 +827,99 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     *plan,
                     &actions,
                     &format!("Logical volume \"{name}\" created."),
+                );
+            }
+        },
+        Command::Cache { command } => match command {
+            CacheCommand::Create {
+                pool,
+                pvs,
+                size,
+                poolmetadatasize,
+                chunksize,
+                cachemode,
+                cachepolicy,
+                plan,
+            } => {
+                let (vg, name) = split_lv(pool)?;
+                let req = cairn::lvm::cache::NewCachePool {
+                    vg,
+                    name: name.clone(),
+                    data_bytes: bytes(size, "a cache pool's size")?,
+                    metadata_bytes: poolmetadatasize
+                        .as_deref()
+                        .map(|m| bytes(m, "the metadata size"))
+                        .transpose()?,
+                    chunk_bytes: chunk_size(chunksize.as_deref())?,
+                    mode: cachemode.clone(),
+                    policy: cachepolicy.clone(),
+                    pvs: pvs.clone(),
+                };
+                let actions = cairn::lvm::cache::create_pool(
+                    &env(cli),
+                    &Dev::default(),
+                    &req,
+                    run_mode(*plan),
+                )?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" created."),
+                );
+            }
+            CacheCommand::Attach {
+                lv,
+                pool,
+                cachemode,
+                cachepolicy,
+                plan,
+            } => {
+                let (vg, name) = split_lv(lv)?;
+                let pool = match pool.split_once('/') {
+                    Some((pvg, p)) if pvg == vg => p.to_owned(),
+                    Some(_) => {
+                        return Err(format!("the cache pool {pool} is not in VG {vg}").into())
+                    }
+                    None => pool.clone(),
+                };
+                let req = cairn::lvm::cache::Attach {
+                    vg: vg.clone(),
+                    lv: name.clone(),
+                    pool,
+                    mode: cachemode.clone(),
+                    policy: cachepolicy.clone(),
+                };
+                let actions =
+                    cairn::lvm::cache::attach(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume {vg}/{name} is now cached."),
+                );
+            }
+            CacheCommand::Detach {
+                lv,
+                remove_pool,
+                plan,
+            } => {
+                let (vg, name) = split_lv(lv)?;
+                let req = cairn::lvm::cache::Detach {
+                    vg: vg.clone(),
+                    lv: name.clone(),
+                    remove_pool: *remove_pool,
+                    poll: std::time::Duration::from_millis(500),
+                };
+                let actions = cairn::lvm::cache::detach(
+                    &env(cli),
+                    &Dev::default(),
+                    &req,
+                    run_mode(*plan),
+                    &mut |line| eprintln!("{line}"),
+                )?;
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume {vg}/{name} is not cached."),
                 );
             }
         },
@@ -877,7 +1057,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let req = linear::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
-                    size: linear_size(size, true)?,
+                    size: Some(linear_size(size, true)?),
+                    metadata: None,
                     pvs: pvs.clone(),
                 };
                 let actions = linear::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
@@ -903,7 +1084,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let req = linear::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
-                    size: linear_size(size, false)?,
+                    size: Some(linear_size(size, false)?),
+                    metadata: None,
                     pvs: vec![],
                 };
                 let actions = linear::reduce(&env(cli), &Dev::default(), &req, run_mode(*plan))?;

@@ -4,8 +4,14 @@
 //! `vgchange -ay`; each side deactivates what the other activated; data
 //! reads back the same; open LVs, name clashes and --plan change nothing.
 
+#[path = "lv/cache.rs"]
+mod cache;
 #[path = "lab/mod.rs"]
 mod lab;
+#[path = "lv/resize.rs"]
+mod resize;
+#[path = "lv/twin.rs"]
+mod twin;
 
 use std::time::Duration;
 
@@ -1058,6 +1064,14 @@ fn main() {
         mem_mib: 2048,
         timeout: Duration::from_secs(900),
         tests: vec![
+            VmTest {
+                name: "cache_pool_attach_extend_detach_as_lvm2s",
+                run: cache::cache_pool_attach_extend_detach_as_lvm2s,
+            },
+            VmTest {
+                name: "resizes_of_every_type_as_lvm2s",
+                run: resize::resizes_of_every_type_as_lvm2s,
+            },
             VmTest {
                 name: "vg_activation_equals_lvm2s",
                 run: vg_activation_equals_lvm2s,

@@ -139,6 +139,13 @@ impl<'a> Planner<'a> {
             if !self.vg.lv_is_visible(lv) || (!ignore_skip && activation_skip(lv)) {
                 continue;
             }
+            // An unused cache pool has no device (lvm2 skips it too).
+            if matches!(
+                lv.segments.first().map(|s| &s.kind),
+                Some(SegmentKind::CachePool { .. })
+            ) {
+                continue;
+            }
             self.add_lv(&mut plan, lv)?;
         }
         Ok(plan)

@@ -235,6 +235,18 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
 /// suspended while a table is still being loaded. Devices of the plan that
 /// are not active are left alone (they get the new table when activated).
 pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step>> {
+    reload_steps_cycling(ctl, plan, how, &[])
+}
+
+/// [`reload_steps`], with the active devices named in `cycle` suspended and
+/// resumed even when their table stays the same: a target that reads its
+/// devices' sizes on resume (a thin pool whose metadata grew) sees them so.
+pub fn reload_steps_cycling(
+    ctl: &Control,
+    plan: &Plan,
+    how: Suspend,
+    cycle: &[String],
+) -> Result<Vec<Step>> {
     let mut changed = Vec::new();
     let mut steps = Vec::new();
     for d in &plan.devices {
@@ -245,6 +257,9 @@ pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step
         let live = ctl.table(&d.name)?;
         let planned = resolve_table(ctl, &d.table)?;
         if same_table(&live, &planned) {
+            if cycle.contains(&d.name) {
+                changed.push(d.name.clone());
+            }
             continue;
         }
         steps.push(Step::Load {
@@ -252,6 +267,33 @@ pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step
             table: d.table.clone(),
             read_only: d.read_only,
         });
+        // A linear layer under another device of the plan that grows is
+        // swapped at once (lvm2's preload does the same): the layer above
+        // still maps only the old range, and its own new, longer table is
+        // refused by targets that check their devices' size (dm-cache).
+        let grows = planned.iter().map(|l| l.length).sum::<u64>()
+            > live.iter().map(|l| l.length).sum::<u64>();
+        let linear = planned.iter().all(|l| {
+            matches!(
+                l.target,
+                crate::dm::table::Target::Linear { .. } | crate::dm::table::Target::Striped { .. }
+            )
+        });
+        let me = DevRef::Path(mapper_path(&d.name));
+        let under = plan
+            .devices
+            .iter()
+            .any(|o| o.table.iter().any(|l| l.target.devices().contains(&&me)));
+        if grows && linear && under {
+            steps.push(Step::Suspend {
+                name: d.name.clone(),
+                how,
+            });
+            steps.push(Step::Resume {
+                name: d.name.clone(),
+            });
+            continue;
+        }
         changed.push(d.name.clone());
     }
     for name in changed.iter().rev() {
@@ -262,6 +304,90 @@ pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step
     }
     for name in &changed {
         steps.push(Step::Resume { name: name.clone() });
+    }
+    Ok(steps)
+}
+
+/// The steps that move an active LV onto `plan` when its layers change
+/// (lvm2's `lv_update_and_reload`: a cache attached or detached, a COW
+/// grown): layers the plan adds are created, loaded and resumed first
+/// (nothing uses them yet); changed tables go into the inactive slots; the
+/// changed devices are suspended top-down and resumed bottom-up; then the
+/// devices named in `gone`, which nothing uses any more, are removed.
+/// Nothing when `top` (the LV's own device) is not active: the metadata
+/// alone changes then.
+pub fn update_steps(
+    ctl: &Control,
+    dev: &Dev,
+    plan: &Plan,
+    top: &str,
+    how: Suspend,
+    gone: &[String],
+) -> Result<Vec<Step>> {
+    if ctl.info(top)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut steps = Vec::new();
+    let mut changed = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    for d in &plan.devices {
+        match ctl.info(&d.name)? {
+            None => {
+                created.push(mapper_path(&d.name));
+                steps.extend(bring_up(d));
+                steps.push(Step::Node {
+                    name: d.name.clone(),
+                });
+                if let Some(link) = &d.link {
+                    steps.push(Step::Link {
+                        link: link.clone(),
+                        name: d.name.clone(),
+                    });
+                }
+            }
+            Some(info) => {
+                check_ours(d, &info)?;
+                // A table over a layer this call creates is new by definition
+                // (and cannot be resolved before that layer exists).
+                let over_new = d.table.iter().any(|l| {
+                    l.target
+                        .devices()
+                        .iter()
+                        .any(|r| matches!(r, DevRef::Path(p) if created.contains(p)))
+                });
+                if over_new || !same_table(&ctl.table(&d.name)?, &resolve_table(ctl, &d.table)?) {
+                    steps.push(Step::Load {
+                        name: d.name.clone(),
+                        table: d.table.clone(),
+                        read_only: d.read_only,
+                    });
+                    changed.push(d.name.clone());
+                }
+                if let Some(link) = &d.link {
+                    if !nodes::link_points_to(&dev.root, link, &d.name) {
+                        steps.push(Step::Link {
+                            link: link.clone(),
+                            name: d.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for name in changed.iter().rev() {
+        steps.push(Step::Suspend {
+            name: name.clone(),
+            how,
+        });
+    }
+    for name in &changed {
+        steps.push(Step::Resume { name: name.clone() });
+    }
+    for name in gone {
+        if ctl.info(name)?.is_some() {
+            steps.push(Step::RemoveNode { name: name.clone() });
+            steps.push(Step::Remove { name: name.clone() });
+        }
     }
     Ok(steps)
 }

@@ -278,7 +278,10 @@ fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
 pub struct Resize {
     pub vg: String,
     pub name: String,
-    pub size: Size,
+    /// The new size (`None`: a pool whose metadata alone grows).
+    pub size: Option<Size>,
+    /// A thin pool's new metadata size.
+    pub metadata: Option<Size>,
     /// Allocate only on these PVs (extend).
     pub pvs: Vec<PathBuf>,
 }
@@ -293,12 +296,153 @@ pub fn reduce(env: &Env, dev: &Dev, req: &Resize, run: Run) -> Result<Vec<Action
     resize(env, dev, req, false, run)
 }
 
+/// What a resize changes, by the LV's type (lvm2's resizable layer).
+enum Resizable {
+    /// Linear or striped: its own extents.
+    Plain,
+    /// A snapshot origin: its own extents, only while inactive.
+    Origin,
+    /// A thin pool: its `_tdata` (extend only).
+    ThinPool,
+    /// A thin LV: the size in its pool; nothing is allocated.
+    Thin,
+    /// A cached LV: the extents of its `_corig`.
+    Cached { corig: String },
+    /// A thick snapshot: its COW store, reloaded under its origin.
+    Cow { origin: String },
+}
+
+fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
+    let lv = vg
+        .lv(name)
+        .ok_or_else(|| refused(&vg.name, format!("has no LV named {name}")))?;
+    if !vg.lv_is_visible(lv) {
+        return Err(refused(
+            &vg.name,
+            format!("LV {name} is a hidden part of another LV: resize that LV instead"),
+        ));
+    }
+    if let Some((_, seg)) = vg.snapshot_of_cow(name) {
+        let SegmentKind::Snapshot { origin, .. } = &seg.kind else {
+            unreachable!("snapshot_of_cow finds snapshot segments")
+        };
+        if !grow {
+            return Err(refused(
+                &vg.name,
+                format!(
+                    "LV {name} is a thick snapshot: its COW store is not reduced (it may hold                      more than the new size); remove the snapshot instead"
+                ),
+            ));
+        }
+        return Ok(Resizable::Cow {
+            origin: origin.clone(),
+        });
+    }
+    let is_origin = vg.lvs.iter().any(|l| {
+        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
+    });
+    let single = |what: &str| -> Result<()> {
+        if lv.segments.len() == 1 {
+            Ok(())
+        } else {
+            Err(refused(
+                &vg.name,
+                format!("LV {name} is a {what} with several segments: cairn does not resize those"),
+            ))
+        }
+    };
+    let kind = match lv.segments.first().map(|s| &s.kind) {
+        Some(SegmentKind::Striped { .. }) if is_origin => {
+            if !grow {
+                return Err(refused(
+                    &vg.name,
+                    format!(
+                        "LV {name} is a snapshot origin: origins are not reduced (lvm2 neither)"
+                    ),
+                ));
+            }
+            Resizable::Origin
+        }
+        Some(SegmentKind::ThinPool { .. }) => {
+            if !grow {
+                return Err(refused(
+                    &vg.name,
+                    format!("LV {name} is a thin pool: pools are not reduced (lvm2 neither)"),
+                ));
+            }
+            Resizable::ThinPool
+        }
+        Some(SegmentKind::Thin { .. }) => {
+            single("thin LV")?;
+            Resizable::Thin
+        }
+        Some(SegmentKind::Cache { origin, .. }) => {
+            single("cached LV")?;
+            Resizable::Cached {
+                corig: origin.clone(),
+            }
+        }
+        _ if lv
+            .segments
+            .iter()
+            .all(|s| matches!(s.kind, SegmentKind::Striped { .. })) =>
+        {
+            Resizable::Plain
+        }
+        Some(other) => {
+            return Err(refused(
+                &vg.name,
+                format!(
+                    "LV {name} is of type {}: cairn does not resize those",
+                    other.type_name()
+                ),
+            ))
+        }
+        None => return Err(refused(&vg.name, format!("LV {name} has no segments"))),
+    };
+    Ok(kind)
+}
+
+/// Cuts `name`'s segments to `keep` extents.
+fn cut_lv(vg: &mut VolumeGroup, name: &str, keep: u64) {
+    let lv = vg.lv_mut(name).expect("checked");
+    let mut keep = keep;
+    lv.segments.retain_mut(|s| {
+        if keep == 0 {
+            return false;
+        }
+        if s.extent_count > keep {
+            s.extent_count = keep;
+        }
+        keep -= s.extent_count;
+        true
+    });
+}
+
 fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Vec<Action>> {
-    let (vg_name, name, size, pvs) = (&req.vg, &req.name, req.size, &req.pvs);
+    let (vg_name, name, pvs) = (&req.vg, &req.name, &req.pvs);
     let mut change = ops::begin_change(env, vg_name, pvs)?;
-    check_plain(&change.metadata.vg, name)?;
+    let kind = resizable(&change.metadata.vg, name, grow)?;
+    if let Resizable::ThinPool = kind {
+        return super::pool::extend_in(env, dev, change, req, run);
+    }
+    if req.metadata.is_some() {
+        return Err(refused(
+            vg_name,
+            format!("LV {name} is not a thin pool: only pools have a metadata size"),
+        ));
+    }
+    let Some(size) = req.size else {
+        return Err(refused(vg_name, format!("give LV {name}'s new size (-L)")));
+    };
     let on = pv_indices(&change, pvs)?;
     let vg = &change.metadata.vg;
+    // The layer whose extents change, and the LV whose tree is reloaded.
+    let (layer, top) = match &kind {
+        Resizable::Cached { corig } => (corig.clone(), name.clone()),
+        Resizable::Cow { origin } => (name.clone(), origin.clone()),
+        _ => (name.clone(), name.clone()),
+    };
     let current = vg.lv(name).map_or(0, |l| l.extent_count());
     let target = match size {
         Size::Bytes(b) => b.div_ceil(vg.extent_bytes()),
@@ -325,36 +469,47 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     }
     let what = format!("LV {name} {} -> {}", human(current), human(target));
     let before = change.metadata.clone();
-    if grow {
-        grow_lv(
-            &mut change.metadata.vg,
-            name,
-            target - current,
-            on.as_deref(),
-        )?;
-    } else {
-        let lv = change.metadata.vg.lv_mut(name).expect("checked");
-        let mut keep = target;
-        lv.segments.retain_mut(|s| {
-            if keep == 0 {
-                return false;
-            }
-            if s.extent_count > keep {
-                s.extent_count = keep;
-            }
-            keep -= s.extent_count;
-            true
-        });
+    let ctl = Control::open()?;
+    if let Resizable::Origin = kind {
+        if ctl.info(&names::dm_name(vg_name, name, None))?.is_some() {
+            return Err(refused(
+                vg_name,
+                format!(
+                    "LV {name} is a snapshot origin: origins are resized only while inactive                      (cairn lv deactivate {vg_name}/{name}), as lvm2 insists"
+                ),
+            ));
+        }
+    }
+    let vg = &mut change.metadata.vg;
+    if !matches!(kind, Resizable::Thin) {
+        let layer_now = vg.lv(&layer).map_or(0, |l| l.extent_count());
+        if grow {
+            grow_lv(vg, &layer, target - current, on.as_deref())?;
+        } else {
+            cut_lv(vg, &layer, layer_now - (current - target));
+        }
+    }
+    if matches!(kind, Resizable::Thin | Resizable::Cached { .. }) {
+        let lv = vg.lv_mut(name).expect("checked");
+        lv.segments[0].extent_count = target;
     }
     let mut actions = vec![Action::Commit {
         vg: vg_name.to_owned(),
         seqno: change.metadata.vg.seqno,
         what,
     }];
-    let ctl = Control::open()?;
     let devices = change.pv_devices();
-    let plan = Planner::new(&change.metadata.vg, &devices).lv(name)?;
-    let steps = engine::reload_steps(&ctl, &plan, Suspend::Flush)?;
+    let config = super::volume::lvm_config(&change.metadata.vg)?;
+    let plan = Planner::new(&change.metadata.vg, &devices)
+        .with_config(config)
+        .lv(&top)?;
+    // lvm2 flushes before every table swap except a thin LV's growth (a
+    // full pool may hold the very I/O a flush would wait for).
+    let how = match kind {
+        Resizable::Thin if grow => Suspend::NoFlush,
+        _ => Suspend::Flush,
+    };
+    let steps = engine::reload_steps(&ctl, &plan, how)?;
     if run == Run::PlanOnly {
         actions.extend(steps.into_iter().map(Action::Dm));
         return Ok(actions);

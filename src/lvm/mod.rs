@@ -7,6 +7,7 @@
 //! where a scan and device-mapper's answers are gathered for them.
 
 pub mod activate;
+pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod linear;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use crate::dm::table::TableLine;
 use crate::dm::Control;
 use crate::meta::alloc;
-use crate::meta::model::{Area, LvStatus, Segment, SegmentKind, VolumeGroup};
+use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env, OpError};
 
 use super::activate::Planner;
@@ -92,6 +92,58 @@ fn hidden(lv: &mut crate::meta::model::LogicalVolume) {
     lv.status.remove(LvStatus::VISIBLE);
 }
 
+/// Makes the VG's pool metadata spare (`lvol<N>_pmspare`, hidden, never
+/// zeroed: lvm2 zeroes it when a repair takes it) at least `extents` long,
+/// creating it if the VG has none; returns what it did, for the plan.
+pub(crate) fn ensure_spare(
+    vg: &mut VolumeGroup,
+    extents: u64,
+    on: Option<&[usize]>,
+) -> Result<Option<String>> {
+    let spare = vg.lvs.iter().position(|l| l.name.ends_with("_pmspare"));
+    let needed = match spare {
+        None => extents,
+        Some(i) => extents.saturating_sub(vg.lvs[i].extent_count()),
+    };
+    if needed == 0 {
+        return Ok(None);
+    }
+    let vg_name = vg.name.clone();
+    match spare {
+        Some(i) => {
+            let name = vg.lvs[i].name.clone();
+            super::linear::grow_lv(vg, &name, needed, on)?;
+            Ok(Some(format!("pool metadata spare {name} extended")))
+        }
+        None => {
+            let runs = alloc::allocate(vg, needed, on, None)
+                .map_err(|e| refused(&vg_name, e.to_string()))?;
+            let n = (0..)
+                .find(|n| vg.lv(&format!("lvol{n}_pmspare")).is_none())
+                .expect("a free name");
+            let mut lv = ops::new_lv(&format!("lvol{n}_pmspare"), alloc::linear_segments(&runs))?;
+            hidden(&mut lv);
+            let what = format!("pool metadata spare {}", lv.name);
+            vg.lvs.push(lv);
+            Ok(Some(what))
+        }
+    }
+}
+
+/// The largest pool metadata LV of the VG (thin `_tmeta`, cache `_cmeta`), in extents.
+pub(crate) fn largest_pool_metadata(vg: &VolumeGroup) -> u64 {
+    vg.lvs
+        .iter()
+        .filter_map(|l| match l.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::ThinPool { metadata, .. })
+            | Some(SegmentKind::CachePool { metadata, .. }) => vg.lv(metadata),
+            _ => None,
+        })
+        .map(|m| m.extent_count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// `lvcreate -L SIZE -T VG/POOL [--poolmetadatasize M] [-c C] [-Z y|n] [--discards D] [PV...]`.
 pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Action>> {
     let vg_name = req.vg.as_str();
@@ -149,12 +201,6 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     }
     let md_extents = md_sectors / extent;
 
-    // The spare: as large as the largest pool metadata of the VG.
-    let spare = vg.lvs.iter().position(|l| l.name.ends_with("_pmspare"));
-    let spare_needed = match spare {
-        None => md_extents,
-        Some(i) => md_extents.saturating_sub(vg.lvs[i].extent_count()),
-    };
     let mut what = vec![format!(
         "thin pool {} ({} data, {} metadata, chunk {})",
         req.name,
@@ -164,40 +210,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     )];
     {
         let vg = &mut change.metadata.vg;
-        if spare_needed > 0 {
-            let after = spare.and_then(|i| match vg.lvs[i].segments.last().map(|s| &s.kind) {
-                Some(SegmentKind::Striped { stripes, .. }) => match stripes.first() {
-                    Some(Area::Pv { pv, pe }) => Some((
-                        *pv,
-                        pe + vg.lvs[i].segments.last().map_or(0, |s| s.extent_count),
-                    )),
-                    _ => None,
-                },
-                _ => None,
-            });
-            let runs = alloc::allocate(vg, spare_needed, on.as_deref(), after)
-                .map_err(|e| refused(vg_name, e.to_string()))?;
-            match spare {
-                Some(i) => {
-                    let lv = &mut vg.lvs[i];
-                    for mut seg in alloc::linear_segments(&runs) {
-                        seg.start_extent = lv.extent_count();
-                        lv.segments.push(seg);
-                    }
-                    what.push(format!("pool metadata spare {} extended", lv.name));
-                }
-                None => {
-                    let n = (0..)
-                        .find(|n| vg.lv(&format!("lvol{n}_pmspare")).is_none())
-                        .expect("a free name");
-                    let mut lv =
-                        ops::new_lv(&format!("lvol{n}_pmspare"), alloc::linear_segments(&runs))?;
-                    hidden(&mut lv);
-                    what.push(format!("pool metadata spare {}", lv.name));
-                    vg.lvs.push(lv);
-                }
-            }
-        }
+        what.extend(ensure_spare(vg, md_extents, on.as_deref())?);
         // Data first, then metadata, as lvm2 lays them out.
         let data_runs = alloc::allocate(vg, data_extents, on.as_deref(), None)
             .map_err(|e| refused(vg_name, e.to_string()))?;
@@ -360,61 +373,148 @@ fn zero_device(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
 /// pool's own layer: loaded, suspended top-down without flushing, resumed
 /// bottom-up, as lvm2 does for pools).
 pub fn extend(env: &Env, dev: &Dev, req: &super::linear::Resize, run: Run) -> Result<Vec<Action>> {
+    let change = ops::begin_change(env, &req.vg, &req.pvs)?;
+    extend_in(env, dev, change, req, run)
+}
+
+/// [`extend`] within a change already begun: data (`-L`), metadata
+/// (`--poolmetadatasize`) or both. Data growth without a metadata size and
+/// without named PVs grows the metadata too when lvm2's estimate for the
+/// new data size exceeds it, as lvextend does; metadata growth grows the
+/// VG's pool metadata spare with it.
+pub(crate) fn extend_in(
+    env: &Env,
+    dev: &Dev,
+    mut change: ops::Change,
+    req: &super::linear::Resize,
+    run: Run,
+) -> Result<Vec<Action>> {
+    use super::linear::Size;
     let vg_name = req.vg.as_str();
-    let mut change = ops::begin_change(env, vg_name, &req.pvs)?;
     let on = super::linear::pv_indices(&change, &req.pvs)?;
     let vg = &change.metadata.vg;
     let Some(pool) = vg.lv(&req.name) else {
         return Err(refused(vg_name, format!("has no LV named {}", req.name)));
     };
-    let Some(SegmentKind::ThinPool { pool: data, .. }) = pool.segments.first().map(|s| &s.kind)
+    let Some(SegmentKind::ThinPool {
+        pool: data,
+        metadata,
+        chunk_size,
+        ..
+    }) = pool.segments.first().map(|s| &s.kind)
     else {
         return Err(refused(vg_name, format!("{} is not a thin pool", req.name)));
     };
-    let data = data.clone();
+    let (data, metadata, chunk) = (data.clone(), metadata.clone(), *chunk_size);
     let current = pool.extent_count();
+    let md_current = vg.lv(&metadata).map_or(0, |l| l.extent_count());
     let extent = vg.extent_bytes();
-    let target = match req.size {
-        super::linear::Size::Bytes(b) => b.div_ceil(extent),
-        super::linear::Size::More(b) => current + b.div_ceil(extent),
-        super::linear::Size::PercentFree(p) => {
-            let free: u64 = alloc::free_runs(vg)
-                .map_err(|e| refused(vg_name, e.to_string()))?
-                .iter()
-                .filter(|r| on.as_deref().is_none_or(|pvs| pvs.contains(&r.pv)))
-                .map(|r| r.count)
-                .sum();
-            current + (free as f64 * p / 100.0).floor() as u64
-        }
+    let free_extents = |p: f64| -> Result<u64> {
+        let free: u64 = alloc::free_runs(vg)
+            .map_err(|e| refused(vg_name, e.to_string()))?
+            .iter()
+            .filter(|r| on.as_deref().is_none_or(|pvs| pvs.contains(&r.pv)))
+            .map(|r| r.count)
+            .sum();
+        Ok((free as f64 * p / 100.0).floor() as u64)
     };
-    if target <= current {
+    let new_size = |size: Size, now: u64| -> Result<u64> {
+        Ok(match size {
+            Size::Bytes(b) => b.div_ceil(extent),
+            Size::More(b) => now + b.div_ceil(extent),
+            Size::PercentFree(p) => now + free_extents(p)?,
+        })
+    };
+    if req.size.is_none() && req.metadata.is_none() {
+        return Err(refused(
+            vg_name,
+            "give the pool's new data size (-L) or metadata size (--poolmetadatasize)".into(),
+        ));
+    }
+    let human = |e: u64| crate::units::human(e * extent);
+    let target = match req.size {
+        Some(size) => new_size(size, current)?,
+        None => current,
+    };
+    if req.size.is_some() && target <= current {
         return Err(refused(
             vg_name,
             format!(
                 "pool {} is {} already: give a larger size (pools do not shrink)",
                 req.name,
-                crate::units::human(current * extent)
+                human(current)
             ),
         ));
     }
+    let md_target = match req.metadata {
+        Some(size) => {
+            let t = new_size(size, md_current)?;
+            if t <= md_current {
+                return Err(refused(
+                    vg_name,
+                    format!(
+                        "the metadata of pool {} is {} already: give a larger size (pool \
+                         metadata does not shrink)",
+                        req.name,
+                        human(md_current)
+                    ),
+                ));
+            }
+            let max = MAX_METADATA.div_ceil(vg.extent_size);
+            if t > max {
+                return Err(refused(
+                    vg_name,
+                    format!(
+                        "pool metadata is at most {} (the thin target's limit)",
+                        human(max)
+                    ),
+                ));
+            }
+            t
+        }
+        // lvm2's estimate for the new data size, if it outgrows the metadata.
+        None if req.pvs.is_empty() && target > current => {
+            let (_, wanted) = sizes(target * vg.extent_size, vg.extent_size, Some(chunk), None);
+            md_current.max(wanted / vg.extent_size)
+        }
+        None => md_current,
+    };
     let before = change.metadata.clone();
-    super::linear::grow_lv(
-        &mut change.metadata.vg,
-        &data,
-        target - current,
-        on.as_deref(),
-    )?;
-    let pool = change.metadata.vg.lv_mut(&req.name).expect("checked");
-    pool.segments[0].extent_count = target;
+    let mut what = Vec::new();
+    {
+        let vg = &mut change.metadata.vg;
+        if md_target > md_current {
+            super::linear::grow_lv(vg, &metadata, md_target - md_current, on.as_deref())?;
+            what.push(format!(
+                "thin pool {} metadata {} -> {}",
+                req.name,
+                human(md_current),
+                human(md_target)
+            ));
+            if req.pvs.is_empty() {
+                let largest = largest_pool_metadata(vg);
+                what.extend(ensure_spare(vg, largest, None)?);
+            }
+        }
+        if target > current {
+            super::linear::grow_lv(vg, &data, target - current, on.as_deref())?;
+            let pool = vg.lv_mut(&req.name).expect("checked");
+            pool.segments[0].extent_count = target;
+            what.insert(
+                0,
+                format!(
+                    "thin pool {} data {} -> {}",
+                    req.name,
+                    human(current),
+                    human(target)
+                ),
+            );
+        }
+    }
     let mut actions = vec![Action::Commit {
         vg: vg_name.to_owned(),
         seqno: change.metadata.vg.seqno,
-        what: format!(
-            "thin pool {} data {} -> {}",
-            req.name,
-            crate::units::human(current * extent),
-            crate::units::human(target * extent)
-        ),
+        what: what.join("; "),
     }];
     let ctl = Control::open()?;
     let devices = change.pv_devices();
@@ -422,17 +522,82 @@ pub fn extend(env: &Env, dev: &Dev, req: &super::linear::Resize, run: Run) -> Re
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.name)?;
-    let steps = engine::reload_steps(&ctl, &plan, crate::dm::Suspend::NoFlush)?;
+    // The thin-pool target reads its metadata device's size on resume, so
+    // the pool is cycled when only the metadata grew (same table).
+    let cycle: Vec<String> = if md_target > md_current {
+        plan.devices
+            .iter()
+            .filter(|d| {
+                d.table
+                    .iter()
+                    .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
+            })
+            .map(|d| d.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let steps = engine::reload_steps_cycling(&ctl, &plan, crate::dm::Suspend::NoFlush, &cycle)?;
     if run == Run::PlanOnly {
         actions.extend(steps.into_iter().map(Action::Dm));
         return Ok(actions);
     }
+    check_pool_usable(&ctl, vg_name, &req.name, &plan)?;
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
         return Err(super::linear::restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)
+}
+
+/// A pool the kernel has put in `needs_check` or failed mode is not
+/// changed: its metadata must be repaired first (lvm2 refuses too). A pool
+/// that is read-only or out of data space may be extended: that is the cure.
+fn check_pool_usable(
+    ctl: &Control,
+    vg: &str,
+    pool: &str,
+    plan: &super::activate::Plan,
+) -> Result<()> {
+    use crate::dm::status::{self, TargetStatus};
+    for d in &plan.devices {
+        if !d
+            .table
+            .iter()
+            .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
+        {
+            continue;
+        }
+        if ctl.info(&d.name)?.is_none() {
+            continue;
+        }
+        for (_, _, target, params) in ctl.status(&d.name)? {
+            match status::parse(&target, &params) {
+                Ok(TargetStatus::ThinPool(s)) if s.needs_check => {
+                    return Err(refused(
+                        vg,
+                        format!(
+                            "thin pool {pool} needs a metadata check (the kernel flagged it): \
+                             deactivate it and repair it with lvconvert --repair {vg}/{pool} \
+                             before changing it"
+                        ),
+                    ))
+                }
+                Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) | Err(_) => {
+                    return Err(refused(
+                        vg,
+                        format!(
+                            "thin pool {pool} has failed (status {params:?}): deactivate and \
+                             repair it (lvconvert --repair {vg}/{pool}) before changing it"
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,695 @@
+//! dm-cache without lvm2: cache pools, attaching one to an LV (the seed's
+//! `lvconvert --type cache`), detaching it with its dirty blocks flushed
+//! first, as lvm2 2.03.16 does (docs/research/lvm2-ops.md §6):
+//!
+//! - a cache pool is `<pool>` (segment `cache-pool`) over `<pool>_cdata`
+//!   and `<pool>_cmeta`, laid out after the VG's pool metadata spare:
+//!   spare, metadata, data. The metadata is zeroed whole through a private
+//!   device while its extents are still free, so the one commit that makes
+//!   the pool never points at stale metadata, and a crash before it leaves
+//!   nothing behind;
+//! - attaching renames the pool `<pool>_cpool` (and its sub-LVs), moves the
+//!   LV's segments to a new hidden `<lv>_corig`, gives the LV one `cache`
+//!   segment and the pool lvm2's defaults (metadata format 2, policy smq,
+//!   writethrough); the first 4 KiB of the pool metadata are zeroed first
+//!   (a pool detached earlier still describes its old origin). An active LV
+//!   is reloaded live: the new layers come up, then the LV is suspended
+//!   with a flush and resumed as a cache;
+//! - detaching: while the LV is active and the cache may hold dirty blocks
+//!   (writeback, or any dirty count), the policy becomes `cleaner` (a
+//!   commit and a reload) and cairn waits until the kernel reports no dirty
+//!   block; then the LV takes its origin's segments back, is reloaded as
+//!   linear and the cache layers are removed. The pool is kept (renamed
+//!   back, as `--splitcache`) or removed (as `--uncache`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::dm::status::{self, TargetStatus};
+use crate::dm::{Control, Suspend};
+use crate::meta::alloc;
+use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGroup};
+use crate::meta::ops::{self, Env, OpError};
+
+use super::activate::Planner;
+use super::engine::{self, Dev};
+use super::names;
+use super::volume::{lvm_config, Action, Run, VolumeError};
+
+pub type Result<T> = std::result::Result<T, VolumeError>;
+
+/// 64 KiB, lvm2's default cache chunk; also the unit chunks come in.
+const DEFAULT_CHUNK: u64 = 128;
+const MIN_CHUNK: u64 = 64;
+/// 1 GiB, dm-cache's largest block.
+const MAX_CHUNK: u64 = 2_097_152;
+/// lvm2's allocation/cache_pool_max_chunks default.
+const MAX_CHUNKS: u64 = 1_000_000;
+/// 16 GiB: lvm2's largest cache pool metadata, in sectors.
+const MAX_METADATA: u64 = 33_554_432;
+/// lvm2's estimate per cached chunk (mapping 16 + hint 20 + hint overhead
+/// 8 bytes) over a fixed 4 MiB (thin-provisioning-tools'
+/// cache_metadata_size agrees).
+const BYTES_PER_CHUNK: u64 = 44;
+const TRANSACTION_OVERHEAD: u64 = 4 << 20;
+
+fn refused(vg: &str, why: String) -> VolumeError {
+    VolumeError::Op(OpError::Refused {
+        vg: vg.to_owned(),
+        why,
+    })
+}
+
+/// The cache modes dm-cache knows.
+pub const MODES: [&str; 3] = ["writethrough", "writeback", "passthrough"];
+/// The policies cairn lets users choose (dm-cache also has `cleaner`,
+/// which only detaching uses).
+pub const POLICIES: [&str; 2] = ["smq", "mq"];
+
+fn check_mode(vg: &str, mode: &Option<String>, policy: &Option<String>) -> Result<()> {
+    if let Some(m) = mode {
+        if !MODES.contains(&m.as_str()) {
+            return Err(refused(
+                vg,
+                format!("cache mode {m:?} is not one of {}", MODES.join(", ")),
+            ));
+        }
+    }
+    if let Some(p) = policy {
+        if !POLICIES.contains(&p.as_str()) {
+            return Err(refused(
+                vg,
+                format!("cache policy {p:?} is not one of {}", POLICIES.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// (chunk, metadata) in sectors for a cache pool of `data` sectors, as
+/// lvm2's update_cache_pool_params chooses them; `Err` holds the reason a
+/// given chunk cannot serve.
+pub fn sizes(
+    data: u64,
+    extent: u64,
+    chunk: Option<u64>,
+    metadata: Option<u64>,
+) -> std::result::Result<(u64, u64), String> {
+    let min_chunk = data.div_ceil(MAX_CHUNKS).div_ceil(MIN_CHUNK).max(1) * MIN_CHUNK;
+    let chunk = match chunk {
+        None => DEFAULT_CHUNK.max(min_chunk.next_power_of_two()),
+        Some(c) if c < min_chunk => {
+            return Err(format!(
+                "chunk size {} is less than the {} a cache pool of {} needs (at most {MAX_CHUNKS} \
+                 chunks): give a larger -c",
+                crate::units::human(c * 512),
+                crate::units::human(min_chunk * 512),
+                crate::units::human(data * 512)
+            ))
+        }
+        Some(c) => c,
+    };
+    if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) || chunk % MIN_CHUNK != 0 {
+        return Err("a cache chunk is 32 KiB to 1 GiB, a multiple of 32 KiB".into());
+    }
+    if chunk > data {
+        return Err("the cache pool is smaller than one chunk".into());
+    }
+    let round = |s: u64| s.div_ceil(extent) * extent;
+    let min_md = round((TRANSACTION_OVERHEAD + (data / chunk) * BYTES_PER_CHUNK).div_ceil(512));
+    let md = metadata.map_or(min_md, round).max(min_md).min(MAX_METADATA);
+    Ok((chunk, md))
+}
+
+/// `cairn cache create` (as `lvcreate --type cache-pool -L SIZE -n POOL VG [PV...]`).
+#[derive(Debug, Clone)]
+pub struct NewCachePool {
+    pub vg: String,
+    pub name: String,
+    pub data_bytes: u64,
+    pub metadata_bytes: Option<u64>,
+    pub chunk_bytes: Option<u64>,
+    /// Stored on the pool only when given (lvm2 leaves unset ones to attach).
+    pub mode: Option<String>,
+    pub policy: Option<String>,
+    pub pvs: Vec<PathBuf>,
+}
+
+pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    ops::check_lv_name(&req.name)?;
+    check_mode(vg_name, &req.mode, &req.policy)?;
+    let mut change = ops::begin_change(env, vg_name, &req.pvs)?;
+    let meta_name = format!("{}_cmeta", req.name);
+    let data_name = format!("{}_cdata", req.name);
+    for n in [&req.name, &meta_name, &data_name] {
+        if change.metadata.vg.lv(n).is_some() {
+            return Err(refused(vg_name, format!("already has an LV named {n}")));
+        }
+    }
+    let on = super::linear::pv_indices(&change, &req.pvs)?;
+    let vg = &mut change.metadata.vg;
+    let extent = vg.extent_size;
+    let data_extents = (req.data_bytes / 512).div_ceil(extent);
+    if data_extents == 0 {
+        return Err(refused(
+            vg_name,
+            "cannot hold a cache pool of 0 bytes: give -L".into(),
+        ));
+    }
+    let (chunk, md_sectors) = sizes(
+        data_extents * extent,
+        extent,
+        req.chunk_bytes.map(|b| b / 512),
+        req.metadata_bytes.map(|b| b / 512),
+    )
+    .map_err(|why| refused(vg_name, why))?;
+    let md_extents = md_sectors / extent;
+    let mut what = vec![format!(
+        "cache pool {} ({} data, {} metadata, chunk {})",
+        req.name,
+        crate::units::human(data_extents * extent * 512),
+        crate::units::human(md_extents * extent * 512),
+        crate::units::human(chunk * 512)
+    )];
+    // lvm2's order: the spare, the metadata, then the data.
+    what.extend(super::pool::ensure_spare(vg, md_extents, on.as_deref())?);
+    let meta_runs = alloc::allocate(vg, md_extents, on.as_deref(), None)
+        .map_err(|e| refused(vg_name, e.to_string()))?;
+    let mut cmeta = ops::new_lv(&meta_name, alloc::linear_segments(&meta_runs))?;
+    let mut scratch = vg.clone();
+    scratch.lvs.push(cmeta.clone());
+    let data_runs = alloc::allocate(&scratch, data_extents, on.as_deref(), None)
+        .map_err(|e| refused(vg_name, e.to_string()))?;
+    let mut cdata = ops::new_lv(&data_name, alloc::linear_segments(&data_runs))?;
+    let pool = ops::new_lv(
+        &req.name,
+        vec![Segment {
+            start_extent: 0,
+            extent_count: data_extents,
+            reshape_count: None,
+            type_flags: vec![],
+            tags: vec![],
+            kind: SegmentKind::CachePool {
+                data: data_name.clone(),
+                metadata: meta_name.clone(),
+                metadata_format: None,
+                settings: CacheSettings {
+                    chunk_size: Some(chunk),
+                    cache_mode: req.mode.clone(),
+                    policy: req.policy.clone(),
+                    policy_settings: None,
+                },
+            },
+            extra: Default::default(),
+        }],
+    )?;
+    let devices = change.pv_devices();
+    // The metadata's table, from a VG where it is an ordinary LV.
+    let meta_table = Planner::new(&scratch, &devices).lv(&meta_name)?.devices[0]
+        .table
+        .clone();
+    cmeta.status.remove(LvStatus::VISIBLE);
+    cdata.status.remove(LvStatus::VISIBLE);
+    let vg = &mut change.metadata.vg;
+    vg.lvs.push(pool);
+    vg.lvs.push(cmeta);
+    vg.lvs.push(cdata);
+    let actions = vec![
+        Action::Wipe {
+            path: format!("the extents of {vg_name}/{meta_name} (free until the commit)"),
+            bytes: md_extents * extent * 512,
+        },
+        Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno,
+            what: what.join("; "),
+        },
+    ];
+    if run == Run::PlanOnly {
+        return Ok(actions);
+    }
+    let ctl = Control::open()?;
+    super::pool::zero_through(&ctl, vg_name, &meta_name, &meta_table, u64::MAX)?;
+    change.commit(env, &[])?;
+    Ok(actions)
+}
+
+/// `cairn cache attach` (as `lvconvert --type cache --cachepool POOL VG/LV`).
+#[derive(Debug, Clone)]
+pub struct Attach {
+    pub vg: String,
+    pub lv: String,
+    pub pool: String,
+    pub mode: Option<String>,
+    pub policy: Option<String>,
+}
+
+fn rename_prefix(name: &str, from: &str, to: &str) -> String {
+    match name.strip_prefix(from) {
+        Some(rest) => format!("{to}{rest}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Renames the cache pool `from` to `to` with its data and metadata LVs
+/// (`from_cdata` -> `to_cdata`), as lvm2's _rename_sub_lv.
+fn rename_pool(vg: &mut VolumeGroup, from: &str, to: &str) {
+    let (old_prefix, new_prefix) = (format!("{from}_"), format!("{to}_"));
+    let Some(SegmentKind::CachePool { data, metadata, .. }) = vg
+        .lv(from)
+        .and_then(|l| l.segments.first())
+        .map(|s| s.kind.clone())
+    else {
+        return;
+    };
+    let (new_data, new_meta) = (
+        rename_prefix(&data, &old_prefix, &new_prefix),
+        rename_prefix(&metadata, &old_prefix, &new_prefix),
+    );
+    for lv in &mut vg.lvs {
+        if lv.name == data {
+            lv.name = new_data.clone();
+        } else if lv.name == metadata {
+            lv.name = new_meta.clone();
+        } else if lv.name == from {
+            lv.name = to.to_owned();
+            if let Some(SegmentKind::CachePool { data, metadata, .. }) =
+                lv.segments.first_mut().map(|s| &mut s.kind)
+            {
+                (*data, *metadata) = (new_data.clone(), new_meta.clone());
+            }
+        }
+        for seg in &mut lv.segments {
+            if let SegmentKind::Cache { cache_pool, .. } = &mut seg.kind {
+                if cache_pool == from {
+                    *cache_pool = to.to_owned();
+                }
+            }
+        }
+    }
+}
+
+/// Whether `lv` is an LV nothing else is layered with: linear or striped,
+/// visible, no snapshot origin or COW, not part of a pool.
+fn check_cacheable(vg: &VolumeGroup, name: &str) -> Result<()> {
+    let lv = vg
+        .lv(name)
+        .ok_or_else(|| refused(&vg.name, format!("has no LV named {name}")))?;
+    let plain = !lv.segments.is_empty()
+        && lv
+            .segments
+            .iter()
+            .all(|s| matches!(s.kind, SegmentKind::Striped { .. }));
+    let origin = vg.lvs.iter().any(|l| {
+        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
+    });
+    if !vg.lv_is_visible(lv) || !plain || origin || vg.snapshot_of_cow(name).is_some() {
+        let what = match lv.segments.first().map(|s| &s.kind) {
+            Some(SegmentKind::Cache { .. }) => "is cached already".to_owned(),
+            _ if origin => "is a snapshot origin".to_owned(),
+            _ if !vg.lv_is_visible(lv) => "is a hidden part of another LV".to_owned(),
+            Some(k) => format!("is a {} LV", k.type_name()),
+            None => "has no segments".to_owned(),
+        };
+        return Err(refused(
+            &vg.name,
+            format!("cannot cache LV {name}: it {what}; cairn caches linear and striped LVs"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    check_mode(vg_name, &req.mode, &req.policy)?;
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    check_cacheable(vg, &req.lv)?;
+    let Some(pool) = vg.lv(&req.pool) else {
+        // An attached pool goes by <pool>_cpool.
+        let attached = format!("{}_cpool", req.pool);
+        if let Some(user) = vg.lvs.iter().find(|l| {
+            matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Cache { cache_pool, .. }) if *cache_pool == attached)
+        }) {
+            return Err(refused(
+                vg_name,
+                format!(
+                    "cache pool {} is already in use by {} (as {attached})",
+                    req.pool, user.name
+                ),
+            ));
+        }
+        return Err(refused(vg_name, format!("has no LV named {}", req.pool)));
+    };
+    let Some(SegmentKind::CachePool { metadata, .. }) = pool.segments.first().map(|s| &s.kind)
+    else {
+        return Err(refused(
+            vg_name,
+            format!(
+                "LV {} is not a cache pool: make one with cairn cache create",
+                req.pool
+            ),
+        ));
+    };
+    let metadata = metadata.clone();
+    if let Some(user) = vg.lvs.iter().find(|l| {
+        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Cache { cache_pool, .. }) if *cache_pool == req.pool)
+    }) {
+        return Err(refused(
+            vg_name,
+            format!("cache pool {} is already in use by {}", req.pool, user.name),
+        ));
+    }
+    let cpool = format!("{}_cpool", req.pool);
+    let corig = format!("{}_corig", req.lv);
+    for n in [&cpool, &corig] {
+        if vg.lv(n).is_some() {
+            return Err(refused(vg_name, format!("already has an LV named {n}")));
+        }
+    }
+    let devices = change.pv_devices();
+    // The pool metadata's table (the LV is hidden: planned as if visible).
+    let meta_table = {
+        let mut scratch = vg.clone();
+        if let Some(m) = scratch.lv_mut(&metadata) {
+            m.status.insert(LvStatus::VISIBLE);
+        }
+        Planner::new(&scratch, &devices).lv(&metadata)?.devices[0]
+            .table
+            .clone()
+    };
+    let before = change.metadata.clone();
+    let vg = &mut change.metadata.vg;
+    rename_pool(vg, &req.pool, &cpool);
+    let pool = vg.lv_mut(&cpool).expect("renamed");
+    pool.status.remove(LvStatus::VISIBLE);
+    let seg = &mut pool.segments[0];
+    if !seg.type_flags.iter().any(|f| f == "METADATA_FORMAT") {
+        seg.type_flags.push("METADATA_FORMAT".into());
+    }
+    let mode = if let SegmentKind::CachePool {
+        metadata_format,
+        settings,
+        ..
+    } = &mut seg.kind
+    {
+        *metadata_format = Some(2);
+        if req.mode.is_some() || settings.cache_mode.is_none() {
+            settings.cache_mode = Some(req.mode.clone().unwrap_or("writethrough".into()));
+        }
+        if req.policy.is_some() || settings.policy.is_none() {
+            settings.policy = Some(req.policy.clone().unwrap_or("smq".into()));
+        }
+        settings.cache_mode.clone().unwrap_or_default()
+    } else {
+        unreachable!("checked to be a cache pool")
+    };
+    let lv = vg.lv_mut(&req.lv).expect("checked");
+    let extents = lv.extent_count();
+    let mut origin = ops::new_lv(&corig, std::mem::take(&mut lv.segments))?;
+    origin.status.remove(LvStatus::VISIBLE);
+    lv.segments = vec![Segment {
+        start_extent: 0,
+        extent_count: extents,
+        reshape_count: None,
+        type_flags: vec![],
+        tags: vec![],
+        kind: SegmentKind::Cache {
+            cache_pool: cpool.clone(),
+            origin: corig.clone(),
+            cleaner: false,
+        },
+        extra: Default::default(),
+    }];
+    vg.lvs.push(origin);
+    let mut actions = vec![
+        Action::Wipe {
+            path: format!("{vg_name}/{metadata} (the pool's old cache metadata)"),
+            bytes: 4096,
+        },
+        Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno,
+            what: format!(
+                "{} cached by {} ({mode}); {} renamed {cpool}, the LV's extents move to {corig}",
+                req.lv, req.pool, req.pool
+            ),
+        },
+    ];
+    let ctl = Control::open()?;
+    let config = lvm_config(&change.metadata.vg)?;
+    let plan = Planner::new(&change.metadata.vg, &devices)
+        .with_config(config)
+        .lv(&req.lv)?;
+    let top = names::dm_name(vg_name, &req.lv, None);
+    let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &[])?;
+    if run == Run::PlanOnly {
+        actions.extend(steps.into_iter().map(Action::Dm));
+        return Ok(actions);
+    }
+    super::pool::zero_through(&ctl, vg_name, &metadata, &meta_table, 4096)?;
+    change.commit_and_continue(env)?;
+    if let Err(e) = engine::run(&ctl, dev, &steps) {
+        return Err(super::linear::restore(env, &mut change, before, e.into()));
+    }
+    actions.extend(steps.into_iter().map(Action::Dm));
+    Ok(actions)
+}
+
+/// `cairn cache detach`: keep the pool (as `lvconvert --splitcache`) or
+/// remove it (as `lvconvert --uncache`).
+#[derive(Debug, Clone)]
+pub struct Detach {
+    pub vg: String,
+    pub lv: String,
+    pub remove_pool: bool,
+    /// How long to wait between two looks at the dirty count.
+    pub poll: Duration,
+}
+
+/// The cache status of an active cached LV.
+fn cache_status(ctl: &Control, vg: &str, name: &str) -> Result<Option<status::CacheStatus>> {
+    if ctl.info(name)?.is_none() {
+        return Ok(None);
+    }
+    let lines = ctl.status(name)?;
+    match lines.first().map(|(_, _, t, p)| status::parse(t, p)) {
+        Some(Ok(TargetStatus::Cache(s))) => Ok(Some(s)),
+        // A failed cache cannot be flushed; lvm2 warns and goes on.
+        Some(Ok(TargetStatus::Failed)) | Some(Ok(TargetStatus::Error)) => Ok(None),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(refused(vg, e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Detaches the cache of `req.lv`; `progress` hears of each flush round.
+pub fn detach(
+    env: &Env,
+    dev: &Dev,
+    req: &Detach,
+    run: Run,
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    let lv = vg
+        .lv(&req.lv)
+        .ok_or_else(|| refused(vg_name, format!("has no LV named {}", req.lv)))?;
+    let Some(SegmentKind::Cache {
+        cache_pool, origin, ..
+    }) = lv.segments.first().map(|s| s.kind.clone())
+    else {
+        return Err(refused(vg_name, format!("LV {} is not cached", req.lv)));
+    };
+    let Some(SegmentKind::CachePool { data, metadata, .. }) = vg
+        .lv(&cache_pool)
+        .and_then(|l| l.segments.first())
+        .map(|s| s.kind.clone())
+    else {
+        return Err(refused(
+            vg_name,
+            format!(
+                "the cache of {} is not a cache pool (cachevol?): cairn does not detach those",
+                req.lv
+            ),
+        ));
+    };
+    let ctl = Control::open()?;
+    let devices = change.pv_devices();
+    let top = names::dm_name(vg_name, &req.lv, None);
+    let mut actions = Vec::new();
+    let mut activated = false;
+    let writeback = |vg: &VolumeGroup| {
+        matches!(vg.lv(&cache_pool).and_then(|l| l.segments.first()).map(|s| &s.kind),
+            Some(SegmentKind::CachePool { settings, .. }) if settings.cache_mode.as_deref() == Some("writeback"))
+    };
+    // An inactive writeback cache may hold dirty blocks: it comes up for
+    // the flush, and goes down again at the end (lvm2 does the same).
+    if ctl.info(&top)?.is_none() && writeback(vg) {
+        let plan = Planner::new(vg, &devices)
+            .with_config(lvm_config(vg)?)
+            .lv(&req.lv)?;
+        let up = engine::activation_steps(&ctl, dev, &plan)?;
+        actions.extend(up.iter().cloned().map(Action::Dm));
+        if run == Run::Apply {
+            engine::run(&ctl, dev, &up)?;
+        }
+        activated = true;
+    }
+    let result = (|| -> Result<()> {
+        // Flush: the cleaner policy writes every dirty block back.
+        let mut cleaner = false;
+        loop {
+            let Some(st) = (if run == Run::Apply {
+                cache_status(&ctl, vg_name, &top)?
+            } else {
+                None
+            }) else {
+                break;
+            };
+            let wb = st.features.iter().any(|f| f == "writeback");
+            if st.dirty == 0 && (st.policy == "cleaner" || !wb) {
+                break;
+            }
+            progress(format!(
+                "Flushing {} blocks for cache {vg_name}/{}.",
+                st.dirty, req.lv
+            ));
+            if cleaner {
+                std::thread::sleep(req.poll);
+                continue;
+            }
+            let before = change.metadata.clone();
+            if let Some(SegmentKind::Cache { cleaner, .. }) = change
+                .metadata
+                .vg
+                .lv_mut(&req.lv)
+                .and_then(|l| l.segments.first_mut())
+                .map(|s| &mut s.kind)
+            {
+                *cleaner = true;
+            }
+            let plan = Planner::new(&change.metadata.vg, &devices)
+                .with_config(lvm_config(&change.metadata.vg)?)
+                .lv(&req.lv)?;
+            let steps = engine::reload_steps(&ctl, &plan, Suspend::Flush)?;
+            actions.push(Action::Commit {
+                vg: vg_name.to_owned(),
+                seqno: change.metadata.vg.seqno,
+                what: format!("cache of {} switched to the cleaner policy", req.lv),
+            });
+            change.commit_and_continue(env)?;
+            if let Err(e) = engine::run(&ctl, dev, &steps) {
+                return Err(super::linear::restore(env, &mut change, before, e.into()));
+            }
+            actions.extend(steps.into_iter().map(Action::Dm));
+            cleaner = true;
+        }
+        // The LV takes its origin's extents back.
+        let before = change.metadata.clone();
+        let vg = &mut change.metadata.vg;
+        let segments = vg
+            .lv_mut(&origin)
+            .map(|o| std::mem::take(&mut o.segments))
+            .unwrap_or_default();
+        vg.lv_mut(&req.lv).expect("checked").segments = segments;
+        vg.lvs.retain(|l| l.name != origin);
+        let pool_name = cache_pool
+            .strip_suffix("_cpool")
+            .unwrap_or(&cache_pool)
+            .to_owned();
+        let what = if req.remove_pool {
+            vg.lvs
+                .retain(|l| ![&cache_pool, &data, &metadata].contains(&&l.name));
+            if super::pool::largest_pool_metadata(vg) == 0 {
+                vg.lvs.retain(|l| !l.name.ends_with("_pmspare"));
+            }
+            format!("{} is not cached; cache pool {cache_pool} removed", req.lv)
+        } else {
+            let to = if pool_name != cache_pool && vg.lv(&pool_name).is_none() {
+                pool_name
+            } else {
+                cache_pool.clone()
+            };
+            rename_pool(vg, &cache_pool, &to);
+            if let Some(p) = vg.lv_mut(&to) {
+                p.status.insert(LvStatus::VISIBLE);
+            }
+            format!("{} is not cached and {to} is unused", req.lv)
+        };
+        actions.push(Action::Commit {
+            vg: vg_name.to_owned(),
+            seqno: change.metadata.vg.seqno,
+            what,
+        });
+        let plan = Planner::new(&change.metadata.vg, &devices).lv(&req.lv)?;
+        let gone: Vec<String> = [&data, &metadata, &origin]
+            .iter()
+            .map(|lv| names::dm_name(vg_name, lv, None))
+            .collect();
+        let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &gone)?;
+        if run == Run::PlanOnly {
+            actions.extend(steps.into_iter().map(Action::Dm));
+            return Ok(());
+        }
+        change.commit_and_continue(env)?;
+        if let Err(e) = engine::run(&ctl, dev, &steps) {
+            return Err(super::linear::restore(env, &mut change, before, e.into()));
+        }
+        actions.extend(steps.into_iter().map(Action::Dm));
+        Ok(())
+    })();
+    // What came up for the flush goes down again (now a plain LV).
+    if activated && run == Run::Apply {
+        let plan = Planner::new(&change.metadata.vg, &devices).lv(&req.lv)?;
+        let down = engine::deactivation_steps(&ctl, &plan, &[req.lv.clone()])?;
+        engine::run(&ctl, dev, &down)?;
+        actions.extend(down.into_iter().map(Action::Dm));
+    }
+    result?;
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_lvm2_chooses_them() {
+        let ext = 8192; // 4 MiB
+                        // The probe's 40 MiB pool: 64 KiB chunks, 4 MiB + 640 * 44 bytes
+                        // of metadata -> two extents.
+        assert_eq!(sizes(81_920, ext, None, None), Ok((128, 16_384)));
+        // Given metadata is kept when large enough, raised when not.
+        assert_eq!(
+            sizes(40_960, ext, Some(256), Some(16_384)),
+            Ok((256, 16_384))
+        );
+        assert_eq!(sizes(81_920, ext, None, Some(2048)), Ok((128, 16_384)));
+        // 100 GiB: 64 KiB chunks would be 1.6 M chunks: the chunk becomes
+        // the next power of two above 100 GiB / 1 M, 128 KiB.
+        let data = 100u64 << 21;
+        assert_eq!(sizes(data, ext, None, None).map(|s| s.0), Ok(256));
+        // A given chunk below that minimum is an error, not silently raised.
+        assert!(sizes(data, ext, Some(128), None)
+            .unwrap_err()
+            .contains("less than"));
+        assert!(sizes(81_920, ext, Some(100), None).is_err());
+    }
+
+    #[test]
+    fn pool_rename_follows_lvm2() {
+        assert_eq!(
+            rename_prefix("cp_cdata", "cp_", "cp_cpool_"),
+            "cp_cpool_cdata"
+        );
+        assert_eq!(
+            rename_prefix("cp_cpool_cmeta", "cp_cpool_", "cp_"),
+            "cp_cmeta"
+        );
+        assert_eq!(rename_prefix("other", "cp_", "x_"), "other");
+    }
+}
