@@ -645,7 +645,7 @@ pub fn detach(
     // What came up for the flush goes down again (now a plain LV).
     if activated && run == Run::Apply {
         let plan = Planner::new(&change.metadata.vg, &devices).lv(&req.lv)?;
-        let down = engine::deactivation_steps(&ctl, &plan, &[req.lv.clone()])?;
+        let down = engine::deactivation_steps(&ctl, &plan, std::slice::from_ref(&req.lv))?;
         engine::run(&ctl, dev, &down)?;
         actions.extend(down.into_iter().map(Action::Dm));
     }
