@@ -9,6 +9,7 @@
 
 pub mod dm;
 pub mod drbd;
+pub mod failpoint;
 pub mod lvm;
 pub mod meta;
 pub mod units;

@@ -429,7 +429,11 @@ fn main() -> ExitCode {
         )
     };
     let cli = Cli::parse();
-    match run(&cli) {
+    let result = run(&cli);
+    for w in cairn::dm::udev::take_warnings() {
+        eprintln!("cairn: warning: {w}");
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Causes most messages quote already are not repeated.

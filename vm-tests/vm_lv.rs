@@ -1057,6 +1057,135 @@ fn thick_snapshot_merge_restores_the_origin(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// A thin create killed between its two commits (before the kernel got
+/// the message, and after) leaves a pool with the message queued; cairn
+/// refuses to stack another change on it and completes it on the pool's
+/// next activation, as lvm2 does: kernel and metadata agree again.
+fn interrupted_thin_creates_complete_on_activation(g: &Guest) -> TestResult {
+    let _disk = pool_vg(g, 512)?;
+    g.cairn(&["lv", "create", "vg", "-n", "t1", "-V", "64M", "-T", "pool"])?;
+    let crash = |point: &str, name: &str| -> TestResult {
+        let out = g.sh(&format!(
+            "CAIRN_CRASH_AT={point} {} lv create vg -n {name} -V 64M -T pool 2>&1 || echo rc=$?",
+            lab::guest::CAIRN
+        ))?;
+        ensure!(
+            out.contains(&format!("crash point {point} reached")) && out.contains("rc=134"),
+            "no crash at {point}: {out}"
+        );
+        Ok(())
+    };
+    let queued =
+        || g.sh("vgcfgbackup -q -f /tmp/q.vg vg >/dev/null; grep -c 'message1' /tmp/q.vg || true");
+    // Killed before the messages: kernel 1, metadata 2 with create queued.
+    crash("thin-after-commit-a", "t2")?;
+    ensure!(
+        transaction_ids(g)? == (2, 1),
+        "ids after the first crash: {:?}",
+        transaction_ids(g)?
+    );
+    ensure!(queued()?.trim() == "1", "no queued message");
+    let seqno = g.sh("vgs --noheadings -o seqno vg")?;
+    expect_refusals(
+        g,
+        &[(
+            &["lv", "create", "vg", "-n", "t9", "-V", "8M", "-T", "pool"],
+            "queued by an interrupted command",
+        )],
+    )?;
+    ensure!(
+        g.sh("vgs --noheadings -o seqno vg")? == seqno,
+        "a refused create changed the VG"
+    );
+    g.cairn(&["lv", "activate", "vg/t2"])?;
+    ensure!(
+        transaction_ids(g)? == (2, 2),
+        "ids after completion: {:?}",
+        transaction_ids(g)?
+    );
+    ensure!(queued()?.trim() == "0", "the queue was not emptied");
+    g.sh("dd if=/dev/urandom of=/dev/vg/t2 bs=1M count=4 oflag=direct status=none")?;
+    // Killed after the messages, before the queue was emptied: level ids.
+    crash("thin-after-messages", "t3")?;
+    ensure!(
+        transaction_ids(g)? == (3, 3),
+        "ids after the second crash: {:?}",
+        transaction_ids(g)?
+    );
+    ensure!(queued()?.trim() == "1", "no queued message");
+    g.cairn(&["vg", "activate", "vg"])?;
+    ensure!(queued()?.trim() == "0", "the queue was not emptied");
+    g.sh("dd if=/dev/urandom of=/dev/vg/t3 bs=1M count=4 oflag=direct status=none")?;
+    // lvm2 agrees: the next create by lvm2 continues the ids.
+    g.run(&["lvcreate", "-q", "-V", "8M", "-T", "vg/pool", "-n", "t4"])?;
+    ensure!(
+        transaction_ids(g)? == (4, 4),
+        "ids after lvm2's create: {:?}",
+        transaction_ids(g)?
+    );
+    g.run(&["vgck", "vg"])?;
+    thin_check(g)?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
+/// A udev that takes cookies but never answers (a control socket and no
+/// daemon: what a stuck udev or one without device-mapper's rules looks
+/// like to the ioctl) costs cairn its timeout per wait, not a hang.
+fn a_silent_udev_does_not_hang_cairn(g: &Guest) -> TestResult {
+    g.sh("vgchange -q -an vgu 2>/dev/null || true; vgremove -q -ff vgu 2>/dev/null || true")?;
+    let d = g.loop_disk("udev", 64)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {0}; vgcreate -q vgu {0}; lvcreate -q -an -L 8M -n x vgu",
+        d.dev
+    ))?;
+    let run = |verb: &str| -> Result<(String, f64), String> {
+        let out = g.sh(&format!(
+            "mkdir -p /run/udev && touch /run/udev/control
+            s=$(date +%s.%N)
+            CAIRN_UDEV_TIMEOUT=1 timeout 120 {cairn} lv {verb} vgu/x >/dev/null 2>/tmp/udev.err; rc=$?
+            e=$(date +%s.%N); rm -f /run/udev/control
+            echo \"$rc $(echo \"$e - $s\" | bc)\"; cat /tmp/udev.err",
+            cairn = lab::guest::CAIRN
+        ))?;
+        let (first, err) = out.split_once('\n').unwrap_or((&out, ""));
+        let mut f = first.split_whitespace();
+        let rc = f.next().unwrap_or("?");
+        let secs: f64 = f.next().and_then(|s| s.parse().ok()).unwrap_or(f64::MAX);
+        ensure!(
+            rc == "0",
+            "cairn lv {verb} under a silent udev: exit {rc}: {err}"
+        );
+        Ok((err.to_owned(), secs))
+    };
+    let (err, secs) = run("activate")?;
+    ensure!(
+        err.contains("udev did not confirm the resume of vgu-x within 1.0 s"),
+        "no warning: {err}"
+    );
+    let quick = secs < 30.0;
+    ensure!(quick, "activation took {secs} s");
+    ensure!(
+        g.sh("test -b /dev/mapper/vgu-x && readlink /dev/vgu/x")?
+            .trim()
+            == "/dev/mapper/vgu-x",
+        "nodes missing after the timeout"
+    );
+    let (err, secs) = run("deactivate")?;
+    ensure!(err.contains("the removal of vgu-x"), "no warning: {err}");
+    let quick = secs < 30.0;
+    ensure!(quick, "deactivation took {secs} s");
+    ensure!(
+        g.sh("dmsetup ls | grep -c vgu || true")?.trim() == "0",
+        "vgu-x is still there"
+    );
+    // No cookie semaphore is left behind.
+    let sems = g.sh("awk 'NR > 1 && int($1 / 65536) == 3405' /proc/sysvipc/sem | wc -l")?;
+    ensure!(sems.trim() == "0", "{sems} cookie semaphores left");
+    g.sh("vgremove -q -ff vgu")?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_lv",
@@ -1064,6 +1193,14 @@ fn main() {
         mem_mib: 2048,
         timeout: Duration::from_secs(900),
         tests: vec![
+            VmTest {
+                name: "interrupted_thin_creates_complete_on_activation",
+                run: interrupted_thin_creates_complete_on_activation,
+            },
+            VmTest {
+                name: "a_silent_udev_does_not_hang_cairn",
+                run: a_silent_udev_does_not_hang_cairn,
+            },
             VmTest {
                 name: "cache_pool_attach_extend_detach_as_lvm2s",
                 run: cache::cache_pool_attach_extend_detach_as_lvm2s,

@@ -3,6 +3,7 @@
 pub mod nodes;
 pub mod status;
 pub mod table;
+pub mod udev;
 
 use devicemapper::DM;
 use serde::Serialize;
@@ -170,6 +171,8 @@ pub struct DeviceState {
 /// An open handle on /dev/mapper/control.
 pub struct Control {
     dm: DM,
+    /// How long a uevent-making ioctl may wait for udev (udev.rs).
+    udev_timeout: std::time::Duration,
 }
 
 impl Control {
@@ -178,7 +181,10 @@ impl Control {
             return Err(Error::Unavailable(format!("{CONTROL_PATH} is missing")));
         }
         let dm = DM::new().map_err(|e| Error::Unavailable(e.to_string()))?;
-        Ok(Control { dm })
+        Ok(Control {
+            dm,
+            udev_timeout: udev::timeout(),
+        })
     }
 
     /// The ioctl interface version (major, minor, patch).
@@ -314,25 +320,29 @@ impl Control {
 
     /// Resumes a device: a table in the inactive slot becomes live.
     pub fn resume(&self, name: &str) -> Result<Info> {
-        self.dm
-            .device_suspend(
-                &devicemapper::DevId::Name(dm_name(name)?),
+        let id = dm_name(name)?;
+        udev::bounded(&format!("the resume of {name}"), self.udev_timeout, || {
+            self.dm.device_suspend(
+                &devicemapper::DevId::Name(id),
                 devicemapper::DmOptions::default(),
             )
-            .map(|i| Info::from_dm(&i))
-            .map_err(|source| device_error("resume", name, source))
+        })
+        .map(|i| Info::from_dm(&i))
+        .map_err(|source| device_error("resume", name, source))
     }
 
     /// Removes a device (the crate retries EBUSY: udev and blkid open new
     /// devices briefly).
     pub fn remove(&self, name: &str) -> Result<()> {
-        self.dm
-            .device_remove(
-                &devicemapper::DevId::Name(dm_name(name)?),
+        let id = dm_name(name)?;
+        udev::bounded(&format!("the removal of {name}"), self.udev_timeout, || {
+            self.dm.device_remove(
+                &devicemapper::DevId::Name(id),
                 devicemapper::DmOptions::default(),
             )
-            .map(|_| ())
-            .map_err(|source| device_error("remove", name, source))
+        })
+        .map(|_| ())
+        .map_err(|source| device_error("remove", name, source))
     }
 
     /// Sends a target message (thin-pool: create_thin, delete, ...).

@@ -144,8 +144,8 @@ fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
     if queued > 0 {
         return Err(refused(format!(
             "thin pool {}/{pool} has {queued} message(s) queued by an interrupted command: \
-             activate the pool once with lvm2 (lvchange -ay {}/{pool}) so they are completed, \
-             then retry",
+             activate the pool once (cairn lv activate {}/{pool}) so they are completed, then \
+             retry",
             vg.name, vg.name
         )));
     }
@@ -239,7 +239,7 @@ fn check_usable(
     } else if creating && st.mode == PoolMode::OutOfDataSpace {
         Some("is out of data space: extend it first")
     } else if creating && st.metadata_used >= st.metadata_total {
-        Some("is out of metadata space: extend its metadata first")
+        Some("is out of metadata space: extend its metadata first (cairn thinpool extend --poolmetadatasize +SIZE)")
     } else {
         None
     };
@@ -525,6 +525,7 @@ fn transact(
     engine::run(&ctl, dev, &relayout)?;
     // Commit A.
     change.commit_and_continue(env)?;
+    crate::failpoint::hit("thin-after-commit-a");
     let undo_metadata = |change: &mut Change, failed: String| -> ThinError {
         let mut back = old.clone();
         back.vg.seqno = change.metadata.vg.seqno;
@@ -617,6 +618,7 @@ fn transact(
         return Err(undo_metadata(change, failed));
     }
 
+    crate::failpoint::hit("thin-after-messages");
     // Commit B: the queue emptied.
     if let SegmentKind::ThinPool { messages, .. } = pool_seg_mut(&mut change.metadata.vg, pool) {
         messages.clear();
@@ -638,6 +640,112 @@ fn transact(
         engine::run(&ctl, dev, &steps)?;
         actions.extend(steps.into_iter().map(Action::Dm));
     }
+    Ok(actions)
+}
+
+/// Completes what an interrupted command left queued in `pool` (commit A
+/// done, its messages perhaps not sent), as lvm2 does when the pool is
+/// next activated: the pool's target comes up; if the kernel is still one
+/// transaction behind the metadata, the queued messages and
+/// `set_transaction_id` are sent (they were not); if it is level, they
+/// were; anything else is a mismatch nothing is done about. Then the queue
+/// is committed empty. Returns what was done.
+pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Result<Vec<Action>> {
+    let mut change = ops::begin_change(env, vg_name, &[])?;
+    let vg = &change.metadata.vg;
+    let (tid, _, queued) = thin_pool_seg(vg, pool)?;
+    let mut actions = Vec::new();
+    if queued == 0 {
+        return Ok(actions);
+    }
+    let SegmentKind::ThinPool { messages, .. } = first_kind(vg, pool)?.expect("a pool") else {
+        unreachable!("thin_pool_seg checked")
+    };
+    // The kernel's words for the queued ones; a snapshot's origin is
+    // suspended around its create_snap when active.
+    let mut kernel: Vec<String> = Vec::new();
+    let mut suspend = None;
+    for m in messages {
+        match m {
+            ThinMessage::Create(name) => match first_kind(vg, name)? {
+                Some(SegmentKind::Thin {
+                    device_id, origin, ..
+                }) => match origin {
+                    Some(o) => {
+                        let (_, origin_id) = thin_lv(vg, o, "a snapshot's origin must be thin")?;
+                        kernel.push(format!("create_snap {device_id} {origin_id}"));
+                        suspend = Some(names::dm_name(vg_name, o, None));
+                    }
+                    None => kernel.push(format!("create_thin {device_id}")),
+                },
+                _ => {
+                    return Err(refused(format!(
+                        "pool {vg_name}/{pool} has a queued create of {name}, which is not a                          thin LV of it: repair the metadata with lvm2"
+                    )))
+                }
+            },
+            ThinMessage::Delete(id) => kernel.push(format!("delete {id}")),
+        }
+    }
+    let from = tid.checked_sub(1).ok_or_else(|| {
+        refused(format!(
+            "pool {vg_name}/{pool} has messages at transaction id 0"
+        ))
+    })?;
+    kernel.push(format!("set_transaction_id {from} {tid}"));
+    let ctl = Control::open()?;
+    let devices = change.pv_devices();
+    let config = super::volume::lvm_config(vg)?;
+    let plan = Planner::new(vg, &devices)
+        .with_config(config)
+        .thin_pool_target(pool)?;
+    let target = plan.devices.last().expect("a pool's target").name.clone();
+    let up = engine::activation_steps(&ctl, dev, &plan)?;
+    engine::run(&ctl, dev, &up)?;
+    actions.extend(up.into_iter().map(Action::Dm));
+    let (_, st) = pool_state(&ctl, vg, pool)?;
+    let now = st.map(|s| s.transaction_id).unwrap_or(u64::MAX);
+    if now == from {
+        let suspended = match &suspend {
+            Some(o) if ctl.info(o)?.is_some() => {
+                ctl.suspend(o, Suspend::Flush)?;
+                Some(o.clone())
+            }
+            _ => None,
+        };
+        let mut failed = None;
+        for m in &kernel {
+            if let Err(e) = ctl.message(&target, m) {
+                failed = Some(e);
+                break;
+            }
+            actions.push(Action::Dm(Step::Message {
+                name: target.clone(),
+                message: m.clone(),
+            }));
+        }
+        if let Some(o) = suspended {
+            ctl.resume(&o)?;
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+    } else if now != tid {
+        return Err(ThinError::TransactionMismatch {
+            pool: format!("{vg_name}/{pool}"),
+            kernel: now,
+            metadata: tid,
+        });
+    }
+    if let SegmentKind::ThinPool { messages, .. } = pool_seg_mut(&mut change.metadata.vg, pool) {
+        messages.clear();
+    }
+    actions.push(Action::Commit {
+        vg: vg_name.to_owned(),
+        seqno: change.metadata.vg.seqno,
+        what: format!("pool {pool}: queued messages done, queue emptied"),
+    });
+    change.commit(env, &[])?;
     Ok(actions)
 }
 

@@ -127,30 +127,54 @@ fn check_activatable(view: &VgView) -> Result<()> {
     }
 }
 
+/// The thin pools of `plan` that hold messages an interrupted command
+/// queued (their transaction is completed before they are used).
+fn pools_with_queued_messages(vg: &crate::meta::model::VolumeGroup, plan: &Plan) -> Vec<String> {
+    use crate::meta::model::SegmentKind;
+    vg.lvs
+        .iter()
+        .filter(|lv| {
+            matches!(lv.segments.first().map(|s| &s.kind),
+                Some(SegmentKind::ThinPool { messages, .. }) if !messages.is_empty())
+                && plan.devices.iter().any(|d| d.lv == lv.name)
+        })
+        .map(|lv| lv.name.clone())
+        .collect()
+}
+
 /// The plan for a selection, read under a shared VG lock.
 fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
+    plan_and_queued(env, sel, deactivating).map(|(p, _)| p)
+}
+
+/// [`plan`], and the pools of it with queued messages.
+fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Plan, Vec<String>)> {
     let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
     let scan = env.scan(&[])?;
     let view = scan.vg(&sel.vg)?;
     check_activatable(&view)?;
+    let vg = &view.metadata.vg;
     let devices = pv_devices(&scan, &view);
     let planner =
         Planner::new(&view.metadata.vg, &devices).with_config(lvm_config(&view.metadata.vg)?);
     // Deactivation covers skipped LVs too: they may have been activated
     // explicitly, and must not be left behind.
     let ignore_skip = sel.ignore_skip || deactivating;
-    if sel.lvs.is_empty() {
-        return Ok(planner.vg(ignore_skip)?);
-    }
-    let mut plan = Plan::default();
-    for lv in &sel.lvs {
-        for d in planner.lv(lv)?.devices {
-            if plan.device(&d.name).is_none() {
-                plan.devices.push(d);
+    let plan = if sel.lvs.is_empty() {
+        planner.vg(ignore_skip)?
+    } else {
+        let mut plan = Plan::default();
+        for lv in &sel.lvs {
+            for d in planner.lv(lv)?.devices {
+                if plan.device(&d.name).is_none() {
+                    plan.devices.push(d);
+                }
             }
         }
-    }
-    Ok(plan)
+        plan
+    };
+    let queued = pools_with_queued_messages(vg, &plan);
+    Ok((plan, queued))
 }
 
 /// The segment type of an LV's first segment ("striped", "thin", ...; a
@@ -180,7 +204,20 @@ pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
 
 /// Activates a VG or some of its LVs; returns the steps (done, or planned).
 pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
-    let plan = plan(env, sel, false)?;
+    let (mut plan, queued) = plan_and_queued(env, sel, false)?;
+    if run == Run::Apply && !queued.is_empty() {
+        // An interrupted thin command is finished first, as lvm2 does on
+        // the pool's activation; then the plan is made again.
+        for pool in &queued {
+            super::thin::complete_queued(env, dev, &sel.vg, pool).map_err(|e| {
+                VolumeError::Refused {
+                    vg: sel.vg.clone(),
+                    why: format!("cannot complete what was queued in pool {pool}: {e}"),
+                }
+            })?;
+        }
+        plan = self::plan(env, sel, false)?;
+    }
     let ctl = Control::open()?;
     let steps = engine::activation_steps(&ctl, dev, &plan)?;
     if run == Run::Apply {
