@@ -395,23 +395,6 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
     let vg = &change.metadata.vg;
     let (snap_lv, origin, merging) = snapshot_of(vg, name)?;
     let already = merging;
-    let others = vg
-        .lvs
-        .iter()
-        .filter(|l| {
-            matches!(l.segments.first().map(|s| &s.kind),
-                Some(SegmentKind::Snapshot { origin: o, .. }) if *o == origin)
-        })
-        .count();
-    if others > 1 {
-        return Err(refused(
-            vg_name,
-            format!(
-                "{origin} has other snapshots: remove them first (cairn merges the only \
-                 snapshot of an origin)"
-            ),
-        ));
-    }
     let ctl = Control::open()?;
     let snap_dm = names::dm_name(vg_name, name, None);
     let origin_dm = names::dm_name(vg_name, &origin, None);
@@ -527,9 +510,16 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
         seqno,
         what: format!("merge of {name} into {origin} finished, snapshot removed"),
     });
+    // The origin is plain again, or a snapshot-origin for the snapshots it
+    // still has (the kernel kept them valid through the merge).
+    let others = change.metadata.vg.lvs.iter().any(|l| {
+        matches!(l.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::Snapshot { origin: o, .. }) if *o == origin)
+    });
     let plain = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
     let mut finish = engine::reload_steps(&ctl, &plain, Suspend::Flush)?;
-    for layer in ["cow", "real"] {
+    let layers: &[&str] = if others { &["cow"] } else { &["cow", "real"] };
+    for &layer in layers {
         let owner = if layer == "cow" {
             name
         } else {
