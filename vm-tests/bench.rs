@@ -219,6 +219,11 @@ fn lv_setup(g: &Guest) -> Result<Vec<lab::guest::LoopDisk>, String> {
         ))?;
     }
     g.run(&["lvcreate", "-q", "-V", "4M", "-T", "vgt/pool", "-n", "br"])?;
+    // For the linear, thick snapshot and cache pairs.
+    g.sh("set -e; lvcreate -q -y -L 4M -n le vgt; lvcreate -q -y -L 8M -n so vgt
+        lvcreate -q -y -L 16M -n co vgt; lvcreate -q -y --type cache-pool -L 16M -n cpb vgt
+        lvcreate -q -y -L 16M -n cd vgt; lvcreate -q -y --type cache-pool -L 16M -n cpd vgt
+        lvconvert -q -y --type cache --cachepool vgt/cpd vgt/cd")?;
     bulk_thin("vgt200", "pool", "t", 199)?;
     bulk_thin("vgt1000", "pool", "t", 999)?;
     g.run(&["vgchange", "-q", "-an", "vgt200"])?;
@@ -260,6 +265,50 @@ fn lv_pairs() -> Vec<Pair> {
             baseline: words("lvremove -q -f vgt/br"),
             reset: Some(words("lvcreate -q -V 4M -T vgt/pool -n br")),
             rounds: Some(15),
+        },
+        Pair {
+            name: "linear_create",
+            cairn: cairn("lv create vgt -n bl -L 8M"),
+            baseline: words("lvcreate -q -y -L 8M -n bl vgt"),
+            reset: Some(words("lvremove -q -f vgt/bl")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "linear_extend",
+            cairn: cairn("lv extend vgt/le -L +4M"),
+            baseline: words("lvextend -q -L +4M vgt/le"),
+            reset: Some(words("lvreduce -q -f -L 4M vgt/le")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "thick_snapshot",
+            cairn: cairn("snapshot create vgt/so -n ts -L 8M"),
+            baseline: words("lvcreate -q -y -L 8M -s -n ts vgt/so"),
+            reset: Some(words("lvremove -q -f vgt/ts")),
+            rounds: Some(15),
+        },
+        Pair {
+            name: "thinpool_create",
+            cairn: cairn("thinpool create vgt/bp -L 16M"),
+            baseline: words("lvcreate -q -y -L 16M -T vgt/bp"),
+            reset: Some(words("lvremove -q -f vgt/bp")),
+            rounds: Some(10),
+        },
+        Pair {
+            name: "cache_attach",
+            cairn: cairn("cache attach vgt/co --pool cpb"),
+            baseline: words("lvconvert -q -y --type cache --cachepool vgt/cpb vgt/co"),
+            reset: Some(words("lvconvert -q -y --splitcache vgt/co")),
+            rounds: Some(10),
+        },
+        Pair {
+            name: "cache_detach",
+            cairn: cairn("cache detach vgt/cd"),
+            baseline: words("lvconvert -q -y --splitcache vgt/cd"),
+            reset: Some(words(
+                "lvconvert -q -y --type cache --cachepool vgt/cpd vgt/cd",
+            )),
+            rounds: Some(10),
         },
         Pair {
             name: "vg_activate_200",
