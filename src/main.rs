@@ -72,17 +72,17 @@ enum Command {
         #[command(subcommand)]
         command: VgCommand,
     },
-    /// Logical volumes: create, remove, activate, deactivate
+    /// Logical volumes: create, extend, reduce, remove, activate, deactivate
     Lv {
         #[command(subcommand)]
         command: LvCommand,
     },
-    /// Thin pools: create
+    /// Thin pools: create, extend
     Thinpool {
         #[command(subcommand)]
         command: ThinpoolCommand,
     },
-    /// Snapshots: create
+    /// Snapshots: create, remove, merge
     Snapshot {
         #[command(subcommand)]
         command: SnapshotCommand,
@@ -213,6 +213,17 @@ enum ThinpoolCommand {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
+    /// Remove a thick or thin snapshot (as lvremove VG/SNAP); refused while it is open
+    Remove {
+        /// The snapshot as VG/SNAP
+        snapshot: String,
+        /// Confirm: the snapshot's data is destroyed
+        #[arg(long)]
+        yes: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
     /// Merge a thick snapshot back into its origin (as lvconvert --merge VG/SNAP): the
     /// origin returns to the snapshot's content; waits for the kernel, then removes the
     /// snapshot. An open or inactive origin merges on its next activation
@@ -928,6 +939,41 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         },
         Command::Snapshot { command } => match command {
+            SnapshotCommand::Remove {
+                snapshot,
+                yes,
+                plan,
+            } => {
+                if !yes && !plan {
+                    return Err(NeedsYes(format!(
+                        "snapshot remove destroys {snapshot} and its data"
+                    ))
+                    .into());
+                }
+                let (vg, name) = split_lv(snapshot)?;
+                let e = env(cli);
+                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
+                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
+                    "snapshot" => cairn::lvm::snapshot::remove(
+                        &e,
+                        &Dev::default(),
+                        &vg,
+                        &name,
+                        run_mode(*plan),
+                    )?,
+                    other => {
+                        return Err(format!(
+                            "{vg}/{name} is a {other} LV, not a snapshot: remove it with cairn lv remove"
+                        )
+                        .into())
+                    }
+                };
+                report_actions(
+                    *plan,
+                    &actions,
+                    &format!("Logical volume \"{name}\" successfully removed."),
+                );
+            }
             SnapshotCommand::Merge { snapshot, plan } => {
                 let (vg, name) = split_lv(snapshot)?;
                 let actions = cairn::lvm::snapshot::merge(

@@ -220,10 +220,12 @@ fn lv_setup(g: &Guest) -> Result<Vec<lab::guest::LoopDisk>, String> {
     }
     g.run(&["lvcreate", "-q", "-V", "4M", "-T", "vgt/pool", "-n", "br"])?;
     // For the linear, thick snapshot and cache pairs.
-    g.sh("set -e; lvcreate -q -y -L 4M -n le vgt; lvcreate -q -y -L 8M -n so vgt
+    g.sh(
+        "set -e; lvcreate -q -y -L 4M -n le vgt; lvcreate -q -y -L 8M -n so vgt
         lvcreate -q -y -L 16M -n co vgt; lvcreate -q -y --type cache-pool -L 16M -n cpb vgt
         lvcreate -q -y -L 16M -n cd vgt; lvcreate -q -y --type cache-pool -L 16M -n cpd vgt
-        lvconvert -q -y --type cache --cachepool vgt/cpd vgt/cd")?;
+        lvconvert -q -y --type cache --cachepool vgt/cpd vgt/cd",
+    )?;
     bulk_thin("vgt200", "pool", "t", 199)?;
     bulk_thin("vgt1000", "pool", "t", 999)?;
     g.run(&["vgchange", "-q", "-an", "vgt200"])?;

@@ -495,6 +495,39 @@ fn bad_thin_requests_change_nothing(g: &Guest) -> TestResult {
         "0",
         "set_transaction_id 7 1",
     ])?;
+    // A pool the kernel holds read-only (here by its table's read_only
+    // feature, as after a metadata error) takes no create and no removal.
+    let reload = |extra: &str| {
+        g.sh(&format!(
+            "read -r s l t m d c w n rest <<< \"$(dmsetup table vg-pool-tpool)\"
+            rest=$(echo \"$rest\" | sed 's/ *read_only//')
+            f=$(( n - $(dmsetup table vg-pool-tpool | grep -c read_only || true) {extra} ))
+            dmsetup suspend --noflush vg-pool-tpool
+            dmsetup load vg-pool-tpool --table \"$s $l $t $m $d $c $w $f $rest {}\"
+            dmsetup resume vg-pool-tpool
+            dmsetup status vg-pool-tpool",
+            if extra.is_empty() { "" } else { "read_only" }
+        ))
+    };
+    let st = reload("+ 1")?;
+    ensure!(st.contains(" ro "), "the pool did not turn read-only: {st}");
+    expect_refusals(
+        g,
+        &[
+            (
+                &["lv", "create", "vg", "-n", "t3", "-V", "16M", "-T", "pool"],
+                "read-only metadata",
+            ),
+            (&["lv", "remove", "vg/t1", "--yes"], "read-only metadata"),
+        ],
+    )?;
+    ensure!(seqno()? == s0, "metadata changed for a read-only pool");
+    let st = reload("")?;
+    ensure!(
+        st.contains(" rw "),
+        "the pool did not return to read-write: {st}"
+    );
+    g.cairn(&["lv", "create", "vg", "-n", "t3", "-V", "16M", "-T", "pool"])?;
     g.run(&["vgremove", "-q", "-ff", "vg"])?;
     Ok(())
 }
@@ -1028,7 +1061,14 @@ fn thick_snapshot_merge_restores_the_origin(g: &Guest) -> TestResult {
     g.sh("vgchange -q -an vg && vgchange -q -ay vg")?;
     let theirs = g.sh("dmsetup table | sed 's/[0-9]*:[0-9]*/D/g' | sort")?;
     diff("tables after merging one of two snapshots", &theirs, &ours)?;
-    g.cairn(&["lv", "remove", "vg/s2", "--yes"])?;
+    expect_refusals(
+        g,
+        &[(
+            &["snapshot", "remove", "vg/origin", "--yes"],
+            "not a snapshot",
+        )],
+    )?;
+    g.cairn(&["snapshot", "remove", "vg/s2", "--yes"])?;
     g.sh("mount /dev/vg/origin /mnt/t")?;
     let ours = g.sh("dmsetup table | sort")?;
     ensure!(
