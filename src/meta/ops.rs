@@ -540,6 +540,10 @@ pub struct Change {
     pub scan: Scan,
     pub view: scan::VgView,
     pub metadata: Metadata,
+    /// Whether the text of before the change is archived already: a change
+    /// of several commits archives once, the state before the command (the
+    /// one to restore), as lvm2 archives once per command.
+    archived: bool,
     _lock: lock::Held,
 }
 
@@ -554,6 +558,7 @@ pub fn begin_change(env: &Env, name: &str, extra_devices: &[PathBuf]) -> Result<
         scan,
         view,
         metadata,
+        archived: false,
         _lock: lock,
     })
 }
@@ -562,8 +567,10 @@ impl Change {
     /// Archives the old text, commits the new metadata to the VG's PVs plus
     /// `more` (PVs joining it), records the backup.
     pub fn commit(self, env: &Env, more: &[(PathBuf, Label)]) -> Result<Metadata> {
-        env.archive
-            .archive(&self.metadata.vg.name, &self.view.text)?;
+        if !self.archived {
+            env.archive
+                .archive(&self.metadata.vg.name, &self.view.text)?;
+        }
         let mut devices = vg_devices(&self.scan, &self.view);
         devices.extend(more.iter().cloned());
         let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
@@ -577,8 +584,11 @@ impl Change {
     /// made in several commits (a thin LV: the queued pool message, then its
     /// removal once the kernel has it). The next commit gets the next seqno.
     pub fn commit_and_continue(&mut self, env: &Env) -> Result<()> {
-        env.archive
-            .archive(&self.metadata.vg.name, &self.view.text)?;
+        if !self.archived {
+            env.archive
+                .archive(&self.metadata.vg.name, &self.view.text)?;
+            self.archived = true;
+        }
         let devices = vg_devices(&self.scan, &self.view);
         let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
         env.archive.backup(&self.metadata.vg.name, &text)?;
