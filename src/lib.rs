@@ -7,6 +7,7 @@
 //! [`drbd`] (DRBD) know nothing of each other nor of the stack; the stack
 //! composes them; the CLI (src/main.rs) is thin.
 
+pub mod blockdev;
 pub mod dm;
 pub mod drbd;
 pub mod failpoint;

@@ -1,4 +1,5 @@
 //! DRBD 8.4 (the Debian 12 kernel's in-tree module). Knows nothing of LVM or
 //! the stack.
 
+pub mod md;
 pub mod procfs;

@@ -180,7 +180,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewLinear, run: Run) -> Result<Vec<Act
 
 /// Zeroes an LV's first 4 KiB, as lvm2 wipes a new LV.
 fn wipe_start(path: &str) -> Result<()> {
-    let d = crate::meta::device::Device::open(std::path::Path::new(path), true)
+    let d = crate::blockdev::Device::open(std::path::Path::new(path), true)
         .map_err(|e| VolumeError::Op(e.into()))?;
     d.write_at(0, &[0u8; 4096])
         .map_err(|e| VolumeError::Op(e.into()))?;

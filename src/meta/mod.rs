@@ -5,7 +5,8 @@ pub mod alloc;
 pub mod archive;
 pub mod commit;
 pub mod crc;
-pub mod device;
+/// Block device I/O (shared with src/drbd): re-exported where it began.
+pub use crate::blockdev as device;
 #[cfg(test)]
 mod fixtures;
 pub mod label;

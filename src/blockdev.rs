@@ -1,5 +1,5 @@
 //! Reading and writing metadata on a block device (or an image file) the
-//! way lvm2 does: O_DIRECT, so that what cairn writes is what any reader of
+//! way lvm2 and drbdmeta do: O_DIRECT, so that what cairn writes is what any reader of
 //! the device sees next, whatever page cache sits on another path to it.
 //! Falls back to buffered I/O plus fdatasync where O_DIRECT is refused
 //! (image files on tmpfs, in host tests).
