@@ -9,6 +9,8 @@ use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
 
+mod cli_drbd;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
@@ -36,6 +38,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// DRBD 8.4 through its netlink family, with drbdadm's verbs and resource files
+    Drbd {
+        /// The drbd-utils configuration to read
+        #[arg(short = 'c', long = "config-file")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: cli_drbd::DrbdCommand,
+    },
     /// Device-mapper: what the kernel has (read-only)
     Dm {
         #[command(subcommand)]
@@ -1184,6 +1194,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 report_steps(*plan, &steps, &format!("{} inactive", lvs.join(", ")));
             }
         },
+        Command::Drbd { config, command } => cli_drbd::run(config.as_ref(), cli.json, command)?,
         Command::Dm { command } => {
             let control = cairn::dm::Control::open()?;
             match command {

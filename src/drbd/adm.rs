@@ -1,0 +1,396 @@
+//! drbdadm's verbs for one resource of a drbd-utils configuration, without
+//! drbdadm: `create-md`, `up`, `down`, `primary`, `secondary`, `resize`,
+//! `status`. Each composes [`super::admin`] (netlink) and [`super::md`]
+//! (the metadata), in drbdadm's order (docs/research/drbd84.md §2): up is
+//! new-resource, new-minor, apply-al, attach, then connect when the
+//! resource has a peer. A step that fails undoes what this call did, so no
+//! half-configured resource is left behind.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use super::admin::{DiskConf, Drbd, DrbdError, MinorStatus, Resize};
+use super::config::{Config, ConfigError, Host, Resource};
+use super::md::{MdDevice, MdError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Drbd(#[from] DrbdError),
+    #[error(transparent)]
+    Md(#[from] MdError),
+    #[error("resource {0}: {1}")]
+    Refused(String, String),
+    #[error("{failed}; undoing what this call did failed too: {undo}")]
+    UndoFailed { failed: Box<AdmError>, undo: String },
+}
+
+pub type Result<T> = std::result::Result<T, AdmError>;
+
+/// Where the configuration is and which host this is.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub config: PathBuf,
+    pub hostname: String,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            config: PathBuf::from(super::config::DEFAULT_CONF),
+            hostname: nix::sys::utsname::uname()
+                .map(|u| u.nodename().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// One resource, resolved for this host.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: Resource,
+    pub local: Host,
+    pub minor: u32,
+    /// The backing device (for a stacked resource, the lower one's DRBD device).
+    pub disk: String,
+    pub peer: Option<Host>,
+}
+
+impl Setup {
+    /// Resolves `name`; `stacked` must be given for a stacked resource and
+    /// only for one, as drbdadm insists.
+    pub fn target(&self, name: &str, stacked: bool) -> Result<Target> {
+        let config = Config::load(&self.config)?;
+        self.target_in(&config, name, stacked)
+    }
+
+    pub fn target_in(&self, config: &Config, name: &str, stacked: bool) -> Result<Target> {
+        let refuse = |why: String| AdmError::Refused(name.to_owned(), why);
+        let r = config.resource(name).ok_or_else(|| {
+            refuse(format!(
+                "unknown: {} defines {}",
+                self.config.display(),
+                if config.resources.is_empty() {
+                    "no resource".to_owned()
+                } else {
+                    config
+                        .resources
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ))
+        })?;
+        match (&r.stacked_on, stacked) {
+            (Some((lower, _)), false) => {
+                return Err(refuse(format!(
+                    "is stacked on {lower}: give --stacked (as drbdadm wants)"
+                )))
+            }
+            (None, true) => {
+                return Err(refuse(
+                    "is not a stacked resource: leave out --stacked".into(),
+                ))
+            }
+            _ => {}
+        }
+        let local = r.local(&self.hostname).cloned().ok_or_else(|| {
+            refuse(format!(
+                "has no `on {}` section for this host ({}:{})",
+                self.hostname, r.file, r.line
+            ))
+        })?;
+        let minor = local
+            .minor
+            .ok_or_else(|| refuse(format!("`on {}` has no device", local.name)))?;
+        if let Some(md) = &local.meta_disk {
+            if md != "internal" {
+                return Err(refuse(format!(
+                    "meta-disk {md}: cairn handles internal metadata only"
+                )));
+            }
+        }
+        let disk = match &r.stacked_on {
+            Some((lower, _)) => {
+                let lr = config.resource(lower).ok_or_else(|| {
+                    refuse(format!("is stacked on {lower}, which is not defined"))
+                })?;
+                lr.local(&self.hostname)
+                    .and_then(|h| h.device.clone())
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "is stacked on {lower}, which has no device on this host"
+                        ))
+                    })?
+            }
+            None => local
+                .disk
+                .clone()
+                .ok_or_else(|| refuse(format!("`on {}` has no disk", local.name)))?,
+        };
+        Ok(Target {
+            peer: r.peer(&self.hostname).cloned(),
+            resource: r.clone(),
+            local,
+            minor,
+            disk,
+        })
+    }
+}
+
+fn disk_conf(t: &Target) -> Result<DiskConf> {
+    let mut conf = DiskConf::internal(&t.disk);
+    let name = &t.resource.name;
+    let num = |key: &str, v: &str| -> Result<u32> {
+        // drbd-utils units: bare numbers, or K/M suffixes for rates.
+        let (digits, mult) = match v.chars().last() {
+            Some('k' | 'K') => (&v[..v.len() - 1], 1),
+            Some('M') => (&v[..v.len() - 1], 1024),
+            _ => (v, 1),
+        };
+        digits.parse::<u32>().map(|n| n * mult).map_err(|_| {
+            AdmError::Refused(
+                name.clone(),
+                format!("disk option {key} {v:?} is not a number"),
+            )
+        })
+    };
+    for (k, v) in &t.resource.disk_options {
+        match k.as_str() {
+            "resync-rate" => conf.resync_rate_kib = Some(num(k, v)?),
+            "al-extents" => conf.al_extents = Some(num(k, v)?),
+            "on-io-error" => {
+                conf.on_io_error =
+                    Some(match v.as_str() {
+                        "pass_on" => 0,
+                        "call-local-io-error" => 1,
+                        "detach" => 2,
+                        _ => return Err(AdmError::Refused(
+                            name.clone(),
+                            format!(
+                                "on-io-error {v:?}: give pass_on, call-local-io-error or detach"
+                            ),
+                        )),
+                    })
+            }
+            _ => {}
+        }
+    }
+    Ok(conf)
+}
+
+/// The minor's status, if it exists.
+fn minor_status(drbd: &mut Drbd, t: &Target) -> Result<Option<MinorStatus>> {
+    Ok(drbd
+        .status(Some(&t.resource.name))?
+        .into_iter()
+        .find(|s| s.minor == t.minor))
+}
+
+/// Whether `addr`'s IP is one of this host's (DRBD refuses others, late).
+fn address_is_local(addr: &SocketAddr) -> bool {
+    TcpListener::bind(SocketAddr::new(addr.ip(), 0)).is_ok()
+}
+
+/// `drbdadm up RES`: what is not up yet comes up; what is up stays.
+/// Returns the steps taken, for the record.
+pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
+    let name = t.resource.name.as_str();
+    let refuse = |why: String| AdmError::Refused(name.to_owned(), why);
+    if let (Some(peer), Some(my)) = (&t.peer, &t.local.address) {
+        if peer.address.is_none() {
+            return Err(refuse(format!("peer `on {}` has no address", peer.name)));
+        }
+        if !address_is_local(my) {
+            return Err(refuse(format!(
+                "address {my} is not an address of this host: fix `address` in {}",
+                t.resource.file
+            )));
+        }
+    }
+    if !Path::new(&t.disk).exists() {
+        return Err(refuse(format!("backing device {} does not exist", t.disk)));
+    }
+    let existed = drbd.resource_exists(name)?;
+    let before = if existed {
+        minor_status(drbd, t)?
+    } else {
+        None
+    };
+    let mut done: Vec<String> = Vec::new();
+    let result = (|| -> Result<()> {
+        if !existed {
+            drbd.new_resource(name)?;
+            done.push(format!("new-resource {name}"));
+        }
+        if before.is_none() {
+            drbd.new_minor(name, t.minor, 0)?;
+            done.push(format!("new-minor {name} {} 0", t.minor));
+        }
+        let attached = before.as_ref().is_some_and(|s| s.state.disk != "Diskless");
+        if !attached {
+            let applied = MdDevice::open(Path::new(&t.disk), true)?.apply_al()?;
+            if applied != Default::default() {
+                done.push(format!(
+                    "apply-al {} ({} transactions, {} extents marked)",
+                    t.disk,
+                    applied.transactions,
+                    applied.extents_marked.len()
+                ));
+            }
+            drbd.attach(t.minor, &disk_conf(t)?)?;
+            done.push(format!("attach {} {}", t.minor, t.disk));
+        }
+        let connected = before
+            .as_ref()
+            .is_some_and(|s| s.state.connection != "StandAlone");
+        if let (Some(peer), Some(my), false) = (&t.peer, &t.local.address, connected) {
+            let peer_addr = peer.address.expect("checked above");
+            drbd.connect(name, my, &peer_addr, t.resource.protocol)?;
+            done.push(format!("connect {name} {my} {peer_addr}"));
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(done),
+        Err(failed) => {
+            // Undo, newest first, what this call did.
+            let undo = if !existed && !done.is_empty() {
+                drbd.down(name).err()
+            } else if done.iter().any(|d| d.starts_with("new-minor")) {
+                drbd.del_minor(t.minor).err()
+            } else {
+                None
+            };
+            match undo {
+                None => Err(failed),
+                Some(e) => Err(AdmError::UndoFailed {
+                    failed: Box::new(failed),
+                    undo: e.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+/// `drbdadm down RES`: nothing to do when it is not up.
+pub fn down(drbd: &mut Drbd, t: &Target) -> Result<bool> {
+    if !drbd.resource_exists(&t.resource.name)? {
+        return Ok(false);
+    }
+    drbd.down(&t.resource.name)?;
+    Ok(true)
+}
+
+/// `drbdadm create-md RES`: refused while the device is attached, and,
+/// without `force`, where metadata exists already (it would be lost).
+pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64> {
+    let name = &t.resource.name;
+    if let Some(drbd) = drbd {
+        if drbd.resource_exists(name)?
+            && minor_status(drbd, t)?.is_some_and(|s| s.state.disk != "Diskless")
+        {
+            return Err(AdmError::Refused(
+                name.clone(),
+                format!(
+                    "minor {} is attached to {}: take the resource down first",
+                    t.minor, t.disk
+                ),
+            ));
+        }
+    }
+    let md = MdDevice::open(Path::new(&t.disk), true)?;
+    let old = md.superblock().ok();
+    if old.is_some() && !force {
+        return Err(AdmError::Refused(
+            name.clone(),
+            format!(
+                "{} has DRBD metadata already (its bitmap and generation ids would be lost): \
+                 give --force to create new metadata",
+                t.disk
+            ),
+        ));
+    }
+    // drbdadm keeps the device's uuid, or draws one.
+    let device_uuid = match old.map(|s| s.device_uuid) {
+        Some(u) if u != 0 => u,
+        _ => {
+            let mut b = [0u8; 8];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+                .map_err(|e| AdmError::Refused(name.clone(), format!("/dev/urandom: {e}")))?;
+            u64::from_ne_bytes(b)
+        }
+    };
+    md.create(device_uuid)?;
+    Ok(device_uuid)
+}
+
+/// `drbdadm resize RES`: the device's size before and after.
+pub fn resize(drbd: &mut Drbd, t: &Target, r: &Resize) -> Result<(u64, u64)> {
+    let size = |drbd: &mut Drbd| -> Result<u64> {
+        minor_status(drbd, t)?
+            .map(|s| s.capacity_sectors)
+            .ok_or_else(|| AdmError::Refused(t.resource.name.clone(), "is not up".into()))
+    };
+    let before = size(drbd)?;
+    drbd.resize(t.minor, r)?;
+    Ok((before, size(drbd)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(host: &str) -> (Setup, Config) {
+        let text = r#"
+resource r0 { on h1 { device /dev/drbd0; disk /dev/vg/lv; address 127.0.0.1:7789; meta-disk internal; } }
+resource r0-U {
+  net { protocol A; }
+  stacked-on-top-of r0 { device /dev/drbd10; address 127.0.0.1:7791; }
+  on far { device /dev/drbd10; disk /dev/x; address 10.9.9.9:7794; meta-disk internal; }
+}
+resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
+"#;
+        let config = Config::parse("t.res", text, Path::new("/etc")).unwrap();
+        (
+            Setup {
+                config: "t.res".into(),
+                hostname: host.into(),
+            },
+            config,
+        )
+    }
+
+    #[test]
+    fn targets_resolve_as_drbdadm_s() {
+        let (s, c) = setup("h1");
+        let r0 = s.target_in(&c, "r0", false).unwrap();
+        assert_eq!((r0.minor, r0.disk.as_str()), (0, "/dev/vg/lv"));
+        assert!(r0.peer.is_none());
+        let u = s.target_in(&c, "r0-U", true).unwrap();
+        assert_eq!((u.minor, u.disk.as_str()), (10, "/dev/drbd0"));
+        assert_eq!(u.peer.unwrap().name, "far");
+    }
+
+    #[test]
+    fn bad_targets_say_what_to_do() {
+        let (s, c) = setup("h1");
+        let cases = [
+            ("r0-U", false, "give --stacked"),
+            ("r0", true, "leave out --stacked"),
+            ("nope", false, "unknown: t.res defines r0, r0-U, ext"),
+            ("ext", false, "internal metadata only"),
+        ];
+        for (name, stacked, what) in cases {
+            let e = s.target_in(&c, name, stacked).unwrap_err().to_string();
+            assert!(e.contains(what), "{name}: {e}");
+        }
+        let (other, c) = setup("h2");
+        let e = other.target_in(&c, "r0", false).unwrap_err().to_string();
+        assert!(e.contains("no `on h2` section"), "{e}");
+    }
+}
