@@ -6,6 +6,8 @@
 
 #[path = "lab/mod.rs"]
 mod lab;
+#[path = "reference/mod.rs"]
+mod reference;
 
 use std::time::Duration;
 
@@ -14,36 +16,10 @@ use lab::{Group, Guest, TestResult, VmTest};
 const DRBDSETUP: &str = "/lib/drbd/drbdsetup-84";
 const CONF: &str = "/tmp/cairn-drbd.conf";
 
-/// The seed's r0 and r0-U (vm-tests/reference/mod.rs's file) on `disk`.
+/// The seed's r0 and r0-U, as the reference scenario writes them
+/// (vm-tests/reference/mod.rs), with r0 on `disk`.
 fn seed_conf(g: &Guest, disk: &str) -> String {
-    format!(
-        r#"resource r0 {{
-  on {host} {{
-    device /dev/drbd0;
-    disk {disk};
-    address 127.0.0.1:7789;
-    meta-disk internal;
-  }}
-}}
-
-resource r0-U {{
-  net {{
-    protocol A;
-  }}
-  stacked-on-top-of r0 {{
-    device /dev/drbd10;
-    address 127.0.0.1:7791;
-  }}
-  on offsite {{
-    device /dev/drbd10;
-    disk /dev/bulldisk;
-    address 127.0.0.1:7794;
-    meta-disk internal;
-  }}
-}}
-"#,
-        host = g.hostname()
-    )
+    reference::drbd_resources(g.hostname()).replace("/dev/mapper/DRBDVG-DRBDLV1", disk)
 }
 
 fn write_conf(g: &Guest, text: &str) -> TestResult {
