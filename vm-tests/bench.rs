@@ -329,6 +329,79 @@ fn lv_pairs() -> Vec<Pair> {
     ]
 }
 
+/// The resource file of the DRBD pairs: the seed's r0 + r0-U under other
+/// names, minors and ports, so they stand next to the scenario's stack.
+const DRBD_CONF: &str = "/tmp/cairn-bench-drbd.conf";
+
+fn drbd_setup(g: &Guest) -> Result<lab::guest::LoopDisk, String> {
+    let disk = g.loop_disk("drbdb", 256)?;
+    std::fs::write(
+        DRBD_CONF,
+        format!(
+            "resource rb {{\n  on {h} {{\n    device /dev/drbd20;\n    disk {d};\n    \
+             address 127.0.0.1:7889;\n    meta-disk internal;\n  }}\n}}\n\
+             resource rb-U {{\n  net {{ protocol A; }}\n  stacked-on-top-of rb {{\n    \
+             device /dev/drbd30;\n    address 127.0.0.1:7891;\n  }}\n  on offsite {{\n    \
+             device /dev/drbd30;\n    disk /dev/bulldisk;\n    address 127.0.0.1:7894;\n    \
+             meta-disk internal;\n  }}\n}}\n",
+            h = g.hostname(),
+            d = disk.dev
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    // Metadata on both levels, made once by drbdadm.
+    g.sh(&format!(
+        "drbdadm -c {DRBD_CONF} create-md --force rb
+        drbdadm -c {DRBD_CONF} up rb || true; drbdadm -c {DRBD_CONF} primary --force rb
+        drbdadm -c {DRBD_CONF} create-md --force --stacked rb-U
+        drbdadm -c {DRBD_CONF} down rb"
+    ))?;
+    Ok(disk)
+}
+
+/// Bring-up of r0 + r0-U (up, primary, up stacked, primary), status,
+/// create-md: cairn against the drbdadm commands of the seed.
+fn drbd_pairs() -> Vec<Pair> {
+    let sh = |script: String| vec!["sh".to_owned(), "-c".to_owned(), script];
+    let c = format!("{CAIRN} drbd -c {DRBD_CONF}");
+    let d = format!("drbdadm -c {DRBD_CONF}");
+    let down = sh("/lib/drbd/drbdsetup-84 down rb-U; /lib/drbd/drbdsetup-84 down rb".to_owned());
+    vec![
+        Pair {
+            name: "drbd_bring_up",
+            cairn: sh(format!(
+                "{c} up rb >/dev/null && {c} primary rb && {c} up --stacked rb-U >/dev/null \
+                 && {c} primary --stacked rb-U"
+            )),
+            // drbdadm up of a resource without a peer exits 1 after attaching.
+            baseline: sh(format!(
+                "{d} up rb 2>/dev/null; {d} primary rb && {d} up --stacked rb-U \
+                 && {d} primary --stacked rb-U"
+            )),
+            reset: Some(down),
+            rounds: Some(10),
+        },
+        Pair {
+            name: "drbd_create_md",
+            cairn: sh(format!("{c} create-md --force rb >/dev/null")),
+            baseline: sh(format!("{d} create-md --force rb >/dev/null 2>&1")),
+            reset: None,
+            rounds: Some(10),
+        },
+    ]
+}
+
+/// Status of the two resources, up: cairn over netlink against drbdadm's.
+fn drbd_status_pair() -> Pair {
+    Pair {
+        name: "drbd_status",
+        cairn: words(&format!("{CAIRN} drbd -c {DRBD_CONF} status")),
+        baseline: words(&format!("drbdadm -c {DRBD_CONF} status rb")),
+        reset: None,
+        rounds: Some(30),
+    }
+}
+
 /// The bare ioctls of a thin LV's creation (two pool messages, then create,
 /// load and resume of the thin device), timed in-process: the floor under
 /// `cairn lv create`. Each round is undone untimed.
@@ -596,6 +669,21 @@ fn guest_main() -> Result<(), String> {
     )?;
     let _ = g.sh("vgchange -q -an vgt vgt200 vgt1000; vgremove -q -ff vgt vgt200 vgt1000");
     drop(lv_disks);
+    // DRBD: bring-up, create-md, status.
+    let drbd_disk = drbd_setup(&g)?;
+    for pair in drbd_pairs().iter().filter(|p| selected(p.name)) {
+        results.push(run_pair(pair, 1, rounds)?);
+    }
+    let status = drbd_status_pair();
+    if selected(status.name) {
+        g.sh(&format!(
+            "{CAIRN} drbd -c {DRBD_CONF} up rb && {CAIRN} drbd -c {DRBD_CONF} primary rb \
+             && {CAIRN} drbd -c {DRBD_CONF} up --stacked rb-U"
+        ))?;
+        results.push(run_pair(&status, 3, rounds)?);
+    }
+    let _ = g.sh("/lib/drbd/drbdsetup-84 down rb-U; /lib/drbd/drbdsetup-84 down rb");
+    drop(drbd_disk);
     let report = json!({
         "kernel": g.run(&["uname", "-r"])?.trim(),
         "vcpus": 2,

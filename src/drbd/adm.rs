@@ -84,25 +84,35 @@ impl Setup {
                 }
             ))
         })?;
-        match (&r.stacked_on, stacked) {
-            (Some((lower, _)), false) => {
+        // Where this host has an `on` section, the resource is plain here
+        // (the off-site end of a stacked one too); else it must be the
+        // stacked side, which drbdadm wants named with --stacked.
+        let local = match (r.on_host(&self.hostname), &r.stacked_on, stacked) {
+            (Some(_), _, true) => {
+                return Err(refuse(format!(
+                    "runs on this host ({}) as a plain resource: leave out --stacked",
+                    self.hostname
+                )))
+            }
+            (Some(h), _, false) => h.clone(),
+            (None, Some((lower, _)), false) => {
                 return Err(refuse(format!(
                     "is stacked on {lower}: give --stacked (as drbdadm wants)"
                 )))
             }
-            (None, true) => {
+            (None, Some((_, h)), true) => h.clone(),
+            (None, None, true) => {
                 return Err(refuse(
                     "is not a stacked resource: leave out --stacked".into(),
                 ))
             }
-            _ => {}
-        }
-        let local = r.local(&self.hostname).cloned().ok_or_else(|| {
-            refuse(format!(
-                "has no `on {}` section for this host ({}:{})",
-                self.hostname, r.file, r.line
-            ))
-        })?;
+            (None, None, false) => {
+                return Err(refuse(format!(
+                    "has no `on {}` section for this host ({}:{})",
+                    self.hostname, r.file, r.line
+                )))
+            }
+        };
         let minor = local
             .minor
             .ok_or_else(|| refuse(format!("`on {}` has no device", local.name)))?;
@@ -113,12 +123,12 @@ impl Setup {
                 )));
             }
         }
-        let disk = match &r.stacked_on {
-            Some((lower, _)) => {
+        let disk = match (&r.stacked_on, stacked) {
+            (Some((lower, _)), true) => {
                 let lr = config.resource(lower).ok_or_else(|| {
                     refuse(format!("is stacked on {lower}, which is not defined"))
                 })?;
-                lr.local(&self.hostname)
+                lr.on_host(&self.hostname)
                     .and_then(|h| h.device.clone())
                     .ok_or_else(|| {
                         refuse(format!(
@@ -126,13 +136,13 @@ impl Setup {
                         ))
                     })?
             }
-            None => local
+            _ => local
                 .disk
                 .clone()
                 .ok_or_else(|| refuse(format!("`on {}` has no disk", local.name)))?,
         };
         Ok(Target {
-            peer: r.peer(&self.hostname).cloned(),
+            peer: r.peer(&self.hostname, stacked).cloned(),
             resource: r.clone(),
             local,
             minor,
@@ -163,18 +173,19 @@ fn disk_conf(t: &Target) -> Result<DiskConf> {
             "resync-rate" => conf.resync_rate_kib = Some(num(k, v)?),
             "al-extents" => conf.al_extents = Some(num(k, v)?),
             "on-io-error" => {
-                conf.on_io_error =
-                    Some(match v.as_str() {
-                        "pass_on" => 0,
-                        "call-local-io-error" => 1,
-                        "detach" => 2,
-                        _ => return Err(AdmError::Refused(
+                conf.on_io_error = Some(match v.as_str() {
+                    "pass_on" => 0,
+                    "call-local-io-error" => 1,
+                    "detach" => 2,
+                    _ => {
+                        return Err(AdmError::Refused(
                             name.clone(),
                             format!(
                                 "on-io-error {v:?}: give pass_on, call-local-io-error or detach"
                             ),
-                        )),
-                    })
+                        ))
+                    }
+                })
             }
             _ => {}
         }
@@ -389,6 +400,19 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
             let e = s.target_in(&c, name, stacked).unwrap_err().to_string();
             assert!(e.contains(what), "{name}: {e}");
         }
+        // On the far end, r0-U is plain, its peer the stacked side.
+        let (far, c) = setup("far");
+        let u = far.target_in(&c, "r0-U", false).unwrap();
+        assert_eq!((u.minor, u.disk.as_str()), (10, "/dev/x"));
+        assert_eq!(
+            u.peer.unwrap().address,
+            Some("127.0.0.1:7791".parse().unwrap())
+        );
+        assert!(far
+            .target_in(&c, "r0-U", true)
+            .unwrap_err()
+            .to_string()
+            .contains("as a plain resource"));
         let (other, c) = setup("h2");
         let e = other.target_in(&c, "r0", false).unwrap_err().to_string();
         assert!(e.contains("no `on h2` section"), "{e}");

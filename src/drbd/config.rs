@@ -209,22 +209,29 @@ pub struct Resource {
 }
 
 impl Resource {
-    /// This host's part: the stacked section (a stacked resource runs where
-    /// its lower resource does), else `on <hostname>`.
-    pub fn local(&self, hostname: &str) -> Option<&Host> {
-        if let Some((_, h)) = &self.stacked_on {
-            return Some(h);
-        }
+    /// This host's `on` section, if it has one. A stacked resource also
+    /// has one on its far side (the off-site node runs it as a plain
+    /// resource there).
+    pub fn on_host(&self, hostname: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == hostname)
     }
 
-    /// The peer's part: the one `on` section that is not this host's (a
-    /// single-node resource such as the seed's r0 has none).
-    pub fn peer(&self, hostname: &str) -> Option<&Host> {
-        let mut others = self
-            .hosts
-            .iter()
-            .filter(|h| self.stacked_on.is_some() || h.name != hostname);
+    /// The other end as seen from this host: for a stacked resource used
+    /// on its stacked side, its one `on` section; on the far side of a
+    /// stacked resource, the stacked section; else the one `on` section
+    /// that is not this host's (a single-node resource such as the seed's
+    /// r0 has none, and that is no error).
+    pub fn peer(&self, hostname: &str, stacked: bool) -> Option<&Host> {
+        if stacked {
+            return match &self.hosts[..] {
+                [one] => Some(one),
+                _ => None,
+            };
+        }
+        if let Some((_, h)) = &self.stacked_on {
+            return Some(h);
+        }
+        let mut others = self.hosts.iter().filter(|h| h.name != hostname);
         let peer = others.next();
         if others.next().is_some() {
             return None;
@@ -546,22 +553,25 @@ resource r0-U {
     fn the_seed_s_resources_parse() {
         let c = Config::parse("r0.res", SEED, Path::new("/etc")).unwrap();
         let r0 = c.resource("r0").unwrap();
-        let local = r0.local("livenode5").unwrap();
+        let local = r0.on_host("livenode5").unwrap();
         assert_eq!(local.minor, Some(0));
         assert_eq!(local.disk.as_deref(), Some("/dev/mapper/DRBDVG-DRBDLV1"));
         assert_eq!(local.address, Some("127.0.0.1:7789".parse().unwrap()));
         // A single-node resource has no peer, and that is no error.
-        assert!(r0.peer("livenode5").is_none());
+        assert!(r0.peer("livenode5", false).is_none());
         assert_eq!(r0.protocol, Protocol::C);
         let u = c.resource("r0-U").unwrap();
         assert_eq!(u.protocol, Protocol::A);
         let (lower, stacked) = u.stacked_on.as_ref().unwrap();
         assert_eq!(lower, "r0");
         assert_eq!(stacked.minor, Some(10));
-        assert_eq!(u.local("livenode5"), Some(stacked));
-        let peer = u.peer("livenode5").unwrap();
+        let peer = u.peer("livenode5", true).unwrap();
         assert_eq!(peer.name, "bullshit");
         assert_eq!(peer.address, Some("127.0.0.1:7794".parse().unwrap()));
+        // On the off-site node, r0-U is a plain resource whose peer is the
+        // stacked side.
+        assert!(u.on_host("bullshit").is_some());
+        assert_eq!(u.peer("bullshit", false), Some(stacked));
     }
 
     #[test]
