@@ -234,9 +234,7 @@ fn offsite_round(g: &Guest, round: &str, peer_up: &str, peer_down: &str) -> Test
     }
     wait_proc(g, 10, &["cs:Connected", "ds:UpToDate/UpToDate"], 300)?;
     if g.node == 0 {
-        g.sh(&format!(
-            "dd if=/dev/urandom of=/dev/drbd10 bs=1M count=16 oflag=direct status=none"
-        ))?;
+        g.sh("dd if=/dev/urandom of=/dev/drbd10 bs=1M count=16 oflag=direct status=none")?;
         let st = drbd(g, "status r0-U")?;
         ensure!(
             st.contains("Connected Primary/Secondary UpToDate/UpToDate protocol A"),
