@@ -370,13 +370,13 @@ fn drbd_pairs() -> Vec<Pair> {
         Pair {
             name: "drbd_bring_up",
             cairn: sh(format!(
-                "{c} up rb >/dev/null && {c} primary rb && {c} up --stacked rb-U >/dev/null \
-                 && {c} primary --stacked rb-U"
+                "{c} up rb >/dev/null && {c} primary --force rb && {c} up --stacked rb-U \
+                 >/dev/null && {c} primary --force --stacked rb-U"
             )),
             // drbdadm up of a resource without a peer exits 1 after attaching.
             baseline: sh(format!(
-                "{d} up rb 2>/dev/null; {d} primary rb && {d} up --stacked rb-U \
-                 && {d} primary --stacked rb-U"
+                "{d} up rb 2>/dev/null; {d} primary --force rb && {d} up --stacked rb-U \
+                 && {d} primary --force --stacked rb-U"
             )),
             reset: Some(down),
             rounds: Some(10),
@@ -677,7 +677,7 @@ fn guest_main() -> Result<(), String> {
     let status = drbd_status_pair();
     if selected(status.name) {
         g.sh(&format!(
-            "{CAIRN} drbd -c {DRBD_CONF} up rb && {CAIRN} drbd -c {DRBD_CONF} primary rb \
+            "{CAIRN} drbd -c {DRBD_CONF} up rb && {CAIRN} drbd -c {DRBD_CONF} primary --force rb \
              && {CAIRN} drbd -c {DRBD_CONF} up --stacked rb-U"
         ))?;
         results.push(run_pair(&status, 3, rounds)?);

@@ -337,6 +337,53 @@ fn online_resize_as_the_seed(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// `cairn drbd events` streams the state changes of an up, a promotion,
+/// a demotion and a down, as JSON lines.
+fn events_stream_state_changes(g: &Guest) -> TestResult {
+    ensure_down(g)?;
+    let a = g.loop_disk("ev", 64)?;
+    write_conf(g, &seed_conf(g, &a.dev))?;
+    drbd(g, &["create-md", "r0", "--force"])?;
+    g.sh(&format!(
+        "setsid {} --json drbd events --count 50 > /tmp/events.json 2>&1 < /dev/null &
+        echo $! > /tmp/events.pid; sleep 1",
+        lab::guest::CAIRN
+    ))?;
+    drbd(g, &["up", "r0"])?;
+    drbd(g, &["primary", "r0", "--force"])?;
+    drbd(g, &["secondary", "r0"])?;
+    drbd(g, &["down", "r0"])?;
+    g.sh("sleep 1; kill $(cat /tmp/events.pid) 2>/dev/null || true")?;
+    let text = g.sh("cat /tmp/events.json")?;
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{e}: {l}")))
+        .collect::<Result<_, _>>()?;
+    let change = |from: &str, to: &str| {
+        events.iter().any(|e| {
+            e["reason"] == "state-change"
+                && e["minor"] == 0
+                && e["previous"]["role"] == from
+                && e["state"]["role"] == to
+        })
+    };
+    ensure!(
+        change("Secondary", "Primary"),
+        "no promotion event in:\n{text}"
+    );
+    ensure!(
+        change("Primary", "Secondary"),
+        "no demotion event in:\n{text}"
+    );
+    ensure!(
+        events
+            .iter()
+            .any(|e| e["state"]["disk"] == "UpToDate" && e["previous"]["disk"] != "UpToDate"),
+        "no disk state change in:\n{text}"
+    );
+    Ok(())
+}
+
 /// Refusals leave no resource behind.
 fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     ensure_down(g)?;
@@ -417,6 +464,10 @@ fn main() {
             VmTest {
                 name: "online_resize_as_the_seed",
                 run: online_resize_as_the_seed,
+            },
+            VmTest {
+                name: "events_stream_state_changes",
+                run: events_stream_state_changes,
             },
             VmTest {
                 name: "bad_requests_leave_nothing_configured",

@@ -266,6 +266,20 @@ impl From<DecodeError> for GenlError {
 
 pub type Result<T> = std::result::Result<T, GenlError>;
 
+/// The family must be DRBD 8.4's: version 1 with an 8-byte header. DRBD 9
+/// registers the same name with version 2 and another protocol.
+pub fn check_family(version: Option<u32>, hdrsize: Option<u32>) -> Result<()> {
+    match version {
+        Some(VERSION_84) => {}
+        Some(v) => return Err(GenlError::Version(v)),
+        None => return Err(GenlError::NoAnswer("the family version")),
+    }
+    match hdrsize {
+        Some(h) if h as usize != DRBD_HEADER_LEN => Err(GenlError::HeaderSize(h)),
+        _ => Ok(()),
+    }
+}
+
 /// A connection to the drbd family.
 pub struct Genl {
     socket: Socket,
@@ -366,16 +380,7 @@ impl Genl {
             }
         }
         let family = family.ok_or(GenlError::NoAnswer("the family id"))?;
-        match version {
-            Some(VERSION_84) => {}
-            Some(v) => return Err(GenlError::Version(v)),
-            None => return Err(GenlError::NoAnswer("the family version")),
-        }
-        if let Some(h) = hdrsize {
-            if h as usize != DRBD_HEADER_LEN {
-                return Err(GenlError::HeaderSize(h));
-            }
-        }
+        check_family(version, hdrsize)?;
         Ok(Genl {
             socket,
             family,
@@ -505,6 +510,23 @@ mod tests {
             back.tla(2).unwrap().field(2).unwrap().as_str().unwrap(),
             "r0"
         );
+    }
+
+    #[test]
+    fn only_drbd_8_4_s_family_is_taken() {
+        assert!(check_family(Some(VERSION_84), Some(8)).is_ok());
+        let nine = check_family(Some(VERSION_9), Some(8))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            nine.contains("version 2") && nine.contains("DRBD 9"),
+            "{nine}"
+        );
+        assert!(matches!(
+            check_family(Some(1), Some(12)),
+            Err(GenlError::HeaderSize(12))
+        ));
+        assert!(check_family(None, Some(8)).is_err());
     }
 
     #[test]
