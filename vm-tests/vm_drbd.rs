@@ -157,6 +157,14 @@ fn seed_r0_and_stacked_r0u(g: &Guest) -> TestResult {
             && p.contains("10: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown A "),
         "/proc/drbd after cairn's bring-up:\n{p}"
     );
+    // drbd-utils' own view: drbdsetup-84 status (it reads the kernel).
+    for res in ["r0", "r0-U"] {
+        let st = g.sh(&format!("{DRBDSETUP} status {res}"))?;
+        ensure!(
+            st.starts_with(&format!("{res} role:Primary")) && st.contains("disk:UpToDate"),
+            "drbdsetup status {res}:\n{st}"
+        );
+    }
     // Idempotent: a second up changes nothing.
     let again = drbd(g, &["up", "r0"])?;
     ensure!(again.contains("nothing to do"), "second up: {again}");
