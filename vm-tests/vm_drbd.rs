@@ -397,15 +397,18 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     ensure_down(g)?;
     let a = g.loop_disk("bad", 64)?;
     let blank = g.loop_disk("blank", 64)?;
+    let clash = g.loop_disk("clash", 64)?;
     let mut conf = seed_conf(g, &a.dev);
     conf.push_str(&format!(
         "resource far {{\n  on {h} {{ device /dev/drbd2; disk {d}; address 10.99.99.99:7800; meta-disk internal; }}\n  on peer {{ device /dev/drbd2; disk /dev/x; address 10.99.99.98:7800; meta-disk internal; }}\n}}\n\
          resource nomd {{\n  on {h} {{ device /dev/drbd3; disk {b}; meta-disk internal; }}\n}}\n\
          resource gone {{\n  on {h} {{ device /dev/drbd4; disk /dev/nonexistent; meta-disk internal; }}\n}}\n\
-         resource twice {{\n  on {h} {{ device /dev/drbd5; disk {d}; meta-disk internal; }}\n}}\n",
+         resource twice {{\n  on {h} {{ device /dev/drbd5; disk {d}; meta-disk internal; }}\n}}\n\
+         resource clash {{\n  on {h} {{ device /dev/drbd6; disk {c}; address 127.0.0.1:7791; meta-disk internal; }}\n  on other {{ device /dev/drbd6; disk /dev/x; address 127.0.0.1:7795; meta-disk internal; }}\n}}\n",
         h = g.hostname(),
         d = a.dev,
-        b = blank.dev
+        b = blank.dev,
+        c = clash.dev
     ));
     write_conf(g, &conf)?;
     g.sh(&format!(
@@ -413,7 +416,26 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
         blank.dev
     ))?;
     drbd(g, &["create-md", "r0", "--force"])?;
+    drbd(g, &["create-md", "clash", "--force"])?;
     drbd(g, &["up", "r0"])?;
+    // r0-U listens on 127.0.0.1:7791; clash wants the same address. The
+    // kernel refuses the connect after the attach: both are undone.
+    drbd(g, &["primary", "r0", "--force"])?;
+    drbd(g, &["create-md", "--stacked", "r0-U", "--force"])?;
+    drbd(g, &["up", "--stacked", "r0-U"])?;
+    expect_refusals(g, &[(&["up", "clash"], "ERR_LOCAL_ADDR")])?;
+    // The same inside a resource that existed before the call: it stays,
+    // without the minor this call made.
+    g.sh(&format!("{DRBDSETUP} new-resource clash"))?;
+    expect_refusals(g, &[(&["up", "clash"], "ERR_LOCAL_ADDR")])?;
+    let left = g.sh(&format!("{DRBDSETUP} show clash"))?;
+    ensure!(
+        !left.contains("volume") && !left.contains("minor 6"),
+        "clash kept a minor:\n{left}"
+    );
+    g.sh(&format!("{DRBDSETUP} down clash"))?;
+    drbd(g, &["down", "--stacked", "r0-U"])?;
+    drbd(g, &["secondary", "r0"])?;
     expect_refusals(
         g,
         &[

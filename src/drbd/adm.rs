@@ -268,13 +268,23 @@ pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
     match result {
         Ok(()) => Ok(done),
         Err(failed) => {
-            // Undo, newest first, what this call did.
+            // Undo, newest first, what this call did: a resource it made
+            // goes whole (down); in a resource that was there, the disk it
+            // attached is detached and the minor it made deleted.
+            let did = |step: &str| done.iter().any(|d| d.starts_with(step));
             let undo = if !existed && !done.is_empty() {
                 drbd.down(name).err()
-            } else if done.iter().any(|d| d.starts_with("new-minor")) {
-                drbd.del_minor(t.minor).err()
             } else {
-                None
+                let detached = if did("attach") {
+                    drbd.detach(t.minor, false).err()
+                } else {
+                    None
+                };
+                detached.or_else(|| {
+                    did("new-minor")
+                        .then(|| drbd.del_minor(t.minor).err())
+                        .flatten()
+                })
             };
             match undo {
                 None => Err(failed),
