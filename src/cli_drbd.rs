@@ -19,6 +19,13 @@ pub enum DrbdCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Replay the activity log into the bitmap and mark the metadata clean (as drbdadm
+    /// apply-al; `up` does it before every attach)
+    ApplyAl {
+        resource: String,
+        #[arg(short = 'S', long)]
+        stacked: bool,
+    },
     /// Bring the resource up: new-resource, new-minor, apply-al, attach, connect when it has
     /// a peer (as drbdadm up); what is up already stays
     Up {
@@ -162,6 +169,22 @@ pub fn run(
             println!(
                 "New drbd meta data block successfully created on {}.",
                 t.disk
+            );
+        }
+        DrbdCommand::ApplyAl { resource, stacked } => {
+            let t = setup.target(resource, *stacked)?;
+            let mut drbd = Drbd::open().ok();
+            let applied = adm::apply_al(drbd.as_mut(), &t)?;
+            println!(
+                "{}: {} transactions replayed, {} extents marked out of sync{}",
+                t.disk,
+                applied.transactions,
+                applied.extents_marked.len(),
+                if applied.marked_clean {
+                    ", metadata marked clean"
+                } else {
+                    ""
+                }
             );
         }
         DrbdCommand::Up { resource, stacked } => {

@@ -78,5 +78,7 @@ fn main() {
             run: demo,
         }],
         stream_log: true,
+        boots: 1,
+        disks: &[],
     })
 }

@@ -201,5 +201,7 @@ fn main() {
             },
         ],
         stream_log: false,
+        boots: 1,
+        disks: &[],
     })
 }

@@ -474,6 +474,8 @@ fn main() {
         mem_mib: 1024,
         timeout: Duration::from_secs(900),
         stream_log: false,
+        boots: 1,
+        disks: &[],
         tests: vec![
             VmTest {
                 name: "module_not_loaded_is_a_clear_error",

@@ -1310,5 +1310,7 @@ fn main() {
             },
         ],
         stream_log: false,
+        boots: 1,
+        disks: &[],
     })
 }

@@ -420,5 +420,7 @@ fn main() {
             },
         ],
         stream_log: false,
+        boots: 1,
+        disks: &[],
     })
 }

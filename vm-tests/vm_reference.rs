@@ -43,5 +43,7 @@ fn main() {
             run: seed_stack_with_lvm2_drbdadm_lxc,
         }],
         stream_log: false,
+        boots: 1,
+        disks: &[],
     })
 }

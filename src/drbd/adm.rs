@@ -350,6 +350,25 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
     Ok(device_uuid)
 }
 
+/// `drbdadm apply-al RES`: refused while the minor is attached (the
+/// kernel owns the metadata then).
+pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applied> {
+    if let Some(drbd) = drbd {
+        if drbd.resource_exists(&t.resource.name)?
+            && minor_status(drbd, t)?.is_some_and(|s| s.state.disk != "Diskless")
+        {
+            return Err(AdmError::Refused(
+                t.resource.name.clone(),
+                format!(
+                    "minor {} is attached: the kernel owns its metadata",
+                    t.minor
+                ),
+            ));
+        }
+    }
+    Ok(MdDevice::open(Path::new(&t.disk), true)?.apply_al()?)
+}
+
 /// `drbdadm resize RES`: the device's size before and after.
 pub fn resize(drbd: &mut Drbd, t: &Target, r: &Resize) -> Result<(u64, u64)> {
     let size = |drbd: &mut Drbd| -> Result<u64> {

@@ -41,6 +41,15 @@ pub struct Group {
     pub tests: Vec<VmTest>,
     /// Stream the guest's output to the terminal while it runs (the demo).
     pub stream_log: bool,
+    /// How many times the VM(s) boot, on the same `disks`: every test runs
+    /// in each boot (`Guest::boot` says which) and passes when it passed
+    /// in all. A boot ends as every lab boot does, `sync` then an
+    /// immediate power-off: what is still up is cut off, as in a power cut.
+    pub boots: u32,
+    /// Disks (name, MiB) that live on the host and keep their contents
+    /// from one boot to the next: `/dev/vda`, `/dev/vdb`, ... in the guest
+    /// (`Guest::disk`). Fresh and zeroed before the first boot.
+    pub disks: &'static [(&'static str, u64)],
 }
 
 const RESULTS: &str = "results.jsonl";
@@ -227,33 +236,82 @@ pub fn boot_and_run(
     command: &[String],
     stream_log: bool,
 ) -> Result<BootReport, String> {
+    boot_and_run_with(label, nodes, mem_mib, timeout, command, stream_log, 1, &[])
+}
+
+/// [`boot_and_run`], `boots` times on the same persistent `disks`.
+#[allow(clippy::too_many_arguments)]
+pub fn boot_and_run_with(
+    label: &str,
+    nodes: usize,
+    mem_mib: u32,
+    timeout: Duration,
+    command: &[String],
+    stream_log: bool,
+    boots: u32,
+    disks: &[(&str, u64)],
+) -> Result<BootReport, String> {
     let lab = Lab::discover(&lab_dir())?;
     let initramfs = lab.initramfs()?;
     let wire = if nodes > 1 { Some(Wire::new()?) } else { None };
     let mut dirs = Vec::new();
-    let mut vms = Vec::new();
+    let mut images = Vec::new();
     for node in 0..nodes {
         let dir = lab_dir()
             .join("runs")
             .join(format!("{label}-{}", host::NODE_NAMES[node]));
         host::fresh_dir(&dir)?;
         write_job(&dir, node, command)?;
-        let spec = VmSpec {
-            label: format!("{label}/{}", host::NODE_NAMES[node]),
-            paths: shared_paths(),
-            node,
-            mem_mib,
-            out_dir: dir.clone(),
-            wire,
-            interactive: false,
-        };
-        vms.push(Vm::boot(&lab, &initramfs, spec)?);
+        let disk_dir = lab_dir()
+            .join("disks")
+            .join(format!("{label}-{}", host::NODE_NAMES[node]));
+        host::fresh_dir(&disk_dir)?;
+        let mut mine = Vec::new();
+        for (name, mib) in disks {
+            let path = disk_dir.join(format!("{name}.img"));
+            let f = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            f.set_len(mib << 20)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            mine.push(path);
+        }
+        images.push(mine);
         dirs.push(dir);
     }
-    let follow = stream_log.then(|| dirs[0].join("job.log"));
-    let ends = host::wait_all(&mut vms, timeout, follow.as_deref())?;
+    let mut ends = Vec::new();
     let mut trouble = Vec::new();
-    for (end, dir) in ends.iter().zip(&dirs) {
+    for boot in 1..=boots {
+        let mut vms = Vec::new();
+        for node in 0..nodes {
+            // The exit status is per boot; results accumulate.
+            let _ = fs::remove_file(dirs[node].join("exit"));
+            let spec = VmSpec {
+                label: format!("{label}/{}", host::NODE_NAMES[node]),
+                paths: shared_paths(),
+                node,
+                mem_mib,
+                out_dir: dirs[node].clone(),
+                wire,
+                interactive: false,
+                disks: images[node].clone(),
+                boot,
+            };
+            vms.push(Vm::boot(&lab, &initramfs, spec)?);
+        }
+        let follow = stream_log.then(|| dirs[0].join("job.log"));
+        ends = host::wait_all(&mut vms, timeout, follow.as_deref())?;
+        check_ends(&ends, &dirs, &mut trouble);
+    }
+    let trouble = (!trouble.is_empty()).then(|| trouble.join("; "));
+    Ok(BootReport {
+        dirs,
+        ends,
+        trouble,
+    })
+}
+
+/// What went wrong with each VM of a boot, reported and collected.
+fn check_ends(ends: &[host::VmEnd], dirs: &[PathBuf], trouble: &mut Vec<String>) {
+    for (end, dir) in ends.iter().zip(dirs) {
         let console = dir.join("console.log");
         let why = if end.timed_out {
             Some(format!(
@@ -291,12 +349,6 @@ pub fn boot_and_run(
             end.elapsed.as_secs_f64()
         );
     }
-    let trouble = (!trouble.is_empty()).then(|| trouble.join("; "));
-    Ok(BootReport {
-        dirs,
-        ends,
-        trouble,
-    })
 }
 
 fn host_main(group: Group, args: Arguments) -> ! {
@@ -314,13 +366,15 @@ fn host_main(group: Group, args: Arguments) -> ! {
     }
     let mut command = guest_args();
     command.push("--test-threads=1".into());
-    let outcome = boot_and_run(
+    let outcome = boot_and_run_with(
         group.name,
         group.nodes,
         group.mem_mib,
         group.timeout,
         &command,
         group.stream_log,
+        group.boots.max(1),
+        group.disks,
     );
     let trials = group
         .tests
@@ -340,13 +394,21 @@ fn host_main(group: Group, args: Arguments) -> ! {
 fn verdict_for(name: &str, report: &BootReport) -> TestResult {
     let mut failures = Vec::new();
     for (dir, end) in report.dirs.iter().zip(&report.ends) {
-        match read_results(dir).into_iter().find(|(n, _)| n == name) {
-            Some((_, r)) if r.ok => eprintln!(
+        // One record per boot: all must pass.
+        let records: Vec<_> = read_results(dir)
+            .into_iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, r)| r)
+            .collect();
+        let failed = records.iter().find(|r| !r.ok);
+        match (records.last(), failed) {
+            (Some(_), Some(r)) => failures.push(format!("{}: {}", end.label, r.message)),
+            (Some(_), None) => eprintln!(
                 "cairn-lab: {name} passed on {} in {:.1} s",
-                end.label, r.secs
+                end.label,
+                records.iter().map(|r| r.secs).sum::<f64>()
             ),
-            Some((_, r)) => failures.push(format!("{}: {}", end.label, r.message)),
-            None => failures.push(format!(
+            (None, _) => failures.push(format!(
                 "{}: no result (the VM stopped before this test finished: {})",
                 end.label,
                 report
@@ -377,6 +439,8 @@ fn shell_main(group: Group) -> ! {
             out_dir: dir,
             wire: None,
             interactive: true,
+            disks: Vec::new(),
+            boot: 1,
         };
         eprintln!("cairn-lab: booting a shell VM (quit QEMU with Ctrl-a x)");
         Vm::boot(&lab, &initramfs, spec)?.wait_interactive()

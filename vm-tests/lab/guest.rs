@@ -45,6 +45,23 @@ impl Guest {
         NODE_ADDRS[self.node]
     }
 
+    /// Which boot of its group the guest is in (1 unless the group boots
+    /// several times).
+    pub fn boot(&self) -> u32 {
+        std::fs::read_to_string("/proc/cmdline")
+            .ok()
+            .and_then(|c| {
+                c.split_whitespace()
+                    .find_map(|w| w.strip_prefix("cairn.boot=").and_then(|b| b.parse().ok()))
+            })
+            .unwrap_or(1)
+    }
+
+    /// The group's persistent disk number `i` (`Group::disks`).
+    pub fn disk(&self, i: usize) -> String {
+        format!("/dev/vd{}", (b'a' + i as u8) as char)
+    }
+
     pub fn peer_addr(&self) -> &'static str {
         NODE_ADDRS[1 - self.node]
     }

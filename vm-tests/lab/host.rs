@@ -30,6 +30,7 @@ pub const GUEST_MODULES: &[&str] = &[
     "loop",
     "ext4",
     "raid1",
+    "virtio_blk",
 ];
 
 /// The lab's private wire between two VMs (exists only inside QEMU's socket
@@ -367,6 +368,10 @@ pub struct VmSpec {
     pub out_dir: PathBuf,
     pub wire: Option<Wire>,
     pub interactive: bool,
+    /// Host image files attached as virtio disks (/dev/vda, ...).
+    pub disks: Vec<PathBuf>,
+    /// Which boot of the group this is (1, 2, ...).
+    pub boot: u32,
 }
 
 /// A running VM. Dropping it kills QEMU.
@@ -413,6 +418,7 @@ impl Vm {
         if spec.interactive {
             cmdline.push("cairn.shell=1".to_owned());
         }
+        cmdline.push(format!("cairn.boot={}", spec.boot));
         let mut cmd = Command::new(&lab.qemu);
         cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2"])
             .args(["-m", &spec.mem_mib.to_string()])
@@ -438,6 +444,14 @@ impl Vm {
                 "local,path={},mount_tag=labout,security_model=none",
                 spec.out_dir.display()
             ));
+        for disk in &spec.disks {
+            // cache=unsafe is not used: what the guest synced must be on
+            // the host file when the next boot reads it.
+            cmd.arg("-drive").arg(format!(
+                "file={},if=virtio,format=raw,cache=writeback",
+                disk.display()
+            ));
+        }
         if let Some(wire) = spec.wire {
             let (mine, theirs) = (wire.ports[node], wire.ports[1 - node]);
             cmd.arg("-netdev")
