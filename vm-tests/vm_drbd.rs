@@ -282,8 +282,13 @@ fn crash_and_reboot_cycles(g: &Guest) -> TestResult {
 /// (--assume-peer-has-space: r0-U's peer is away).
 fn online_resize_as_the_seed(g: &Guest) -> TestResult {
     ensure_down(g)?;
-    let a = g.loop_disk("rs", 128)?;
-    write_conf(g, &seed_conf(g, &a.dev))?;
+    // As the seed: r0 on an LV (DRBDVG/DRBDLV1), grown with cairn.
+    g.sh("vgchange -q -an DRBDVG 2>/dev/null || true; vgremove -q -ff DRBDVG 2>/dev/null || true")?;
+    let pv = g.loop_disk("rs", 512)?;
+    g.cairn(&["pv", "create", &pv.dev])?;
+    g.cairn(&["vg", "create", "DRBDVG", &pv.dev])?;
+    g.cairn(&["lv", "create", "DRBDVG", "-n", "DRBDLV1", "-L", "128M"])?;
+    write_conf(g, &seed_conf(g, "/dev/mapper/DRBDVG-DRBDLV1"))?;
     drbd(g, &["create-md", "r0", "--force"])?;
     drbd(g, &["up", "r0"])?;
     drbd(g, &["primary", "r0", "--force"])?;
@@ -297,11 +302,8 @@ fn online_resize_as_the_seed(g: &Guest) -> TestResult {
             .map_err(|e| format!("{dev}: {e}"))
     };
     let (r0, u) = (size("/dev/drbd0")?, size("/dev/drbd10")?);
-    g.sh(&format!(
-        "truncate -s 192M {} && losetup -c {}",
-        a.file.display(),
-        a.dev
-    ))?;
+    // The LV grows live under DRBD (it holds it open).
+    g.cairn(&["lv", "extend", "DRBDVG/DRBDLV1", "-L", "+64M"])?;
     // Standalone, DRBD grows only when told the (absent) peer has room;
     // without it cairn says so.
     let plain = drbd(g, &["resize", "r0"])?;
@@ -342,6 +344,9 @@ fn online_resize_as_the_seed(g: &Guest) -> TestResult {
     );
     drbd(g, &["down", "--stacked", "r0-U"])?;
     drbd(g, &["down", "r0"])?;
+    g.run(&["vgck", "DRBDVG"])?;
+    g.cairn(&["vg", "deactivate", "DRBDVG"])?;
+    g.sh("vgremove -q -ff DRBDVG")?;
     Ok(())
 }
 
@@ -398,17 +403,20 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     let a = g.loop_disk("bad", 64)?;
     let blank = g.loop_disk("blank", 64)?;
     let clash = g.loop_disk("clash", 64)?;
+    let v9 = g.loop_disk("v9", 64)?;
     let mut conf = seed_conf(g, &a.dev);
     conf.push_str(&format!(
         "resource far {{\n  on {h} {{ device /dev/drbd2; disk {d}; address 10.99.99.99:7800; meta-disk internal; }}\n  on peer {{ device /dev/drbd2; disk /dev/x; address 10.99.99.98:7800; meta-disk internal; }}\n}}\n\
          resource nomd {{\n  on {h} {{ device /dev/drbd3; disk {b}; meta-disk internal; }}\n}}\n\
          resource gone {{\n  on {h} {{ device /dev/drbd4; disk /dev/nonexistent; meta-disk internal; }}\n}}\n\
          resource twice {{\n  on {h} {{ device /dev/drbd5; disk {d}; meta-disk internal; }}\n}}\n\
+         resource v9 {{\n  on {h} {{ device /dev/drbd7; disk {v}; meta-disk internal; }}\n}}\n\
          resource clash {{\n  on {h} {{ device /dev/drbd6; disk {c}; address 127.0.0.1:7791; meta-disk internal; }}\n  on other {{ device /dev/drbd6; disk /dev/x; address 127.0.0.1:7795; meta-disk internal; }}\n}}\n",
         h = g.hostname(),
         d = a.dev,
         b = blank.dev,
-        c = clash.dev
+        c = clash.dev,
+        v = v9.dev
     ));
     write_conf(g, &conf)?;
     g.sh(&format!(
@@ -417,6 +425,17 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     ))?;
     drbd(g, &["create-md", "r0", "--force"])?;
     drbd(g, &["create-md", "clash", "--force"])?;
+    // DRBD 9's metadata on a disk: not the 8.4 kernel's.
+    g.run(&[
+        "drbdmeta",
+        "--force",
+        "7",
+        "v09",
+        &v9.dev,
+        "internal",
+        "create-md",
+        "1",
+    ])?;
     drbd(g, &["up", "r0"])?;
     // r0-U listens on 127.0.0.1:7791; clash wants the same address. The
     // kernel refuses the connect after the attach: both are undone.
@@ -443,6 +462,7 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
             (&["up", "r0-U"], "give --stacked"),
             (&["up", "far"], "not an address of this host"),
             (&["up", "nomd"], "no DRBD v08 metadata"),
+            (&["up", "v9"], "holds DRBD 9 (v09) metadata"),
             (&["up", "gone"], "does not exist"),
             // r0 holds the disk open: the kernel refuses a second claim.
             (&["up", "twice"], "cannot open the backing device"),

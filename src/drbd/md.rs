@@ -70,6 +70,11 @@ pub enum MdError {
          with `cairn drbd create-md`"
     )]
     NotFound { path: String, magic: u32 },
+    #[error(
+        "{path}: holds {version} metadata, which DRBD 8.4 cannot use: convert it with drbdmeta, \
+         or create v08 metadata (cairn drbd create-md --force; the bitmap is lost)"
+    )]
+    OtherVersion { path: String, version: &'static str },
     #[error("{path}: metadata does not fit the device: {why}")]
     Inconsistent { path: String, why: String },
     #[error(
@@ -446,6 +451,17 @@ impl MdDevice {
     pub fn superblock(&self) -> Result<Superblock> {
         let raw = self.dev.read_at(self.layout.superblock_offset(), BLOCK)?;
         let sb = Superblock::decode(&raw);
+        let other = match sb.magic {
+            0x8374_026A => Some("DRBD 0.7 (v07)"),
+            0x8374_026D => Some("DRBD 9 (v09)"),
+            _ => None,
+        };
+        if let Some(version) = other {
+            return Err(MdError::OtherVersion {
+                path: self.path(),
+                version,
+            });
+        }
         if sb.magic != MAGIC_08 && sb.magic != MAGIC_84_UNCLEAN {
             return Err(MdError::NotFound {
                 path: self.path(),
