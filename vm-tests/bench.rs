@@ -391,6 +391,32 @@ fn drbd_pairs() -> Vec<Pair> {
     ]
 }
 
+/// The bring-up of rb + rb-U inside one process (cairn's library: config,
+/// apply-al, netlink), without process starts: the floor under the four
+/// commands of the pair. Each round is taken down untimed.
+fn drbd_bring_up_in_process(g: &Guest, rounds: usize) -> Result<Vec<f64>, String> {
+    use cairn::drbd::{adm, admin::Drbd};
+    let setup = adm::Setup {
+        config: DRBD_CONF.into(),
+        hostname: g.hostname().to_owned(),
+    };
+    let e = |e: adm::AdmError| e.to_string();
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let mut drbd = Drbd::open().map_err(|e| e.to_string())?;
+        let rb = setup.target("rb", false).map_err(e)?;
+        adm::up(&mut drbd, &rb).map_err(e)?;
+        drbd.primary(rb.minor, true).map_err(|e| e.to_string())?;
+        let u = setup.target("rb-U", true).map_err(e)?;
+        adm::up(&mut drbd, &u).map_err(e)?;
+        drbd.primary(u.minor, true).map_err(|e| e.to_string())?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        g.sh("/lib/drbd/drbdsetup-84 down rb-U; /lib/drbd/drbdsetup-84 down rb")?;
+    }
+    Ok(times)
+}
+
 /// Status of the two resources, up: cairn over netlink against drbdadm's.
 fn drbd_status_pair() -> Pair {
     Pair {
@@ -683,6 +709,11 @@ fn guest_main() -> Result<(), String> {
         results.push(run_pair(&status, 3, rounds)?);
     }
     let _ = g.sh("/lib/drbd/drbdsetup-84 down rb-U; /lib/drbd/drbdsetup-84 down rb");
+    let drbd_floor = if selected("drbd_bring_up") {
+        drbd_bring_up_in_process(&g, rounds.min(10))?
+    } else {
+        Vec::new()
+    };
     drop(drbd_disk);
     let report = json!({
         "kernel": g.run(&["uname", "-r"])?.trim(),
@@ -700,6 +731,8 @@ fn guest_main() -> Result<(), String> {
         "thin_create_ioctls_ms": ioctls,
         "thin_create_ioctls_median_ms": median(&ioctls),
         "cairn_thin_create_at_1000_peak_rss_kib": rss_thin_1000,
+        "drbd_bring_up_in_process_ms": drbd_floor,
+        "drbd_bring_up_in_process_median_ms": median(&drbd_floor),
         "lvm2_lvs_1000_peak_rss_kib": lvm_rss_1000,
     });
     std::fs::write(
@@ -753,6 +786,12 @@ fn print_report(report: &Value) {
             .as_f64()
             .unwrap_or(f64::NAN),
         report["cairn_thin_create_at_1000_peak_rss_kib"]
+    );
+    println!(
+        "DRBD bring-up of rb + rb-U inside one process (no process starts): {:.2} ms",
+        report["drbd_bring_up_in_process_median_ms"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
     );
     println!(
         "\nReference scenario baseline (lvm2/drbdadm/lxc, median of {} rounds):",
