@@ -361,7 +361,7 @@ fn drbd_setup(g: &Guest) -> Result<lab::guest::LoopDisk, String> {
 
 /// Bring-up of r0 + r0-U (up, primary, up stacked, primary), status,
 /// create-md: cairn against the drbdadm commands of the seed.
-fn drbd_pairs() -> Vec<Pair> {
+fn drbd_pairs(disk: &str) -> Vec<Pair> {
     let sh = |script: String| vec!["sh".to_owned(), "-c".to_owned(), script];
     let c = format!("{CAIRN} drbd -c {DRBD_CONF}");
     let d = format!("drbdadm -c {DRBD_CONF}");
@@ -384,7 +384,10 @@ fn drbd_pairs() -> Vec<Pair> {
         Pair {
             name: "drbd_create_md",
             cairn: sh(format!("{c} create-md --force rb >/dev/null")),
-            baseline: sh(format!("{d} create-md --force rb >/dev/null 2>&1")),
+            // drbdmeta itself (drbdadm's create-md runs it three times).
+            baseline: sh(format!(
+                "drbdmeta --force 20 v08 {disk} internal create-md >/dev/null 2>&1"
+            )),
             reset: None,
             rounds: Some(10),
         },
@@ -697,7 +700,10 @@ fn guest_main() -> Result<(), String> {
     drop(lv_disks);
     // DRBD: bring-up, create-md, status.
     let drbd_disk = drbd_setup(&g)?;
-    for pair in drbd_pairs().iter().filter(|p| selected(p.name)) {
+    for pair in drbd_pairs(&drbd_disk.dev)
+        .iter()
+        .filter(|p| selected(p.name))
+    {
         results.push(run_pair(pair, 1, rounds)?);
     }
     let status = drbd_status_pair();
