@@ -85,7 +85,30 @@ fn barrier(g: &Guest, step: &str) -> TestResult {
     if g.node == 0 {
         let listener = TcpListener::bind((g.addr(), BARRIER_PORT))
             .map_err(|e| format!("bind barrier: {e}"))?;
-        let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        // Bounded: a peer that failed must not hang this node until the
+        // group's timeout.
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("barrier: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err(format!("node b never reached {step:?}"));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        };
+        // Closed before answering: node b's next connect cannot land in
+        // this listener's queue and be reset when it goes.
+        drop(listener);
+        stream
+            .set_nonblocking(false)
+            .map_err(|e| format!("barrier: {e}"))?;
         let mut line = String::new();
         BufReader::new(&stream)
             .read_line(&mut line)
@@ -349,7 +372,7 @@ fn main() {
         name: "vm_net",
         nodes: 2,
         mem_mib: 1024,
-        timeout: Duration::from_secs(1500),
+        timeout: Duration::from_secs(900),
         tests: vec![
             VmTest {
                 name: "two_vms_tcp_round_trip",
