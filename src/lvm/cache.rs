@@ -301,9 +301,7 @@ fn check_cacheable(vg: &VolumeGroup, name: &str) -> Result<()> {
             .segments
             .iter()
             .all(|s| matches!(s.kind, SegmentKind::Striped { .. }));
-    let origin = vg.lvs.iter().any(|l| {
-        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
-    });
+    let origin = vg.is_snapshot_origin(name);
     if !vg.lv_is_visible(lv) || !plain || origin || vg.snapshot_of_cow(name).is_some() {
         let what = match lv.segments.first().map(|s| &s.kind) {
             Some(SegmentKind::Cache { .. }) => "is cached already".to_owned(),

@@ -296,16 +296,22 @@ pub fn reload_steps_cycling(
         }
         changed.push(d.name.clone());
     }
+    swap(&mut steps, &changed, how);
+    Ok(steps)
+}
+
+/// The loaded tables of `changed` (in plan order, dependencies first) go
+/// live: suspended top-down, resumed bottom-up.
+fn swap(steps: &mut Vec<Step>, changed: &[String], how: Suspend) {
     for name in changed.iter().rev() {
         steps.push(Step::Suspend {
             name: name.clone(),
             how,
         });
     }
-    for name in &changed {
+    for name in changed {
         steps.push(Step::Resume { name: name.clone() });
     }
-    Ok(steps)
 }
 
 /// The steps that move an active LV onto `plan` when its layers change
@@ -374,15 +380,7 @@ pub fn update_steps(
             }
         }
     }
-    for name in changed.iter().rev() {
-        steps.push(Step::Suspend {
-            name: name.clone(),
-            how,
-        });
-    }
-    for name in &changed {
-        steps.push(Step::Resume { name: name.clone() });
-    }
+    swap(&mut steps, &changed, how);
     for name in gone {
         if ctl.info(name)?.is_some() {
             steps.push(Step::RemoveNode { name: name.clone() });

@@ -52,6 +52,20 @@ fn extents_for(vg: &VolumeGroup, size: Size, on_pvs: Option<&[usize]>) -> Result
     })
 }
 
+/// The extent count a resize asks for, from `now`: SIZE is absolute,
+/// +SIZE and N%FREE come on top.
+pub(crate) fn target_extents(
+    vg: &VolumeGroup,
+    size: Size,
+    now: u64,
+    on_pvs: Option<&[usize]>,
+) -> Result<u64> {
+    Ok(match size {
+        Size::Bytes(b) => b.div_ceil(vg.extent_bytes()),
+        Size::PercentFree(_) | Size::More(_) => now + extents_for(vg, size, on_pvs)?,
+    })
+}
+
 /// PV paths to indices in the VG.
 pub(crate) fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<usize>>> {
     if pvs.is_empty() {
@@ -258,9 +272,7 @@ fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
         .iter()
         .all(|s| matches!(s.kind, SegmentKind::Striped { .. }));
     let cow = vg.snapshot_of_cow(name).is_some();
-    let origin = vg.lvs.iter().any(|l| {
-        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
-    });
+    let origin = vg.is_snapshot_origin(name);
     if !plain || cow || origin {
         return Err(refused(
             &vg.name,
@@ -338,9 +350,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
             origin: origin.clone(),
         });
     }
-    let is_origin = vg.lvs.iter().any(|l| {
-        matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
-    });
+    let is_origin = vg.is_snapshot_origin(name);
     let single = |what: &str| -> Result<()> {
         if lv.segments.len() == 1 {
             Ok(())
@@ -444,10 +454,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
         _ => (name.clone(), name.clone()),
     };
     let current = vg.lv(name).map_or(0, |l| l.extent_count());
-    let target = match size {
-        Size::Bytes(b) => b.div_ceil(vg.extent_bytes()),
-        Size::PercentFree(_) | Size::More(_) => current + extents_for(vg, size, on.as_deref())?,
-    };
+    let target = target_extents(vg, size, current, on.as_deref())?;
     let human = |e: u64| crate::units::human(e * vg.extent_bytes());
     if grow && target <= current {
         return Err(refused(

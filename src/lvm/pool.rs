@@ -409,21 +409,8 @@ pub(crate) fn extend_in(
     let current = pool.extent_count();
     let md_current = vg.lv(&metadata).map_or(0, |l| l.extent_count());
     let extent = vg.extent_bytes();
-    let free_extents = |p: f64| -> Result<u64> {
-        let free: u64 = alloc::free_runs(vg)
-            .map_err(|e| refused(vg_name, e.to_string()))?
-            .iter()
-            .filter(|r| on.as_deref().is_none_or(|pvs| pvs.contains(&r.pv)))
-            .map(|r| r.count)
-            .sum();
-        Ok((free as f64 * p / 100.0).floor() as u64)
-    };
     let new_size = |size: Size, now: u64| -> Result<u64> {
-        Ok(match size {
-            Size::Bytes(b) => b.div_ceil(extent),
-            Size::More(b) => now + b.div_ceil(extent),
-            Size::PercentFree(p) => now + free_extents(p)?,
-        })
+        super::linear::target_extents(vg, size, now, on.as_deref())
     };
     if req.size.is_none() && req.metadata.is_none() {
         return Err(refused(
@@ -527,11 +514,7 @@ pub(crate) fn extend_in(
     let cycle: Vec<String> = if md_target > md_current {
         plan.devices
             .iter()
-            .filter(|d| {
-                d.table
-                    .iter()
-                    .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
-            })
+            .filter(|d| is_pool_target(d))
             .map(|d| d.name.clone())
             .collect()
     } else {
@@ -551,6 +534,13 @@ pub(crate) fn extend_in(
     Ok(actions)
 }
 
+/// Whether a planned device is the thin-pool target itself.
+fn is_pool_target(d: &super::activate::PlannedDevice) -> bool {
+    d.table
+        .iter()
+        .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
+}
+
 /// A pool the kernel has put in `needs_check` or failed mode is not
 /// changed: its metadata must be repaired first (lvm2 refuses too). A pool
 /// that is read-only or out of data space may be extended: that is the cure.
@@ -562,11 +552,7 @@ fn check_pool_usable(
 ) -> Result<()> {
     use crate::dm::status::{self, TargetStatus};
     for d in &plan.devices {
-        if !d
-            .table
-            .iter()
-            .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
-        {
+        if !is_pool_target(d) {
             continue;
         }
         if ctl.info(&d.name)?.is_none() {

@@ -512,10 +512,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
     });
     // The origin is plain again, or a snapshot-origin for the snapshots it
     // still has (the kernel kept them valid through the merge).
-    let others = change.metadata.vg.lvs.iter().any(|l| {
-        matches!(l.segments.first().map(|s| &s.kind),
-            Some(SegmentKind::Snapshot { origin: o, .. }) if *o == origin)
-    });
+    let others = change.metadata.vg.is_snapshot_origin(&origin);
     let plain = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
     let mut finish = engine::reload_steps(&ctl, &plain, Suspend::Flush)?;
     let layers: &[&str] = if others { &["cow"] } else { &["cow", "real"] };

@@ -307,6 +307,14 @@ impl VolumeGroup {
         })
     }
 
+    /// Whether LV `name` is the origin of a thick snapshot.
+    pub fn is_snapshot_origin(&self, name: &str) -> bool {
+        self.lvs.iter().any(|l| {
+            matches!(l.segments.first().map(|s| &s.kind),
+                Some(SegmentKind::Snapshot { origin, .. }) if origin == name)
+        })
+    }
+
     /// Whether lvm2 counts the LV as visible (lv_is_visible): the internal
     /// `snapshotN` LV never is, though it carries VISIBLE; a COW LV is when
     /// its origin is, though it does not carry VISIBLE; others by the flag.
