@@ -10,6 +10,7 @@ use cairn::meta::ops::{self, Env};
 use clap::{Parser, Subcommand};
 
 mod cli_drbd;
+mod cli_stack;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the steps between what exists and the stack file (changes nothing)
+    Plan {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+    },
+    /// Make the stack as the file says: only what differs; journaled, so a run after a
+    /// crash finishes it
+    Apply {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+        /// Shrink LVs the file makes smaller (the data past their new end is lost)
+        #[arg(long)]
+        allow_shrink: bool,
+    },
+    /// Bring the stack up after a reboot (VGs, cache, DRBD primary, pools, containers
+    /// marked autostart); makes nothing new
+    Up {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+    },
+    /// Take the stack down, the reverse of up: containers stopped, LVs deactivated, DRBD down
+    Down {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+    },
+    /// Print the lvm.conf settings that keep lvm2 on this host off the stack's lower layers
+    LvmFilter {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+    },
+    /// LXC containers on thin volumes: create, start, stop, list, remove
+    Container {
+        /// The stack file (default /etc/cairn/stack.toml, if it exists)
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[command(subcommand)]
+        command: cli_stack::ContainerCommand,
+    },
     /// DRBD 8.4 through its netlink family, with drbdadm's verbs and resource files
     Drbd {
         /// The drbd-utils configuration to read
@@ -659,6 +698,32 @@ fn print_report(
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     use cairn::lvm::{query, report::ReportKind};
     match &cli.command {
+        Command::Plan { file } => return cli_stack::converge(
+            file,
+            env(cli),
+            cairn::stack::run::Mode::Plan,
+            Default::default(),
+            cli.json,
+        ),
+        Command::Apply { file, allow_shrink } => return cli_stack::converge(
+            file,
+            env(cli),
+            cairn::stack::run::Mode::Apply,
+            cairn::stack::plan::Allow {
+                shrink: *allow_shrink,
+            },
+            cli.json,
+        ),
+        Command::Up { file } => return cli_stack::converge(
+            file,
+            env(cli),
+            cairn::stack::run::Mode::Up,
+            Default::default(),
+            cli.json,
+        ),
+        Command::Down { file } => return cli_stack::down(file, env(cli), cli.json),
+        Command::LvmFilter { file } => return cli_stack::lvm_filter(file),
+        Command::Container { file, command } => return cli_stack::container(file, env(cli), command, cli.json),
         Command::Pvs { vg } => {
             let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
             let rows = query::pvs(&scan, vg)?;

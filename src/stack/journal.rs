@@ -1,0 +1,264 @@
+//! The apply journal: one JSON line per event, fsynced before the step it
+//! announces runs, so that after a kill -9 or a power cut the next apply
+//! knows which step was under way and which containers it was making.
+//!
+//! Every step is planned again from what exists, so finishing a crashed
+//! apply is an ordinary apply; the journal adds what cannot be seen on the
+//! devices: that a container's new volume may hold half a filesystem and
+//! is to be made again rather than left alone.
+//!
+//! Files in the state directory (`CAIRN_STATE_DIR`, default /var/lib/cairn):
+//! `apply.lock` (flock: one apply at a time), `apply.journal` (the running
+//! or interrupted apply), `apply.journal.last` (the last finished one).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{io, Result, StackError};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cairn";
+
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("CAIRN_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Entry {
+    Start {
+        file: String,
+        command: String,
+        time: u64,
+    },
+    Begin {
+        n: usize,
+        step: String,
+        /// The container a step makes, if it makes one.
+        container: Option<String>,
+    },
+    Done {
+        n: usize,
+    },
+    End,
+}
+
+/// What an interrupted apply left.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interrupted {
+    pub file: String,
+    /// The step under way when it stopped (number, description).
+    pub at: Option<(usize, String)>,
+    /// Containers it began making and did not finish (no config written).
+    pub unfinished_containers: Vec<String>,
+}
+
+/// Reads the entries of a journal; a torn last line (the crash) is dropped.
+pub fn read(path: &Path) -> Result<Vec<Entry>> {
+    let text = std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// What the entries say about an apply that did not end.
+pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
+    let mut out = Interrupted::default();
+    // The step begun and not yet done: (number, description, container).
+    let mut open: Option<(usize, String, Option<String>)> = None;
+    let mut making: Vec<String> = Vec::new();
+    let mut finished: Vec<String> = Vec::new();
+    for e in entries {
+        match e {
+            Entry::Start { file, .. } => out.file = file.clone(),
+            Entry::Begin {
+                n,
+                step,
+                container,
+            } => {
+                if let Some(c) = container {
+                    if !making.contains(c) {
+                        making.push(c.clone());
+                    }
+                }
+                open = Some((*n, step.clone(), container.clone()));
+            }
+            Entry::Done { n } => {
+                if let Some((m, step, container)) = open.take() {
+                    // A container is finished when its config, written
+                    // last, is done.
+                    if m == *n && step.starts_with("lxc config") {
+                        finished.extend(container);
+                    } else if m != *n {
+                        open = Some((m, step, container));
+                    }
+                }
+            }
+            Entry::End => return None,
+        }
+    }
+    out.at = open.map(|(n, step, _)| (n, step));
+    out.unfinished_containers = making
+        .into_iter()
+        .filter(|c| !finished.contains(c))
+        .collect();
+    Some(out)
+}
+
+/// A journal being written (holds the apply lock).
+pub struct Journal {
+    dir: PathBuf,
+    file: File,
+    _lock: File,
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Journal {
+    /// Takes the lock and starts a journal; returns what an earlier,
+    /// interrupted apply left, if one did.
+    pub fn start(dir: &Path, file: &str, command: &str) -> Result<(Journal, Option<Interrupted>)> {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("apply.lock"))
+            .map_err(io(format!("cannot open {}", dir.join("apply.lock").display())))?;
+        // SAFETY: flock on a descriptor we own.
+        let locked = unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        if locked != 0 {
+            return Err(StackError::Refused(format!(
+                "another cairn apply, up or down is running (lock {}): wait for it",
+                dir.join("apply.lock").display()
+            )));
+        }
+        let path = dir.join("apply.journal");
+        let earlier = if path.exists() {
+            interrupted(&read(&path)?)
+        } else {
+            None
+        };
+        if earlier.is_some() {
+            let _ = std::fs::rename(&path, dir.join("apply.journal.interrupted"));
+        }
+        let f = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        sync_dir(dir);
+        let mut j = Journal {
+            dir: dir.to_path_buf(),
+            file: f,
+            _lock: lock,
+        };
+        j.write(&Entry::Start {
+            file: file.to_owned(),
+            command: command.to_owned(),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        })?;
+        Ok((j, earlier))
+    }
+
+    pub fn write(&mut self, e: &Entry) -> Result<()> {
+        let mut line = serde_json::to_string(e).expect("entries serialize");
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(io("cannot write the apply journal"))
+    }
+
+    /// Ends the journal: the apply finished.
+    pub fn finish(mut self) -> Result<()> {
+        self.write(&Entry::End)?;
+        let path = self.dir.join("apply.journal");
+        std::fs::rename(&path, self.dir.join("apply.journal.last"))
+            .map_err(io(format!("cannot rename {}", path.display())))?;
+        let _ = std::fs::remove_file(self.dir.join("apply.journal.interrupted"));
+        sync_dir(&self.dir);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn begin(n: usize, step: &str, c: Option<&str>) -> Entry {
+        Entry::Begin {
+            n,
+            step: step.into(),
+            container: c.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn an_ended_journal_is_not_interrupted() {
+        let e = vec![
+            Entry::Start {
+                file: "f".into(),
+                command: "c".into(),
+                time: 0,
+            },
+            begin(1, "vg create", None),
+            Entry::Done { n: 1 },
+            Entry::End,
+        ];
+        assert_eq!(interrupted(&e), None);
+    }
+
+    #[test]
+    fn the_open_step_and_unfinished_containers_are_found() {
+        let e = vec![
+            Entry::Start {
+                file: "/etc/cairn/stack.toml".into(),
+                command: "c".into(),
+                time: 0,
+            },
+            begin(1, "thin create a", Some("a")),
+            Entry::Done { n: 1 },
+            begin(2, "mkfs.ext4 /dev/V/a", Some("a")),
+            Entry::Done { n: 2 },
+            begin(3, "lxc config a: ...", Some("a")),
+            Entry::Done { n: 3 },
+            begin(4, "thin create b", Some("b")),
+            Entry::Done { n: 4 },
+            begin(5, "mkfs.ext4 /dev/V/b", Some("b")),
+        ];
+        let i = interrupted(&e).expect("no End");
+        assert_eq!(i.file, "/etc/cairn/stack.toml");
+        assert_eq!(i.at, Some((5, "mkfs.ext4 /dev/V/b".into())));
+        assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn journal_files_round_trip_and_a_torn_line_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("cairn-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, earlier) = Journal::start(&dir, "f.toml", "cairn apply").unwrap();
+        assert_eq!(earlier, None);
+        j.write(&begin(1, "pv create /dev/x", None)).unwrap();
+        drop(j);
+        // A crash mid-line leaves a torn last line.
+        let path = dir.join("apply.journal");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"event\":\"do").unwrap();
+        let (j, earlier) = Journal::start(&dir, "f.toml", "cairn apply").unwrap();
+        let earlier = earlier.expect("the first apply did not end");
+        assert_eq!(earlier.at, Some((1, "pv create /dev/x".into())));
+        j.finish().unwrap();
+        assert!(!path.exists());
+        assert!(dir.join("apply.journal.last").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

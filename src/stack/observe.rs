@@ -1,0 +1,235 @@
+//! What exists now, read from the devices and the kernel: PV labels and VG
+//! metadata, active dm devices, DRBD metadata and kernel state, container
+//! filesystems and LXC configs. Nothing here changes anything.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::file::{Container, Drbd, Stack, Vg};
+use super::Result;
+use crate::dm::Control;
+use crate::drbd::admin::MinorStatus;
+use crate::drbd::md::{MdDevice, MdError};
+use crate::lvm::names::dm_name;
+use crate::meta::model::{SegmentKind, VolumeGroup};
+use crate::meta::scan::{read_pv, Scan};
+
+/// A device the file wants as a PV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PvSeen {
+    /// No such device (yet).
+    Missing,
+    /// No label, no filesystem, not held: free to use.
+    Blank,
+    /// Something else has it (why).
+    InUse(String),
+    /// An LVM label without a VG.
+    Orphan,
+    /// A PV of this VG.
+    Member(String),
+}
+
+/// Why a device cannot be taken, if it cannot: held open exclusively by
+/// the kernel (mounted, a dm or md member, DRBD) or carrying a filesystem.
+pub fn in_use(path: &Path) -> Option<String> {
+    let excl = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(path);
+    if let Err(e) = excl {
+        if e.raw_os_error() == Some(nix::libc::EBUSY) {
+            return Some(format!("{} is in use (mounted, or held by device-mapper, md or DRBD)", path.display()));
+        }
+    }
+    match crate::fs::probe(path) {
+        Ok(Some(fs)) => Some(format!(
+            "{} has an {} filesystem (label {:?}): wipe it first if its data is not needed",
+            path.display(),
+            fs.kind,
+            fs.label
+        )),
+        _ => None,
+    }
+}
+
+pub fn pv(path: &Path) -> PvSeen {
+    if !path.exists() {
+        return PvSeen::Missing;
+    }
+    match read_pv(path) {
+        Ok(Some(pv)) => match pv.newest_copy() {
+            Some(c) if !c.vg_name.is_empty() => PvSeen::Member(c.vg_name.clone()),
+            _ => PvSeen::Orphan,
+        },
+        Ok(None) => match in_use(path) {
+            Some(why) => PvSeen::InUse(why),
+            None => PvSeen::Blank,
+        },
+        Err(e) => PvSeen::InUse(format!("{} cannot be read as a PV: {e}", path.display())),
+    }
+}
+
+/// A VG as it is: its metadata and which of its LVs have dm devices.
+#[derive(Debug, Clone)]
+pub struct VgSeen {
+    pub pvs: Vec<PvSeen>,
+    pub vg: Option<VolumeGroup>,
+    /// dm names that exist (of any VG; looked up by [`VgSeen::active`]).
+    pub dm_names: BTreeSet<String>,
+}
+
+impl VgSeen {
+    pub fn active(&self, vg: &str, lv: &str, layer: Option<&str>) -> bool {
+        self.dm_names.contains(&dm_name(vg, lv, layer))
+    }
+
+    /// Size of LV `name` in bytes.
+    pub fn lv_bytes(&self, name: &str) -> Option<u64> {
+        let vg = self.vg.as_ref()?;
+        Some(vg.lv(name)?.extent_count() * vg.extent_bytes())
+    }
+
+    pub fn kind(&self, name: &str) -> Option<&SegmentKind> {
+        self.vg.as_ref()?.lv(name)?.segments.first().map(|s| &s.kind)
+    }
+
+    /// Thin LVs of `pool` (name, activation skip).
+    pub fn thin_lvs(&self, pool: &str) -> Vec<(String, bool)> {
+        let Some(vg) = &self.vg else { return vec![] };
+        vg.lvs
+            .iter()
+            .filter(|lv| {
+                matches!(lv.segments.first().map(|s| &s.kind),
+                    Some(SegmentKind::Thin { thin_pool, .. }) if thin_pool == pool)
+            })
+            .map(|lv| (lv.name.clone(), crate::lvm::activate::activation_skip(lv)))
+            .collect()
+    }
+}
+
+pub fn dm_names(ctl: &Control) -> Result<BTreeSet<String>> {
+    Ok(ctl.devices()?.into_iter().map(|d| d.name).collect())
+}
+
+pub fn vg(v: &Vg, ctl: &Control) -> Result<VgSeen> {
+    let pvs: Vec<PvSeen> = v.pvs.iter().map(|p| pv(&p.path)).collect();
+    let present: Vec<PathBuf> = v
+        .pvs
+        .iter()
+        .zip(&pvs)
+        .filter(|(_, s)| matches!(s, PvSeen::Member(_) | PvSeen::Orphan))
+        .map(|(p, _)| p.path.clone())
+        .collect();
+    let vg = if pvs.iter().any(|s| *s == PvSeen::Member(v.name.clone())) {
+        Some(Scan::devices(&present)?.vg(&v.name)?.metadata.vg)
+    } else {
+        None
+    };
+    Ok(VgSeen {
+        pvs,
+        vg,
+        dm_names: dm_names(ctl)?,
+    })
+}
+
+/// A VG by name, from the devices `env` scans (for VGs outside the file).
+pub fn vg_named(env: &crate::meta::ops::Env, name: &str, ctl: &Control) -> Result<VgSeen> {
+    let scan = env.scan(&[])?;
+    let vg = match scan.vg(name) {
+        Ok(v) => Some(v.metadata.vg),
+        Err(crate::meta::scan::ScanError::NoSuchVg(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(VgSeen {
+        pvs: vec![],
+        vg,
+        dm_names: dm_names(ctl)?,
+    })
+}
+
+/// A DRBD resource's metadata on its backing disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MdSeen {
+    /// The backing device does not exist.
+    NoDisk,
+    /// No DRBD metadata, nothing else either.
+    Blank,
+    /// Something else is on the disk (why).
+    Foreign(String),
+    /// v08 metadata; whether DRBD last saw this data up to date.
+    Present { was_up_to_date: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct DrbdSeen {
+    /// The resource file as it is now.
+    pub config: Option<String>,
+    pub md: MdSeen,
+    pub kernel: Option<MinorStatus>,
+}
+
+pub fn drbd_md(disk: &Path, attached: bool) -> MdSeen {
+    if !disk.exists() {
+        return MdSeen::NoDisk;
+    }
+    if attached {
+        // The kernel has it open; it read the metadata itself.
+        return MdSeen::Present {
+            was_up_to_date: true,
+        };
+    }
+    let sb = MdDevice::open(disk, false).and_then(|m| m.superblock());
+    match sb {
+        Ok(sb) => MdSeen::Present {
+            was_up_to_date: sb.flags.contains(crate::drbd::md::MdFlags::WAS_UP_TO_DATE),
+        },
+        Err(MdError::NotFound { .. }) => match read_pv(disk) {
+            Ok(Some(_)) => MdSeen::Foreign(format!("{} is an LVM PV", disk.display())),
+            _ => match in_use(disk) {
+                Some(why) => MdSeen::Foreign(why),
+                None => MdSeen::Blank,
+            },
+        },
+        Err(e) => MdSeen::Foreign(e.to_string()),
+    }
+}
+
+pub fn drbd(stack: &Stack, d: &Drbd, kernel: Option<MinorStatus>) -> DrbdSeen {
+    let path = super::step::drbd_config_path(stack, &d.name);
+    let attached = kernel.as_ref().is_some_and(|k| k.state.disk != "Diskless");
+    DrbdSeen {
+        config: std::fs::read_to_string(path).ok(),
+        md: drbd_md(&d.disk.path, attached),
+        kernel,
+    }
+}
+
+/// A container as it is.
+#[derive(Debug, Clone)]
+pub struct ContainerSeen {
+    pub volume_bytes: Option<u64>,
+    pub active: bool,
+    pub fs: Option<crate::fs::Filesystem>,
+    pub config: Option<crate::lxc::ContainerConfig>,
+    pub state: Option<crate::lxc::State>,
+}
+
+pub fn container(stack: &Stack, c: &Container, vg: &VgSeen) -> Result<ContainerSeen> {
+    let volume_bytes = vg.lv_bytes(&c.name);
+    let active = vg.active(&c.vg, &c.name, None);
+    let device = PathBuf::from(crate::lvm::names::lv_path(&c.vg, &c.name));
+    let fs = if active { crate::fs::probe(&device)? } else { None };
+    let config = crate::lxc::read_config(&stack.lxc_path, &c.name)?;
+    let state = match &config {
+        Some(_) => Some(crate::lxc::state(&stack.lxc_path, &c.name)?),
+        None => None,
+    };
+    Ok(ContainerSeen {
+        volume_bytes,
+        active,
+        fs,
+        config,
+        state,
+    })
+}

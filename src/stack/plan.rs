@@ -1,0 +1,581 @@
+//! The steps between what exists and what the stack file says, one node
+//! (VG, DRBD resource, container) at a time. Pure: observations in, steps
+//! and notes out; [`super::run`] observes and executes.
+//!
+//! Rules: whatever the file names and is missing is made; what is smaller
+//! than the file says grows; what exists and is not in the file is left
+//! alone (and said); anything that would destroy data (a shrink, a device
+//! that belongs to something else, a re-creation) is refused unless a flag
+//! allows it, and nothing is done.
+
+use super::file::{Container, Drbd, Lv, SizeSpec, Stack, ThinPool, Vg};
+use super::observe::{ContainerSeen, DrbdSeen, MdSeen, PvSeen, VgSeen};
+use super::step::{drbd_config_text, rootfs_text, Step};
+use super::{Result, StackError};
+use crate::lvm::names::lv_path;
+use crate::meta::model::SegmentKind;
+use crate::units::human;
+
+/// What the flags allow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Shrink LVs the file makes smaller (their data past the new end is lost).
+    pub shrink: bool,
+}
+
+/// The steps of one node, and what the plan noticed on the way.
+#[derive(Debug, Default)]
+pub struct NodePlan {
+    pub steps: Vec<Step>,
+    /// Differences the plan does not change (drift, things not in the file).
+    pub notes: Vec<String>,
+}
+
+fn refuse(msg: String) -> StackError {
+    StackError::Refused(msg)
+}
+
+fn round_up(bytes: u64, extent: u64) -> u64 {
+    bytes.div_ceil(extent) * extent
+}
+
+/// A VG that does not exist yet, made whole.
+pub fn fresh_vg(vg: &Vg, pvs: &[PvSeen]) -> Result<NodePlan> {
+    let mut plan = NodePlan::default();
+    for (dev, seen) in vg.pvs.iter().zip(pvs) {
+        match seen {
+            PvSeen::Blank => plan.steps.push(Step::PvCreate {
+                device: dev.path.clone(),
+            }),
+            PvSeen::Orphan => {}
+            PvSeen::Missing => {
+                return Err(refuse(format!(
+                    "VG {}: PV {} does not exist (line {}): fix the path or bring the device up",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+            PvSeen::InUse(why) => {
+                return Err(refuse(format!(
+                    "VG {}: cannot take {} (line {}): {why}",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+            PvSeen::Member(other) => {
+                return Err(refuse(format!(
+                    "VG {}: {} (line {}) is a PV of VG {other}: name another device, or remove it from {other} first",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+        }
+    }
+    plan.steps.push(Step::VgCreate {
+        vg: vg.name.clone(),
+        pvs: vg.pvs.iter().map(|p| p.path.clone()).collect(),
+        extent_size: vg.extent_size,
+    });
+    for lv in &vg.lvs {
+        plan.steps.extend(new_lv(vg, lv));
+    }
+    for pool in &vg.thinpools {
+        plan.steps.push(new_pool(vg, pool));
+    }
+    Ok(plan)
+}
+
+fn new_lv(vg: &Vg, lv: &Lv) -> Vec<Step> {
+    let mut steps = vec![Step::LvCreate {
+        vg: vg.name.clone(),
+        lv: lv.name.clone(),
+        size: lv.size,
+        pvs: lv.pvs.clone(),
+    }];
+    if let Some(c) = &lv.cache {
+        steps.push(Step::CachePoolCreate {
+            vg: vg.name.clone(),
+            pool: c.pool.clone(),
+            size: c.size,
+            metadata: c.metadata,
+            chunk: c.chunk,
+            pvs: c.pvs.clone(),
+        });
+        steps.push(cache_attach(vg, lv));
+    }
+    steps
+}
+
+fn cache_attach(vg: &Vg, lv: &Lv) -> Step {
+    let c = lv.cache.as_ref().expect("called for cached LVs");
+    Step::CacheAttach {
+        vg: vg.name.clone(),
+        lv: lv.name.clone(),
+        pool: c.pool.clone(),
+        mode: c.mode.clone(),
+        policy: c.policy.clone(),
+    }
+}
+
+fn new_pool(vg: &Vg, pool: &ThinPool) -> Step {
+    Step::ThinPoolCreate {
+        vg: vg.name.clone(),
+        pool: pool.name.clone(),
+        size: pool.size,
+        metadata: pool.metadata,
+        chunk: pool.chunk,
+        pvs: pool.pvs.clone(),
+    }
+}
+
+/// The steps for a VG that exists (or, with no metadata, [`fresh_vg`]).
+/// `containers` are the file's containers in this VG: their thin LVs are
+/// activated with their pool.
+pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePlan> {
+    let Some(md) = &seen.vg else {
+        return fresh_vg(vg, &seen.pvs);
+    };
+    let mut plan = NodePlan::default();
+    let extent = md.extent_bytes();
+    // PVs: the file's that are not in the VG join it.
+    let mut joining = Vec::new();
+    for (dev, s) in vg.pvs.iter().zip(&seen.pvs) {
+        match s {
+            PvSeen::Member(n) if *n == vg.name => {}
+            PvSeen::Blank => {
+                plan.steps.push(Step::PvCreate {
+                    device: dev.path.clone(),
+                });
+                joining.push(dev.path.clone());
+            }
+            PvSeen::Orphan => joining.push(dev.path.clone()),
+            PvSeen::Missing => {
+                return Err(refuse(format!(
+                    "VG {}: PV {} (line {}) does not exist",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+            PvSeen::InUse(why) => {
+                return Err(refuse(format!(
+                    "VG {}: cannot add {} (line {}): {why}",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+            PvSeen::Member(other) => {
+                return Err(refuse(format!(
+                    "VG {}: {} (line {}) is a PV of VG {other}",
+                    vg.name,
+                    dev.path.display(),
+                    dev.line
+                )))
+            }
+        }
+    }
+    if !joining.is_empty() {
+        plan.steps.push(Step::VgExtend {
+            vg: vg.name.clone(),
+            pvs: joining,
+        });
+    }
+    let members = seen
+        .pvs
+        .iter()
+        .filter(|s| **s == PvSeen::Member(vg.name.clone()))
+        .count();
+    if md.pvs.len() > members {
+        plan.notes.push(format!(
+            "VG {} has {} PVs, the file lists {members} of them: the others are left alone",
+            vg.name,
+            md.pvs.len()
+        ));
+    }
+    if extent != vg.extent_size {
+        plan.notes.push(format!(
+            "VG {} has {} extents, the file says {} (an extent size is set at vgcreate; left as it is)",
+            vg.name,
+            human(extent),
+            human(vg.extent_size)
+        ));
+    }
+    let mut activate = Vec::new();
+    for lv in &vg.lvs {
+        let Some(kind) = seen.kind(&lv.name) else {
+            plan.steps.extend(new_lv(vg, lv));
+            continue;
+        };
+        let now = seen.lv_bytes(&lv.name).unwrap_or(0);
+        let cached_pool = match kind {
+            SegmentKind::Striped { .. } => None,
+            SegmentKind::Cache { cache_pool, .. } => Some(cache_pool.clone()),
+            other => {
+                return Err(refuse(format!(
+                    "{}/{} (line {}) is a {} LV, the file describes a plain LV: rename one of them",
+                    vg.name,
+                    lv.name,
+                    lv.line,
+                    other.type_name()
+                )))
+            }
+        };
+        if let SizeSpec::Bytes(b) = lv.size {
+            let want = round_up(b, extent);
+            if want > now {
+                plan.steps.push(Step::LvResize {
+                    vg: vg.name.clone(),
+                    lv: lv.name.clone(),
+                    from: now,
+                    to: want,
+                });
+            } else if want < now {
+                if !allow.shrink {
+                    return Err(refuse(format!(
+                        "{}/{} is {} and the file says {} (line {}): shrinking loses the data past {}; \
+                         pass --allow-shrink if that is meant, or fix the file",
+                        vg.name,
+                        lv.name,
+                        human(now),
+                        human(want),
+                        lv.line,
+                        human(want)
+                    )));
+                }
+                plan.steps.push(Step::LvResize {
+                    vg: vg.name.clone(),
+                    lv: lv.name.clone(),
+                    from: now,
+                    to: want,
+                });
+            }
+        }
+        match (&lv.cache, cached_pool) {
+            (Some(c), None) => {
+                match seen.kind(&c.pool) {
+                    None => plan.steps.push(Step::CachePoolCreate {
+                        vg: vg.name.clone(),
+                        pool: c.pool.clone(),
+                        size: c.size,
+                        metadata: c.metadata,
+                        chunk: c.chunk,
+                        pvs: c.pvs.clone(),
+                    }),
+                    Some(SegmentKind::CachePool { .. }) => {}
+                    Some(other) => {
+                        return Err(refuse(format!(
+                            "{}/{}: the cache pool name is taken by a {} LV (line {}): name the pool otherwise",
+                            vg.name,
+                            c.pool,
+                            other.type_name(),
+                            c.line
+                        )))
+                    }
+                }
+                plan.steps.push(cache_attach(vg, lv));
+            }
+            (Some(c), Some(pool)) => {
+                if let Some(SegmentKind::CachePool { settings, .. }) = seen.kind(&pool) {
+                    let mode = settings.cache_mode.as_deref().unwrap_or("writethrough");
+                    if mode != c.mode {
+                        plan.notes.push(format!(
+                            "{}/{} caches {mode}, the file says {} (line {}): cairn does not change a live cache; \
+                             `cairn cache detach` then apply to re-attach it",
+                            vg.name, lv.name, c.mode, c.line
+                        ));
+                    }
+                }
+                if pool != c.pool && pool != format!("{}_cpool", c.pool) {
+                    plan.notes.push(format!(
+                        "{}/{} is cached by pool {pool}, the file names {} (line {})",
+                        vg.name, lv.name, c.pool, c.line
+                    ));
+                }
+            }
+            (None, Some(pool)) => plan.notes.push(format!(
+                "{}/{} is cached (pool {pool}) and the file has no cache for it: left cached; \
+                 `cairn cache detach {}/{}` to uncache",
+                vg.name, lv.name, vg.name, lv.name
+            )),
+            (None, None) => {}
+        }
+        if !seen.active(&vg.name, &lv.name, None) {
+            activate.push(lv.name.clone());
+        }
+    }
+    for pool in &vg.thinpools {
+        let Some(kind) = seen.kind(&pool.name) else {
+            plan.steps.push(new_pool(vg, pool));
+            continue;
+        };
+        let SegmentKind::ThinPool {
+            metadata, chunk_size, ..
+        } = kind
+        else {
+            return Err(refuse(format!(
+                "{}/{} (line {}) is a {} LV, the file describes a thin pool",
+                vg.name,
+                pool.name,
+                pool.line,
+                kind.type_name()
+            )));
+        };
+        let now = seen.lv_bytes(&pool.name).unwrap_or(0);
+        let md_now = seen.lv_bytes(metadata).unwrap_or(0);
+        let mut grow = (None, None);
+        match pool.size {
+            SizeSpec::Bytes(b) if round_up(b, extent) > now => grow.0 = Some(round_up(b, extent)),
+            SizeSpec::Bytes(b) if round_up(b, extent) < now => plan.notes.push(format!(
+                "{}/{} holds {} of data, the file says {} (line {}): grown outside the file \
+                 (by hand or auto-extension); a pool cannot shrink: write the new size into the file",
+                vg.name,
+                pool.name,
+                human(now),
+                human(b),
+                pool.line
+            )),
+            _ => {}
+        }
+        if let Some(m) = pool.metadata {
+            let m = round_up(m, extent);
+            if m > md_now {
+                grow.1 = Some(m);
+            } else if m < md_now {
+                plan.notes.push(format!(
+                    "{}/{} has {} of metadata, the file says {} (line {}): metadata cannot shrink",
+                    vg.name,
+                    pool.name,
+                    human(md_now),
+                    human(m),
+                    pool.line
+                ));
+            }
+        }
+        if grow != (None, None) {
+            plan.steps.push(Step::ThinPoolExtend {
+                vg: vg.name.clone(),
+                pool: pool.name.clone(),
+                data: grow.0,
+                metadata: grow.1,
+            });
+        }
+        if let Some(c) = pool.chunk {
+            if c != chunk_size * 512 {
+                plan.notes.push(format!(
+                    "{}/{} has {} chunks, the file says {} (line {}): set at creation; left as it is",
+                    vg.name,
+                    pool.name,
+                    human(chunk_size * 512),
+                    human(c),
+                    pool.line
+                ));
+            }
+        }
+        // The pool comes up with every thin LV in it (cairn's containers,
+        // and those made with `cairn container create` or lvm2); thin
+        // snapshots keep lvm2's activation skip.
+        let mut lvs: Vec<String> = seen
+            .thin_lvs(&pool.name)
+            .into_iter()
+            .filter(|(_, skip)| !skip)
+            .map(|(n, _)| n)
+            .filter(|n| !seen.active(&vg.name, n, None))
+            .collect();
+        if !seen.active(&vg.name, &pool.name, Some("tpool")) || !lvs.is_empty() {
+            lvs.insert(0, pool.name.clone());
+            activate.extend(lvs);
+        }
+    }
+    let _ = stack;
+    if !activate.is_empty() {
+        plan.steps.push(Step::Activate {
+            vg: vg.name.clone(),
+            lvs: activate,
+        });
+    }
+    Ok(plan)
+}
+
+/// The steps for a DRBD resource. `fresh`: its disk is made in this run.
+pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<NodePlan> {
+    let mut plan = NodePlan::default();
+    let (text, path) = drbd_config_text(stack, &d.name)?;
+    match &seen.config {
+        Some(now) if *now == text => {}
+        Some(now) if !now.starts_with("# Written by cairn") => {
+            return Err(refuse(format!(
+                "DRBD resource {}: {} exists and was not written by cairn: move it away (cairn \
+                 writes the resource from the stack file)",
+                d.name,
+                path.display()
+            )))
+        }
+        _ => plan.steps.push(Step::DrbdConfig {
+            resource: d.name.clone(),
+            path,
+            text,
+        }),
+    }
+    let md = if fresh { MdSeen::Blank } else { seen.md.clone() };
+    let force = match md {
+        MdSeen::NoDisk => {
+            return Err(refuse(format!(
+                "DRBD resource {}: its disk {} does not exist (line {})",
+                d.name,
+                d.disk.path.display(),
+                d.disk.line
+            )))
+        }
+        MdSeen::Foreign(why) => {
+            return Err(refuse(format!(
+                "DRBD resource {}: will not put metadata on {} (line {}): {why}",
+                d.name,
+                d.disk.path.display(),
+                d.disk.line
+            )))
+        }
+        MdSeen::Blank => {
+            plan.steps.push(Step::DrbdCreateMd {
+                resource: d.name.clone(),
+                disk: d.disk.path.clone(),
+            });
+            // New metadata is Inconsistent; this node's data is all there
+            // is, so it is made UpToDate as the seed does.
+            true
+        }
+        // Data that was up to date when last seen, with no peer that could
+        // hold newer data, is made primary as the seed's startup script
+        // does (`primary --force`); a stacked resource with an off-site
+        // peer is not forced (the peer may have taken over).
+        MdSeen::Present { was_up_to_date } => was_up_to_date && d.peer.is_none(),
+    };
+    let k = seen.kernel.as_ref();
+    let attached = k.is_some_and(|k| k.state.disk != "Diskless");
+    let unconnected = d.peer.is_some() && k.is_some_and(|k| k.state.connection == "StandAlone");
+    if !attached || unconnected {
+        plan.steps.push(Step::DrbdUp {
+            resource: d.name.clone(),
+        });
+    }
+    if k.is_none_or(|k| k.state.role != "Primary") {
+        plan.steps.push(Step::DrbdPrimary {
+            resource: d.name.clone(),
+            force,
+        });
+    }
+    Ok(plan)
+}
+
+/// The steps for a container; `fresh_pool`: its pool is made in this run.
+/// `resume`: an interrupted apply was making this container (its volume
+/// may hold half a filesystem), so it is made again.
+pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> Result<NodePlan> {
+    let mut plan = NodePlan::default();
+    let device = std::path::PathBuf::from(lv_path(&c.vg, &c.name));
+    let make_fs = |plan: &mut NodePlan| {
+        plan.steps.push(Step::Mkfs {
+            container: c.name.clone(),
+            device: device.clone(),
+        });
+        plan.steps.push(Step::Populate {
+            container: c.name.clone(),
+            device: device.clone(),
+            rootfs: rootfs_text(&c.rootfs),
+        });
+        plan.steps.push(Step::LxcConfig {
+            container: c.name.clone(),
+            device: device.clone(),
+            autostart: c.autostart,
+            rootfs: rootfs_text(&c.rootfs),
+        });
+    };
+    let Some(seen) = seen.filter(|s| s.volume_bytes.is_some()) else {
+        plan.steps.push(Step::ThinCreate {
+            vg: c.vg.clone(),
+            pool: c.pool.clone(),
+            lv: c.name.clone(),
+            size: c.size,
+        });
+        make_fs(&mut plan);
+        if c.autostart {
+            plan.steps.push(Step::ContainerStart {
+                container: c.name.clone(),
+            });
+        }
+        return Ok(plan);
+    };
+    let now = seen.volume_bytes.unwrap_or(0);
+    let want = round_up(c.size, 4 << 20);
+    if want > now {
+        plan.steps.push(Step::LvResize {
+            vg: c.vg.clone(),
+            lv: c.name.clone(),
+            from: now,
+            to: want,
+        });
+        plan.steps.push(Step::Resize2fs {
+            container: c.name.clone(),
+            device: device.clone(),
+        });
+    } else if want + (4 << 20) <= now {
+        plan.notes.push(format!(
+            "container {}: its volume is {}, the file says {} (line {}): cairn does not shrink a container's \
+             filesystem; write the size into the file",
+            c.name,
+            human(now),
+            human(c.size),
+            c.line
+        ));
+    }
+    match (&seen.config, resume) {
+        (None, true) => make_fs(&mut plan),
+        (None, false) if seen.fs.is_none() && seen.active => {
+            return Err(refuse(format!(
+                "container {} (line {}): volume {} exists with no filesystem and no LXC config, and no \
+                 interrupted apply made it: cairn leaves it alone; remove it (`cairn lv remove`) or pick \
+                 another name",
+                c.name,
+                c.line,
+                device.display()
+            )))
+        }
+        (None, false) => plan.steps.push(Step::LxcConfig {
+            container: c.name.clone(),
+            device: device.clone(),
+            autostart: c.autostart,
+            rootfs: rootfs_text(&c.rootfs),
+        }),
+        (Some(cfg), _) => {
+            if cfg.rootfs_device.as_deref() != Some(device.as_path()) {
+                return Err(refuse(format!(
+                    "container {} (line {}): its LXC config has rootfs {:?}, not {}: another container of \
+                     that name exists; pick another name",
+                    c.name,
+                    c.line,
+                    cfg.rootfs_path.as_deref().unwrap_or("(none)"),
+                    device.display()
+                )));
+            }
+            if cfg.start_auto != c.autostart {
+                plan.steps.push(Step::LxcAutostart {
+                    container: c.name.clone(),
+                    autostart: c.autostart,
+                });
+            }
+        }
+    }
+    let running = seen
+        .state
+        .as_ref()
+        .is_some_and(|s| *s == crate::lxc::State::Running);
+    if c.autostart && !running {
+        plan.steps.push(Step::ContainerStart {
+            container: c.name.clone(),
+        });
+    }
+    Ok(plan)
+}

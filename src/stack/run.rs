@@ -1,0 +1,643 @@
+//! plan, apply, up and down: the stack's nodes in bring-up order (down:
+//! the reverse), each observed just before it is planned, so that every
+//! layer is read once the layers under it are up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::file::{Node, Provider, Stack};
+use super::journal::{self, Entry, Interrupted, Journal};
+use super::observe::{self, VgSeen};
+use super::plan::{self, Allow, NodePlan};
+use super::step::{Ctx, Step};
+use super::{Result, StackError};
+use crate::dm::Control;
+use crate::lvm::names::{dm_name, lv_path};
+use crate::meta::ops::Env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only say what apply would do.
+    Plan,
+    /// Make everything so.
+    Apply,
+    /// Bring up what exists (after a reboot); refuse to make anything.
+    Up,
+}
+
+/// How far a device the file makes is, for planning what stands on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Avail {
+    /// There, with what is on it readable.
+    Now,
+    /// Made by this plan: empty.
+    Fresh,
+    /// Brought up by this plan: what is on it is read once it is up.
+    Later,
+}
+
+/// What a run did (or, planning, would do).
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Steps done (apply, up, down) or planned.
+    pub steps: Vec<Step>,
+    /// Differences left alone, and why.
+    pub notes: Vec<String>,
+    /// Layers the plan cannot read before the layers under them are up.
+    pub deferred: Vec<String>,
+    /// What an interrupted apply left, when this run finished it.
+    pub resumed: Option<Interrupted>,
+}
+
+/// Called with each step as it starts (apply/up/down) or is planned.
+pub type OnStep<'a> = &'a mut dyn FnMut(usize, &Step);
+
+struct Runner<'a, 'b> {
+    ctx: Ctx<'a>,
+    mode: Mode,
+    allow: Allow,
+    ctl: Control,
+    journal: Option<Journal>,
+    report: Report,
+    avail: BTreeMap<PathBuf, Avail>,
+    on_step: OnStep<'b>,
+}
+
+/// Steps `cairn up` may take: nothing is made, only brought up.
+fn up_may(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Activate { .. } | Step::DrbdUp { .. } | Step::DrbdPrimary { .. } | Step::ContainerStart { .. }
+    )
+}
+
+/// Steps that make something new (up refuses them: apply's work).
+fn makes(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::PvCreate { .. }
+            | Step::VgCreate { .. }
+            | Step::LvCreate { .. }
+            | Step::CachePoolCreate { .. }
+            | Step::CacheAttach { .. }
+            | Step::ThinPoolCreate { .. }
+            | Step::DrbdCreateMd { .. }
+            | Step::ThinCreate { .. }
+            | Step::Mkfs { .. }
+            | Step::Populate { .. }
+            | Step::LxcConfig { .. }
+    )
+}
+
+impl Runner<'_, '_> {
+    fn execute(&mut self, steps: Vec<Step>) -> Result<()> {
+        for step in steps {
+            let n = self.report.steps.len() + 1;
+            (self.on_step)(n, &step);
+            if self.mode != Mode::Plan {
+                if let Some(j) = &mut self.journal {
+                    j.write(&Entry::Begin {
+                        n,
+                        step: step.to_string(),
+                        container: step.container().map(str::to_owned),
+                    })?;
+                }
+                crate::failpoint::hit(&format!("apply-step-{n}"));
+                self.ctx.run(&step).map_err(|e| {
+                    StackError::Refused(format!("step {n} ({step}) failed: {e}"))
+                })?;
+                if let Some(j) = &mut self.journal {
+                    j.write(&Entry::Done { n })?;
+                }
+            }
+            self.report.steps.push(step);
+        }
+        Ok(())
+    }
+
+    /// Keeps the steps up may take; refuses where something is missing.
+    fn filter_up(&mut self, what: &str, plan: NodePlan) -> Result<Vec<Step>> {
+        self.report.notes.extend(plan.notes);
+        let mut keep = Vec::new();
+        for step in plan.steps {
+            if up_may(&step) {
+                keep.push(step);
+            } else if makes(&step) {
+                return Err(StackError::Refused(format!(
+                    "{what} is not made yet ({step}): run `cairn apply {}` first",
+                    self.ctx.stack.path.display()
+                )));
+            } else {
+                self.report
+                    .notes
+                    .push(format!("{what}: the file asks for a change that apply makes: {step}"));
+            }
+        }
+        Ok(keep)
+    }
+
+    fn take(&mut self, what: &str, plan: NodePlan) -> Result<Vec<Step>> {
+        if self.mode == Mode::Up {
+            return self.filter_up(what, plan);
+        }
+        self.report.notes.extend(plan.notes);
+        Ok(plan.steps)
+    }
+
+    fn avail_of(&self, p: &Provider, path: &Path) -> Avail {
+        match p {
+            Provider::External => Avail::Now,
+            _ => self.avail.get(path).copied().unwrap_or(Avail::Now),
+        }
+    }
+
+    fn set_outputs(&mut self, node: Node, steps: &[Step], inputs: Avail) {
+        let stack = self.ctx.stack;
+        let executed = self.mode != Mode::Plan;
+        match node {
+            Node::Vg(i) => {
+                let vg = &stack.vgs[i];
+                for lv in &vg.lvs {
+                    let a = if executed {
+                        Avail::Now
+                    } else if inputs == Avail::Fresh
+                        || steps
+                            .iter()
+                            .any(|s| matches!(s, Step::LvCreate { lv: n, .. } if *n == lv.name))
+                    {
+                        Avail::Fresh
+                    } else if inputs == Avail::Later
+                        || steps
+                            .iter()
+                            .any(|s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&lv.name)))
+                    {
+                        Avail::Later
+                    } else {
+                        Avail::Now
+                    };
+                    for p in [
+                        lv_path(&vg.name, &lv.name),
+                        crate::lvm::activate::mapper_path(&dm_name(&vg.name, &lv.name, None)),
+                    ] {
+                        self.avail.insert(PathBuf::from(p), a);
+                    }
+                }
+                for pool in &vg.thinpools {
+                    let a = if executed {
+                        Avail::Now
+                    } else if inputs == Avail::Fresh
+                        || steps.iter().any(
+                            |s| matches!(s, Step::ThinPoolCreate { pool: n, .. } if *n == pool.name),
+                        )
+                    {
+                        Avail::Fresh
+                    } else if inputs == Avail::Later {
+                        Avail::Later
+                    } else {
+                        Avail::Now
+                    };
+                    self.avail
+                        .insert(PathBuf::from(lv_path(&vg.name, &pool.name)), a);
+                }
+            }
+            Node::Drbd(i) => {
+                let d = &stack.drbd[i];
+                let a = if executed {
+                    Avail::Now
+                } else if inputs == Avail::Fresh
+                    || steps.iter().any(|s| matches!(s, Step::DrbdCreateMd { .. }))
+                {
+                    Avail::Fresh
+                } else if inputs == Avail::Later
+                    || steps
+                        .iter()
+                        .any(|s| matches!(s, Step::DrbdUp { .. } | Step::DrbdPrimary { .. }))
+                {
+                    Avail::Later
+                } else {
+                    Avail::Now
+                };
+                self.avail.insert(d.device(), a);
+            }
+        }
+    }
+
+    fn node(&mut self, node: Node) -> Result<()> {
+        let stack = self.ctx.stack;
+        let inputs: Vec<(Provider, PathBuf)> = match node {
+            Node::Vg(i) => stack.vgs[i]
+                .pvs
+                .iter()
+                .map(|p| (p.provider.clone(), p.path.clone()))
+                .collect(),
+            Node::Drbd(i) => vec![(stack.drbd[i].disk.provider.clone(), stack.drbd[i].disk.path.clone())],
+        };
+        let worst = inputs
+            .iter()
+            .map(|(p, path)| self.avail_of(p, path))
+            .max()
+            .unwrap_or(Avail::Now);
+        let name = stack.node_name(node);
+        let plan = match (worst, node) {
+            (Avail::Later, _) => {
+                self.report.deferred.push(format!(
+                    "{name}: read once the layers under it are up (apply does it then)"
+                ));
+                self.set_outputs(node, &[], Avail::Later);
+                return Ok(());
+            }
+            (Avail::Fresh, Node::Vg(i)) => {
+                let pvs = vec![observe::PvSeen::Blank; stack.vgs[i].pvs.len()];
+                plan::fresh_vg(&stack.vgs[i], &pvs)?
+            }
+            (Avail::Fresh, Node::Drbd(i)) => {
+                let d = &stack.drbd[i];
+                let seen = observe::DrbdSeen {
+                    config: std::fs::read_to_string(super::step::drbd_config_path(stack, &d.name)).ok(),
+                    md: observe::MdSeen::Blank,
+                    kernel: None,
+                };
+                plan::drbd(stack, d, &seen, true)?
+            }
+            (Avail::Now, Node::Vg(i)) => {
+                let seen = observe::vg(&stack.vgs[i], &self.ctl)?;
+                plan::vg(stack, &stack.vgs[i], &seen, self.allow)?
+            }
+            (Avail::Now, Node::Drbd(i)) => {
+                let d = &stack.drbd[i];
+                let kernel = self
+                    .ctx
+                    .drbd()?
+                    .status(Some(&d.name))?
+                    .into_iter()
+                    .find(|s| s.minor == d.minor);
+                let seen = observe::drbd(stack, d, kernel);
+                plan::drbd(stack, d, &seen, false)?
+            }
+        };
+        let steps = self.take(&name, plan)?;
+        self.set_outputs(node, &steps, worst);
+        self.execute(steps)
+    }
+
+    fn containers(&mut self, resume: &[String]) -> Result<()> {
+        let stack = self.ctx.stack;
+        let mut seen_vgs: BTreeMap<String, Option<VgSeen>> = BTreeMap::new();
+        for c in &stack.containers {
+            let pool = PathBuf::from(lv_path(&c.vg, &c.pool));
+            let a = self.avail.get(&pool).copied().unwrap_or(Avail::Now);
+            if a == Avail::Later {
+                self.report.deferred.push(format!(
+                    "container {}: read once its pool {}/{} is up",
+                    c.name, c.vg, c.pool
+                ));
+                continue;
+            }
+            let seen = if a == Avail::Fresh {
+                None
+            } else {
+                if !seen_vgs.contains_key(&c.vg) {
+                    let vg = stack.vg(&c.vg).expect("checked by the file");
+                    let s = observe::vg(vg, &self.ctl)?;
+                    seen_vgs.insert(c.vg.clone(), Some(s));
+                }
+                let vg_seen = seen_vgs[&c.vg].as_ref().expect("inserted above");
+                Some(observe::container(stack, c, vg_seen)?)
+            };
+            let plan = plan::container(c, seen.as_ref(), resume.contains(&c.name))?;
+            let steps = self.take(&format!("container {}", c.name), plan)?;
+            self.execute(steps)?;
+        }
+        if self.mode == Mode::Up {
+            self.autostart_others()?;
+        }
+        Ok(())
+    }
+
+    /// `up` also starts containers made outside the file (`cairn container
+    /// create`) on the file's VGs, when their config says lxc.start.auto.
+    fn autostart_others(&mut self) -> Result<()> {
+        let stack = self.ctx.stack;
+        let mut steps = Vec::new();
+        for cfg in crate::lxc::list(&stack.lxc_path)? {
+            if stack.containers.iter().any(|c| c.name == cfg.name) || !cfg.start_auto {
+                continue;
+            }
+            if !on_stack(stack, cfg.rootfs_device.as_deref()) {
+                continue;
+            }
+            if crate::lxc::state(&stack.lxc_path, &cfg.name)? != crate::lxc::State::Running {
+                steps.push(Step::ContainerStart {
+                    container: cfg.name.clone(),
+                });
+            }
+        }
+        self.execute(steps)
+    }
+}
+
+/// Whether a container's rootfs device is on one of the stack's VGs.
+pub fn on_stack(stack: &Stack, device: Option<&Path>) -> bool {
+    device.is_some_and(|d| {
+        stack
+            .vgs
+            .iter()
+            .any(|vg| d.starts_with(format!("/dev/{}/", vg.name)))
+    })
+}
+
+/// plan, apply or up. `on_step` sees each step as it starts.
+pub fn converge(stack: &Stack, env: Env, mode: Mode, allow: Allow, on_step: OnStep<'_>) -> Result<Report> {
+    let mut runner = Runner {
+        ctx: Ctx::new(stack, env),
+        mode,
+        allow,
+        ctl: Control::open()?,
+        journal: None,
+        report: Report::default(),
+        avail: BTreeMap::new(),
+        on_step,
+    };
+    let mut resume = Vec::new();
+    if mode != Mode::Plan {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let (j, earlier) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+        runner.journal = Some(j);
+        if let Some(e) = &earlier {
+            resume = e.unfinished_containers.clone();
+        }
+        runner.report.resumed = earlier;
+    } else {
+        let path = journal::state_dir().join("apply.journal");
+        if path.exists() {
+            if let Some(e) = journal::interrupted(&journal::read(&path)?) {
+                resume = e.unfinished_containers.clone();
+                runner.report.resumed = Some(e);
+            }
+        }
+    }
+    for node in stack.order.clone() {
+        runner.node(node)?;
+    }
+    runner.containers(&resume)?;
+    let report = std::mem::take(&mut runner.report);
+    if let Some(j) = runner.journal.take() {
+        j.finish()?;
+    }
+    Ok(report)
+}
+
+/// `cairn down`: containers stopped, then every layer taken down in the
+/// reverse of bring-up order. What is down already is skipped.
+pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
+    let mut runner = Runner {
+        ctx: Ctx::new(stack, env),
+        mode: Mode::Apply,
+        allow: Allow::default(),
+        ctl: Control::open()?,
+        journal: None,
+        report: Report::default(),
+        avail: BTreeMap::new(),
+        on_step,
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let (j, _) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+    runner.journal = Some(j);
+    let mut steps = Vec::new();
+    for cfg in crate::lxc::list(&stack.lxc_path)? {
+        if on_stack(stack, cfg.rootfs_device.as_deref())
+            && crate::lxc::state(&stack.lxc_path, &cfg.name)? != crate::lxc::State::Stopped
+        {
+            steps.push(Step::ContainerStop {
+                container: cfg.name.clone(),
+            });
+        }
+    }
+    runner.execute(steps)?;
+    for node in stack.order.iter().rev() {
+        let steps = match *node {
+            Node::Vg(i) => {
+                let vg = &stack.vgs[i];
+                let names = observe::dm_names(&runner.ctl)?;
+                if !vg.pvs.iter().all(|p| p.path.exists()) {
+                    continue;
+                }
+                let seen = observe::vg(vg, &runner.ctl)?;
+                let Some(md) = &seen.vg else { continue };
+                let whole = vg.pvs.iter().all(|p| p.provider != Provider::External);
+                let mut lvs: Vec<String> = Vec::new();
+                if whole {
+                    lvs.extend(md.lvs.iter().filter(|l| l.is_visible()).map(|l| l.name.clone()));
+                } else {
+                    for pool in &vg.thinpools {
+                        lvs.extend(seen.thin_lvs(&pool.name).into_iter().map(|(n, _)| n));
+                        lvs.push(pool.name.clone());
+                    }
+                    lvs.extend(vg.lvs.iter().map(|l| l.name.clone()));
+                }
+                // Only what is up; a pool is up when its -tpool layer is.
+                lvs.retain(|lv| {
+                    names.contains(&dm_name(&vg.name, lv, None))
+                        || names.contains(&dm_name(&vg.name, lv, Some("tpool")))
+                });
+                if lvs.is_empty() {
+                    continue;
+                }
+                vec![Step::Deactivate {
+                    vg: vg.name.clone(),
+                    lvs,
+                }]
+            }
+            Node::Drbd(i) => {
+                let d = &stack.drbd[i];
+                if !runner.ctx.drbd()?.resource_exists(&d.name)? {
+                    continue;
+                }
+                vec![Step::DrbdDown {
+                    resource: d.name.clone(),
+                }]
+            }
+        };
+        runner.execute(steps)?;
+    }
+    let report = std::mem::take(&mut runner.report);
+    if let Some(j) = runner.journal.take() {
+        j.finish()?;
+    }
+    Ok(report)
+}
+
+fn runner<'a, 'b>(stack: &'a Stack, env: Env, on_step: OnStep<'b>) -> Result<Runner<'a, 'b>> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let (j, _) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+    Ok(Runner {
+        ctx: Ctx::new(stack, env),
+        mode: Mode::Apply,
+        allow: Allow::default(),
+        ctl: Control::open()?,
+        journal: Some(j),
+        report: Report::default(),
+        avail: BTreeMap::new(),
+        on_step,
+    })
+}
+
+fn finish(mut r: Runner<'_, '_>) -> Result<Report> {
+    let report = std::mem::take(&mut r.report);
+    if let Some(j) = r.journal.take() {
+        j.finish()?;
+    }
+    Ok(report)
+}
+
+/// `cairn container create`: a container outside the stack file, made
+/// with the same steps (and journal) as apply makes the file's.
+pub fn create_container(
+    stack: &Stack,
+    env: Env,
+    c: &super::file::Container,
+    start: bool,
+    on_step: OnStep<'_>,
+) -> Result<Report> {
+    let mut r = runner(stack, env, on_step)?;
+    let seen = observe::vg_named(&r.ctx.env_for(&c.vg), &c.vg, &r.ctl)?;
+    match seen.kind(&c.pool) {
+        Some(crate::meta::model::SegmentKind::ThinPool { .. }) => {}
+        _ => {
+            return Err(StackError::Refused(format!(
+                "VG {} has no thin pool {}: give --pool VG/POOL of an existing pool",
+                c.vg, c.pool
+            )))
+        }
+    }
+    if seen.kind(&c.name).is_some() {
+        return Err(StackError::Refused(format!(
+            "VG {} has an LV {} already: pick another container name",
+            c.vg, c.name
+        )));
+    }
+    if crate::lxc::read_config(&stack.lxc_path, &c.name)?.is_some() {
+        return Err(StackError::Refused(format!(
+            "container {} exists already ({}): pick another name",
+            c.name,
+            stack.lxc_path.join(&c.name).display()
+        )));
+    }
+    let mut steps = plan::container(c, None, false)?.steps;
+    steps.retain(|s| start || !matches!(s, Step::ContainerStart { .. }));
+    r.execute(steps)?;
+    finish(r)
+}
+
+/// `cairn container remove`: stopped, its volume removed, its config removed.
+pub fn remove_container(stack: &Stack, env: Env, name: &str, on_step: OnStep<'_>) -> Result<Report> {
+    let cfg = crate::lxc::read_config(&stack.lxc_path, name)?.ok_or_else(|| {
+        StackError::Refused(format!(
+            "no container {name} in {}: nothing was changed",
+            stack.lxc_path.display()
+        ))
+    })?;
+    let (vg, lv) = cfg
+        .rootfs_device
+        .as_deref()
+        .and_then(vg_lv_of)
+        .ok_or_else(|| {
+            StackError::Refused(format!(
+                "container {name}: its rootfs {:?} is not an LV (/dev/VG/LV): cairn removes only \
+                 containers on volumes; use lxc-destroy",
+                cfg.rootfs_path.as_deref().unwrap_or("(none)")
+            ))
+        })?;
+    let mut r = runner(stack, env, on_step)?;
+    let mut steps = Vec::new();
+    if crate::lxc::state(&stack.lxc_path, name)? != crate::lxc::State::Stopped {
+        steps.push(Step::ContainerStop {
+            container: name.to_owned(),
+        });
+    }
+    let seen = observe::vg_named(&r.ctx.env_for(&vg), &vg, &r.ctl)?;
+    if seen.kind(&lv).is_some() {
+        steps.push(Step::ThinRemove { vg, lv });
+    }
+    steps.push(Step::LxcRemove {
+        container: name.to_owned(),
+    });
+    r.execute(steps)?;
+    finish(r)
+}
+
+/// `/dev/VG/LV` as (VG, LV).
+fn vg_lv_of(device: &Path) -> Option<(String, String)> {
+    let rest = device.strip_prefix("/dev").ok()?;
+    let mut parts = rest.iter();
+    let vg = parts.next()?.to_str()?.to_owned();
+    let lv = parts.next()?.to_str()?.to_owned();
+    (parts.next().is_none() && vg != "mapper").then_some((vg, lv))
+}
+
+/// One container, as `cairn container list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerRow {
+    pub name: String,
+    pub state: String,
+    pub volume: Option<String>,
+    pub size: Option<u64>,
+    /// Share of the thin volume the pool has mapped.
+    pub used_percent: Option<f64>,
+    pub autostart: bool,
+}
+
+/// Containers on the stack's VGs (every container, with no VG in the file).
+pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
+    let ctl = Control::open()?;
+    let mut rows = Vec::new();
+    let mut vgs: BTreeMap<String, Option<VgSeen>> = BTreeMap::new();
+    for cfg in crate::lxc::list(&stack.lxc_path)? {
+        if !stack.vgs.is_empty() && !on_stack(stack, cfg.rootfs_device.as_deref()) {
+            continue;
+        }
+        let state = crate::lxc::state(&stack.lxc_path, &cfg.name)
+            .map(|s| format!("{s:?}").to_uppercase())
+            .unwrap_or_else(|_| "UNKNOWN".into());
+        let vl = cfg.rootfs_device.as_deref().and_then(vg_lv_of);
+        let (size, used_percent) = match &vl {
+            Some((vg, lv)) => {
+                if !vgs.contains_key(vg) {
+                    let env = Env {
+                        devices: stack
+                            .vg(vg)
+                            .map(|v| v.pvs.iter().map(|p| p.path.clone()).collect())
+                            .unwrap_or_default(),
+                        ..Env::default()
+                    };
+                    vgs.insert(vg.clone(), observe::vg_named(&env, vg, &ctl).ok());
+                }
+                let size = vgs[vg].as_ref().and_then(|s| s.lv_bytes(lv));
+                let used = thin_used(&ctl, vg, lv);
+                (size, used)
+            }
+            None => (None, None),
+        };
+        rows.push(ContainerRow {
+            name: cfg.name.clone(),
+            state,
+            volume: cfg.rootfs_device.as_ref().map(|d| d.display().to_string()),
+            size,
+            used_percent,
+            autostart: cfg.start_auto,
+        });
+    }
+    Ok(rows)
+}
+
+/// How much of a thin LV its pool has mapped, in percent (lvm2's Data%).
+pub fn thin_used(ctl: &Control, vg: &str, lv: &str) -> Option<f64> {
+    let lines = ctl.status(&dm_name(vg, lv, None)).ok()?;
+    let (_, len, target, params) = lines.first()?;
+    match crate::dm::status::parse(target, params).ok()? {
+        crate::dm::status::TargetStatus::Thin(t) if *len > 0 => {
+            Some(t.mapped_sectors as f64 * 100.0 / *len as f64)
+        }
+        _ => None,
+    }
+}

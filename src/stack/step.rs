@@ -1,0 +1,651 @@
+//! One step of a plan: what it changes (Display, as `cairn plan` prints it),
+//! and how it is done, by the lower modules.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::file::{Rootfs, SizeSpec, Stack};
+use super::{io, Result, StackError};
+use crate::drbd::adm;
+use crate::drbd::admin::Drbd;
+use crate::lvm::engine::Dev;
+use crate::lvm::volume::{Run, Selection};
+use crate::lvm::{cache, linear, pool, thin, volume};
+use crate::meta::ops::{self, Env};
+use crate::units::human;
+
+/// One change, in the words of the layer it changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    PvCreate {
+        device: PathBuf,
+    },
+    VgCreate {
+        vg: String,
+        pvs: Vec<PathBuf>,
+        extent_size: u64,
+    },
+    VgExtend {
+        vg: String,
+        pvs: Vec<PathBuf>,
+    },
+    LvCreate {
+        vg: String,
+        lv: String,
+        #[serde(serialize_with = "size_spec")]
+        size: SizeSpec,
+        pvs: Vec<PathBuf>,
+    },
+    LvResize {
+        vg: String,
+        lv: String,
+        from: u64,
+        to: u64,
+    },
+    CachePoolCreate {
+        vg: String,
+        pool: String,
+        size: u64,
+        metadata: Option<u64>,
+        chunk: Option<u64>,
+        pvs: Vec<PathBuf>,
+    },
+    CacheAttach {
+        vg: String,
+        lv: String,
+        pool: String,
+        mode: String,
+        policy: String,
+    },
+    ThinPoolCreate {
+        vg: String,
+        pool: String,
+        #[serde(serialize_with = "size_spec")]
+        size: SizeSpec,
+        metadata: Option<u64>,
+        chunk: Option<u64>,
+        pvs: Vec<PathBuf>,
+    },
+    ThinPoolExtend {
+        vg: String,
+        pool: String,
+        data: Option<u64>,
+        metadata: Option<u64>,
+    },
+    /// Activates LVs (with what they stand on: cache, pool); `all` when
+    /// every LV of the VG is meant.
+    Activate {
+        vg: String,
+        lvs: Vec<String>,
+    },
+    Deactivate {
+        vg: String,
+        lvs: Vec<String>,
+    },
+    DrbdConfig {
+        resource: String,
+        path: PathBuf,
+        text: String,
+    },
+    DrbdCreateMd {
+        resource: String,
+        disk: PathBuf,
+    },
+    DrbdUp {
+        resource: String,
+    },
+    DrbdPrimary {
+        resource: String,
+        /// Force a disk that is not UpToDate, as the seed's `primary --force`
+        /// (only for metadata this stack made, or data that was up to date).
+        force: bool,
+    },
+    DrbdDown {
+        resource: String,
+    },
+    ThinCreate {
+        vg: String,
+        pool: String,
+        lv: String,
+        size: u64,
+    },
+    Mkfs {
+        container: String,
+        device: PathBuf,
+    },
+    Resize2fs {
+        container: String,
+        device: PathBuf,
+    },
+    Populate {
+        container: String,
+        device: PathBuf,
+        rootfs: String,
+    },
+    LxcConfig {
+        container: String,
+        device: PathBuf,
+        autostart: bool,
+        rootfs: String,
+    },
+    LxcAutostart {
+        container: String,
+        autostart: bool,
+    },
+    ContainerStart {
+        container: String,
+    },
+    ContainerStop {
+        container: String,
+    },
+    ThinRemove {
+        vg: String,
+        lv: String,
+    },
+    LxcRemove {
+        container: String,
+    },
+}
+
+fn size_spec<S: serde::Serializer>(s: &SizeSpec, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.to_string())
+}
+
+fn paths(p: &[PathBuf]) -> String {
+    p.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::PvCreate { device } => write!(f, "pv create {} (LVM label and metadata area)", device.display()),
+            Step::VgCreate { vg, pvs, extent_size } => write!(
+                f,
+                "vg create {vg} on {} (extents {})",
+                paths(pvs),
+                human(*extent_size)
+            ),
+            Step::VgExtend { vg, pvs } => write!(f, "vg extend {vg} with {}", paths(pvs)),
+            Step::LvCreate { vg, lv, size, pvs } => {
+                write!(f, "lv create {vg}/{lv} of {size}")?;
+                if !pvs.is_empty() {
+                    write!(f, " on {}", paths(pvs))?;
+                }
+                write!(f, " (metadata commit, linear table)")
+            }
+            Step::LvResize { vg, lv, from, to } => write!(
+                f,
+                "lv {} {vg}/{lv} from {} to {} (metadata commit, table reload)",
+                if to > from { "extend" } else { "reduce" },
+                human(*from),
+                human(*to)
+            ),
+            Step::CachePoolCreate { vg, pool, size, metadata, pvs, .. } => write!(
+                f,
+                "cache pool create {vg}/{pool}: data {}, metadata {} on {} (metadata zeroed)",
+                human(*size),
+                metadata.map_or("as lvm2 sizes it".to_owned(), human),
+                paths(pvs)
+            ),
+            Step::CacheAttach { vg, lv, pool, mode, policy } => write!(
+                f,
+                "cache attach {vg}/{pool} to {vg}/{lv} ({mode}, {policy}; tables: cache over {lv}_corig)"
+            ),
+            Step::ThinPoolCreate { vg, pool, size, metadata, chunk, .. } => write!(
+                f,
+                "thin pool create {vg}/{pool}: data {size}, metadata {}, chunk {} (thin-pool table)",
+                metadata.map_or("as lvm2 sizes it".to_owned(), human),
+                chunk.map_or("as lvm2 chooses it".to_owned(), human)
+            ),
+            Step::ThinPoolExtend { vg, pool, data, metadata } => {
+                write!(f, "thin pool extend {vg}/{pool}:")?;
+                if let Some(d) = data {
+                    write!(f, " data to {}", human(*d))?;
+                }
+                if let Some(m) = metadata {
+                    write!(f, " metadata to {}", human(*m))?;
+                }
+                Ok(())
+            }
+            Step::Activate { vg, lvs } => write!(f, "activate {vg}: {} (dm tables)", lvs.join(" ")),
+            Step::Deactivate { vg, lvs } => write!(f, "deactivate {vg}: {} (dm remove)", lvs.join(" ")),
+            Step::DrbdConfig { resource, path, .. } => write!(
+                f,
+                "drbd config {resource}: write {} (for drbd-utils and the kernel's helper)",
+                path.display()
+            ),
+            Step::DrbdCreateMd { resource, disk } => write!(
+                f,
+                "drbd create-md {resource} on {} (v08, internal)",
+                disk.display()
+            ),
+            Step::DrbdUp { resource } => write!(f, "drbd up {resource} (new-resource, new-minor, attach, connect)"),
+            Step::DrbdPrimary { resource, force } => write!(
+                f,
+                "drbd primary {resource}{}",
+                if *force { " --force" } else { "" }
+            ),
+            Step::DrbdDown { resource } => write!(f, "drbd down {resource}"),
+            Step::ThinCreate { vg, pool, lv, size } => write!(
+                f,
+                "thin create {vg}/{lv} of {} in {pool} (pool message, metadata commit)",
+                human(*size)
+            ),
+            Step::Mkfs { device, .. } => write!(f, "mkfs.ext4 {}", device.display()),
+            Step::Resize2fs { device, .. } => write!(f, "resize2fs {}", device.display()),
+            Step::Populate { container, rootfs, .. } => {
+                write!(f, "rootfs of {container}: {rootfs}")
+            }
+            Step::LxcConfig { container, device, autostart, .. } => write!(
+                f,
+                "lxc config {container}: rootfs lvm:{}{}",
+                device.display(),
+                if *autostart { ", lxc.start.auto = 1" } else { "" }
+            ),
+            Step::LxcAutostart { container, autostart } => write!(
+                f,
+                "lxc config {container}: lxc.start.auto = {}",
+                u8::from(*autostart)
+            ),
+            Step::ContainerStart { container } => write!(f, "lxc-start {container}"),
+            Step::ContainerStop { container } => write!(f, "lxc-stop {container}"),
+            Step::ThinRemove { vg, lv } => {
+                write!(f, "thin remove {vg}/{lv} (pool message, metadata commit)")
+            }
+            Step::LxcRemove { container } => write!(f, "lxc config {container}: remove"),
+        }
+    }
+}
+
+impl Step {
+    /// The device the step makes from nothing, whose contents a re-run
+    /// after a crash may redo without losing anything.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Step::ThinCreate { lv, .. } => Some(lv),
+            Step::Mkfs { container, .. }
+            | Step::Populate { container, .. }
+            | Step::LxcConfig { container, .. } => Some(container),
+            _ => None,
+        }
+    }
+}
+
+/// What steps run with.
+pub struct Ctx<'a> {
+    pub stack: &'a Stack,
+    pub env: Env,
+    pub dev: Dev,
+    drbd: Option<Drbd>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(stack: &'a Stack, env: Env) -> Ctx<'a> {
+        Ctx {
+            stack,
+            env,
+            dev: Dev::default(),
+            drbd: None,
+        }
+    }
+
+    /// The env for one VG: only its PVs are scanned (fast, and the lower
+    /// copies of stacked PVs are never seen).
+    pub fn env_for(&self, vg: &str) -> Env {
+        let mut env = self.env.clone();
+        if let Some(v) = self.stack.vg(vg) {
+            env.devices = v.pvs.iter().map(|p| p.path.clone()).collect();
+        }
+        env
+    }
+
+    pub fn drbd(&mut self) -> Result<&mut Drbd> {
+        if self.drbd.is_none() {
+            self.drbd = Some(Drbd::open()?);
+        }
+        Ok(self.drbd.as_mut().expect("opened above"))
+    }
+
+    /// The drbd-utils view of resource `name`, from the file cairn writes.
+    pub fn drbd_target(&self, name: &str) -> Result<adm::Target> {
+        // All of the file's resources: a stacked one needs its lower one.
+        let mut text = String::new();
+        for d in &self.stack.drbd {
+            text.push_str(&drbd_config_text(self.stack, &d.name)?.0);
+        }
+        let path = drbd_config_path(self.stack, name);
+        let config = crate::drbd::config::Config::parse(
+            &path.display().to_string(),
+            &text,
+            &self.stack.drbd_config_dir,
+        )
+        .map_err(adm::AdmError::from)?;
+        let setup = adm::Setup {
+            config: path,
+            hostname: self.stack.host.clone(),
+        };
+        let stacked = self.stack.drbd(name).is_some_and(|d| d.stacked_on.is_some());
+        Ok(setup.target_in(&config, name, stacked)?)
+    }
+
+    /// Does `step`.
+    pub fn run(&mut self, step: &Step) -> Result<()> {
+        match step {
+            Step::PvCreate { device } => {
+                ops::pv_create(&self.env, device, None)?;
+            }
+            Step::VgCreate { vg, pvs, extent_size } => {
+                ops::vg_create(&self.env_for(vg), vg, pvs, extent_size / 512)?;
+            }
+            Step::VgExtend { vg, pvs } => {
+                ops::vg_extend(&self.env_for(vg), vg, pvs)?;
+            }
+            Step::LvCreate { vg, lv, size, pvs } => {
+                let req = linear::NewLinear {
+                    vg: vg.clone(),
+                    name: lv.clone(),
+                    size: match size {
+                        SizeSpec::Bytes(b) => linear::Size::Bytes(*b),
+                        SizeSpec::PercentFree(p) => linear::Size::PercentFree(*p),
+                    },
+                    pvs: pvs.clone(),
+                    activate: true,
+                };
+                linear::create(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+            }
+            Step::LvResize { vg, lv, from, to } => {
+                let req = linear::Resize {
+                    vg: vg.clone(),
+                    name: lv.clone(),
+                    size: Some(linear::Size::Bytes(*to)),
+                    metadata: None,
+                    pvs: vec![],
+                };
+                let env = self.env_for(vg);
+                if to > from {
+                    linear::extend(&env, &self.dev, &req, Run::Apply)?;
+                } else {
+                    linear::reduce(&env, &self.dev, &req, Run::Apply)?;
+                }
+            }
+            Step::CachePoolCreate { vg, pool, size, metadata, chunk, pvs } => {
+                let req = cache::NewCachePool {
+                    vg: vg.clone(),
+                    name: pool.clone(),
+                    data_bytes: *size,
+                    metadata_bytes: *metadata,
+                    chunk_bytes: *chunk,
+                    mode: None,
+                    policy: None,
+                    pvs: pvs.clone(),
+                };
+                cache::create_pool(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+            }
+            Step::CacheAttach { vg, lv, pool, mode, policy } => {
+                let req = cache::Attach {
+                    vg: vg.clone(),
+                    lv: lv.clone(),
+                    pool: pool.clone(),
+                    mode: Some(mode.clone()),
+                    policy: Some(policy.clone()),
+                };
+                cache::attach(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+            }
+            Step::ThinPoolCreate { vg, pool, size, metadata, chunk, pvs } => {
+                let env = self.env_for(vg);
+                let data_bytes = match size {
+                    SizeSpec::Bytes(b) => *b,
+                    SizeSpec::PercentFree(p) => pool_share(&env, vg, *p, *metadata)?,
+                };
+                let req = pool::NewPool {
+                    vg: vg.clone(),
+                    name: pool.clone(),
+                    data_bytes,
+                    metadata_bytes: *metadata,
+                    chunk_bytes: *chunk,
+                    zero: true,
+                    discards: "passdown".into(),
+                    pvs: pvs.clone(),
+                    activate: true,
+                };
+                pool::create(&env, &self.dev, &req, Run::Apply)?;
+            }
+            Step::ThinPoolExtend { vg, pool, data, metadata } => {
+                let req = linear::Resize {
+                    vg: vg.clone(),
+                    name: pool.clone(),
+                    size: data.map(linear::Size::Bytes),
+                    metadata: metadata.map(linear::Size::Bytes),
+                    pvs: vec![],
+                };
+                pool::extend(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+            }
+            Step::Activate { vg, lvs } => {
+                let sel = Selection {
+                    vg: vg.clone(),
+                    lvs: lvs.clone(),
+                    ignore_skip: false,
+                };
+                volume::activate(&self.env_for(vg), &self.dev, &sel, Run::Apply)?;
+            }
+            Step::Deactivate { vg, lvs } => {
+                let sel = Selection {
+                    vg: vg.clone(),
+                    lvs: lvs.clone(),
+                    ignore_skip: true,
+                };
+                volume::deactivate(&self.env_for(vg), &self.dev, &sel, Run::Apply)?;
+            }
+            Step::DrbdConfig { path, text, .. } => write_atomically(path, text)?,
+            Step::DrbdCreateMd { resource, .. } => {
+                let t = self.drbd_target(resource)?;
+                let drbd = self.drbd()?;
+                // Forced: the plan only asks for it where no metadata is.
+                adm::create_md(Some(drbd), &t, true)?;
+            }
+            Step::DrbdUp { resource } => {
+                let t = self.drbd_target(resource)?;
+                adm::up(self.drbd()?, &t)?;
+            }
+            Step::DrbdPrimary { resource, force } => {
+                let t = self.drbd_target(resource)?;
+                self.drbd()?.primary(t.minor, *force)?;
+            }
+            Step::DrbdDown { resource } => {
+                let t = self.drbd_target(resource)?;
+                adm::down(self.drbd()?, &t)?;
+            }
+            Step::ThinCreate { vg, pool, lv, size } => {
+                let req = thin::Create {
+                    vg: vg.clone(),
+                    name: lv.clone(),
+                    what: thin::Request::Volume {
+                        pool: pool.clone(),
+                        size_bytes: *size,
+                    },
+                    activate: true,
+                };
+                thin::create(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+            }
+            Step::Mkfs { container, device } => {
+                crate::fs::mkfs_ext4(device, Some(&fs_label(container)))?;
+            }
+            Step::Resize2fs { device, .. } => crate::fs::resize_ext4(device)?,
+            Step::Populate { device, rootfs, .. } => {
+                let mounted = crate::fs::mount_temporarily(device, "ext4")?;
+                let root = mounted.path().to_path_buf();
+                let result = populate(&root, rootfs);
+                mounted.unmount()?;
+                result?;
+            }
+            Step::LxcConfig { container, device, autostart, rootfs } => {
+                let default_conf =
+                    std::fs::read_to_string("/etc/lxc/default.conf").unwrap_or_default();
+                let cfg = crate::lxc::NewConfig {
+                    name: container.clone(),
+                    rootfs_device: device.clone(),
+                    autostart: *autostart,
+                    source: rootfs_source(rootfs),
+                };
+                let text = crate::lxc::render(&cfg, &default_conf);
+                crate::lxc::write_config(&self.stack.lxc_path, container, &text)?;
+            }
+            Step::LxcAutostart { container, autostart } => {
+                set_autostart(&self.stack.lxc_path, container, *autostart)?
+            }
+            Step::ContainerStart { container } => {
+                crate::lxc::start(&self.stack.lxc_path, container)?;
+            }
+            Step::ContainerStop { container } => {
+                crate::lxc::stop(&self.stack.lxc_path, container, Duration::from_secs(30))?;
+            }
+            Step::ThinRemove { vg, lv } => {
+                thin::remove(&self.env_for(vg), &self.dev, vg, lv, Run::Apply)?;
+            }
+            Step::LxcRemove { container } => {
+                crate::lxc::remove_config(&self.stack.lxc_path, container)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The label cairn gives a container's filesystem (ext4 allows 16 bytes).
+fn fs_label(container: &str) -> String {
+    container.chars().take(16).collect()
+}
+
+pub fn rootfs_text(r: &Rootfs) -> String {
+    match r {
+        Rootfs::Busybox => "busybox".into(),
+        Rootfs::Tarball(p) => p.display().to_string(),
+    }
+}
+
+fn rootfs_source(text: &str) -> crate::lxc::RootfsSource {
+    if text == "busybox" {
+        crate::lxc::RootfsSource::Busybox
+    } else {
+        crate::lxc::RootfsSource::Tarball(PathBuf::from(text))
+    }
+}
+
+fn populate(root: &Path, rootfs: &str) -> Result<()> {
+    match rootfs_source(rootfs) {
+        crate::lxc::RootfsSource::Busybox => {
+            let busybox = crate::lxc::find_busybox().ok_or_else(|| {
+                StackError::Refused(
+                    "no busybox on this host: install busybox-static, or give the container a rootfs tarball"
+                        .into(),
+                )
+            })?;
+            crate::lxc::build_busybox_rootfs(root, &busybox)?;
+        }
+        crate::lxc::RootfsSource::Tarball(t) => crate::lxc::extract_tarball(root, &t)?,
+    }
+    Ok(())
+}
+
+/// Sets `lxc.start.auto` in a container's config, keeping every other line.
+fn set_autostart(lxc_path: &Path, name: &str, on: bool) -> Result<()> {
+    let path = lxc_path.join(name).join("config");
+    let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.split_once('=')
+                .is_none_or(|(k, _)| k.trim() != "lxc.start.auto")
+        })
+        .map(str::to_owned)
+        .collect();
+    if on {
+        out.push("lxc.start.auto = 1".into());
+    }
+    write_atomically(&path, &(out.join("\n") + "\n"))
+}
+
+/// Writes `text` to `path` so that a crash leaves the old file or the new.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    let tmp = path.with_extension("cairn-new");
+    let mut f = std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("cannot rename {} into place", tmp.display())))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A thin pool's data size for `percent` of the VG's free space, leaving
+/// room for its metadata and the pool metadata spare (lvm2 takes both from
+/// what is left).
+fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Result<u64> {
+    let view = env.scan(&[])?.vg(vg)?;
+    let vg = &view.metadata.vg;
+    let extent = vg.extent_bytes();
+    let free: u64 = crate::meta::alloc::free_runs(vg)
+        .map_err(|e| StackError::Refused(format!("VG {}: {e}", vg.name)))?
+        .iter()
+        .map(|r| r.count)
+        .sum();
+    let total_free = free * extent;
+    let wanted = (total_free as f64 * percent / 100.0) as u64 / extent * extent;
+    let (_, md_sectors) = pool::sizes(wanted / 512, vg.extent_size, None, metadata.map(|m| m / 512));
+    let md = (md_sectors * 512).div_ceil(extent) * extent;
+    let room = total_free.saturating_sub(2 * md) / extent * extent;
+    Ok(wanted.min(room))
+}
+
+/// The drbd-utils resource file cairn writes for `name`: (text, path).
+pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> {
+    let d = stack
+        .drbd(name)
+        .ok_or_else(|| StackError::Refused(format!("no DRBD resource {name} in {}", stack.path.display())))?;
+    let mut t = format!(
+        "# Written by cairn from {} (edit that file, then `cairn apply`).\nresource {} {{\n",
+        stack.path.display(),
+        d.name
+    );
+    if d.protocol != 'C' {
+        t.push_str(&format!("  net {{\n    protocol {};\n  }}\n", d.protocol));
+    }
+    let device = d.device();
+    match &d.stacked_on {
+        Some(lower) => t.push_str(&format!(
+            "  stacked-on-top-of {lower} {{\n    device {};\n    address {};\n  }}\n",
+            device.display(),
+            d.address
+        )),
+        None => t.push_str(&format!(
+            "  on {} {{\n    device {};\n    disk {};\n    address {};\n    meta-disk internal;\n  }}\n",
+            stack.host,
+            device.display(),
+            d.disk.path.display(),
+            d.address
+        )),
+    }
+    if let Some(p) = &d.peer {
+        t.push_str(&format!(
+            "  on {} {{\n    device /dev/drbd{};\n    disk {};\n    address {};\n    meta-disk internal;\n  }}\n",
+            p.host, p.minor, p.disk, p.address
+        ));
+    }
+    t.push_str("}\n");
+    Ok((t, drbd_config_path(stack, name)))
+}
+
+pub fn drbd_config_path(stack: &Stack, name: &str) -> PathBuf {
+    stack.drbd_config_dir.join(format!("{name}.res"))
+}
