@@ -150,6 +150,17 @@ pub fn down(file: &Option<PathBuf>, env: Env, json: bool) -> Res<()> {
     print_report(&report, json, "down", started)
 }
 
+pub fn status(file: &Option<PathBuf>, json: bool) -> Res<()> {
+    let stack = load(file)?;
+    let status = cairn::stack::status::read(&stack)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", cairn::stack::status::render(&status));
+    }
+    Ok(())
+}
+
 pub fn lvm_filter(file: &Option<PathBuf>) -> Res<()> {
     let stack = load(file)?;
     print!("{}", cairn::stack::filter::render(&stack));

@@ -64,6 +64,12 @@ enum Command {
         /// The stack file (default /etc/cairn/stack.toml)
         file: Option<PathBuf>,
     },
+    /// The whole stack as a tree: sizes, states, cache hits, DRBD roles and sync, pool use,
+    /// containers (--json: everything)
+    Status {
+        /// The stack file (default /etc/cairn/stack.toml)
+        file: Option<PathBuf>,
+    },
     /// Print the lvm.conf settings that keep lvm2 on this host off the stack's lower layers
     LvmFilter {
         /// The stack file (default /etc/cairn/stack.toml)
@@ -722,6 +728,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             cli.json,
         ),
         Command::Down { file } => return cli_stack::down(file, env(cli), cli.json),
+        Command::Status { file } => return cli_stack::status(file, cli.json),
         Command::LvmFilter { file } => return cli_stack::lvm_filter(file),
         Command::Container { file, command } => return cli_stack::container(file, env(cli), command, cli.json),
         Command::Pvs { vg } => {

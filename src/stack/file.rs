@@ -407,10 +407,7 @@ impl Ctx<'_> {
         let Some(s) = s else { return Ok(None) };
         match units::parse_size(s.get_ref(), 1 << 10) {
             Ok(Size::Bytes(b)) if b >= 32 << 10 && b % (32 << 10) == 0 => Ok(Some(b)),
-            Ok(_) => Err(self.at(
-                s,
-                "chunk must be a multiple of 32K (such as 64K or 512K)",
-            )),
+            Ok(_) => Err(self.at(s, "chunk must be a multiple of 32K (such as 64K or 512K)")),
             Err(e) => Err(self.at(s, format!("chunk: {e}"))),
         }
     }
@@ -427,7 +424,10 @@ impl Ctx<'_> {
                 if p.get_ref().starts_with("/dev/") {
                     Ok(PathBuf::from(p.get_ref()))
                 } else {
-                    Err(self.at(p, format!("{what} {:?} must be a path under /dev", p.get_ref())))
+                    Err(self.at(
+                        p,
+                        format!("{what} {:?} must be a path under /dev", p.get_ref()),
+                    ))
                 }
             })
             .collect()
@@ -639,10 +639,15 @@ impl Ctx<'_> {
                     percent: p,
                 }),
                 _ => {
+                    let given = r
+                        .autoextend_threshold
+                        .as_ref()
+                        .or(r.autoextend_percent.as_ref())
+                        .expect("one of the two is given");
                     return Err(self.at(
-                        p,
+                        given,
                         "give autoextend_threshold and autoextend_percent together (the seed: 50 and 10)",
-                    ))
+                    ));
                 }
             };
             thinpools.push(ThinPool {
@@ -659,7 +664,12 @@ impl Ctx<'_> {
             .lv
             .iter()
             .map(|l| &l.get_ref().name)
-            .chain(raw.thinpool.iter().map(|p| &p.get_ref().name));
+            .chain(raw.thinpool.iter().map(|p| &p.get_ref().name))
+            .chain(
+                raw.lv
+                    .iter()
+                    .filter_map(|l| l.get_ref().cache.as_ref()?.get_ref().pool.as_ref()),
+            );
         self.unique(names, &format!("LV of VG {}", raw.name.get_ref()))?;
         Ok(Vg {
             name: raw.name.get_ref().clone(),
@@ -686,7 +696,10 @@ impl Ctx<'_> {
         }
         let minor = *r.minor.get_ref();
         if !(0..=1_048_575).contains(&minor) {
-            return Err(self.at(&r.minor, "minor must be between 0 and 1048575 (/dev/drbdMINOR)"));
+            return Err(self.at(
+                &r.minor,
+                "minor must be between 0 and 1048575 (/dev/drbdMINOR)",
+            ));
         }
         let address = self.address(&r.address)?;
         let protocol = match &r.protocol {
@@ -696,37 +709,44 @@ impl Ctx<'_> {
                 other => return Err(self.at(p, format!("protocol {other:?}: give A, B or C"))),
             },
         };
-        let disk = match (&r.disk, &r.stacked_on) {
-            (Some(disk), None) => Device {
-                path: self.paths(std::slice::from_ref(disk), "disk")?.remove(0),
-                provider: Provider::External,
-                line: self.line(disk.span().start),
-            },
-            (None, Some(lower)) => {
-                let Some(l) = all.iter().find(|o| o.get_ref().name.get_ref() == lower.get_ref())
-                else {
-                    return Err(self.at(
-                        lower,
-                        format!("stacked_on {:?}: no [[drbd]] of that name in this file", lower.get_ref()),
-                    ));
-                };
-                let lower_minor = *l.get_ref().minor.get_ref();
-                Device {
-                    path: drbd_device(lower_minor.clamp(0, u32::MAX as i64) as u32),
-                    provider: Provider::Drbd(lower.get_ref().clone()),
-                    line: self.line(lower.span().start),
+        let disk =
+            match (&r.disk, &r.stacked_on) {
+                (Some(disk), None) => Device {
+                    path: self.paths(std::slice::from_ref(disk), "disk")?.remove(0),
+                    provider: Provider::External,
+                    line: self.line(disk.span().start),
+                },
+                (None, Some(lower)) => {
+                    let Some(l) = all
+                        .iter()
+                        .find(|o| o.get_ref().name.get_ref() == lower.get_ref())
+                    else {
+                        return Err(self.at(
+                            lower,
+                            format!(
+                                "stacked_on {:?}: no [[drbd]] of that name in this file",
+                                lower.get_ref()
+                            ),
+                        ));
+                    };
+                    let lower_minor = *l.get_ref().minor.get_ref();
+                    Device {
+                        path: drbd_device(lower_minor.clamp(0, u32::MAX as i64) as u32),
+                        provider: Provider::Drbd(lower.get_ref().clone()),
+                        line: self.line(lower.span().start),
+                    }
                 }
-            }
-            (Some(disk), Some(_)) => {
-                return Err(self.at(
+                (Some(disk), Some(_)) => return Err(self.at(
                     disk,
                     "a stacked resource's disk is the lower resource's device: leave out `disk`",
-                ))
-            }
-            (None, None) => {
-                return Err(self.at(d, format!("DRBD resource {name}: give `disk` or `stacked_on`")))
-            }
-        };
+                )),
+                (None, None) => {
+                    return Err(self.at(
+                        d,
+                        format!("DRBD resource {name}: give `disk` or `stacked_on`"),
+                    ))
+                }
+            };
         let peer = match &r.peer {
             None => None,
             Some(p) => {
@@ -767,7 +787,10 @@ impl Ctx<'_> {
         s.get_ref().parse().map_err(|_| {
             self.at(
                 s,
-                format!("address {:?}: give IP:PORT, such as 127.0.0.1:7789", s.get_ref()),
+                format!(
+                    "address {:?}: give IP:PORT, such as 127.0.0.1:7789",
+                    s.get_ref()
+                ),
             )
         })
     }
@@ -796,7 +819,15 @@ impl Ctx<'_> {
             .collect();
         let pools: Vec<PathBuf> = stack
             .thinpools()
-            .map(|(vg, p)| PathBuf::from(crate::lvm::names::lv_path(&vg.name, &p.name)))
+            .flat_map(|(vg, p)| {
+                [
+                    crate::lvm::names::lv_path(&vg.name, &p.name),
+                    crate::lvm::activate::mapper_path(&crate::lvm::names::dm_name(
+                        &vg.name, &p.name, None,
+                    )),
+                ]
+                .map(PathBuf::from)
+            })
             .collect();
         let provider = |dev: &Device| -> Checked<Provider> {
             if let Some((vg, lv)) = lv_paths.get(&dev.path) {
@@ -818,7 +849,13 @@ impl Ctx<'_> {
                     ),
                 });
             }
-            if dev.path.starts_with("/dev/drbd") {
+            // /dev/drbdN (Path::starts_with compares whole components).
+            let drbd_minor = dev
+                .path
+                .to_str()
+                .and_then(|p| p.strip_prefix("/dev/drbd"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if drbd_minor {
                 return Err(FileError {
                     file: self.file.clone(),
                     line: dev.line,
@@ -842,14 +879,24 @@ impl Ctx<'_> {
         }
         // One user per device: two VGs, or a VG and DRBD, on one device
         // would destroy each other.
-        let mut users: BTreeMap<&Path, (usize, String)> = BTreeMap::new();
+        // An LV is one device under both its names (/dev/VG/LV, /dev/mapper/VG-LV).
+        let mut users: BTreeMap<PathBuf, (usize, String)> = BTreeMap::new();
         let uses = stack
             .vgs
             .iter()
             .flat_map(|vg| vg.pvs.iter().map(move |p| (p, format!("VG {}", vg.name))))
-            .chain(stack.drbd.iter().map(|d| (&d.disk, format!("DRBD resource {}", d.name))));
+            .chain(
+                stack
+                    .drbd
+                    .iter()
+                    .map(|d| (&d.disk, format!("DRBD resource {}", d.name))),
+            );
         for (dev, user) in uses {
-            if let Some((line, first)) = users.insert(&dev.path, (dev.line, user.clone())) {
+            let key = match &dev.provider {
+                Provider::Lv { vg, lv } => PathBuf::from(crate::lvm::names::lv_path(vg, lv)),
+                _ => dev.path.clone(),
+            };
+            if let Some((line, first)) = users.insert(key, (dev.line, user.clone())) {
                 return Err(FileError {
                     file: self.file.clone(),
                     line: dev.line,
@@ -883,11 +930,9 @@ impl Ctx<'_> {
         let node_of = |p: &Provider| -> Option<Node> {
             match p {
                 Provider::External => None,
-                Provider::Lv { vg, .. } => stack
-                    .vgs
-                    .iter()
-                    .position(|v| &v.name == vg)
-                    .map(Node::Vg),
+                Provider::Lv { vg, .. } => {
+                    stack.vgs.iter().position(|v| &v.name == vg).map(Node::Vg)
+                }
                 Provider::Drbd(name) => stack
                     .drbd
                     .iter()
@@ -971,12 +1016,14 @@ impl Ctx<'_> {
 
     fn container(&self, c: &Spanned<RawContainer>, stack: &Stack) -> Checked<Container> {
         let r = c.get_ref();
-        crate::lxc::check_name(r.name.get_ref())
-            .map_err(|e| self.at(&r.name, e.to_string()))?;
+        crate::lxc::check_name(r.name.get_ref()).map_err(|e| self.at(&r.name, e.to_string()))?;
         crate::meta::ops::check_lv_name(r.name.get_ref()).map_err(|e| {
             self.at(
                 &r.name,
-                format!("container name {:?} cannot name its thin volume: {e}", r.name.get_ref()),
+                format!(
+                    "container name {:?} cannot name its thin volume: {e}",
+                    r.name.get_ref()
+                ),
             )
         })?;
         let (vg, pool) = match &r.pool {
@@ -1006,13 +1053,20 @@ impl Ctx<'_> {
             })?,
         };
         let clash = stack.vg(&vg).is_some_and(|v| {
-            v.lvs.iter().any(|l| &l.name == r.name.get_ref())
-                || v.thinpools.iter().any(|p| &p.name == r.name.get_ref())
+            v.lvs.iter().any(|l| {
+                &l.name == r.name.get_ref()
+                    || l.cache
+                        .as_ref()
+                        .is_some_and(|c| &c.pool == r.name.get_ref())
+            }) || v.thinpools.iter().any(|p| &p.name == r.name.get_ref())
         });
         if clash {
             return Err(self.at(
                 &r.name,
-                format!("container {:?}: VG {vg} has an LV of that name in this file", r.name.get_ref()),
+                format!(
+                    "container {:?}: VG {vg} has an LV of that name in this file",
+                    r.name.get_ref()
+                ),
             ));
         }
         let rootfs = match &r.rootfs {

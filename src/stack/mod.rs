@@ -18,7 +18,7 @@ pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod run;
-// pub mod status;
+pub mod status;
 pub mod step;
 
 pub use file::{load, Stack};

@@ -391,6 +391,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
         }
     }
     let _ = stack;
+    check_room(vg, md, &plan.steps)?;
     if !activate.is_empty() {
         plan.steps.push(Step::Activate {
             vg: vg.name.clone(),
@@ -578,4 +579,62 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
         });
     }
     Ok(plan)
+}
+
+/// Refuses new LVs and pools of fixed sizes that the VG's free space
+/// cannot hold, before anything is done (lvm2 would stop half-way).
+fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> Result<()> {
+    let extent = md.extent_bytes();
+    let free = crate::meta::alloc::free_runs(md)
+        .map_err(|e| refuse(format!("VG {}: {e}", vg.name)))?
+        .iter()
+        .map(|r| r.count)
+        .sum::<u64>()
+        * extent;
+    let mut need = 0u64;
+    let mut first_line = None;
+    for step in steps {
+        let (bytes, name) = match step {
+            Step::LvCreate {
+                lv,
+                size: SizeSpec::Bytes(b),
+                ..
+            } => (round_up(*b, extent), lv),
+            Step::ThinPoolCreate {
+                pool,
+                size: SizeSpec::Bytes(b),
+                metadata,
+                ..
+            } => {
+                // Data, metadata and (at most) a spare of the metadata's size.
+                let m = round_up(metadata.unwrap_or(4 << 20), extent);
+                (round_up(*b, extent) + 2 * m, pool)
+            }
+            Step::CachePoolCreate { pool, size, metadata, .. } => {
+                let m = round_up(metadata.unwrap_or(8 << 20), extent);
+                (round_up(*size, extent) + 2 * m, pool)
+            }
+            Step::LvResize { lv, from, to, .. } if to > from => (to - from, lv),
+            _ => continue,
+        };
+        need += bytes;
+        first_line.get_or_insert(name.clone());
+        if need > free {
+            let line = vg
+                .lvs
+                .iter()
+                .find(|l| &l.name == name)
+                .map(|l| l.line)
+                .or_else(|| vg.thinpools.iter().find(|p| &p.name == name).map(|p| p.line))
+                .unwrap_or(vg.line);
+            return Err(refuse(format!(
+                "VG {}: {name} (line {line}) needs more than the {} free: the new LVs need {}; \
+                 make them smaller or give the VG another PV",
+                vg.name,
+                human(free),
+                human(need)
+            )));
+        }
+    }
+    Ok(())
 }

@@ -151,30 +151,32 @@ impl Runner<'_, '_> {
         }
     }
 
+    /// How far the devices `node` provides are after its steps: made in
+    /// this run (so empty, whatever an older device left in the same
+    /// extents), brought up by a plan not yet run, or there.
     fn set_outputs(&mut self, node: Node, steps: &[Step], inputs: Avail) {
         let stack = self.ctx.stack;
         let executed = self.mode != Mode::Plan;
+        let avail = |created: bool, activated: bool| {
+            if inputs == Avail::Fresh || created {
+                Avail::Fresh
+            } else if !executed && (inputs == Avail::Later || activated) {
+                Avail::Later
+            } else {
+                Avail::Now
+            }
+        };
         match node {
             Node::Vg(i) => {
                 let vg = &stack.vgs[i];
                 for lv in &vg.lvs {
-                    let a = if executed {
-                        Avail::Now
-                    } else if inputs == Avail::Fresh
-                        || steps
-                            .iter()
-                            .any(|s| matches!(s, Step::LvCreate { lv: n, .. } if *n == lv.name))
-                    {
-                        Avail::Fresh
-                    } else if inputs == Avail::Later
-                        || steps
-                            .iter()
-                            .any(|s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&lv.name)))
-                    {
-                        Avail::Later
-                    } else {
-                        Avail::Now
-                    };
+                    let created = steps
+                        .iter()
+                        .any(|s| matches!(s, Step::LvCreate { lv: n, .. } if *n == lv.name));
+                    let activated = steps
+                        .iter()
+                        .any(|s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&lv.name)));
+                    let a = avail(created, activated);
                     for p in [
                         lv_path(&vg.name, &lv.name),
                         crate::lvm::activate::mapper_path(&dm_name(&vg.name, &lv.name, None)),
@@ -183,41 +185,25 @@ impl Runner<'_, '_> {
                     }
                 }
                 for pool in &vg.thinpools {
-                    let a = if executed {
-                        Avail::Now
-                    } else if inputs == Avail::Fresh
-                        || steps.iter().any(
-                            |s| matches!(s, Step::ThinPoolCreate { pool: n, .. } if *n == pool.name),
-                        )
-                    {
-                        Avail::Fresh
-                    } else if inputs == Avail::Later {
-                        Avail::Later
-                    } else {
-                        Avail::Now
-                    };
-                    self.avail
-                        .insert(PathBuf::from(lv_path(&vg.name, &pool.name)), a);
+                    let created = steps.iter().any(
+                        |s| matches!(s, Step::ThinPoolCreate { pool: n, .. } if *n == pool.name),
+                    );
+                    let activated = steps
+                        .iter()
+                        .any(|s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&pool.name)));
+                    self.avail.insert(
+                        PathBuf::from(lv_path(&vg.name, &pool.name)),
+                        avail(created, activated),
+                    );
                 }
             }
             Node::Drbd(i) => {
                 let d = &stack.drbd[i];
-                let a = if executed {
-                    Avail::Now
-                } else if inputs == Avail::Fresh
-                    || steps.iter().any(|s| matches!(s, Step::DrbdCreateMd { .. }))
-                {
-                    Avail::Fresh
-                } else if inputs == Avail::Later
-                    || steps
-                        .iter()
-                        .any(|s| matches!(s, Step::DrbdUp { .. } | Step::DrbdPrimary { .. }))
-                {
-                    Avail::Later
-                } else {
-                    Avail::Now
-                };
-                self.avail.insert(d.device(), a);
+                let created = steps.iter().any(|s| matches!(s, Step::DrbdCreateMd { .. }));
+                let activated = steps
+                    .iter()
+                    .any(|s| matches!(s, Step::DrbdUp { .. } | Step::DrbdPrimary { .. }));
+                self.avail.insert(d.device(), avail(created, activated));
             }
         }
     }

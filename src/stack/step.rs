@@ -226,7 +226,10 @@ impl fmt::Display for Step {
                 "drbd create-md {resource} on {} (v08, internal)",
                 disk.display()
             ),
-            Step::DrbdUp { resource } => write!(f, "drbd up {resource} (new-resource, new-minor, attach, connect)"),
+            Step::DrbdUp { resource } => write!(
+                f,
+                "drbd up {resource} (what is missing of new-resource, new-minor, attach, connect)"
+            ),
             Step::DrbdPrimary { resource, force } => write!(
                 f,
                 "drbd primary {resource}{}",
@@ -342,7 +345,7 @@ impl<'a> Ctx<'a> {
                 ops::pv_create(&self.env, device, None)?;
             }
             Step::VgCreate { vg, pvs, extent_size } => {
-                ops::vg_create(&self.env_for(vg), vg, pvs, extent_size / 512)?;
+                ops::vg_create(&self.env_for(vg), vg, pvs, *extent_size)?;
             }
             Step::VgExtend { vg, pvs } => {
                 ops::vg_extend(&self.env_for(vg), vg, pvs)?;

@@ -1,0 +1,448 @@
+//! `cairn status`: the whole stack as a tree, layer by layer in bring-up
+//! order: sizes and states, the cache's hit rates and dirty blocks, DRBD's
+//! role, connection, disk states and out-of-sync data, each thin pool's use
+//! (with a warning past its auto-extend threshold) and each container's
+//! volume use and state. Complete in JSON; one line per thing as text.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::file::{Node, Stack};
+use super::observe::{self, VgSeen};
+use super::run::thin_used;
+use super::Result;
+use crate::dm::status::{self as dm_status, TargetStatus};
+use crate::dm::Control;
+use crate::drbd::admin::Drbd;
+use crate::lvm::names::dm_name;
+use crate::meta::model::SegmentKind;
+use crate::units::human;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub file: String,
+    pub host: String,
+    pub layers: Vec<Layer>,
+    /// Things that want attention (pools past their threshold, layers down).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Layer {
+    Vg(VgStatus),
+    Drbd(DrbdStatus),
+}
+
+#[derive(Debug, Serialize)]
+pub struct VgStatus {
+    pub name: String,
+    pub pvs: Vec<String>,
+    /// "up", or why it cannot be read ("PV /dev/drbd10 missing: r0-U is down").
+    pub state: String,
+    pub size: Option<u64>,
+    pub free: Option<u64>,
+    pub lvs: Vec<LvStatus>,
+    pub thinpools: Vec<PoolStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LvStatus {
+    pub name: String,
+    pub size: Option<u64>,
+    pub active: bool,
+    pub cache: Option<CacheInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheInfo {
+    pub pool: String,
+    pub mode: String,
+    pub policy: String,
+    pub size: Option<u64>,
+    pub blocks_used: u64,
+    pub blocks_total: u64,
+    pub read_hits: u64,
+    pub read_misses: u64,
+    pub write_hits: u64,
+    pub write_misses: u64,
+    pub dirty_blocks: u64,
+    pub read_hit_percent: Option<f64>,
+    pub write_hit_percent: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PoolStatus {
+    pub name: String,
+    pub size: Option<u64>,
+    pub metadata_size: Option<u64>,
+    pub active: bool,
+    pub data_percent: Option<f64>,
+    pub metadata_percent: Option<f64>,
+    pub autoextend_threshold: Option<u32>,
+    pub autoextend_percent: Option<u32>,
+    pub over_threshold: bool,
+    pub volumes: Vec<VolumeStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VolumeStatus {
+    pub name: String,
+    pub size: Option<u64>,
+    pub active: bool,
+    pub used_percent: Option<f64>,
+    /// The LXC container on it, when one has it as rootfs.
+    pub container: Option<String>,
+    pub container_state: Option<String>,
+    pub autostart: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DrbdStatus {
+    pub name: String,
+    pub device: String,
+    pub disk: String,
+    pub stacked_on: Option<String>,
+    pub protocol: char,
+    pub peer: Option<String>,
+    /// "up", or "down" (not configured in the kernel).
+    pub state: String,
+    pub size: Option<u64>,
+    pub role: Option<String>,
+    pub peer_role: Option<String>,
+    pub connection: Option<String>,
+    pub disk_state: Option<String>,
+    pub peer_disk_state: Option<String>,
+    pub out_of_sync: Option<u64>,
+}
+
+fn pct(hits: u64, misses: u64) -> Option<f64> {
+    let all = hits + misses;
+    (all > 0).then(|| hits as f64 * 100.0 / all as f64)
+}
+
+fn status_of(ctl: &Control, name: &str) -> Option<TargetStatus> {
+    let lines = ctl.status(name).ok()?;
+    let (_, _, target, params) = lines.first()?;
+    dm_status::parse(target, params).ok()
+}
+
+fn vg_status(stack: &Stack, i: usize, ctl: &Control, warnings: &mut Vec<String>) -> Result<VgStatus> {
+    let v = &stack.vgs[i];
+    let mut out = VgStatus {
+        name: v.name.clone(),
+        pvs: v.pvs.iter().map(|p| p.path.display().to_string()).collect(),
+        state: "up".into(),
+        size: None,
+        free: None,
+        lvs: vec![],
+        thinpools: vec![],
+    };
+    if let Some(missing) = v.pvs.iter().find(|p| !p.path.exists()) {
+        out.state = format!("down (PV {} is not there)", missing.path.display());
+        return Ok(out);
+    }
+    let seen: VgSeen = observe::vg(v, ctl)?;
+    let Some(md) = &seen.vg else {
+        out.state = "not made (`cairn apply`)".into();
+        return Ok(out);
+    };
+    let extent = md.extent_bytes();
+    out.size = Some(md.pvs.iter().map(|p| p.pe_count).sum::<u64>() * extent);
+    out.free = crate::meta::alloc::free_runs(md)
+        .ok()
+        .map(|r| r.iter().map(|r| r.count).sum::<u64>() * extent);
+    for lv in &v.lvs {
+        let active = seen.active(&v.name, &lv.name, None);
+        let cache = match seen.kind(&lv.name) {
+            Some(SegmentKind::Cache { cache_pool, .. }) => {
+                let settings = match seen.kind(cache_pool) {
+                    Some(SegmentKind::CachePool { settings, .. }) => Some(settings.clone()),
+                    _ => None,
+                };
+                let st = if active {
+                    status_of(ctl, &dm_name(&v.name, &lv.name, None))
+                } else {
+                    None
+                };
+                let c = match st {
+                    Some(TargetStatus::Cache(c)) => Some(c),
+                    _ => None,
+                };
+                Some(CacheInfo {
+                    pool: cache_pool.clone(),
+                    mode: settings
+                        .as_ref()
+                        .and_then(|s| s.cache_mode.clone())
+                        .unwrap_or_else(|| "writethrough".into()),
+                    policy: settings
+                        .as_ref()
+                        .and_then(|s| s.policy.clone())
+                        .unwrap_or_else(|| "smq".into()),
+                    size: c.as_ref().map(|c| c.blocks_total * c.block_sectors * 512),
+                    blocks_used: c.as_ref().map_or(0, |c| c.blocks_used),
+                    blocks_total: c.as_ref().map_or(0, |c| c.blocks_total),
+                    read_hits: c.as_ref().map_or(0, |c| c.read_hits),
+                    read_misses: c.as_ref().map_or(0, |c| c.read_misses),
+                    write_hits: c.as_ref().map_or(0, |c| c.write_hits),
+                    write_misses: c.as_ref().map_or(0, |c| c.write_misses),
+                    dirty_blocks: c.as_ref().map_or(0, |c| c.dirty),
+                    read_hit_percent: c.as_ref().and_then(|c| pct(c.read_hits, c.read_misses)),
+                    write_hit_percent: c.as_ref().and_then(|c| pct(c.write_hits, c.write_misses)),
+                })
+            }
+            _ => None,
+        };
+        out.lvs.push(LvStatus {
+            name: lv.name.clone(),
+            size: seen.lv_bytes(&lv.name),
+            active,
+            cache,
+        });
+    }
+    let containers = crate::lxc::list(&stack.lxc_path).unwrap_or_default();
+    for p in &v.thinpools {
+        let active = seen.active(&v.name, &p.name, Some("tpool"));
+        let metadata_size = match seen.kind(&p.name) {
+            Some(SegmentKind::ThinPool { metadata, .. }) => seen.lv_bytes(metadata),
+            _ => None,
+        };
+        let st = if active {
+            match status_of(ctl, &dm_name(&v.name, &p.name, Some("tpool"))) {
+                Some(TargetStatus::ThinPool(s)) => Some(s),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let data_percent = st.as_ref().map(|s| s.data_percent());
+        let metadata_percent = st.as_ref().map(|s| s.metadata_percent());
+        let threshold = p.autoextend.map(|a| a.threshold);
+        let over = threshold.is_some_and(|t| {
+            t < 100
+                && (data_percent.is_some_and(|d| d >= t as f64)
+                    || metadata_percent.is_some_and(|m| m >= t as f64))
+        });
+        if over {
+            warnings.push(format!(
+                "thin pool {}/{} is past its auto-extend threshold of {}% (data {:.2}%, metadata {:.2}%): \
+                 extend it (`cairn thinpool extend`) or raise its size in the file",
+                v.name,
+                p.name,
+                threshold.unwrap_or(100),
+                data_percent.unwrap_or(0.0),
+                metadata_percent.unwrap_or(0.0)
+            ));
+        }
+        let mut volumes = Vec::new();
+        for (name, _) in seen.thin_lvs(&p.name) {
+            let device = std::path::PathBuf::from(crate::lvm::names::lv_path(&v.name, &name));
+            let cfg = containers
+                .iter()
+                .find(|c| c.rootfs_device.as_deref() == Some(device.as_path()));
+            let state = cfg.and_then(|c| {
+                crate::lxc::state(&stack.lxc_path, &c.name)
+                    .ok()
+                    .map(|s| format!("{s:?}").to_uppercase())
+            });
+            volumes.push(VolumeStatus {
+                active: seen.active(&v.name, &name, None),
+                used_percent: thin_used(ctl, &v.name, &name),
+                size: seen.lv_bytes(&name),
+                container: cfg.map(|c| c.name.clone()),
+                container_state: state,
+                autostart: cfg.is_some_and(|c| c.start_auto),
+                name,
+            });
+        }
+        out.thinpools.push(PoolStatus {
+            name: p.name.clone(),
+            size: seen.lv_bytes(&p.name),
+            metadata_size,
+            active,
+            data_percent,
+            metadata_percent,
+            autoextend_threshold: threshold,
+            autoextend_percent: p.autoextend.map(|a| a.percent),
+            over_threshold: over,
+            volumes,
+        });
+    }
+    Ok(out)
+}
+
+fn drbd_status(stack: &Stack, i: usize, drbd: Option<&mut Drbd>) -> Result<DrbdStatus> {
+    let d = &stack.drbd[i];
+    let k = match drbd {
+        Some(drbd) => drbd
+            .status(Some(&d.name))?
+            .into_iter()
+            .find(|s| s.minor == d.minor),
+        None => None,
+    };
+    Ok(DrbdStatus {
+        name: d.name.clone(),
+        device: d.device().display().to_string(),
+        disk: d.disk.path.display().to_string(),
+        stacked_on: d.stacked_on.clone(),
+        protocol: d.protocol,
+        peer: d.peer.as_ref().map(|p| format!("{} {}", p.host, p.address)),
+        state: if k.is_some() { "up" } else { "down" }.into(),
+        size: k.as_ref().map(|k| k.capacity_sectors * 512),
+        role: k.as_ref().map(|k| k.state.role.to_owned()),
+        peer_role: k.as_ref().map(|k| k.state.peer.to_owned()),
+        connection: k.as_ref().map(|k| k.state.connection.to_owned()),
+        disk_state: k.as_ref().map(|k| k.state.disk.to_owned()),
+        peer_disk_state: k.as_ref().map(|k| k.state.peer_disk.to_owned()),
+        out_of_sync: k.as_ref().and_then(|k| k.bits_oos.map(|b| b * 4096)),
+    })
+}
+
+/// Reads the whole stack.
+pub fn read(stack: &Stack) -> Result<Status> {
+    let ctl = Control::open()?;
+    // No DRBD module loaded means every resource is down, not an error.
+    let mut drbd = Drbd::open().ok();
+    let mut warnings = Vec::new();
+    let mut layers = Vec::new();
+    for node in &stack.order {
+        layers.push(match *node {
+            Node::Vg(i) => Layer::Vg(vg_status(stack, i, &ctl, &mut warnings)?),
+            Node::Drbd(i) => Layer::Drbd(drbd_status(stack, i, drbd.as_mut())?),
+        });
+    }
+    Ok(Status {
+        file: stack.path.display().to_string(),
+        host: stack.host.clone(),
+        layers,
+        warnings,
+    })
+}
+
+fn opt_size(s: Option<u64>) -> String {
+    s.map_or("-".into(), human)
+}
+
+/// The tree, as a terminal shows it.
+pub fn render(s: &Status) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "stack {} on {}", s.file, s.host);
+    let n = s.layers.len();
+    for (i, layer) in s.layers.iter().enumerate() {
+        let last = i + 1 == n;
+        let (branch, pad) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+        match layer {
+            Layer::Vg(v) => {
+                let _ = writeln!(
+                    o,
+                    "{branch} VG {} on {}: {}{}",
+                    v.name,
+                    v.pvs.join(" "),
+                    v.state,
+                    match (v.size, v.free) {
+                        (Some(sz), Some(f)) => format!(", {} ({} free)", human(sz), human(f)),
+                        _ => String::new(),
+                    }
+                );
+                let items = v.lvs.len() + v.thinpools.len();
+                let mut k = 0;
+                for lv in &v.lvs {
+                    k += 1;
+                    let b = if k == items { "└─" } else { "├─" };
+                    let _ = write!(
+                        o,
+                        "{pad}{b} {} {} {}",
+                        lv.name,
+                        opt_size(lv.size),
+                        if lv.active { "active" } else { "inactive" }
+                    );
+                    if let Some(c) = &lv.cache {
+                        let _ = write!(
+                            o,
+                            ", cached ({} {}, {}): {}/{} blocks, read hits {}, write hits {}, dirty {}",
+                            c.mode,
+                            c.policy,
+                            opt_size(c.size),
+                            c.blocks_used,
+                            c.blocks_total,
+                            c.read_hit_percent.map_or("-".into(), |p| format!("{p:.1}%")),
+                            c.write_hit_percent.map_or("-".into(), |p| format!("{p:.1}%")),
+                            c.dirty_blocks
+                        );
+                    }
+                    o.push('\n');
+                }
+                for p in &v.thinpools {
+                    k += 1;
+                    let (b, sub) = if k == items { ("└─", "   ") } else { ("├─", "│  ") };
+                    let _ = writeln!(
+                        o,
+                        "{pad}{b} thin pool {} {} (metadata {}) {}: data {}, metadata {}{}{}",
+                        p.name,
+                        opt_size(p.size),
+                        opt_size(p.metadata_size),
+                        if p.active { "active" } else { "inactive" },
+                        p.data_percent.map_or("-".into(), |d| format!("{d:.2}%")),
+                        p.metadata_percent.map_or("-".into(), |d| format!("{d:.2}%")),
+                        match (p.autoextend_threshold, p.autoextend_percent) {
+                            (Some(t), Some(pc)) => format!(", auto-extend at {t}% by {pc}%"),
+                            _ => String::new(),
+                        },
+                        if p.over_threshold { "  WARNING: past the threshold" } else { "" }
+                    );
+                    let m = p.volumes.len();
+                    for (j, vol) in p.volumes.iter().enumerate() {
+                        let b = if j + 1 == m { "└─" } else { "├─" };
+                        let _ = writeln!(
+                            o,
+                            "{pad}{sub}{b} {} {} {}, used {}{}",
+                            vol.name,
+                            opt_size(vol.size),
+                            if vol.active { "active" } else { "inactive" },
+                            vol.used_percent.map_or("-".into(), |u| format!("{u:.2}%")),
+                            match (&vol.container, &vol.container_state) {
+                                (Some(c), Some(st)) => format!(
+                                    ", container {c} {st}{}",
+                                    if vol.autostart { " (autostart)" } else { "" }
+                                ),
+                                (Some(c), None) => format!(", container {c}"),
+                                _ => String::new(),
+                            }
+                        );
+                    }
+                }
+            }
+            Layer::Drbd(d) => {
+                let _ = write!(
+                    o,
+                    "{branch} DRBD {} {} on {} (protocol {}{}): ",
+                    d.name,
+                    d.device,
+                    d.disk,
+                    d.protocol,
+                    d.peer.as_ref().map_or(String::new(), |p| format!(", peer {p}"))
+                );
+                if d.state == "down" {
+                    o.push_str("down\n");
+                } else {
+                    let _ = writeln!(
+                        o,
+                        "{} {}/{} {}/{}, {}, out of sync {}",
+                        d.connection.as_deref().unwrap_or("-"),
+                        d.role.as_deref().unwrap_or("-"),
+                        d.peer_role.as_deref().unwrap_or("-"),
+                        d.disk_state.as_deref().unwrap_or("-"),
+                        d.peer_disk_state.as_deref().unwrap_or("-"),
+                        opt_size(d.size),
+                        opt_size(d.out_of_sync)
+                    );
+                }
+            }
+        }
+    }
+    for w in &s.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
+    o
+}
