@@ -70,6 +70,12 @@ pub enum FsError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: online resize through {} failed: {source}; stop the container and apply again (the filesystem is then resized offline)", device.display(), dir.display())]
+    OnlineResize {
+        device: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: unmounted, but removing the mount point {} failed: {source}; remove it yourself", device.display(), dir.display())]
     RemoveMountPoint {
         device: PathBuf,
@@ -192,6 +198,45 @@ pub fn resize_ext4(device: &Path) -> Result<(), FsError> {
         &[device.as_os_str()],
         "if it asks for a check, run e2fsck -f on the unmounted device first",
     )
+}
+
+/// Grows an unmounted ext4 to its device: `e2fsck -f -p` first, as
+/// resize2fs insists on a checked filesystem.
+pub fn resize_ext4_offline(device: &Path) -> Result<(), FsError> {
+    run_e2fs(
+        device,
+        "e2fsck",
+        &[OsStr::new("-f"), OsStr::new("-p"), device.as_os_str()],
+        "run e2fsck -f on the device yourself and look at what it reports",
+    )?;
+    resize_ext4(device)
+}
+
+nix::ioctl_write_ptr!(ext4_ioc_resize_fs, b'f', 16, u64);
+
+/// Grows a mounted ext4 (on `device`) to the device's size through any
+/// directory of it, `root` (a container's root as /proc/PID/root: the
+/// filesystem is mounted in the container's namespace, where resize2fs
+/// cannot find it). The ioctl is the one resize2fs uses for online growth.
+pub fn grow_mounted_ext4(device: &Path, root: &Path) -> Result<(), FsError> {
+    let online = |source: std::io::Error| FsError::OnlineResize {
+        device: device.to_owned(),
+        dir: root.to_owned(),
+        source,
+    };
+    let fs = probe(device)?.ok_or_else(|| online(std::io::Error::other("no ext4 superblock")))?;
+    let size = crate::blockdev::Device::open(device, false)
+        .map_err(|e| online(std::io::Error::other(e.to_string())))?
+        .size;
+    let blocks = size / fs.block_size.max(1);
+    if blocks <= fs.blocks_count {
+        return Ok(());
+    }
+    let dir = File::open(root).map_err(online)?;
+    // SAFETY: the ioctl reads one u64 from the pointer we pass.
+    unsafe { ext4_ioc_resize_fs(std::os::fd::AsRawFd::as_raw_fd(&dir), &blocks) }
+        .map_err(|e| online(std::io::Error::from(e)))?;
+    Ok(())
 }
 
 /// Runs an e2fsprogs tool, its stderr in the error when it fails.

@@ -78,7 +78,7 @@ enum Command {
     /// LXC containers on thin volumes: create, start, stop, list, remove
     Container {
         /// The stack file (default /etc/cairn/stack.toml, if it exists)
-        #[arg(short = 'f', long = "file")]
+        #[arg(short = 'f', long = "file", global = true)]
         file: Option<PathBuf>,
         #[command(subcommand)]
         command: cli_stack::ContainerCommand,

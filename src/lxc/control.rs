@@ -126,6 +126,16 @@ pub fn state(lxcpath: &Path, name: &str) -> Result<State, LxcError> {
     }
 }
 
+/// The PID of a running container's init (`lxc-info -p -H`), None when
+/// it is not running.
+pub fn init_pid(lxcpath: &Path, name: &str) -> Result<Option<u32>, LxcError> {
+    check_name(name)?;
+    let mut args = lxcpath_args(lxcpath, name);
+    args.extend([OsStr::new("-p"), OsStr::new("-H")]);
+    let out = run(&container(name), OsStr::new("lxc-info"), &args, LXC_HINT)?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+}
+
 /// Starts the container in the background (`lxc-start`, which returns
 /// once it runs), logging at INFO level to `LOG_DIR/lxc-NAME.log`; on
 /// failure the error carries the end of what this start logged.

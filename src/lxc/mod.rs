@@ -20,7 +20,7 @@ pub use config::{
     list, read_config, remove_config, render, write_config, ContainerConfig, NewConfig,
     RootfsSource,
 };
-pub use control::{start, state, stop, wait_state, State};
+pub use control::{init_pid, start, state, stop, wait_state, State};
 pub use rootfs::{build_busybox_rootfs, extract_tarball, find_busybox};
 
 /// LXC's default container directory (`lxc-config lxc.lxcpath`).

@@ -36,6 +36,11 @@ pub enum Entry {
         command: String,
         time: u64,
     },
+    /// Containers an earlier, interrupted apply left half-made, carried
+    /// until made (so a second interruption does not forget them).
+    Unfinished {
+        containers: Vec<String>,
+    },
     Begin {
         n: usize,
         step: String,
@@ -77,6 +82,13 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
     for e in entries {
         match e {
             Entry::Start { file, .. } => out.file = file.clone(),
+            Entry::Unfinished { containers } => {
+                for c in containers {
+                    if !making.contains(c) {
+                        making.push(c.clone());
+                    }
+                }
+            }
             Entry::Begin {
                 n,
                 step,
@@ -114,6 +126,7 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
 /// A journal being written (holds the apply lock).
 pub struct Journal {
     dir: PathBuf,
+    name: String,
     file: File,
     _lock: File,
 }
@@ -128,6 +141,18 @@ impl Journal {
     /// Takes the lock and starts a journal; returns what an earlier,
     /// interrupted apply left, if one did.
     pub fn start(dir: &Path, file: &str, command: &str) -> Result<(Journal, Option<Interrupted>)> {
+        Journal::start_named(dir, "apply", file, command)
+    }
+
+    /// A journal of its own for `name` (up, down, container commands):
+    /// they take the lock but leave an interrupted apply's journal for the
+    /// next apply, which alone finishes it.
+    pub fn start_named(
+        dir: &Path,
+        name: &str,
+        file: &str,
+        command: &str,
+    ) -> Result<(Journal, Option<Interrupted>)> {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let lock = OpenOptions::new()
             .create(true)
@@ -143,19 +168,20 @@ impl Journal {
                 dir.join("apply.lock").display()
             )));
         }
-        let path = dir.join("apply.journal");
+        let path = dir.join(format!("{name}.journal"));
         let earlier = if path.exists() {
             interrupted(&read(&path)?)
         } else {
             None
         };
         if earlier.is_some() {
-            let _ = std::fs::rename(&path, dir.join("apply.journal.interrupted"));
+            let _ = std::fs::rename(&path, dir.join(format!("{name}.journal.interrupted")));
         }
         let f = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
         sync_dir(dir);
         let mut j = Journal {
             dir: dir.to_path_buf(),
+            name: name.to_owned(),
             file: f,
             _lock: lock,
         };
@@ -166,6 +192,11 @@ impl Journal {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         })?;
+        if let Some(e) = earlier.as_ref().filter(|e| !e.unfinished_containers.is_empty()) {
+            j.write(&Entry::Unfinished {
+                containers: e.unfinished_containers.clone(),
+            })?;
+        }
         Ok((j, earlier))
     }
 
@@ -181,10 +212,10 @@ impl Journal {
     /// Ends the journal: the apply finished.
     pub fn finish(mut self) -> Result<()> {
         self.write(&Entry::End)?;
-        let path = self.dir.join("apply.journal");
-        std::fs::rename(&path, self.dir.join("apply.journal.last"))
+        let path = self.dir.join(format!("{}.journal", self.name));
+        std::fs::rename(&path, self.dir.join(format!("{}.journal.last", self.name)))
             .map_err(io(format!("cannot rename {}", path.display())))?;
-        let _ = std::fs::remove_file(self.dir.join("apply.journal.interrupted"));
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.journal.interrupted", self.name)));
         sync_dir(&self.dir);
         Ok(())
     }
@@ -238,6 +269,25 @@ mod tests {
         let i = interrupted(&e).expect("no End");
         assert_eq!(i.file, "/etc/cairn/stack.toml");
         assert_eq!(i.at, Some((5, "mkfs.ext4 /dev/V/b".into())));
+        assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn unfinished_containers_are_carried_until_made() {
+        let e = vec![
+            Entry::Start {
+                file: "f".into(),
+                command: "c".into(),
+                time: 0,
+            },
+            Entry::Unfinished {
+                containers: vec!["a".into(), "b".into()],
+            },
+            begin(1, "lxc config a: rootfs", Some("a")),
+            Entry::Done { n: 1 },
+            begin(2, "vg create X", None),
+        ];
+        let i = interrupted(&e).expect("no End");
         assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
     }
 

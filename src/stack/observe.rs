@@ -157,8 +157,13 @@ pub enum MdSeen {
     Blank,
     /// Something else is on the disk (why).
     Foreign(String),
-    /// v08 metadata; whether DRBD last saw this data up to date.
-    Present { was_up_to_date: bool },
+    /// v08 metadata: whether DRBD last saw this data up to date, and
+    /// whether it is as create-md left it (never attached and promoted:
+    /// no data of anyone's can be on it).
+    Present {
+        was_up_to_date: bool,
+        just_created: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -173,16 +178,17 @@ pub fn drbd_md(disk: &Path, attached: bool) -> MdSeen {
     if !disk.exists() {
         return MdSeen::NoDisk;
     }
-    if attached {
-        // The kernel has it open; it read the metadata itself.
-        return MdSeen::Present {
-            was_up_to_date: true,
-        };
-    }
+    // Read even while attached: the kernel keeps the current generation
+    // as create-md wrote it until the resource is first promoted.
     let sb = MdDevice::open(disk, false).and_then(|m| m.superblock());
     match sb {
         Ok(sb) => MdSeen::Present {
             was_up_to_date: sb.flags.contains(crate::drbd::md::MdFlags::WAS_UP_TO_DATE),
+            just_created: sb.uuid[0] == crate::drbd::md::UUID_JUST_CREATED,
+        },
+        Err(_) if attached => MdSeen::Present {
+            was_up_to_date: true,
+            just_created: false,
         },
         Err(MdError::NotFound { .. }) => match read_pv(disk) {
             Ok(Some(_)) => MdSeen::Foreign(format!("{} is an LVM PV", disk.display())),

@@ -4,9 +4,12 @@
 //!
 //! Rules: whatever the file names and is missing is made; what is smaller
 //! than the file says grows; what exists and is not in the file is left
-//! alone (and said); anything that would destroy data (a shrink, a device
-//! that belongs to something else, a re-creation) is refused unless a flag
-//! allows it, and nothing is done.
+//! alone; differences the plan does not change are noted; anything that
+//! would destroy data (a shrink, a device that belongs to something else,
+//! a re-creation) is refused unless a flag allows it. apply plans the
+//! whole stack first, so a refusal in any layer that can be read stops it
+//! before its first change; a layer that cannot be read until the layers
+//! under it are up is checked when apply reaches it.
 
 use super::file::{Container, Drbd, Lv, SizeSpec, Stack, ThinPool, Vg};
 use super::observe::{ContainerSeen, DrbdSeen, MdSeen, PvSeen, VgSeen};
@@ -448,11 +451,15 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
             // is, so it is made UpToDate as the seed does.
             true
         }
-        // Data that was up to date when last seen, with no peer that could
-        // hold newer data, is made primary as the seed's startup script
-        // does (`primary --force`); a stacked resource with an off-site
-        // peer is not forced (the peer may have taken over).
-        MdSeen::Present { was_up_to_date } => was_up_to_date && d.peer.is_none(),
+        // Metadata as create-md left it holds nobody's data (an apply that
+        // stopped before the first promotion); a resource with no peer has
+        // no other copy that could be newer: both are forced, as the
+        // seed's startup script forces. A resource with a peer is not
+        // forced once it holds data (the peer may have taken over).
+        MdSeen::Present {
+            was_up_to_date: _,
+            just_created,
+        } => just_created || d.peer.is_none(),
     };
     let k = seen.kernel.as_ref();
     let attached = k.is_some_and(|k| k.state.disk != "Diskless");

@@ -334,6 +334,12 @@ pub fn on_stack(stack: &Stack, device: Option<&Path>) -> bool {
 
 /// plan, apply or up. `on_step` sees each step as it starts.
 pub fn converge(stack: &Stack, env: Env, mode: Mode, allow: Allow, on_step: OnStep<'_>) -> Result<Report> {
+    if mode == Mode::Apply {
+        // Everything that can be refused from what is readable now is
+        // refused before the first change (layers not up yet are checked
+        // when apply reaches them).
+        converge(stack, env.clone(), Mode::Plan, allow, &mut |_, _| {})?;
+    }
     let mut runner = Runner {
         ctx: Ctx::new(stack, env),
         mode,
@@ -347,7 +353,14 @@ pub fn converge(stack: &Stack, env: Env, mode: Mode, allow: Allow, on_step: OnSt
     let mut resume = Vec::new();
     if mode != Mode::Plan {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
-        let (j, earlier) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+        // up keeps a journal of its own: an interrupted apply is apply's to finish.
+        let name = if mode == Mode::Up { "up" } else { "apply" };
+        let (j, earlier) = Journal::start_named(
+            &journal::state_dir(),
+            name,
+            &stack.path.display().to_string(),
+            &command,
+        )?;
         runner.journal = Some(j);
         if let Some(e) = &earlier {
             resume = e.unfinished_containers.clone();
@@ -387,7 +400,7 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
         on_step,
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, _) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+    let (j, _) = Journal::start_named(&journal::state_dir(), "down", &stack.path.display().to_string(), &command)?;
     runner.journal = Some(j);
     let mut steps = Vec::new();
     for cfg in crate::lxc::list(&stack.lxc_path)? {
@@ -455,7 +468,12 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
 
 fn runner<'a, 'b>(stack: &'a Stack, env: Env, on_step: OnStep<'b>) -> Result<Runner<'a, 'b>> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, _) = Journal::start(&journal::state_dir(), &stack.path.display().to_string(), &command)?;
+    let (j, _) = Journal::start_named(
+        &journal::state_dir(),
+        "container",
+        &stack.path.display().to_string(),
+        &command,
+    )?;
     Ok(Runner {
         ctx: Ctx::new(stack, env),
         mode: Mode::Apply,

@@ -480,7 +480,17 @@ impl<'a> Ctx<'a> {
             Step::Mkfs { container, device } => {
                 crate::fs::mkfs_ext4(device, Some(&fs_label(container)))?;
             }
-            Step::Resize2fs { device, .. } => crate::fs::resize_ext4(device)?,
+            Step::Resize2fs { container, device } => {
+                // A running container has its root mounted in its own
+                // namespace: grown online through /proc/PID/root.
+                match crate::lxc::init_pid(&self.stack.lxc_path, container)? {
+                    Some(pid) => crate::fs::grow_mounted_ext4(
+                        device,
+                        &PathBuf::from(format!("/proc/{pid}/root")),
+                    )?,
+                    None => crate::fs::resize_ext4_offline(device)?,
+                }
+            }
             Step::Populate { device, rootfs, .. } => {
                 let mounted = crate::fs::mount_temporarily(device, "ext4")?;
                 let root = mounted.path().to_path_buf();
@@ -617,8 +627,7 @@ pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> 
         .drbd(name)
         .ok_or_else(|| StackError::Refused(format!("no DRBD resource {name} in {}", stack.path.display())))?;
     let mut t = format!(
-        "# Written by cairn from {} (edit that file, then `cairn apply`).\nresource {} {{\n",
-        stack.path.display(),
+        "# Written by cairn from its stack file (edit that, then `cairn apply`).\nresource {} {{\n",
         d.name
     );
     if d.protocol != 'C' {
