@@ -100,10 +100,9 @@ fn print_report(report: &Report, json: bool, what: &str, started: Instant) -> Re
 
 fn resumed(report: &Report) {
     if let Some(r) = &report.resumed {
-        let at = r
-            .at
-            .as_ref()
-            .map_or("between steps".to_owned(), |(n, s)| format!("at step {n} ({s})"));
+        let at = r.at.as_ref().map_or("between steps".to_owned(), |(n, s)| {
+            format!("at step {n} ({s})")
+        });
         eprintln!(
             "cairn: the previous apply of {} was interrupted {at}; this run finished it",
             r.file
@@ -208,10 +207,17 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
                     (vg.to_owned(), pool.to_owned())
                 }
                 None => stack.default_pool().ok_or_else(|| {
-                    format!(
-                        "give --pool VG/POOL: {} does not name exactly one thin pool",
-                        stack.path.display()
-                    )
+                    if stack.path.exists() {
+                        format!(
+                            "give --pool VG/POOL: {} does not name exactly one thin pool",
+                            stack.path.display()
+                        )
+                    } else {
+                        format!(
+                            "give --pool VG/POOL, or -f STACKFILE (there is no {})",
+                            stack.path.display()
+                        )
+                    }
                 })?,
             };
             cairn::lxc::check_name(name)?;
@@ -255,7 +261,10 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
             }
-            println!("{:<20} {:<9} {:<28} {:>9} {:>6} {:>5}", "NAME", "STATE", "VOLUME", "SIZE", "USED%", "AUTO");
+            println!(
+                "{:<20} {:<9} {:<28} {:>9} {:>6} {:>5}",
+                "NAME", "STATE", "VOLUME", "SIZE", "USED%", "AUTO"
+            );
             for r in rows {
                 println!(
                     "{:<20} {:<9} {:<28} {:>9} {:>6} {:>5}",
@@ -270,7 +279,11 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
             Ok(())
         }
         ContainerCommand::Remove { name, yes } => {
-            if !yes && !confirm(&format!("Remove container {name} and its volume (its data is lost)?"))? {
+            if !yes
+                && !confirm(&format!(
+                    "Remove container {name} and its volume (its data is lost)?"
+                ))?
+            {
                 return Err(format!(
                     "container {name}: nothing was changed; add --yes to remove it and its volume"
                 )

@@ -704,33 +704,41 @@ fn print_report(
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     use cairn::lvm::{query, report::ReportKind};
     match &cli.command {
-        Command::Plan { file } => return cli_stack::converge(
-            file,
-            env(cli),
-            cairn::stack::run::Mode::Plan,
-            Default::default(),
-            cli.json,
-        ),
-        Command::Apply { file, allow_shrink } => return cli_stack::converge(
-            file,
-            env(cli),
-            cairn::stack::run::Mode::Apply,
-            cairn::stack::plan::Allow {
-                shrink: *allow_shrink,
-            },
-            cli.json,
-        ),
-        Command::Up { file } => return cli_stack::converge(
-            file,
-            env(cli),
-            cairn::stack::run::Mode::Up,
-            Default::default(),
-            cli.json,
-        ),
+        Command::Plan { file } => {
+            return cli_stack::converge(
+                file,
+                env(cli),
+                cairn::stack::run::Mode::Plan,
+                Default::default(),
+                cli.json,
+            )
+        }
+        Command::Apply { file, allow_shrink } => {
+            return cli_stack::converge(
+                file,
+                env(cli),
+                cairn::stack::run::Mode::Apply,
+                cairn::stack::plan::Allow {
+                    shrink: *allow_shrink,
+                },
+                cli.json,
+            )
+        }
+        Command::Up { file } => {
+            return cli_stack::converge(
+                file,
+                env(cli),
+                cairn::stack::run::Mode::Up,
+                Default::default(),
+                cli.json,
+            )
+        }
         Command::Down { file } => return cli_stack::down(file, env(cli), cli.json),
         Command::Status { file } => return cli_stack::status(file, cli.json),
         Command::LvmFilter { file } => return cli_stack::lvm_filter(file),
-        Command::Container { file, command } => return cli_stack::container(file, env(cli), command, cli.json),
+        Command::Container { file, command } => {
+            return cli_stack::container(file, env(cli), command, cli.json)
+        }
         Command::Pvs { vg } => {
             let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
             let rows = query::pvs(&scan, vg)?;

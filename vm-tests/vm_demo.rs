@@ -42,12 +42,19 @@ fn demo(g: &Guest) -> TestResult {
         // Kept for the whole demo: dropping one detaches its loop device.
         devs.push(g.loop_disk(name, mib)?);
     }
-    stack::make_raids(g, [&devs[0].dev, &devs[1].dev], [&devs[2].dev, &devs[3].dev])?;
+    stack::make_raids(
+        g,
+        [&devs[0].dev, &devs[1].dev],
+        [&devs[2].dev, &devs[3].dev],
+    )?;
     stack::configure_host(g, LAB_TOML)?;
     println!("{}", g.sh("cat /proc/mdstat")?);
 
     banner("the stack file");
-    println!("{}", std::fs::read_to_string(LAB_TOML).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        std::fs::read_to_string(LAB_TOML).map_err(|e| e.to_string())?
+    );
 
     banner("plan, then apply");
     show(g, &["plan", LAB_TOML])?;
@@ -57,7 +64,20 @@ fn demo(g: &Guest) -> TestResult {
     banner("two containers, data written into them");
     let mut sums = Vec::new();
     for name in ["web", "db"] {
-        show(g, &["container", "create", name, "--size", "300M", "--start", "--autostart"])?;
+        show(
+            g,
+            &[
+                "container",
+                "create",
+                name,
+                "--size",
+                "300M",
+                "--start",
+                "--autostart",
+                "-f",
+                LAB_TOML,
+            ],
+        )?;
         sums.push(stack::write_in(g, name, &format!("data-of-{name}"))?);
     }
     show(g, &["container", "list", "-f", LAB_TOML])?;

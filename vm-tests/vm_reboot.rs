@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lab::{Group, Guest, TestResult, VmTest};
 
-const SUM: &str = "/lab/out/r0.sum";
+const SUM: &str = "/lab/out/rp.sum";
 const STACK_SUM: &str = "/lab/out/stack.sum";
 const STACK_FILE: &str = "/persist/stack.toml";
 
@@ -18,8 +18,8 @@ fn conf(g: &Guest) -> TestResult {
     std::fs::write(
         "/etc/drbd.conf",
         format!(
-            "resource r0 {{\n  on {} {{\n    device /dev/drbd0;\n    disk {};\n    \
-             address 127.0.0.1:7789;\n    meta-disk internal;\n  }}\n}}\n",
+            "resource rp {{\n  on {} {{\n    device /dev/drbd5;\n    disk {};\n    \
+             address 127.0.0.1:7795;\n    meta-disk internal;\n  }}\n}}\n",
             g.hostname(),
             g.disk(0)
         ),
@@ -29,7 +29,7 @@ fn conf(g: &Guest) -> TestResult {
     Ok(())
 }
 
-/// Boot 1: r0 Primary, data written all over the device (many activity-log
+/// Boot 1: rp Primary, data written all over the device (many activity-log
 /// extents hot), then the power is cut without `down`. Boot 2: the kernel
 /// alone refuses the unclean metadata (165); `cairn drbd up` replays the
 /// activity log, attaches, and the data reads back.
@@ -37,15 +37,15 @@ fn power_cut_while_primary(g: &Guest) -> TestResult {
     conf(g)?;
     let dev = g.disk(0);
     if g.boot() == 1 {
-        g.cairn(&["drbd", "create-md", "r0", "--force"])?;
-        g.cairn(&["drbd", "up", "r0"])?;
-        g.cairn(&["drbd", "primary", "r0", "--force"])?;
+        g.cairn(&["drbd", "create-md", "rp", "--force"])?;
+        g.cairn(&["drbd", "up", "rp"])?;
+        g.cairn(&["drbd", "primary", "rp", "--force"])?;
         g.sh(
             "for i in 0 5 10 15 20 25 30 35 40 45 50 55 60 70 80 90 100 110; do
-                dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=$i oflag=direct status=none
+                dd if=/dev/urandom of=/dev/drbd5 bs=1M count=1 seek=$i oflag=direct status=none
             done",
         )?;
-        let sum = g.sh("dd if=/dev/drbd0 bs=1M count=112 iflag=direct status=none | sha256sum")?;
+        let sum = g.sh("dd if=/dev/drbd5 bs=1M count=112 iflag=direct status=none | sha256sum")?;
         std::fs::write(SUM, &sum).map_err(|e| format!("cannot keep the checksum: {e}"))?;
         return Ok(());
     }
@@ -55,26 +55,26 @@ fn power_cut_while_primary(g: &Guest) -> TestResult {
         "metadata after the power cut:\n{md}"
     );
     let raw = g.sh(&format!(
-        "/lib/drbd/drbdsetup-84 new-resource r0; /lib/drbd/drbdsetup-84 new-minor r0 0 0
-        /lib/drbd/drbdsetup-84 attach 0 {dev} {dev} internal 2>&1 || true
-        /lib/drbd/drbdsetup-84 down r0"
+        "/lib/drbd/drbdsetup-84 new-resource rp; /lib/drbd/drbdsetup-84 new-minor rp 5 0
+        /lib/drbd/drbdsetup-84 attach 5 {dev} {dev} internal 2>&1 || true
+        /lib/drbd/drbdsetup-84 down rp"
     ))?;
     ensure!(
         raw.contains("(165)"),
         "the kernel attached unclean metadata: {raw}"
     );
-    let up = g.cairn(&["drbd", "up", "r0"])?;
+    let up = g.cairn(&["drbd", "up", "rp"])?;
     ensure!(up.contains("apply-al"), "up after the power cut: {up}");
-    g.cairn(&["drbd", "primary", "r0"])?;
-    let sum = g.sh("dd if=/dev/drbd0 bs=1M count=112 iflag=direct status=none | sha256sum")?;
+    g.cairn(&["drbd", "primary", "rp"])?;
+    let sum = g.sh("dd if=/dev/drbd5 bs=1M count=112 iflag=direct status=none | sha256sum")?;
     let kept = std::fs::read_to_string(SUM).map_err(|e| format!("no checksum from boot 1: {e}"))?;
     ensure!(sum == kept, "data after the power cut differs");
     let p = g.sh("cat /proc/drbd")?;
     ensure!(
-        p.contains(" 0: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown"),
+        p.contains(" 5: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown"),
         "/proc/drbd:\n{p}"
     );
-    g.cairn(&["drbd", "down", "r0"])?;
+    g.cairn(&["drbd", "down", "rp"])?;
     Ok(())
 }
 
@@ -104,8 +104,11 @@ fn stack_survives_a_power_cut(g: &Guest) -> TestResult {
         persist(g, true)?;
         stack::make_raids(g, [&h[0], &h[1]], [&s[0], &s[1]])?;
         let lab = std::fs::read_to_string(stack::LAB_TOML).map_err(|e| e.to_string())?;
-        std::fs::write(STACK_FILE, format!("[host]\ndrbd_config_dir = \"/persist/drbd.d\"\n\n{lab}"))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            STACK_FILE,
+            format!("[host]\ndrbd_config_dir = \"/persist/drbd.d\"\n\n{lab}"),
+        )
+        .map_err(|e| e.to_string())?;
         stack::configure_host(g, STACK_FILE)?;
         g.cairn(&["apply", STACK_FILE])?;
         let sum = stack::write_in(g, "my-container", "written-before-the-power-cut")?;
@@ -121,9 +124,16 @@ fn stack_survives_a_power_cut(g: &Guest) -> TestResult {
     stack::drbd_primary(g)?;
     stack::lvm2_agrees(g)?;
     stack::seed_structure(g)?;
-    ensure!(stack::container_state(g, "my-container")? == "RUNNING", "not running after up");
-    let kept = std::fs::read_to_string(STACK_SUM).map_err(|e| format!("no checksum from boot 1: {e}"))?;
-    ensure!(stack::read_in(g, "my-container")? == kept, "the container's data changed across the power cut");
+    ensure!(
+        stack::container_state(g, "my-container")? == "RUNNING",
+        "not running after up"
+    );
+    let kept =
+        std::fs::read_to_string(STACK_SUM).map_err(|e| format!("no checksum from boot 1: {e}"))?;
+    ensure!(
+        stack::read_in(g, "my-container")? == kept,
+        "the container's data changed across the power cut"
+    );
     let plan = g.cairn(&["plan", STACK_FILE])?;
     ensure!(plan.contains("nothing to do"), "plan after up:\n{plan}");
     g.cairn(&["down", STACK_FILE])?;
@@ -149,7 +159,7 @@ fn main() {
         stream_log: false,
         boots: 2,
         disks: &[
-            ("r0", 128),
+            ("rp", 128),
             ("h1", stack::HDD_MIB),
             ("h2", stack::HDD_MIB),
             ("s1", stack::SSD_MIB),

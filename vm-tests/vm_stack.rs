@@ -22,16 +22,23 @@ const DISK_DIR: &str = "/tmp/stack-disks";
 fn reset(g: &Guest) -> TestResult {
     if std::path::Path::new("/dev/md0").exists() {
         g.sh(&format!("{CAIRN} down {LAB_TOML} >/dev/null 2>&1 || true"))?;
-        g.sh("for c in $(lxc-ls 2>/dev/null); do lxc-stop -k -n $c 2>/dev/null || true; done
+        g.sh(
+            "for c in $(lxc-ls 2>/dev/null); do lxc-stop -k -n $c 2>/dev/null || true; done
               dmsetup remove_all 2>/dev/null || true
               for r in r0-U r0; do /lib/drbd/drbdsetup-84 down $r 2>/dev/null || true; done
               mdadm --stop /dev/md0 /dev/md1 2>/dev/null || true
-              losetup -D; rm -rf /tmp/stack-disks")?;
+              losetup -D; rm -rf /tmp/stack-disks",
+        )?;
     }
     g.sh("rm -rf /etc/drbd.d/r0.res /etc/drbd.d/r0-U.res /var/lib/lxc/* /var/lib/cairn /etc/lvm/archive /etc/lvm/backup")?;
     std::fs::create_dir_all(DISK_DIR).map_err(|e| e.to_string())?;
     let mut devs = Vec::new();
-    for (name, mib) in [("h1", stack::HDD_MIB), ("h2", stack::HDD_MIB), ("s1", stack::SSD_MIB), ("s2", stack::SSD_MIB)] {
+    for (name, mib) in [
+        ("h1", stack::HDD_MIB),
+        ("h2", stack::HDD_MIB),
+        ("s1", stack::SSD_MIB),
+        ("s2", stack::SSD_MIB),
+    ] {
         let f = format!("{DISK_DIR}/{name}.img");
         g.sh(&format!("truncate -s {mib}M {f}"))?;
         devs.push(g.sh(&format!("losetup -f --show {f}"))?.trim().to_owned());
@@ -57,9 +64,15 @@ fn apply_builds_the_seed_stack(g: &Guest) -> TestResult {
     ensure!(s == "RUNNING", "my-container is {s}");
     // The resource files drbd-utils reads are cairn's; drbdadm agrees.
     let dump = g.sh("drbdadm dump r0-U 2>&1")?;
-    ensure!(dump.contains("protocol") && dump.contains("A;"), "drbdadm dump r0-U:\n{dump}");
+    ensure!(
+        dump.contains("protocol") && dump.contains("A;"),
+        "drbdadm dump r0-U:\n{dump}"
+    );
     let cfg = g.sh("grep '^lxc.rootfs.path' /var/lib/lxc/my-container/config")?;
-    ensure!(cfg.contains("lvm:/dev/DRBDVG2/my-container"), "lxc config: {cfg}");
+    ensure!(
+        cfg.contains("lvm:/dev/DRBDVG2/my-container"),
+        "lxc config: {cfg}"
+    );
     Ok(())
 }
 
@@ -67,11 +80,17 @@ fn second_apply_does_nothing(g: &Guest) -> TestResult {
     let seqnos = g.sh("vgs --noheadings -o vg_name,vg_seqno 2>/dev/null")?;
     let plan = g.cairn(&["--json", "plan", LAB_TOML])?;
     let v: serde_json::Value = serde_json::from_str(&plan).map_err(|e| e.to_string())?;
-    ensure!(v["steps"].as_array().is_some_and(|s| s.is_empty()), "plan after apply:\n{plan}");
+    ensure!(
+        v["steps"].as_array().is_some_and(|s| s.is_empty()),
+        "plan after apply:\n{plan}"
+    );
     let out = g.cairn(&["apply", LAB_TOML])?;
     ensure!(out.contains("nothing to do"), "second apply:\n{out}");
     let after = g.sh("vgs --noheadings -o vg_name,vg_seqno 2>/dev/null")?;
-    ensure!(seqnos == after, "a second apply wrote metadata: {seqnos} -> {after}");
+    ensure!(
+        seqnos == after,
+        "a second apply wrote metadata: {seqnos} -> {after}"
+    );
     Ok(())
 }
 
@@ -94,11 +113,20 @@ fn status_shows_every_layer(g: &Guest) -> TestResult {
     let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
     let layers = v["layers"].as_array().ok_or("no layers")?;
     let names: Vec<&str> = layers.iter().filter_map(|l| l["name"].as_str()).collect();
-    ensure!(names == ["VG1", "DRBDVG", "r0", "r0-U", "DRBDVG2"], "layer order {names:?}");
+    ensure!(
+        names == ["VG1", "DRBDVG", "r0", "r0-U", "DRBDVG2"],
+        "layer order {names:?}"
+    );
     let r0u = &layers[3];
-    ensure!(r0u["role"] == "Primary" && r0u["protocol"] == "A", "r0-U: {r0u}");
+    ensure!(
+        r0u["role"] == "Primary" && r0u["protocol"] == "A",
+        "r0-U: {r0u}"
+    );
     let cache = &layers[0]["lvs"][0]["cache"];
-    ensure!(cache["blocks_total"].as_u64().unwrap_or(0) > 0, "cache: {cache}");
+    ensure!(
+        cache["blocks_total"].as_u64().unwrap_or(0) > 0,
+        "cache: {cache}"
+    );
     let pool = &layers[4]["thinpools"][0];
     let used = pool["data_percent"].as_f64().unwrap_or(0.0);
     ensure!(used.is_finite() && used > 0.0, "pool: {pool}");
@@ -110,7 +138,8 @@ fn drift_made_with_lvm2_is_reported(g: &Guest) -> TestResult {
     g.sh("lvextend -q -L +8M DRBDVG2/VPSthinpool 2>&1")?;
     let plan = g.cairn(&["plan", LAB_TOML])?;
     ensure!(
-        plan.contains("VPSthinpool holds <1.01g of data, the file says 1.00g") && plan.contains("nothing to do"),
+        plan.contains("VPSthinpool holds <1.01g of data, the file says 1.00g")
+            && plan.contains("nothing to do"),
         "plan after lvextend:\n{plan}"
     );
     // The cache split off by hand: apply attaches it again.
@@ -129,7 +158,11 @@ fn drift_made_with_lvm2_is_reported(g: &Guest) -> TestResult {
         .replace("size = \"500M\"", "size = \"600M\"");
     std::fs::write("/tmp/bigger.toml", bigger).map_err(|e| e.to_string())?;
     let out = g.cairn(&["apply", "/tmp/bigger.toml"])?;
-    ensure!(out.contains("lv extend DRBDVG2/my-container from 500.00m to 600.00m") && out.contains("resize2fs"), "{out}");
+    ensure!(
+        out.contains("lv extend DRBDVG2/my-container from 500.00m to 600.00m")
+            && out.contains("resize2fs"),
+        "{out}"
+    );
     let df = g.sh("lxc-attach -n my-container -- df -k / | tail -1")?;
     // Size, Used, Available, Use%, Mounted on: the size is fifth from the end.
     let fields: Vec<&str> = df.split_whitespace().collect();
@@ -138,32 +171,76 @@ fn drift_made_with_lvm2_is_reported(g: &Guest) -> TestResult {
         .checked_sub(5)
         .and_then(|i| fields[i].parse().ok())
         .unwrap_or(0);
-    ensure!(kb > 550_000, "the container's filesystem did not grow: {df}");
+    ensure!(
+        kb > 550_000,
+        "the container's filesystem did not grow: {df}"
+    );
     // Back to the file's size: a shrink is refused and changes nothing.
     let seq = g.sh("vgs --noheadings -o vg_seqno DRBDVG2 2>/dev/null")?;
     let out = g.output(&[CAIRN, "apply", LAB_TOML])?;
     let plan = g.cairn(&["plan", LAB_TOML])?;
-    ensure!(out.status.success() && plan.contains("cairn does not shrink a container's filesystem"), "{plan}");
-    ensure!(seq == g.sh("vgs --noheadings -o vg_seqno DRBDVG2 2>/dev/null")?, "metadata changed");
+    ensure!(
+        out.status.success() && plan.contains("cairn does not shrink a container's filesystem"),
+        "{plan}"
+    );
+    ensure!(
+        seq == g.sh("vgs --noheadings -o vg_seqno DRBDVG2 2>/dev/null")?,
+        "metadata changed"
+    );
     Ok(())
 }
 
 fn containers_on_the_command_line(g: &Guest) -> TestResult {
-    let out = g.cairn(&["container", "create", "web", "--size", "200M", "--start", "-f", LAB_TOML])?;
+    let out = g.cairn(&[
+        "container",
+        "create",
+        "web",
+        "--size",
+        "200M",
+        "--start",
+        "-f",
+        LAB_TOML,
+    ])?;
     ensure!(out.contains("thin create DRBDVG2/web"), "{out}");
-    ensure!(stack::container_state(g, "web")? == "RUNNING", "web not running");
+    ensure!(
+        stack::container_state(g, "web")? == "RUNNING",
+        "web not running"
+    );
     let sum = stack::write_in(g, "web", "hello-web")?;
     ensure!(!sum.is_empty(), "no data");
     let list = g.cairn(&["container", "list", "-f", LAB_TOML])?;
-    ensure!(list.contains("web") && list.contains("RUNNING") && list.contains("my-container"), "{list}");
+    ensure!(
+        list.contains("web") && list.contains("RUNNING") && list.contains("my-container"),
+        "{list}"
+    );
     // lxc itself stops and starts it.
     g.sh("lxc-stop -n web && lxc-start -n web")?;
-    ensure!(stack::read_in(g, "web")? == sum, "data after lxc-stop/start");
+    ensure!(
+        stack::read_in(g, "web")? == sum,
+        "data after lxc-stop/start"
+    );
     // Bad input: an invalid name, a missing pool, an existing name.
     for (args, why) in [
-        (vec!["container", "create", "bad/name", "--size", "10M"], "name"),
-        (vec!["container", "create", "x", "--size", "10M", "--pool", "DRBDVG2/nopool"], "no thin pool"),
-        (vec!["container", "create", "web", "--size", "10M"], "already"),
+        (
+            vec!["container", "create", "bad/name", "--size", "10M"],
+            "name",
+        ),
+        (
+            vec![
+                "container",
+                "create",
+                "x",
+                "--size",
+                "10M",
+                "--pool",
+                "DRBDVG2/nopool",
+            ],
+            "no thin pool",
+        ),
+        (
+            vec!["container", "create", "web", "--size", "10M"],
+            "already",
+        ),
     ] {
         let mut a = args.clone();
         a.extend(["-f", LAB_TOML]);
@@ -175,27 +252,48 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
     }
     // remove asks: without a terminal and --yes it changes nothing.
     let o = g.output(&[CAIRN, "container", "remove", "web", "-f", LAB_TOML])?;
-    ensure!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--yes"), "remove without --yes");
-    ensure!(stack::container_state(g, "web")? == "RUNNING", "web touched");
+    ensure!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--yes"),
+        "remove without --yes"
+    );
+    ensure!(
+        stack::container_state(g, "web")? == "RUNNING",
+        "web touched"
+    );
     g.cairn(&["container", "remove", "web", "--yes", "-f", LAB_TOML])?;
     let lvs = g.sh("lvs --noheadings -o lv_name DRBDVG2 2>/dev/null")?;
-    ensure!(!lvs.contains("web") && !std::path::Path::new("/var/lib/lxc/web").exists(), "web left: {lvs}");
+    ensure!(
+        !lvs.contains("web") && !std::path::Path::new("/var/lib/lxc/web").exists(),
+        "web left: {lvs}"
+    );
     Ok(())
 }
 
 fn down_and_up_keep_the_data(g: &Guest) -> TestResult {
     let sum = stack::write_in(g, "my-container", "before-down")?;
     let out = g.cairn(&["down", LAB_TOML])?;
-    ensure!(out.contains("lxc-stop my-container") && out.contains("drbd down r0"), "{out}");
+    ensure!(
+        out.contains("lxc-stop my-container") && out.contains("drbd down r0"),
+        "{out}"
+    );
     let dm = g.sh("dmsetup ls")?;
     ensure!(dm.contains("No devices"), "left after down: {dm}");
     let p = g.sh("cat /proc/drbd")?;
-    ensure!(!p.contains(" 0: ") && !p.contains("10: "), "DRBD after down:\n{p}");
+    ensure!(
+        !p.contains(" 0: ") && !p.contains("10: "),
+        "DRBD after down:\n{p}"
+    );
     let out = g.cairn(&["up", LAB_TOML])?;
     ensure!(out.contains("lxc-start my-container"), "up:\n{out}");
     stack::drbd_primary(g)?;
-    ensure!(stack::container_state(g, "my-container")? == "RUNNING", "not running after up");
-    ensure!(stack::read_in(g, "my-container")? == sum, "data changed across down/up");
+    ensure!(
+        stack::container_state(g, "my-container")? == "RUNNING",
+        "not running after up"
+    );
+    ensure!(
+        stack::read_in(g, "my-container")? == sum,
+        "data changed across down/up"
+    );
     let again = g.cairn(&["up", LAB_TOML])?;
     ensure!(again.contains("nothing to do"), "a second up:\n{again}");
     stack::lvm2_agrees(g)?;
@@ -219,19 +317,31 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let o = g.output(&[CAIRN, "apply", &path])?;
         let err = String::from_utf8_lossy(&o.stderr);
-        ensure!(!o.status.success() && err.contains(want), "case {i}: wanted {want:?}, got {err}");
+        ensure!(
+            !o.status.success() && err.contains(want),
+            "case {i}: wanted {want:?}, got {err}"
+        );
     }
     // A device in use: a PV that carries a filesystem.
     g.sh("truncate -s 64M /tmp/used.img && mkfs.ext4 -q -F /tmp/used.img && losetup -f --show /tmp/used.img > /tmp/used.dev")?;
     let used = std::fs::read_to_string("/tmp/used.dev").map_err(|e| e.to_string())?;
-    let text = base.replace("pvs = [\"/dev/md0\", \"/dev/md1\"]", &format!("pvs = [\"/dev/md0\", \"/dev/md1\", \"{}\"]", used.trim()));
+    let text = base.replace(
+        "pvs = [\"/dev/md0\", \"/dev/md1\"]",
+        &format!("pvs = [\"/dev/md0\", \"/dev/md1\", \"{}\"]", used.trim()),
+    );
     std::fs::write("/tmp/inuse.toml", text).map_err(|e| e.to_string())?;
     let o = g.output(&[CAIRN, "apply", "/tmp/inuse.toml"])?;
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure!(!o.status.success() && err.contains("has an ext4 filesystem"), "in use: {err}");
+    ensure!(
+        !o.status.success() && err.contains("has an ext4 filesystem"),
+        "in use: {err}"
+    );
     g.sh(&format!("losetup -d {}", used.trim()))?;
     let after = g.sh("vgs --noheadings -o vg_name,vg_seqno 2>/dev/null; dmsetup table | sort")?;
-    ensure!(before == after, "bad input changed something:\n{before}\n->\n{after}");
+    ensure!(
+        before == after,
+        "bad input changed something:\n{before}\n->\n{after}"
+    );
     Ok(())
 }
 
@@ -239,25 +349,46 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
 /// next apply finishes, and the stack is whole.
 fn crash_at(g: &Guest, point: &str) -> TestResult {
     reset(g)?;
-    let o = g.sh(&format!("CAIRN_CRASH_AT={point} {CAIRN} apply {LAB_TOML} 2>&1 || echo rc=$?"))?;
-    ensure!(o.contains("rc=134"), "the apply did not crash at {point}:\n{o}");
+    let o = g.sh(&format!(
+        "CAIRN_CRASH_AT={point} {CAIRN} apply {LAB_TOML} 2>&1 || echo rc=$?"
+    ))?;
+    ensure!(
+        o.contains("rc=134"),
+        "the apply did not crash at {point}:\n{o}"
+    );
     let out = g.cairn(&["apply", LAB_TOML])?;
     ensure!(out.contains("applied:"), "{out}");
     let o = g.output(&[CAIRN, "apply", LAB_TOML])?;
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure!(!err.contains("interrupted"), "the journal was not closed: {err}");
+    ensure!(
+        !err.contains("interrupted"),
+        "the journal was not closed: {err}"
+    );
     stack::lvm2_agrees(g)?;
     stack::seed_structure(g)?;
     stack::drbd_primary(g)?;
-    ensure!(stack::container_state(g, "my-container")? == "RUNNING", "after {point}");
-    ensure!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"), "after {point}");
+    ensure!(
+        stack::container_state(g, "my-container")? == "RUNNING",
+        "after {point}"
+    );
+    ensure!(
+        String::from_utf8_lossy(&o.stdout).contains("nothing to do"),
+        "after {point}"
+    );
     Ok(())
 }
 
 fn crash_at_several_steps_then_apply_finishes(g: &Guest) -> TestResult {
     // 6: cache attach; 12: r0 up; 17: r0-U primary; 21: thin create
     // (and inside it, after the metadata commit); 22: mkfs; 23: rootfs.
-    for point in ["apply-step-6", "apply-step-12", "apply-step-17", "thin-after-commit-a", "apply-step-22", "apply-step-23"] {
+    for point in [
+        "apply-step-6",
+        "apply-step-12",
+        "apply-step-17",
+        "thin-after-commit-a",
+        "apply-step-22",
+        "apply-step-23",
+    ] {
         crash_at(g, point).map_err(|e| format!("{point}: {e}"))?;
     }
     Ok(())
@@ -270,14 +401,38 @@ fn main() {
         mem_mib: 2048,
         timeout: Duration::from_secs(1200),
         tests: vec![
-            VmTest { name: "apply_builds_the_seed_stack", run: apply_builds_the_seed_stack },
-            VmTest { name: "second_apply_does_nothing", run: second_apply_does_nothing },
-            VmTest { name: "status_shows_every_layer", run: status_shows_every_layer },
-            VmTest { name: "drift_made_with_lvm2_is_reported", run: drift_made_with_lvm2_is_reported },
-            VmTest { name: "containers_on_the_command_line", run: containers_on_the_command_line },
-            VmTest { name: "down_and_up_keep_the_data", run: down_and_up_keep_the_data },
-            VmTest { name: "bad_files_change_nothing", run: bad_files_change_nothing },
-            VmTest { name: "crash_at_several_steps_then_apply_finishes", run: crash_at_several_steps_then_apply_finishes },
+            VmTest {
+                name: "apply_builds_the_seed_stack",
+                run: apply_builds_the_seed_stack,
+            },
+            VmTest {
+                name: "second_apply_does_nothing",
+                run: second_apply_does_nothing,
+            },
+            VmTest {
+                name: "status_shows_every_layer",
+                run: status_shows_every_layer,
+            },
+            VmTest {
+                name: "drift_made_with_lvm2_is_reported",
+                run: drift_made_with_lvm2_is_reported,
+            },
+            VmTest {
+                name: "containers_on_the_command_line",
+                run: containers_on_the_command_line,
+            },
+            VmTest {
+                name: "down_and_up_keep_the_data",
+                run: down_and_up_keep_the_data,
+            },
+            VmTest {
+                name: "bad_files_change_nothing",
+                run: bad_files_change_nothing,
+            },
+            VmTest {
+                name: "crash_at_several_steps_then_apply_finishes",
+                run: crash_at_several_steps_then_apply_finishes,
+            },
         ],
         stream_log: false,
         boots: 1,

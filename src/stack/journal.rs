@@ -65,7 +65,8 @@ pub struct Interrupted {
 
 /// Reads the entries of a journal; a torn last line (the crash) is dropped.
 pub fn read(path: &Path) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -89,11 +90,7 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
                     }
                 }
             }
-            Entry::Begin {
-                n,
-                step,
-                container,
-            } => {
+            Entry::Begin { n, step, container } => {
                 if let Some(c) = container {
                     if !making.contains(c) {
                         making.push(c.clone());
@@ -159,9 +156,13 @@ impl Journal {
             .truncate(false)
             .write(true)
             .open(dir.join("apply.lock"))
-            .map_err(io(format!("cannot open {}", dir.join("apply.lock").display())))?;
+            .map_err(io(format!(
+                "cannot open {}",
+                dir.join("apply.lock").display()
+            )))?;
         // SAFETY: flock on a descriptor we own.
-        let locked = unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        let locked =
+            unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
         if locked != 0 {
             return Err(StackError::Refused(format!(
                 "another cairn apply, up or down is running (lock {}): wait for it",
@@ -192,7 +193,10 @@ impl Journal {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         })?;
-        if let Some(e) = earlier.as_ref().filter(|e| !e.unfinished_containers.is_empty()) {
+        if let Some(e) = earlier
+            .as_ref()
+            .filter(|e| !e.unfinished_containers.is_empty())
+        {
             j.write(&Entry::Unfinished {
                 containers: e.unfinished_containers.clone(),
             })?;

@@ -39,7 +39,10 @@ pub fn in_use(path: &Path) -> Option<String> {
         .open(path);
     if let Err(e) = excl {
         if e.raw_os_error() == Some(nix::libc::EBUSY) {
-            return Some(format!("{} is in use (mounted, or held by device-mapper, md or DRBD)", path.display()));
+            return Some(format!(
+                "{} is in use (mounted, or held by device-mapper, md or DRBD)",
+                path.display()
+            ));
         }
     }
     match crate::fs::probe(path) {
@@ -91,7 +94,12 @@ impl VgSeen {
     }
 
     pub fn kind(&self, name: &str) -> Option<&SegmentKind> {
-        self.vg.as_ref()?.lv(name)?.segments.first().map(|s| &s.kind)
+        self.vg
+            .as_ref()?
+            .lv(name)?
+            .segments
+            .first()
+            .map(|s| &s.kind)
     }
 
     /// Thin LVs of `pool` (name, activation skip).
@@ -225,7 +233,11 @@ pub fn container(stack: &Stack, c: &Container, vg: &VgSeen) -> Result<ContainerS
     let volume_bytes = vg.lv_bytes(&c.name);
     let active = vg.active(&c.vg, &c.name, None);
     let device = PathBuf::from(crate::lvm::names::lv_path(&c.vg, &c.name));
-    let fs = if active { crate::fs::probe(&device)? } else { None };
+    let fs = if active {
+        crate::fs::probe(&device)?
+    } else {
+        None
+    };
     let config = crate::lxc::read_config(&stack.lxc_path, &c.name)?;
     let state = match &config {
         Some(_) => Some(crate::lxc::state(&stack.lxc_path, &c.name)?),

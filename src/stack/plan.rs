@@ -316,7 +316,9 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             continue;
         };
         let SegmentKind::ThinPool {
-            metadata, chunk_size, ..
+            metadata,
+            chunk_size,
+            ..
         } = kind
         else {
             return Err(refuse(format!(
@@ -424,7 +426,11 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
             text,
         }),
     }
-    let md = if fresh { MdSeen::Blank } else { seen.md.clone() };
+    let md = if fresh {
+        MdSeen::Blank
+    } else {
+        seen.md.clone()
+    };
     let force = match md {
         MdSeen::NoDisk => {
             return Err(refuse(format!(
@@ -617,7 +623,12 @@ fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> 
                 let m = round_up(metadata.unwrap_or(4 << 20), extent);
                 (round_up(*b, extent) + 2 * m, pool)
             }
-            Step::CachePoolCreate { pool, size, metadata, .. } => {
+            Step::CachePoolCreate {
+                pool,
+                size,
+                metadata,
+                ..
+            } => {
                 let m = round_up(metadata.unwrap_or(8 << 20), extent);
                 (round_up(*size, extent) + 2 * m, pool)
             }
@@ -632,7 +643,12 @@ fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> 
                 .iter()
                 .find(|l| &l.name == name)
                 .map(|l| l.line)
-                .or_else(|| vg.thinpools.iter().find(|p| &p.name == name).map(|p| p.line))
+                .or_else(|| {
+                    vg.thinpools
+                        .iter()
+                        .find(|p| &p.name == name)
+                        .map(|p| p.line)
+                })
                 .unwrap_or(vg.line);
             return Err(refuse(format!(
                 "VG {}: {name} (line {line}) needs more than the {} free: the new LVs need {}; \

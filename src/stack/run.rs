@@ -67,7 +67,10 @@ struct Runner<'a, 'b> {
 fn up_may(step: &Step) -> bool {
     matches!(
         step,
-        Step::Activate { .. } | Step::DrbdUp { .. } | Step::DrbdPrimary { .. } | Step::ContainerStart { .. }
+        Step::Activate { .. }
+            | Step::DrbdUp { .. }
+            | Step::DrbdPrimary { .. }
+            | Step::ContainerStart { .. }
     )
 }
 
@@ -103,9 +106,9 @@ impl Runner<'_, '_> {
                     })?;
                 }
                 crate::failpoint::hit(&format!("apply-step-{n}"));
-                self.ctx.run(&step).map_err(|e| {
-                    StackError::Refused(format!("step {n} ({step}) failed: {e}"))
-                })?;
+                self.ctx
+                    .run(&step)
+                    .map_err(|e| StackError::Refused(format!("step {n} ({step}) failed: {e}")))?;
                 if let Some(j) = &mut self.journal {
                     j.write(&Entry::Done { n })?;
                 }
@@ -128,9 +131,9 @@ impl Runner<'_, '_> {
                     self.ctx.stack.path.display()
                 )));
             } else {
-                self.report
-                    .notes
-                    .push(format!("{what}: the file asks for a change that apply makes: {step}"));
+                self.report.notes.push(format!(
+                    "{what}: the file asks for a change that apply makes: {step}"
+                ));
             }
         }
         Ok(keep)
@@ -188,9 +191,9 @@ impl Runner<'_, '_> {
                     let created = steps.iter().any(
                         |s| matches!(s, Step::ThinPoolCreate { pool: n, .. } if *n == pool.name),
                     );
-                    let activated = steps
-                        .iter()
-                        .any(|s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&pool.name)));
+                    let activated = steps.iter().any(
+                        |s| matches!(s, Step::Activate { lvs, .. } if lvs.contains(&pool.name)),
+                    );
                     self.avail.insert(
                         PathBuf::from(lv_path(&vg.name, &pool.name)),
                         avail(created, activated),
@@ -216,7 +219,10 @@ impl Runner<'_, '_> {
                 .iter()
                 .map(|p| (p.provider.clone(), p.path.clone()))
                 .collect(),
-            Node::Drbd(i) => vec![(stack.drbd[i].disk.provider.clone(), stack.drbd[i].disk.path.clone())],
+            Node::Drbd(i) => vec![(
+                stack.drbd[i].disk.provider.clone(),
+                stack.drbd[i].disk.path.clone(),
+            )],
         };
         let worst = inputs
             .iter()
@@ -239,7 +245,8 @@ impl Runner<'_, '_> {
             (Avail::Fresh, Node::Drbd(i)) => {
                 let d = &stack.drbd[i];
                 let seen = observe::DrbdSeen {
-                    config: std::fs::read_to_string(super::step::drbd_config_path(stack, &d.name)).ok(),
+                    config: std::fs::read_to_string(super::step::drbd_config_path(stack, &d.name))
+                        .ok(),
                     md: observe::MdSeen::Blank,
                     kernel: None,
                 };
@@ -333,7 +340,13 @@ pub fn on_stack(stack: &Stack, device: Option<&Path>) -> bool {
 }
 
 /// plan, apply or up. `on_step` sees each step as it starts.
-pub fn converge(stack: &Stack, env: Env, mode: Mode, allow: Allow, on_step: OnStep<'_>) -> Result<Report> {
+pub fn converge(
+    stack: &Stack,
+    env: Env,
+    mode: Mode,
+    allow: Allow,
+    on_step: OnStep<'_>,
+) -> Result<Report> {
     if mode == Mode::Apply {
         // Everything that can be refused from what is readable now is
         // refused before the first change (layers not up yet are checked
@@ -400,7 +413,12 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
         on_step,
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, _) = Journal::start_named(&journal::state_dir(), "down", &stack.path.display().to_string(), &command)?;
+    let (j, _) = Journal::start_named(
+        &journal::state_dir(),
+        "down",
+        &stack.path.display().to_string(),
+        &command,
+    )?;
     runner.journal = Some(j);
     let mut steps = Vec::new();
     for cfg in crate::lxc::list(&stack.lxc_path)? {
@@ -426,7 +444,12 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
                 let whole = vg.pvs.iter().all(|p| p.provider != Provider::External);
                 let mut lvs: Vec<String> = Vec::new();
                 if whole {
-                    lvs.extend(md.lvs.iter().filter(|l| l.is_visible()).map(|l| l.name.clone()));
+                    lvs.extend(
+                        md.lvs
+                            .iter()
+                            .filter(|l| l.is_visible())
+                            .map(|l| l.name.clone()),
+                    );
                 } else {
                     for pool in &vg.thinpools {
                         lvs.extend(seen.thin_lvs(&pool.name).into_iter().map(|(n, _)| n));
@@ -534,7 +557,12 @@ pub fn create_container(
 }
 
 /// `cairn container remove`: stopped, its volume removed, its config removed.
-pub fn remove_container(stack: &Stack, env: Env, name: &str, on_step: OnStep<'_>) -> Result<Report> {
+pub fn remove_container(
+    stack: &Stack,
+    env: Env,
+    name: &str,
+    on_step: OnStep<'_>,
+) -> Result<Report> {
     let cfg = crate::lxc::read_config(&stack.lxc_path, name)?.ok_or_else(|| {
         StackError::Refused(format!(
             "no container {name} in {}: nothing was changed",

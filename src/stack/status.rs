@@ -128,7 +128,12 @@ fn status_of(ctl: &Control, name: &str) -> Option<TargetStatus> {
     dm_status::parse(target, params).ok()
 }
 
-fn vg_status(stack: &Stack, i: usize, ctl: &Control, warnings: &mut Vec<String>) -> Result<VgStatus> {
+fn vg_status(
+    stack: &Stack,
+    i: usize,
+    ctl: &Control,
+    warnings: &mut Vec<String>,
+) -> Result<VgStatus> {
     let v = &stack.vgs[i];
     let mut out = VgStatus {
         name: v.name.clone(),
@@ -331,7 +336,11 @@ pub fn render(s: &Status) -> String {
     let n = s.layers.len();
     for (i, layer) in s.layers.iter().enumerate() {
         let last = i + 1 == n;
-        let (branch, pad) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+        let (branch, pad) = if last {
+            ("└─", "   ")
+        } else {
+            ("├─", "│  ")
+        };
         match layer {
             Layer::Vg(v) => {
                 let _ = writeln!(
@@ -375,7 +384,11 @@ pub fn render(s: &Status) -> String {
                 }
                 for p in &v.thinpools {
                     k += 1;
-                    let (b, sub) = if k == items { ("└─", "   ") } else { ("├─", "│  ") };
+                    let (b, sub) = if k == items {
+                        ("└─", "   ")
+                    } else {
+                        ("├─", "│  ")
+                    };
                     let _ = writeln!(
                         o,
                         "{pad}{b} thin pool {} {} (metadata {}) {}: data {}, metadata {}{}{}",
@@ -384,12 +397,17 @@ pub fn render(s: &Status) -> String {
                         opt_size(p.metadata_size),
                         if p.active { "active" } else { "inactive" },
                         p.data_percent.map_or("-".into(), |d| format!("{d:.2}%")),
-                        p.metadata_percent.map_or("-".into(), |d| format!("{d:.2}%")),
+                        p.metadata_percent
+                            .map_or("-".into(), |d| format!("{d:.2}%")),
                         match (p.autoextend_threshold, p.autoextend_percent) {
                             (Some(t), Some(pc)) => format!(", auto-extend at {t}% by {pc}%"),
                             _ => String::new(),
                         },
-                        if p.over_threshold { "  WARNING: past the threshold" } else { "" }
+                        if p.over_threshold {
+                            "  WARNING: past the threshold"
+                        } else {
+                            ""
+                        }
                     );
                     let m = p.volumes.len();
                     for (j, vol) in p.volumes.iter().enumerate() {
@@ -421,7 +439,9 @@ pub fn render(s: &Status) -> String {
                     d.device,
                     d.disk,
                     d.protocol,
-                    d.peer.as_ref().map_or(String::new(), |p| format!(", peer {p}"))
+                    d.peer
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(", peer {p}"))
                 );
                 if d.state == "down" {
                     o.push_str("down\n");

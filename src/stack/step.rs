@@ -334,7 +334,10 @@ impl<'a> Ctx<'a> {
             config: path,
             hostname: self.stack.host.clone(),
         };
-        let stacked = self.stack.drbd(name).is_some_and(|d| d.stacked_on.is_some());
+        let stacked = self
+            .stack
+            .drbd(name)
+            .is_some_and(|d| d.stacked_on.is_some());
         Ok(setup.target_in(&config, name, stacked)?)
     }
 
@@ -344,7 +347,11 @@ impl<'a> Ctx<'a> {
             Step::PvCreate { device } => {
                 ops::pv_create(&self.env, device, None)?;
             }
-            Step::VgCreate { vg, pvs, extent_size } => {
+            Step::VgCreate {
+                vg,
+                pvs,
+                extent_size,
+            } => {
                 ops::vg_create(&self.env_for(vg), vg, pvs, *extent_size)?;
             }
             Step::VgExtend { vg, pvs } => {
@@ -378,7 +385,14 @@ impl<'a> Ctx<'a> {
                     linear::reduce(&env, &self.dev, &req, Run::Apply)?;
                 }
             }
-            Step::CachePoolCreate { vg, pool, size, metadata, chunk, pvs } => {
+            Step::CachePoolCreate {
+                vg,
+                pool,
+                size,
+                metadata,
+                chunk,
+                pvs,
+            } => {
                 let req = cache::NewCachePool {
                     vg: vg.clone(),
                     name: pool.clone(),
@@ -391,7 +405,13 @@ impl<'a> Ctx<'a> {
                 };
                 cache::create_pool(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
-            Step::CacheAttach { vg, lv, pool, mode, policy } => {
+            Step::CacheAttach {
+                vg,
+                lv,
+                pool,
+                mode,
+                policy,
+            } => {
                 let req = cache::Attach {
                     vg: vg.clone(),
                     lv: lv.clone(),
@@ -401,7 +421,14 @@ impl<'a> Ctx<'a> {
                 };
                 cache::attach(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
-            Step::ThinPoolCreate { vg, pool, size, metadata, chunk, pvs } => {
+            Step::ThinPoolCreate {
+                vg,
+                pool,
+                size,
+                metadata,
+                chunk,
+                pvs,
+            } => {
                 let env = self.env_for(vg);
                 let data_bytes = match size {
                     SizeSpec::Bytes(b) => *b,
@@ -420,7 +447,12 @@ impl<'a> Ctx<'a> {
                 };
                 pool::create(&env, &self.dev, &req, Run::Apply)?;
             }
-            Step::ThinPoolExtend { vg, pool, data, metadata } => {
+            Step::ThinPoolExtend {
+                vg,
+                pool,
+                data,
+                metadata,
+            } => {
                 let req = linear::Resize {
                     vg: vg.clone(),
                     name: pool.clone(),
@@ -498,7 +530,12 @@ impl<'a> Ctx<'a> {
                 mounted.unmount()?;
                 result?;
             }
-            Step::LxcConfig { container, device, autostart, rootfs } => {
+            Step::LxcConfig {
+                container,
+                device,
+                autostart,
+                rootfs,
+            } => {
                 let default_conf =
                     std::fs::read_to_string("/etc/lxc/default.conf").unwrap_or_default();
                 let cfg = crate::lxc::NewConfig {
@@ -510,9 +547,10 @@ impl<'a> Ctx<'a> {
                 let text = crate::lxc::render(&cfg, &default_conf);
                 crate::lxc::write_config(&self.stack.lxc_path, container, &text)?;
             }
-            Step::LxcAutostart { container, autostart } => {
-                set_autostart(&self.stack.lxc_path, container, *autostart)?
-            }
+            Step::LxcAutostart {
+                container,
+                autostart,
+            } => set_autostart(&self.stack.lxc_path, container, *autostart)?,
             Step::ContainerStart { container } => {
                 crate::lxc::start(&self.stack.lxc_path, container)?;
             }
@@ -569,7 +607,8 @@ fn populate(root: &Path, rootfs: &str) -> Result<()> {
 /// Sets `lxc.start.auto` in a container's config, keeping every other line.
 fn set_autostart(lxc_path: &Path, name: &str, on: bool) -> Result<()> {
     let path = lxc_path.join(name).join("config");
-    let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
     let mut out: Vec<String> = text
         .lines()
         .filter(|l| {
@@ -590,11 +629,13 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let tmp = path.with_extension("cairn-new");
-    let mut f = std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+    let mut f =
+        std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(io(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("cannot rename {} into place", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .map_err(io(format!("cannot rename {} into place", tmp.display())))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -615,7 +656,12 @@ fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Resul
         .sum();
     let total_free = free * extent;
     let wanted = (total_free as f64 * percent / 100.0) as u64 / extent * extent;
-    let (_, md_sectors) = pool::sizes(wanted / 512, vg.extent_size, None, metadata.map(|m| m / 512));
+    let (_, md_sectors) = pool::sizes(
+        wanted / 512,
+        vg.extent_size,
+        None,
+        metadata.map(|m| m / 512),
+    );
     let md = (md_sectors * 512).div_ceil(extent) * extent;
     let room = total_free.saturating_sub(2 * md) / extent * extent;
     Ok(wanted.min(room))
@@ -623,9 +669,12 @@ fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Resul
 
 /// The drbd-utils resource file cairn writes for `name`: (text, path).
 pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> {
-    let d = stack
-        .drbd(name)
-        .ok_or_else(|| StackError::Refused(format!("no DRBD resource {name} in {}", stack.path.display())))?;
+    let d = stack.drbd(name).ok_or_else(|| {
+        StackError::Refused(format!(
+            "no DRBD resource {name} in {}",
+            stack.path.display()
+        ))
+    })?;
     let mut t = format!(
         "# Written by cairn from its stack file (edit that, then `cairn apply`).\nresource {} {{\n",
         d.name

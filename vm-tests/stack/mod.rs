@@ -67,15 +67,17 @@ pub fn lvm2_agrees(g: &Guest) -> Result<(), String> {
 
 /// `lvs -a` as JSON rows (vg, lv, attr, segtype, pool, origin, size in MiB).
 pub fn lvs(g: &Guest) -> Result<Vec<serde_json::Value>, String> {
-    let out = g.sh(
-        "lvs -a --reportformat json --units m --nosuffix \
-         -o vg_name,lv_name,lv_attr,segtype,pool_lv,origin,lv_size,data_percent 2>/dev/null",
-    )?;
+    let out = g.sh("lvs -a --reportformat json --units m --nosuffix \
+         -o vg_name,lv_name,lv_attr,segtype,pool_lv,origin,lv_size,data_percent 2>/dev/null")?;
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("lvs json: {e}"))?;
     Ok(v["report"][0]["lv"].as_array().cloned().unwrap_or_default())
 }
 
-pub fn lv<'a>(rows: &'a [serde_json::Value], vg: &str, lv: &str) -> Result<&'a serde_json::Value, String> {
+pub fn lv<'a>(
+    rows: &'a [serde_json::Value],
+    vg: &str,
+    lv: &str,
+) -> Result<&'a serde_json::Value, String> {
     rows.iter()
         .find(|r| r["vg_name"] == vg && r["lv_name"] == lv)
         .ok_or_else(|| format!("lvs has no {vg}/{lv}: {rows:?}"))
@@ -86,15 +88,30 @@ pub fn seed_structure(g: &Guest) -> Result<(), String> {
     let rows = lvs(g)?;
     let cached = lv(&rows, "VG1", "cachedlv")?;
     ensure!(cached["segtype"] == "cache", "cachedlv: {cached}");
-    ensure!(cached["pool_lv"] == "[cachedata_cpool]", "cachedlv pool: {cached}");
-    ensure!(cached["origin"] == "[cachedlv_corig]", "cachedlv origin: {cached}");
+    ensure!(
+        cached["pool_lv"] == "[cachedata_cpool]",
+        "cachedlv pool: {cached}"
+    );
+    ensure!(
+        cached["origin"] == "[cachedlv_corig]",
+        "cachedlv origin: {cached}"
+    );
     let drbdlv = lv(&rows, "DRBDVG", "DRBDLV1")?;
     ensure!(drbdlv["segtype"] == "linear", "DRBDLV1: {drbdlv}");
-    ensure!(drbdlv["lv_attr"].as_str().unwrap_or("").starts_with("-wi-ao"), "DRBDLV1 open: {drbdlv}");
+    ensure!(
+        drbdlv["lv_attr"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("-wi-ao"),
+        "DRBDLV1 open: {drbdlv}"
+    );
     let pool = lv(&rows, "DRBDVG2", "VPSthinpool")?;
     ensure!(pool["segtype"] == "thin-pool", "pool: {pool}");
     let c = lv(&rows, "DRBDVG2", "my-container")?;
-    ensure!(c["segtype"] == "thin" && c["pool_lv"] == "VPSthinpool", "container volume: {c}");
+    ensure!(
+        c["segtype"] == "thin" && c["pool_lv"] == "VPSthinpool",
+        "container volume: {c}"
+    );
     Ok(())
 }
 
@@ -113,11 +130,13 @@ pub fn drbd_primary(g: &Guest) -> Result<(), String> {
 }
 
 pub fn container_state(g: &Guest, name: &str) -> Result<String, String> {
-    Ok(g.sh(&format!("lxc-info -n {name} -s -H 2>/dev/null || lxc-info -n {name} -s"))?
-        .trim()
-        .trim_start_matches("State:")
-        .trim()
-        .to_owned())
+    Ok(g.sh(&format!(
+        "lxc-info -n {name} -s -H 2>/dev/null || lxc-info -n {name} -s"
+    ))?
+    .trim()
+    .trim_start_matches("State:")
+    .trim()
+    .to_owned())
 }
 
 /// Writes `text` into a running container's /root/data and returns its checksum.
@@ -129,7 +148,9 @@ pub fn write_in(g: &Guest, name: &str, text: &str) -> Result<String, String> {
 }
 
 pub fn read_in(g: &Guest, name: &str) -> Result<String, String> {
-    Ok(g.sh(&format!("lxc-attach -n {name} -- /bin/sh -c 'cat /root/data | md5sum'"))?
-        .trim()
-        .to_owned())
+    Ok(g.sh(&format!(
+        "lxc-attach -n {name} -- /bin/sh -c 'cat /root/data | md5sum'"
+    ))?
+    .trim()
+    .to_owned())
 }
