@@ -12,6 +12,8 @@
 mod lab;
 #[path = "reference/mod.rs"]
 mod reference;
+#[path = "stack/mod.rs"]
+mod stack;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -187,7 +189,12 @@ fn bulk_thin(vg: &str, pool: &str, prefix: &str, n: u64) -> Result<(), String> {
         *transaction_id = tid + 1;
     }
     let ctl = cairn::dm::Control::open().map_err(|e| e.to_string())?;
-    let tpool = cairn::lvm::names::dm_name(vg, pool, Some("tpool"));
+    // A pool active with no thin LV active carries its target under its own name.
+    let tpool = [Some("tpool"), None]
+        .into_iter()
+        .map(|layer| cairn::lvm::names::dm_name(vg, pool, layer))
+        .find(|n| ctl.info(n).ok().flatten().is_some())
+        .ok_or_else(|| format!("{vg}/{pool} is not active"))?;
     for id in first..next {
         ctl.message(&tpool, &format!("create_thin {id}"))
             .map_err(|e| e.to_string())?;
@@ -519,6 +526,74 @@ fn pairs() -> Vec<Pair> {
     ]
 }
 
+const STACK_BENCH_TOML: &str = "/tmp/bench-stack.toml";
+const STACK_VOLUMES: u64 = 50;
+
+/// The lab stack (examples/lab.toml without its container) applied on md
+/// RAID1s, with 50 thin volumes in the pool; lvm2 configured with cairn's
+/// filter. Leaves the stack up.
+fn stack_setup(g: &Guest) -> Result<Vec<lab::guest::LoopDisk>, String> {
+    let mut disks = Vec::new();
+    for (name, mib) in [
+        ("sh1", stack::HDD_MIB),
+        ("sh2", stack::HDD_MIB),
+        ("ss1", stack::SSD_MIB),
+        ("ss2", stack::SSD_MIB),
+    ] {
+        disks.push(g.loop_disk(name, mib)?);
+    }
+    stack::make_raids(
+        g,
+        [&disks[0].dev, &disks[1].dev],
+        [&disks[2].dev, &disks[3].dev],
+    )?;
+    let lab = std::fs::read_to_string(stack::LAB_TOML).map_err(|e| e.to_string())?;
+    let without_container = lab.split("[[container]]").next().unwrap_or(&lab).to_owned();
+    std::fs::write(STACK_BENCH_TOML, without_container).map_err(|e| e.to_string())?;
+    // The reference scenario's resource file would clash with cairn's.
+    g.sh("rm -f /etc/drbd.d/*.res")?;
+    stack::configure_host(g, STACK_BENCH_TOML)?;
+    g.cairn(&["apply", STACK_BENCH_TOML])?;
+    bulk_thin("DRBDVG2", "VPSthinpool", "vps", STACK_VOLUMES)?;
+    g.cairn(&["down", STACK_BENCH_TOML])?;
+    g.cairn(&["up", STACK_BENCH_TOML])?;
+    Ok(disks)
+}
+
+/// The bring-up after a reboot: `cairn up` against the seed's way (lvm2
+/// activates the VGs, drbdadm brings up and promotes r0, then the stacked
+/// r0-U, then lvm2 activates DRBDVG2 with its pool and volumes); and the
+/// inspection: `cairn status` against the seed's lvs, vgs, /proc/drbd.
+fn stack_pairs() -> Vec<Pair> {
+    let sh = |script: String| vec!["sh".to_owned(), "-c".to_owned(), script];
+    let f = STACK_BENCH_TOML;
+    vec![
+        Pair {
+            name: "stack_status",
+            cairn: sh(format!("{CAIRN} status {f} >/dev/null")),
+            baseline: sh(
+                "lvs -a >/dev/null 2>&1; vgs >/dev/null 2>&1; cat /proc/drbd >/dev/null".to_owned(),
+            ),
+            reset: None,
+            rounds: Some(10),
+        },
+        Pair {
+            name: "stack_up",
+            cairn: sh(format!("{CAIRN} up {f} >/dev/null")),
+            // drbdadm up of a resource without a peer exits 1 after attaching.
+            baseline: sh(
+                "vgchange -q -ay VG1 >/dev/null 2>&1 && vgchange -q -ay DRBDVG >/dev/null 2>&1 \
+                 && { drbdadm up r0 2>/dev/null; drbdadm primary --force r0; } \
+                 && drbdadm up --stacked r0-U && drbdadm primary --force --stacked r0-U \
+                 && vgchange -q -ay DRBDVG2 >/dev/null 2>&1"
+                    .to_owned(),
+            ),
+            reset: Some(sh(format!("{CAIRN} down {f} >/dev/null"))),
+            rounds: Some(10),
+        },
+    ]
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -721,7 +796,21 @@ fn guest_main() -> Result<(), String> {
         Vec::new()
     };
     drop(drbd_disk);
+    // The stack last: its lvm2 filter accepts only the stack's PVs.
+    let mut stack_lvs = 0;
+    if stack_pairs().iter().any(|p| selected(p.name)) {
+        let stack_disks = stack_setup(&g)?;
+        stack_lvs = g.run(&["dmsetup", "ls"])?.lines().count();
+        for pair in stack_pairs().iter().filter(|p| selected(p.name)) {
+            results.push(run_pair(pair, 1, rounds)?);
+        }
+        g.cairn(&["down", STACK_BENCH_TOML])?;
+        g.sh("mdadm --stop /dev/md0 /dev/md1")?;
+        drop(stack_disks);
+    }
     let report = json!({
+        "stack_volumes": STACK_VOLUMES,
+        "stack_dm_devices_up": stack_lvs,
         "kernel": g.run(&["uname", "-r"])?.trim(),
         "vcpus": 2,
         "accel": "tcg",

@@ -266,6 +266,31 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
         !lvs.contains("web") && !std::path::Path::new("/var/lib/lxc/web").exists(),
         "web left: {lvs}"
     );
+    // A root filesystem from a tarball (here lxc's own busybox template's,
+    // made offline into a directory and packed).
+    g.sh("lxc-create -q -n tmpl -t busybox -B dir >/dev/null 2>&1
+          tar -C /var/lib/lxc/tmpl/rootfs -czf /tmp/rootfs.tgz .
+          lxc-destroy -q -n tmpl")?;
+    let out = g.cairn(&[
+        "container",
+        "create",
+        "fromtar",
+        "--size",
+        "100M",
+        "--rootfs",
+        "/tmp/rootfs.tgz",
+        "--start",
+        "-f",
+        LAB_TOML,
+    ])?;
+    ensure!(out.contains("rootfs of fromtar: /tmp/rootfs.tgz"), "{out}");
+    ensure!(
+        stack::container_state(g, "fromtar")? == "RUNNING",
+        "fromtar not running"
+    );
+    let sum = stack::write_in(g, "fromtar", "from-a-tarball")?;
+    ensure!(!sum.is_empty(), "no data in fromtar");
+    g.cairn(&["container", "remove", "fromtar", "--yes", "-f", LAB_TOML])?;
     Ok(())
 }
 
@@ -394,6 +419,27 @@ fn crash_at_several_steps_then_apply_finishes(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// A pool with no thin LV is active under its own name (as lvm2 does
+/// it); apply, plan and status see it so.
+fn a_pool_without_volumes_is_up_after_apply(g: &Guest) -> TestResult {
+    reset(g)?;
+    let lab = std::fs::read_to_string(LAB_TOML).map_err(|e| e.to_string())?;
+    let bare = lab.split("[[container]]").next().unwrap_or(&lab).to_owned();
+    std::fs::write("/tmp/bare.toml", bare).map_err(|e| e.to_string())?;
+    g.cairn(&["apply", "/tmp/bare.toml"])?;
+    let plan = g.cairn(&["plan", "/tmp/bare.toml"])?;
+    ensure!(plan.contains("nothing to do"), "plan after apply:\n{plan}");
+    let status = g.cairn(&["status", "/tmp/bare.toml"])?;
+    ensure!(
+        status.contains("thin pool VPSthinpool 1.00g (metadata 16.00m) active: data 0.00%"),
+        "{status}"
+    );
+    g.cairn(&["down", "/tmp/bare.toml"])?;
+    let out = g.cairn(&["up", "/tmp/bare.toml"])?;
+    ensure!(out.contains("activate DRBDVG2: VPSthinpool"), "{out}");
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_stack",
@@ -432,6 +478,10 @@ fn main() {
             VmTest {
                 name: "crash_at_several_steps_then_apply_finishes",
                 run: crash_at_several_steps_then_apply_finishes,
+            },
+            VmTest {
+                name: "a_pool_without_volumes_is_up_after_apply",
+                run: a_pool_without_volumes_is_up_after_apply,
             },
         ],
         stream_log: false,

@@ -87,6 +87,15 @@ impl VgSeen {
         self.dm_names.contains(&dm_name(vg, lv, layer))
     }
 
+    /// The dm device that carries thin pool `pool`'s thin-pool target: its
+    /// `-tpool` layer, or, for a pool activated with no thin LV active, the
+    /// pool's own name (lvm2 then loads the target there).
+    pub fn pool_device(&self, vg: &str, pool: &str) -> Option<String> {
+        [dm_name(vg, pool, Some("tpool")), dm_name(vg, pool, None)]
+            .into_iter()
+            .find(|n| self.dm_names.contains(n))
+    }
+
     /// Size of LV `name` in bytes.
     pub fn lv_bytes(&self, name: &str) -> Option<u64> {
         let vg = self.vg.as_ref()?;

@@ -390,13 +390,12 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             .map(|(n, _)| n)
             .filter(|n| !seen.active(&vg.name, n, None))
             .collect();
-        if !seen.active(&vg.name, &pool.name, Some("tpool")) || !lvs.is_empty() {
+        if seen.pool_device(&vg.name, &pool.name).is_none() || !lvs.is_empty() {
             lvs.insert(0, pool.name.clone());
             activate.extend(lvs);
         }
     }
-    let _ = stack;
-    check_room(vg, md, &plan.steps)?;
+    check_room(&stack.path, vg, md, &plan.steps)?;
     if !activate.is_empty() {
         plan.steps.push(Step::Activate {
             vg: vg.name.clone(),
@@ -596,7 +595,12 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
 
 /// Refuses new LVs and pools of fixed sizes that the VG's free space
 /// cannot hold, before anything is done (lvm2 would stop half-way).
-fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> Result<()> {
+fn check_room(
+    file: &std::path::Path,
+    vg: &Vg,
+    md: &crate::meta::model::VolumeGroup,
+    steps: &[Step],
+) -> Result<()> {
     let extent = md.extent_bytes();
     let free = crate::meta::alloc::free_runs(md)
         .map_err(|e| refuse(format!("VG {}: {e}", vg.name)))?
@@ -605,7 +609,6 @@ fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> 
         .sum::<u64>()
         * extent;
     let mut need = 0u64;
-    let mut first_line = None;
     for step in steps {
         let (bytes, name) = match step {
             Step::LvCreate {
@@ -636,7 +639,6 @@ fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> 
             _ => continue,
         };
         need += bytes;
-        first_line.get_or_insert(name.clone());
         if need > free {
             let line = vg
                 .lvs
@@ -651,8 +653,9 @@ fn check_room(vg: &Vg, md: &crate::meta::model::VolumeGroup, steps: &[Step]) -> 
                 })
                 .unwrap_or(vg.line);
             return Err(refuse(format!(
-                "VG {}: {name} (line {line}) needs more than the {} free: the new LVs need {}; \
+                "{}:{line}: VG {}: {name} needs more than the {} free: the new LVs need {}; \
                  make them smaller or give the VG another PV",
+                file.display(),
                 vg.name,
                 human(free),
                 human(need)

@@ -208,18 +208,15 @@ fn vg_status(
     }
     let containers = crate::lxc::list(&stack.lxc_path).unwrap_or_default();
     for p in &v.thinpools {
-        let active = seen.active(&v.name, &p.name, Some("tpool"));
+        let pool_device = seen.pool_device(&v.name, &p.name);
+        let active = pool_device.is_some();
         let metadata_size = match seen.kind(&p.name) {
             Some(SegmentKind::ThinPool { metadata, .. }) => seen.lv_bytes(metadata),
             _ => None,
         };
-        let st = if active {
-            match status_of(ctl, &dm_name(&v.name, &p.name, Some("tpool"))) {
-                Some(TargetStatus::ThinPool(s)) => Some(s),
-                _ => None,
-            }
-        } else {
-            None
+        let st = match pool_device.as_deref().and_then(|d| status_of(ctl, d)) {
+            Some(TargetStatus::ThinPool(s)) => Some(s),
+            _ => None,
         };
         let data_percent = st.as_ref().map(|s| s.data_percent());
         let metadata_percent = st.as_ref().map(|s| s.metadata_percent());
