@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 
@@ -64,6 +64,15 @@ pub fn load(file: &Option<PathBuf>) -> Res<Stack> {
     Ok(file::load(&stack_path(file))?)
 }
 
+/// `[n] step` when it starts, ` (T ms)` on the same line when it is done.
+fn progress(n: usize, s: &Step, done: Option<Duration>) {
+    match done {
+        None => print!("[{n}] {s}"),
+        Some(d) => println!(" ({:.0} ms)", d.as_secs_f64() * 1000.0),
+    }
+    let _ = std::io::stdout().flush();
+}
+
 fn print_report(report: &Report, json: bool, what: &str, started: Instant) -> Res<()> {
     if json {
         let out = serde_json::json!({
@@ -118,14 +127,12 @@ pub fn converge(file: &Option<PathBuf>, env: Env, mode: Mode, allow: Allow, json
         Mode::Apply => "applied",
         Mode::Up => "up",
     };
-    let mut on_step = |n: usize, s: &Step| {
+    let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
         if !json {
-            if mode == Mode::Plan {
-                println!("{n:3}. {s}");
-            } else {
-                println!("[{n}] {s}");
+            match (mode, done) {
+                (Mode::Plan, _) => println!("{n:3}. {s}"),
+                _ => progress(n, s, done),
             }
-            let _ = std::io::stdout().flush();
         }
     };
     let report = run::converge(&stack, env, mode, allow, &mut on_step)?;
@@ -136,9 +143,9 @@ pub fn converge(file: &Option<PathBuf>, env: Env, mode: Mode, allow: Allow, json
 pub fn down(file: &Option<PathBuf>, env: Env, json: bool) -> Res<()> {
     let stack = load(file)?;
     let started = Instant::now();
-    let mut on_step = |n: usize, s: &Step| {
+    let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
         if !json {
-            println!("[{n}] {s}");
+            progress(n, s, done);
         }
     };
     let report = run::down(&stack, env, &mut on_step)?;
@@ -241,9 +248,9 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
                 line: 0,
             };
             let started = Instant::now();
-            let mut on_step = |n: usize, s: &Step| {
+            let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
                 if !json {
-                    println!("[{n}] {s}");
+                    progress(n, s, done);
                 }
             };
             let report = run::create_container(&stack, env, &c, *start, &mut on_step)?;
@@ -289,9 +296,9 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
                 )
                 .into());
             }
-            let mut on_step = |n: usize, s: &Step| {
+            let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
                 if !json {
-                    println!("[{n}] {s}");
+                    progress(n, s, done);
                 }
             };
             run::remove_container(&stack, env, name, &mut on_step)?;

@@ -522,8 +522,156 @@ fn resolve(ctl: &Control, dev: &DevRef) -> Result<DevRef> {
     Ok(DevRef::Number(major, minor))
 }
 
+/// One device's part of an activation: its create, load, resume, node and
+/// link, and the devices of the same run its table stands on.
+struct Unit<'s> {
+    name: &'s str,
+    steps: Vec<&'s Step>,
+    wave: usize,
+}
+
+/// An activation's steps as waves of devices: every device of a wave
+/// stands only on devices of earlier waves (or on devices that exist), so
+/// a wave's devices may come up side by side. None when the steps are not
+/// a pure activation (anything but create/load/resume/node/link).
+fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
+    let mut units: Vec<Unit> = Vec::new();
+    for step in steps {
+        let name = match step {
+            Step::Create { name, .. }
+            | Step::Load { name, .. }
+            | Step::Resume { name }
+            | Step::Node { name }
+            | Step::Link { name, .. } => name.as_str(),
+            _ => return None,
+        };
+        match units.last_mut() {
+            Some(u) if u.name == name => u.steps.push(step),
+            _ => {
+                if units.iter().any(|u| u.name == name) {
+                    // A device whose steps are not together: keep the order.
+                    return None;
+                }
+                units.push(Unit {
+                    name,
+                    steps: vec![step],
+                    wave: 0,
+                })
+            }
+        }
+    }
+    for i in 0..units.len() {
+        let needs: Vec<String> = units[i]
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Load { table, .. } => Some(table),
+                _ => None,
+            })
+            .flat_map(|t| t.iter().flat_map(|l| l.target.devices()))
+            .filter_map(|d| match d {
+                DevRef::Path(p) => p.strip_prefix("/dev/mapper/").map(str::to_owned),
+                DevRef::Number(..) => None,
+            })
+            .collect();
+        let wave = units[..i]
+            .iter()
+            .filter(|u| needs.iter().any(|n| n == u.name))
+            .map(|u| u.wave + 1)
+            .max()
+            .unwrap_or(0);
+        units[i].wave = wave;
+    }
+    let mut waves: Vec<Vec<Unit>> = Vec::new();
+    for u in units {
+        while waves.len() <= u.wave {
+            waves.push(Vec::new());
+        }
+        waves[u.wave].push(u);
+    }
+    Some(waves)
+}
+
+/// How many devices of one wave come up at once. Each resume waits for
+/// the kernel's RCU grace periods, which threads share: many thin LVs come
+/// up in a fraction of the time one after another takes.
+const PARALLEL_DEVICES: usize = 16;
+
+/// An activation run wave by wave, the devices of a wave side by side; on
+/// failure everything this call made is undone, newest wave first.
+fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
+    let mut done: Vec<Vec<Vec<&Step>>> = Vec::new();
+    let mut failure = None;
+    for wave in waves {
+        let per_thread = wave.len().div_ceil(PARALLEL_DEVICES).max(1);
+        let results: Vec<(Vec<&Step>, Option<EngineError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|u| {
+                                let mut ok = Vec::new();
+                                for step in &u.steps {
+                                    if let Err(e) = run_one(ctl, dev, step) {
+                                        return (ok, Some(e));
+                                    }
+                                    ok.push(*step);
+                                }
+                                (ok, None)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an activation thread panicked"))
+                .collect()
+        });
+        let mut wave_done = Vec::new();
+        for (ok, err) in results {
+            wave_done.push(ok);
+            if failure.is_none() {
+                failure = err;
+            }
+        }
+        done.push(wave_done);
+        if failure.is_some() {
+            break;
+        }
+    }
+    let Some(e) = failure else { return Ok(()) };
+    let mut undo_errors = Vec::new();
+    for wave in done.iter().rev() {
+        for unit in wave {
+            for s in unit.iter().rev() {
+                if let Err(u) = undo_one(ctl, dev, s) {
+                    undo_errors.push(format!("undo of `{s}`: {u}"));
+                }
+            }
+        }
+    }
+    Err(if undo_errors.is_empty() {
+        e
+    } else {
+        EngineError::UndoFailed {
+            failed: Box::new(e),
+            undo: undo_errors.join("; "),
+        }
+    })
+}
+
 /// Runs `steps` in order; on failure, undoes the steps done, newest first.
+/// An activation whose devices can come up side by side (the thin LVs of a
+/// pool) runs in waves instead (see [`run_waves`]).
 pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
+    if let Some(waves) = activation_waves(steps) {
+        if waves.iter().any(|w| w.len() > 1) {
+            return run_waves(ctl, dev, &waves);
+        }
+    }
     let mut done: Vec<&Step> = Vec::new();
     for step in steps {
         if let Err(e) = run_one(ctl, dev, step) {

@@ -219,14 +219,24 @@ fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
             committed: None,
         });
     }
-    // Read from the area start to the end of the copy (or of the area, for
-    // a copy that wraps), not the whole area: metadata areas can be large.
+    // Only the copy's bytes are read (one span, or two when it wraps), into
+    // a buffer laid out as the area: after many commits the copy sits deep
+    // in a large ring, and reading up to it cost a megabyte per scan.
     let (first, second) = mda::locate_text(&header, &locn).map_err(mda_err)?;
     let end = second
         .map(|_| header.size)
         .unwrap_or(first.end())
         .min(header.size);
-    let area = dev.read_at(start, end as usize)?;
+    let mut area = vec![0u8; end as usize];
+    let n = head.len().min(area.len());
+    area[..n].copy_from_slice(&head[..n]);
+    for span in std::iter::once(first).chain(second) {
+        let from = span.offset.min(end) as usize;
+        let to = span.end().min(end) as usize;
+        if to > from {
+            area[from..to].copy_from_slice(&dev.read_at(start + from as u64, to - from)?);
+        }
+    }
     let text = mda::read_text(&header, &area, &locn).map_err(mda_err)?;
     let text = String::from_utf8(text).map_err(|_| ScanError::Text {
         path: dev.path.clone(),

@@ -49,8 +49,9 @@ pub struct Report {
     pub resumed: Option<Interrupted>,
 }
 
-/// Called with each step as it starts (apply/up/down) or is planned.
-pub type OnStep<'a> = &'a mut dyn FnMut(usize, &Step);
+/// Called with each step as it starts (apply/up/down) or is planned
+/// (`None`), and again when done (`Some(how long it took)`).
+pub type OnStep<'a> = &'a mut dyn FnMut(usize, &Step, Option<std::time::Duration>);
 
 struct Runner<'a, 'b> {
     ctx: Ctx<'a>,
@@ -96,8 +97,9 @@ impl Runner<'_, '_> {
     fn execute(&mut self, steps: Vec<Step>) -> Result<()> {
         for step in steps {
             let n = self.report.steps.len() + 1;
-            (self.on_step)(n, &step);
+            (self.on_step)(n, &step, None);
             if self.mode != Mode::Plan {
+                let started = std::time::Instant::now();
                 if let Some(j) = &mut self.journal {
                     j.write(&Entry::Begin {
                         n,
@@ -112,6 +114,7 @@ impl Runner<'_, '_> {
                 if let Some(j) = &mut self.journal {
                     j.write(&Entry::Done { n })?;
                 }
+                (self.on_step)(n, &step, Some(started.elapsed()));
             }
             self.report.steps.push(step);
         }
@@ -351,7 +354,7 @@ pub fn converge(
         // Everything that can be refused from what is readable now is
         // refused before the first change (layers not up yet are checked
         // when apply reaches them).
-        converge(stack, env.clone(), Mode::Plan, allow, &mut |_, _| {})?;
+        converge(stack, env.clone(), Mode::Plan, allow, &mut |_, _, _| {})?;
     }
     let mut runner = Runner {
         ctx: Ctx::new(stack, env),
