@@ -107,13 +107,21 @@ fn print_report(report: &Report, json: bool, what: &str, started: Instant) -> Re
     Ok(())
 }
 
-fn resumed(report: &Report) {
+fn resumed(report: &Report, mode: Mode) {
     if let Some(r) = &report.resumed {
         let at = r.at.as_ref().map_or("between steps".to_owned(), |(n, s)| {
             format!("at step {n} ({s})")
         });
+        let (what, then) = match mode {
+            Mode::Plan => (
+                "apply",
+                "the next apply finishes it (the plan above includes it)",
+            ),
+            Mode::Apply => ("apply", "this run finished it"),
+            Mode::Up => ("up", "this run brought up what it could"),
+        };
         eprintln!(
-            "cairn: the previous apply of {} was interrupted {at}; this run finished it",
+            "cairn: the previous {what} of {} was interrupted {at}; {then}",
             r.file
         );
     }
@@ -136,7 +144,7 @@ pub fn converge(file: &Option<PathBuf>, env: Env, mode: Mode, allow: Allow, json
         }
     };
     let report = run::converge(&stack, env, mode, allow, &mut on_step)?;
-    resumed(&report);
+    resumed(&report, mode);
     print_report(&report, json, verb, started)
 }
 

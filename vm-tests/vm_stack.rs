@@ -362,6 +362,42 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
         "in use: {err}"
     );
     g.sh(&format!("losetup -d {}", used.trim()))?;
+    // A device with a partition table, and one with an md superblock.
+    for (prep, want) in [
+        ("printf '\\125\\252' | dd of=/tmp/sig.img bs=1 seek=510 conv=notrunc status=none", "partition table"),
+        ("mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.2 /tmp/sig.img missing 2>/dev/null || true; mdadm --stop /dev/md9 2>/dev/null || true", "md RAID member"),
+    ] {
+        g.sh("rm -f /tmp/sig.img && truncate -s 64M /tmp/sig.img")?;
+        let dev = g.sh("losetup -f --show /tmp/sig.img")?.trim().to_owned();
+        g.sh(&prep.replace("/tmp/sig.img", &dev))?;
+        let text = base.replace(
+            "pvs = [\"/dev/md0\", \"/dev/md1\"]",
+            &format!("pvs = [\"/dev/md0\", \"/dev/md1\", \"{dev}\"]"),
+        );
+        std::fs::write("/tmp/sig.toml", text).map_err(|e| e.to_string())?;
+        let o = g.output(&[CAIRN, "apply", "/tmp/sig.toml"])?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        g.sh(&format!("losetup -d {dev}"))?;
+        ensure!(!o.status.success() && err.contains(want), "{want}: {err}");
+    }
+    // A container name LXC already has (another rootfs): refused, its
+    // config untouched.
+    g.sh("lxc-create -q -n clash -t busybox -B dir >/dev/null 2>&1")?;
+    let before_cfg = std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
+    std::fs::write(
+        "/tmp/clash.toml",
+        format!("{base}\n[[container]]\nname = \"clash\"\nsize = \"100M\"\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let o = g.output(&[CAIRN, "apply", "/tmp/clash.toml"])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    let after_cfg = std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
+    g.sh("lxc-destroy -q -n clash")?;
+    ensure!(
+        !o.status.success() && err.contains("LXC has a container of that name"),
+        "clash: {err}"
+    );
+    ensure!(before_cfg == after_cfg, "the other container's config was changed");
     let after = g.sh("vgs --noheadings -o vg_name,vg_seqno 2>/dev/null; dmsetup table | sort")?;
     ensure!(
         before == after,

@@ -66,13 +66,20 @@ pub fn make_node_at(path: &Path, maj: u32, min: u32) -> io::Result<()> {
         _ => {}
     }
     std::fs::create_dir_all(path.parent().expect("mapper dir"))?;
-    mknod(
+    match mknod(
         &path,
         SFlag::S_IFBLK,
         Mode::from_bits_truncate(0o660),
         makedev(maj.into(), min.into()),
-    )
-    .map_err(io::Error::from)?;
+    ) {
+        // Made meanwhile by someone else (udev): fine if it is this device.
+        Err(nix::errno::Errno::EEXIST)
+            if block_device_number(&path).is_ok_and(|n| n == (maj, min)) =>
+        {
+            return Ok(())
+        }
+        r => r.map_err(io::Error::from)?,
+    }
     // mknod honours the umask: set the mode lvm2 sets, then the owner.
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
     if nix::unistd::geteuid().is_root() {

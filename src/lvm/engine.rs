@@ -525,6 +525,8 @@ fn resolve(ctl: &Control, dev: &DevRef) -> Result<DevRef> {
 /// One device's part of an activation: its create, load, resume, node and
 /// link, and the devices of the same run its table stands on.
 struct Unit<'s> {
+    /// Its place in the plan: devices are created in plan order.
+    index: usize,
     name: &'s str,
     steps: Vec<&'s Step>,
     wave: usize,
@@ -553,6 +555,7 @@ fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
                     return None;
                 }
                 units.push(Unit {
+                    index: units.len(),
                     name,
                     steps: vec![step],
                     wave: 0,
@@ -599,10 +602,34 @@ const PARALLEL_DEVICES: usize = 16;
 
 /// An activation run wave by wave, the devices of a wave side by side; on
 /// failure everything this call made is undone, newest wave first.
+///
+/// The devices are first created one after another in plan order (a
+/// create is cheap and gives the device its minor): the minors are then
+/// the ones lvm2 gives the same plan, whatever order the loads and
+/// resumes finish in.
 fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
-    let mut done: Vec<Vec<Vec<&Step>>> = Vec::new();
+    fn is_create(s: &&&Step) -> bool {
+        matches!(s, Step::Create { .. })
+    }
+    let mut in_plan_order: Vec<&Unit> = waves.iter().flatten().collect();
+    in_plan_order.sort_by_key(|u| u.index);
+    let mut created: Vec<&Step> = Vec::new();
     let mut failure = None;
-    for wave in waves {
+    for u in in_plan_order {
+        for step in u.steps.iter().filter(is_create) {
+            if let Err(e) = run_one(ctl, dev, step) {
+                failure = Some(e);
+                break;
+            }
+            created.push(*step);
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    let mut done: Vec<Vec<Vec<&Step>>> = Vec::new();
+    let waves_to_run = if failure.is_none() { waves } else { &[] };
+    for wave in waves_to_run {
         let per_thread = wave.len().div_ceil(PARALLEL_DEVICES).max(1);
         let results: Vec<(Vec<&Step>, Option<EngineError>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = wave
@@ -613,7 +640,7 @@ fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
                             .iter()
                             .map(|u| {
                                 let mut ok = Vec::new();
-                                for step in &u.steps {
+                                for step in u.steps.iter().filter(|s| !is_create(s)) {
                                     if let Err(e) = run_one(ctl, dev, step) {
                                         return (ok, Some(e));
                                     }
@@ -644,14 +671,22 @@ fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
     }
     let Some(e) = failure else { return Ok(()) };
     let mut undo_errors = Vec::new();
+    let mut undo = |s: &Step| {
+        if let Err(u) = undo_one(ctl, dev, s) {
+            undo_errors.push(format!("undo of `{s}`: {u}"));
+        }
+    };
     for wave in done.iter().rev() {
         for unit in wave {
             for s in unit.iter().rev() {
-                if let Err(u) = undo_one(ctl, dev, s) {
-                    undo_errors.push(format!("undo of `{s}`: {u}"));
-                }
+                undo(s);
             }
         }
+    }
+    // The creates last, newest first: a device goes once nothing of this
+    // call stands on it.
+    for s in created.iter().rev() {
+        undo(s);
     }
     Err(if undo_errors.is_empty() {
         e

@@ -249,8 +249,9 @@ pub fn check_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Signatures cairn refuses to overwrite when creating a PV.
-fn signature(head: &[u8]) -> Option<&'static str> {
+/// Signatures cairn refuses to overwrite (creating a PV, DRBD metadata):
+/// what `head`, a device's first 128 KiB, says is on it.
+pub fn signature(head: &[u8]) -> Option<&'static str> {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
     if at(1080, &[0x53, 0xEF]) {
         Some("an ext2/3/4 file system")
@@ -264,6 +265,10 @@ fn signature(head: &[u8]) -> Option<&'static str> {
         Some("a btrfs file system")
     } else if at(0, b"LUKS\xba\xbe") {
         Some("a LUKS container")
+    } else if at(512, b"EFI PART") {
+        Some("a GPT partition table")
+    } else if at(510, &[0x55, 0xaa]) {
+        Some("a partition table or boot sector")
     } else {
         None
     }

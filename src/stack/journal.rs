@@ -91,7 +91,14 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
                 }
             }
             Entry::Begin { n, step, container } => {
-                if let Some(c) = container {
+                // Making a container's volume, filesystem or root: until
+                // its config is written it may hold half of them. A config
+                // step alone (for a container whose volume was there)
+                // makes nothing that a re-run should make again.
+                if let Some(c) = container
+                    .as_ref()
+                    .filter(|_| !step.starts_with("lxc config"))
+                {
                     if !making.contains(c) {
                         making.push(c.clone());
                     }
@@ -176,10 +183,13 @@ impl Journal {
             None
         };
         if earlier.is_some() {
-            let _ = std::fs::rename(&path, dir.join(format!("{name}.journal.interrupted")));
+            // Kept for the record; the new journal replaces the old in one
+            // rename, once it carries what the old one left unfinished.
+            let _ = std::fs::copy(&path, dir.join(format!("{name}.journal.interrupted")));
         }
-        let f = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
-        sync_dir(dir);
+        let new_path = dir.join(format!("{name}.journal.new"));
+        let f = File::create(&new_path)
+            .map_err(io(format!("cannot create {}", new_path.display())))?;
         let mut j = Journal {
             dir: dir.to_path_buf(),
             name: name.to_owned(),
@@ -201,6 +211,9 @@ impl Journal {
                 containers: e.unfinished_containers.clone(),
             })?;
         }
+        std::fs::rename(&new_path, &path)
+            .map_err(io(format!("cannot rename {}", new_path.display())))?;
+        sync_dir(dir);
         Ok((j, earlier))
     }
 
@@ -274,6 +287,21 @@ mod tests {
         assert_eq!(i.file, "/etc/cairn/stack.toml");
         assert_eq!(i.at, Some((5, "mkfs.ext4 /dev/V/b".into())));
         assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn a_config_step_alone_makes_nothing_to_redo() {
+        let e = vec![
+            Entry::Start {
+                file: "f".into(),
+                command: "c".into(),
+                time: 0,
+            },
+            begin(1, "lxc config c: rootfs lvm:/dev/V/c", Some("c")),
+        ];
+        let i = interrupted(&e).expect("no End");
+        assert_eq!(i.at, Some((1, "lxc config c: rootfs lvm:/dev/V/c".into())));
+        assert!(i.unfinished_containers.is_empty());
     }
 
     #[test]

@@ -45,15 +45,22 @@ pub fn in_use(path: &Path) -> Option<String> {
             ));
         }
     }
-    match crate::fs::probe(path) {
-        Ok(Some(fs)) => Some(format!(
+    if let Ok(Some(fs)) = crate::fs::probe(path) {
+        return Some(format!(
             "{} has an {} filesystem (label {:?}): wipe it first if its data is not needed",
             path.display(),
             fs.kind,
             fs.label
-        )),
-        _ => None,
+        ));
     }
+    let dev = crate::blockdev::Device::open(path, false).ok()?;
+    let head = dev.read_at(0, (128usize << 10).min(dev.size as usize)).ok()?;
+    crate::meta::ops::signature(&head).map(|what| {
+        format!(
+            "{} holds {what}: wipe it first (wipefs -a) if its data is not needed",
+            path.display()
+        )
+    })
 }
 
 pub fn pv(path: &Path) -> PvSeen {
@@ -130,7 +137,24 @@ pub fn dm_names(ctl: &Control) -> Result<BTreeSet<String>> {
 }
 
 pub fn vg(v: &Vg, ctl: &Control) -> Result<VgSeen> {
-    let pvs: Vec<PvSeen> = v.pvs.iter().map(|p| pv(&p.path)).collect();
+    vg_with_fresh(v, ctl, &[])
+}
+
+/// A VG of which the PVs at the `fresh` indexes are devices made in this
+/// run: blank, whatever an older device left on the same extents.
+pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
+    let pvs: Vec<PvSeen> = v
+        .pvs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if fresh.contains(&i) {
+                PvSeen::Blank
+            } else {
+                pv(&p.path)
+            }
+        })
+        .collect();
     let present: Vec<PathBuf> = v
         .pvs
         .iter()
@@ -201,7 +225,10 @@ pub fn drbd_md(disk: &Path, attached: bool) -> MdSeen {
     match sb {
         Ok(sb) => MdSeen::Present {
             was_up_to_date: sb.flags.contains(crate::drbd::md::MdFlags::WAS_UP_TO_DATE),
-            just_created: sb.uuid[0] == crate::drbd::md::UUID_JUST_CREATED,
+            // A sync target keeps create-md's generation until its resync
+            // ends: metadata that was ever connected is not "just created".
+            just_created: sb.uuid[0] == crate::drbd::md::UUID_JUST_CREATED
+                && !sb.flags.contains(crate::drbd::md::MdFlags::CONNECTED_IND),
         },
         Err(_) if attached => MdSeen::Present {
             was_up_to_date: true,
@@ -229,8 +256,11 @@ pub fn drbd(stack: &Stack, d: &Drbd, kernel: Option<MinorStatus>) -> DrbdSeen {
 }
 
 /// A container as it is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ContainerSeen {
+    /// What a new thin LV's size is rounded up to (extents, and pool
+    /// chunks when larger), as thin create rounds it.
+    pub round_to: u64,
     pub volume_bytes: Option<u64>,
     pub active: bool,
     pub fs: Option<crate::fs::Filesystem>,
@@ -252,7 +282,18 @@ pub fn container(stack: &Stack, c: &Container, vg: &VgSeen) -> Result<ContainerS
         Some(_) => Some(crate::lxc::state(&stack.lxc_path, &c.name)?),
         None => None,
     };
+    let extent = vg.vg.as_ref().map_or(4 << 20, |v| v.extent_bytes());
+    let chunk = match vg.kind(&c.pool) {
+        Some(SegmentKind::ThinPool { chunk_size, .. }) => chunk_size * 512,
+        _ => 0,
+    };
+    let round_to = if chunk > extent {
+        chunk.div_ceil(extent) * extent
+    } else {
+        extent
+    };
     Ok(ContainerSeen {
+        round_to,
         volume_bytes,
         active,
         fs,

@@ -157,7 +157,8 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             PvSeen::Orphan => joining.push(dev.path.clone()),
             PvSeen::Missing => {
                 return Err(refuse(format!(
-                    "VG {}: PV {} (line {}) does not exist",
+                    "VG {}: PV {} (line {}) does not exist: bring the device up (an md RAID \
+                     assembled, the layer under it up) or fix the path",
                     vg.name,
                     dev.path.display(),
                     dev.line
@@ -173,7 +174,8 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             }
             PvSeen::Member(other) => {
                 return Err(refuse(format!(
-                    "VG {}: {} (line {}) is a PV of VG {other}",
+                    "VG {}: {} (line {}) is a PV of VG {other}: name another device, or take it \
+                     out of {other} first",
                     vg.name,
                     dev.path.display(),
                     dev.line
@@ -433,7 +435,8 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     let force = match md {
         MdSeen::NoDisk => {
             return Err(refuse(format!(
-                "DRBD resource {}: its disk {} does not exist (line {})",
+                "DRBD resource {}: its disk {} does not exist (line {}): bring up what it stands \
+                 on, or fix `disk`",
                 d.name,
                 d.disk.path.display(),
                 d.disk.line
@@ -483,10 +486,11 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     Ok(plan)
 }
 
-/// The steps for a container; `fresh_pool`: its pool is made in this run.
-/// `resume`: an interrupted apply was making this container (its volume
-/// may hold half a filesystem), so it is made again.
-pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> Result<NodePlan> {
+/// The steps for a container (`seen`: what exists of it; for a pool made
+/// in this run, only its LXC config can exist). `resume`: an interrupted
+/// apply was making this container (its volume may hold half a
+/// filesystem), so it is made again.
+pub fn container(c: &Container, seen: &ContainerSeen, resume: bool) -> Result<NodePlan> {
     let mut plan = NodePlan::default();
     let device = std::path::PathBuf::from(lv_path(&c.vg, &c.name));
     let make_fs = |plan: &mut NodePlan| {
@@ -506,7 +510,18 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
             rootfs: rootfs_text(&c.rootfs),
         });
     };
-    let Some(seen) = seen.filter(|s| s.volume_bytes.is_some()) else {
+    let Some(now) = seen.volume_bytes else {
+        if let Some(cfg) = &seen.config {
+            return Err(refuse(format!(
+                "container {} (line {}): LXC has a container of that name (rootfs {:?}) and {} \
+                 does not exist: cairn does not replace it; pick another name, or remove that \
+                 container (lxc-destroy) if it is not needed",
+                c.name,
+                c.line,
+                cfg.rootfs_path.as_deref().unwrap_or("(none)"),
+                device.display()
+            )));
+        }
         plan.steps.push(Step::ThinCreate {
             vg: c.vg.clone(),
             pool: c.pool.clone(),
@@ -521,8 +536,13 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
         }
         return Ok(plan);
     };
-    let now = seen.volume_bytes.unwrap_or(0);
-    let want = round_up(c.size, 4 << 20);
+    let want = round_up(c.size, seen.round_to.max(1));
+    // The filesystem is short of its volume when a resize stopped between
+    // the volume and the filesystem.
+    let fs_short = seen
+        .fs
+        .as_ref()
+        .is_some_and(|fs| fs.size_bytes() + fs.block_size <= now);
     if want > now {
         plan.steps.push(Step::LvResize {
             vg: c.vg.clone(),
@@ -530,11 +550,7 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
             from: now,
             to: want,
         });
-        plan.steps.push(Step::Resize2fs {
-            container: c.name.clone(),
-            device: device.clone(),
-        });
-    } else if want + (4 << 20) <= now {
+    } else if want < now {
         plan.notes.push(format!(
             "container {}: its volume is {}, the file says {} (line {}): cairn does not shrink a container's \
              filesystem; write the size into the file",
@@ -543,6 +559,12 @@ pub fn container(c: &Container, seen: Option<&ContainerSeen>, resume: bool) -> R
             human(c.size),
             c.line
         ));
+    }
+    if (want > now || fs_short) && !resume && seen.config.is_some() {
+        plan.steps.push(Step::Resize2fs {
+            container: c.name.clone(),
+            device: device.clone(),
+        });
     }
     match (&seen.config, resume) {
         (None, true) => make_fs(&mut plan),

@@ -242,8 +242,18 @@ impl Runner<'_, '_> {
                 return Ok(());
             }
             (Avail::Fresh, Node::Vg(i)) => {
-                let pvs = vec![observe::PvSeen::Blank; stack.vgs[i].pvs.len()];
-                plan::fresh_vg(&stack.vgs[i], &pvs)?
+                // Some PVs are made in this run; the others may carry the
+                // VG already (a VG growing onto a new LV).
+                let vg = &stack.vgs[i];
+                let fresh: Vec<usize> = vg
+                    .pvs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| self.avail_of(&p.provider, &p.path) == Avail::Fresh)
+                    .map(|(k, _)| k)
+                    .collect();
+                let seen = observe::vg_with_fresh(vg, &self.ctl, &fresh)?;
+                plan::vg(stack, vg, &seen, self.allow)?
             }
             (Avail::Fresh, Node::Drbd(i)) => {
                 let d = &stack.drbd[i];
@@ -290,7 +300,11 @@ impl Runner<'_, '_> {
                 continue;
             }
             let seen = if a == Avail::Fresh {
-                None
+                // A new pool holds no volume; LXC may still know the name.
+                observe::ContainerSeen {
+                    config: crate::lxc::read_config(&stack.lxc_path, &c.name)?,
+                    ..Default::default()
+                }
             } else {
                 if !seen_vgs.contains_key(&c.vg) {
                     let vg = stack.vg(&c.vg).expect("checked by the file");
@@ -298,11 +312,25 @@ impl Runner<'_, '_> {
                     seen_vgs.insert(c.vg.clone(), Some(s));
                 }
                 let vg_seen = seen_vgs[&c.vg].as_ref().expect("inserted above");
-                Some(observe::container(stack, c, vg_seen)?)
+                observe::container(stack, c, vg_seen)?
             };
-            let plan = plan::container(c, seen.as_ref(), resume.contains(&c.name))?;
-            let steps = self.take(&format!("container {}", c.name), plan)?;
-            self.execute(steps)?;
+            let what = format!("container {}", c.name);
+            let planned = plan::container(c, &seen, resume.contains(&c.name))
+                .and_then(|plan| self.take(&what, plan));
+            match planned {
+                Ok(steps) => self.execute(steps)?,
+                // up brings up what it can: one container that apply has
+                // to make or fix does not keep the others down.
+                Err(e) if self.mode == Mode::Up => self.report.notes.push(format!(
+                    "{what} left down: {e}{}",
+                    if resume.contains(&c.name) {
+                        " (an interrupted apply was making it: `cairn apply` finishes it)"
+                    } else {
+                        ""
+                    }
+                )),
+                Err(e) => return Err(e),
+            }
         }
         if self.mode == Mode::Up {
             self.autostart_others()?;
@@ -367,6 +395,15 @@ pub fn converge(
         on_step,
     };
     let mut resume = Vec::new();
+    if mode == Mode::Up {
+        // What an interrupted apply was making, so up can say so.
+        let path = journal::state_dir().join("apply.journal");
+        if path.exists() {
+            if let Some(e) = journal::interrupted(&journal::read(&path)?) {
+                resume = e.unfinished_containers;
+            }
+        }
+    }
     if mode != Mode::Plan {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         // up keeps a journal of its own: an interrupted apply is apply's to finish.
@@ -378,7 +415,7 @@ pub fn converge(
             &command,
         )?;
         runner.journal = Some(j);
-        if let Some(e) = &earlier {
+        if let Some(e) = earlier.as_ref().filter(|_| mode == Mode::Apply) {
             resume = e.unfinished_containers.clone();
         }
         runner.report.resumed = earlier;
@@ -553,7 +590,7 @@ pub fn create_container(
             stack.lxc_path.join(&c.name).display()
         )));
     }
-    let mut steps = plan::container(c, None, false)?.steps;
+    let mut steps = plan::container(c, &observe::ContainerSeen::default(), false)?.steps;
     steps.retain(|s| start || !matches!(s, Step::ContainerStart { .. }));
     r.execute(steps)?;
     finish(r)
