@@ -383,7 +383,8 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
     // A container name LXC already has (another rootfs): refused, its
     // config untouched.
     g.sh("lxc-create -q -n clash -t busybox -B dir >/dev/null 2>&1")?;
-    let before_cfg = std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
+    let before_cfg =
+        std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
     std::fs::write(
         "/tmp/clash.toml",
         format!("{base}\n[[container]]\nname = \"clash\"\nsize = \"100M\"\n"),
@@ -391,13 +392,17 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
     .map_err(|e| e.to_string())?;
     let o = g.output(&[CAIRN, "apply", "/tmp/clash.toml"])?;
     let err = String::from_utf8_lossy(&o.stderr);
-    let after_cfg = std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
+    let after_cfg =
+        std::fs::read_to_string("/var/lib/lxc/clash/config").map_err(|e| e.to_string())?;
     g.sh("lxc-destroy -q -n clash")?;
     ensure!(
         !o.status.success() && err.contains("LXC has a container of that name"),
         "clash: {err}"
     );
-    ensure!(before_cfg == after_cfg, "the other container's config was changed");
+    ensure!(
+        before_cfg == after_cfg,
+        "the other container's config was changed"
+    );
     let after = g.sh("vgs --noheadings -o vg_name,vg_seqno 2>/dev/null; dmsetup table | sort")?;
     ensure!(
         before == after,
@@ -460,15 +465,48 @@ fn crash_at_several_steps_then_apply_finishes(g: &Guest) -> TestResult {
 fn a_pool_without_volumes_is_up_after_apply(g: &Guest) -> TestResult {
     reset(g)?;
     let lab = std::fs::read_to_string(LAB_TOML).map_err(|e| e.to_string())?;
-    let bare = lab.split("[[container]]").next().unwrap_or(&lab).to_owned();
+    // A small pool, so that a little data takes it past its threshold.
+    let bare = lab
+        .split("[[container]]")
+        .next()
+        .unwrap_or(&lab)
+        .replace("size = \"1G\"", "size = \"64M\"");
     std::fs::write("/tmp/bare.toml", bare).map_err(|e| e.to_string())?;
     g.cairn(&["apply", "/tmp/bare.toml"])?;
     let plan = g.cairn(&["plan", "/tmp/bare.toml"])?;
     ensure!(plan.contains("nothing to do"), "plan after apply:\n{plan}");
     let status = g.cairn(&["status", "/tmp/bare.toml"])?;
     ensure!(
-        status.contains("thin pool VPSthinpool 1.00g (metadata 16.00m) active: data 0.00%"),
+        status.contains("thin pool VPSthinpool 64.00m (metadata 16.00m) active: data 0.00%")
+            && !status.contains("WARNING"),
         "{status}"
+    );
+    // 40 MiB written into a volume of the 64 MiB pool: past 50%, warned.
+    g.cairn(&[
+        "lv",
+        "create",
+        "DRBDVG2",
+        "-n",
+        "fill",
+        "-V",
+        "60M",
+        "-T",
+        "VPSthinpool",
+    ])?;
+    g.sh("dd if=/dev/urandom of=/dev/DRBDVG2/fill bs=1M count=40 oflag=direct status=none")?;
+    let status = g.cairn(&["status", "/tmp/bare.toml"])?;
+    ensure!(
+        status.contains("WARNING: past the threshold")
+            && status.contains(
+                "WARNING: thin pool DRBDVG2/VPSthinpool is past its auto-extend threshold of 50%"
+            ),
+        "{status}"
+    );
+    let json = g.cairn(&["--json", "status", "/tmp/bare.toml"])?;
+    let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    ensure!(
+        v["layers"][4]["thinpools"][0]["over_threshold"] == true,
+        "{json}"
     );
     g.cairn(&["down", "/tmp/bare.toml"])?;
     let out = g.cairn(&["up", "/tmp/bare.toml"])?;

@@ -188,8 +188,8 @@ impl Journal {
             let _ = std::fs::copy(&path, dir.join(format!("{name}.journal.interrupted")));
         }
         let new_path = dir.join(format!("{name}.journal.new"));
-        let f = File::create(&new_path)
-            .map_err(io(format!("cannot create {}", new_path.display())))?;
+        let f =
+            File::create(&new_path).map_err(io(format!("cannot create {}", new_path.display())))?;
         let mut j = Journal {
             dir: dir.to_path_buf(),
             name: name.to_owned(),

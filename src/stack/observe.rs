@@ -54,7 +54,9 @@ pub fn in_use(path: &Path) -> Option<String> {
         ));
     }
     let dev = crate::blockdev::Device::open(path, false).ok()?;
-    let head = dev.read_at(0, (128usize << 10).min(dev.size as usize)).ok()?;
+    let head = dev
+        .read_at(0, (128usize << 10).min(dev.size as usize))
+        .ok()?;
     crate::meta::ops::signature(&head).map(|what| {
         format!(
             "{} holds {what}: wipe it first (wipefs -a) if its data is not needed",
