@@ -213,7 +213,17 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
         list.contains("web") && list.contains("RUNNING") && list.contains("my-container"),
         "{list}"
     );
-    // lxc itself stops and starts it.
+    // cairn stops and starts it, and so does lxc itself.
+    g.cairn(&["container", "stop", "web", "-f", LAB_TOML])?;
+    ensure!(
+        stack::container_state(g, "web")? == "STOPPED",
+        "web after cairn container stop"
+    );
+    g.cairn(&["container", "start", "web", "-f", LAB_TOML])?;
+    ensure!(
+        stack::container_state(g, "web")? == "RUNNING",
+        "web after cairn container start"
+    );
     g.sh("lxc-stop -n web && lxc-start -n web")?;
     ensure!(
         stack::read_in(g, "web")? == sum,
@@ -266,6 +276,55 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
         !lvs.contains("web") && !std::path::Path::new("/var/lib/lxc/web").exists(),
         "web left: {lvs}"
     );
+    // `container create` killed after its thin create: run again, it
+    // finishes the container...
+    let o = g.sh(&format!(
+        "CAIRN_CRASH_AT=apply-step-2 {CAIRN} container create half --size 50M -f {LAB_TOML} 2>&1 || echo rc=$?"
+    ))?;
+    ensure!(o.contains("rc=134"), "no crash: {o}");
+    let out = g.cairn(&[
+        "container",
+        "create",
+        "half",
+        "--size",
+        "50M",
+        "--start",
+        "-f",
+        LAB_TOML,
+    ])?;
+    ensure!(out.contains("mkfs.ext4 /dev/DRBDVG2/half"), "{out}");
+    ensure!(
+        stack::container_state(g, "half")? == "RUNNING",
+        "half not running"
+    );
+    g.cairn(&["container", "remove", "half", "--yes", "-f", LAB_TOML])?;
+    // ... unless its volume was written to since by someone else: left alone.
+    let o = g.sh(&format!(
+        "CAIRN_CRASH_AT=apply-step-2 {CAIRN} container create other --size 50M -f {LAB_TOML} 2>&1 || echo rc=$?"
+    ))?;
+    ensure!(o.contains("rc=134"), "no crash: {o}");
+    let sum = g.sh(
+        "dd if=/dev/urandom of=/dev/DRBDVG2/other bs=1M count=2 oflag=direct status=none; \
+                    dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum",
+    )?;
+    let o = g.output(&[
+        CAIRN,
+        "container",
+        "create",
+        "other",
+        "--size",
+        "50M",
+        "-f",
+        LAB_TOML,
+    ])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        !o.status.success() && err.contains("now holds something else"),
+        "{err}"
+    );
+    let after = g.sh("dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum")?;
+    ensure!(sum == after, "the other volume's data was changed");
+    g.cairn(&["lv", "remove", "DRBDVG2/other", "--yes"])?;
     // A root filesystem from a tarball (here lxc's own busybox template's,
     // made offline into a directory and packed).
     g.sh("lxc-create -q -n tmpl -t busybox -B dir >/dev/null 2>&1

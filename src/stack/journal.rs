@@ -40,6 +40,10 @@ pub enum Entry {
     /// until made (so a second interruption does not forget them).
     Unfinished {
         containers: Vec<String>,
+        /// Of those, the ones whose mkfs was cut off (their volume holds
+        /// half a filesystem, with no superblock yet).
+        #[serde(default)]
+        mkfs_cut: Vec<String>,
     },
     Begin {
         n: usize,
@@ -61,6 +65,8 @@ pub struct Interrupted {
     pub at: Option<(usize, String)>,
     /// Containers it began making and did not finish (no config written).
     pub unfinished_containers: Vec<String>,
+    /// Of those, the ones whose mkfs.ext4 was under way when it stopped.
+    pub mkfs_cut: Vec<String>,
 }
 
 /// Reads the entries of a journal; a torn last line (the crash) is dropped.
@@ -83,12 +89,16 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
     for e in entries {
         match e {
             Entry::Start { file, .. } => out.file = file.clone(),
-            Entry::Unfinished { containers } => {
+            Entry::Unfinished {
+                containers,
+                mkfs_cut,
+            } => {
                 for c in containers {
                     if !making.contains(c) {
                         making.push(c.clone());
                     }
                 }
+                out.mkfs_cut.extend(mkfs_cut.iter().cloned());
             }
             Entry::Begin { n, step, container } => {
                 // Making a container's volume, filesystem or root: until
@@ -119,11 +129,18 @@ pub fn interrupted(entries: &[Entry]) -> Option<Interrupted> {
             Entry::End => return None,
         }
     }
+    if let Some((_, step, Some(c))) = &open {
+        if step.starts_with("mkfs.ext4") && !out.mkfs_cut.contains(c) {
+            out.mkfs_cut.push(c.clone());
+        }
+    }
     out.at = open.map(|(n, step, _)| (n, step));
     out.unfinished_containers = making
         .into_iter()
         .filter(|c| !finished.contains(c))
         .collect();
+    let unfinished = out.unfinished_containers.clone();
+    out.mkfs_cut.retain(|c| unfinished.contains(c));
     Some(out)
 }
 
@@ -209,6 +226,7 @@ impl Journal {
         {
             j.write(&Entry::Unfinished {
                 containers: e.unfinished_containers.clone(),
+                mkfs_cut: e.mkfs_cut.clone(),
             })?;
         }
         std::fs::rename(&new_path, &path)
@@ -287,6 +305,7 @@ mod tests {
         assert_eq!(i.file, "/etc/cairn/stack.toml");
         assert_eq!(i.at, Some((5, "mkfs.ext4 /dev/V/b".into())));
         assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
+        assert_eq!(i.mkfs_cut, vec!["b".to_owned()]);
     }
 
     #[test]
@@ -314,6 +333,7 @@ mod tests {
             },
             Entry::Unfinished {
                 containers: vec!["a".into(), "b".into()],
+                mkfs_cut: vec!["b".into()],
             },
             begin(1, "lxc config a: rootfs", Some("a")),
             Entry::Done { n: 1 },
@@ -321,6 +341,7 @@ mod tests {
         ];
         let i = interrupted(&e).expect("no End");
         assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
+        assert_eq!(i.mkfs_cut, vec!["b".to_owned()]);
     }
 
     #[test]

@@ -265,14 +265,33 @@ pub struct ContainerSeen {
     pub round_to: u64,
     pub volume_bytes: Option<u64>,
     pub active: bool,
+    /// The thin volume has no block mapped: nothing was ever written to it.
+    pub unwritten: bool,
     pub fs: Option<crate::fs::Filesystem>,
     pub config: Option<crate::lxc::ContainerConfig>,
     pub state: Option<crate::lxc::State>,
 }
 
-pub fn container(stack: &Stack, c: &Container, vg: &VgSeen) -> Result<ContainerSeen> {
+pub fn container(
+    stack: &Stack,
+    c: &Container,
+    vg: &VgSeen,
+    ctl: &Control,
+) -> Result<ContainerSeen> {
     let volume_bytes = vg.lv_bytes(&c.name);
     let active = vg.active(&c.vg, &c.name, None);
+    let unwritten = active
+        && ctl
+            .status(&dm_name(&c.vg, &c.name, None))
+            .ok()
+            .and_then(|lines| {
+                let (_, _, target, params) = lines.into_iter().next()?;
+                match crate::dm::status::parse(&target, &params).ok()? {
+                    crate::dm::status::TargetStatus::Thin(t) => Some(t.mapped_sectors == 0),
+                    _ => None,
+                }
+            })
+            .unwrap_or(false);
     let device = PathBuf::from(crate::lvm::names::lv_path(&c.vg, &c.name));
     let fs = if active {
         crate::fs::probe(&device)?
@@ -298,6 +317,7 @@ pub fn container(stack: &Stack, c: &Container, vg: &VgSeen) -> Result<ContainerS
         round_to,
         volume_bytes,
         active,
+        unwritten,
         fs,
         config,
         state,

@@ -486,11 +486,26 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     Ok(plan)
 }
 
+/// What an interrupted run left of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Nothing: the container is taken as it is.
+    No,
+    /// It was being made (volume, filesystem or root): made again if its
+    /// volume still holds only what that run wrote.
+    Unfinished,
+    /// As Unfinished, and cut off inside mkfs: half a filesystem with no
+    /// superblock yet, made again.
+    MkfsCut,
+}
+
 /// The steps for a container (`seen`: what exists of it; for a pool made
 /// in this run, only its LXC config can exist). `resume`: an interrupted
 /// apply was making this container (its volume may hold half a
 /// filesystem), so it is made again.
-pub fn container(c: &Container, seen: &ContainerSeen, resume: bool) -> Result<NodePlan> {
+pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<NodePlan> {
+    let mkfs_cut = resume == Resume::MkfsCut;
+    let resume = resume != Resume::No;
     let mut plan = NodePlan::default();
     let device = std::path::PathBuf::from(lv_path(&c.vg, &c.name));
     let make_fs = |plan: &mut NodePlan| {
@@ -566,7 +581,30 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: bool) -> Result<No
             device: device.clone(),
         });
     }
+    // What an interrupted run was making is made again only if it is
+    // still what that run left: a volume never written to, or an ext4 that
+    // carries the container's label (cairn's mkfs gives it). Anything else
+    // on it is somebody's data.
+    let half_made = mkfs_cut
+        || seen.unwritten
+        || seen
+            .fs
+            .as_ref()
+            .is_some_and(|fs| fs.label == super::step::fs_label(&c.name));
     match (&seen.config, resume) {
+        (None, true) if !half_made && seen.active => {
+            return Err(refuse(format!(
+                "container {} (line {}): an interrupted run was making it, but {} now holds \
+                 something else ({}): cairn leaves it alone; remove it (`cairn lv remove`) or pick \
+                 another name",
+                c.name,
+                c.line,
+                device.display(),
+                seen.fs
+                    .as_ref()
+                    .map_or("data".to_owned(), |fs| format!("an {} labelled {:?}", fs.kind, fs.label))
+            )))
+        }
         (None, true) => make_fs(&mut plan),
         (None, false) if seen.fs.is_none() && seen.active => {
             return Err(refuse(format!(

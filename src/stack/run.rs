@@ -286,7 +286,16 @@ impl Runner<'_, '_> {
         self.execute(steps)
     }
 
-    fn containers(&mut self, resume: &[String]) -> Result<()> {
+    fn containers(&mut self, left: &Interrupted) -> Result<()> {
+        let resume_of = |name: &String| {
+            if left.mkfs_cut.contains(name) {
+                plan::Resume::MkfsCut
+            } else if left.unfinished_containers.contains(name) {
+                plan::Resume::Unfinished
+            } else {
+                plan::Resume::No
+            }
+        };
         let stack = self.ctx.stack;
         let mut seen_vgs: BTreeMap<String, Option<VgSeen>> = BTreeMap::new();
         for c in &stack.containers {
@@ -312,10 +321,10 @@ impl Runner<'_, '_> {
                     seen_vgs.insert(c.vg.clone(), Some(s));
                 }
                 let vg_seen = seen_vgs[&c.vg].as_ref().expect("inserted above");
-                observe::container(stack, c, vg_seen)?
+                observe::container(stack, c, vg_seen, &self.ctl)?
             };
             let what = format!("container {}", c.name);
-            let planned = plan::container(c, &seen, resume.contains(&c.name))
+            let planned = plan::container(c, &seen, resume_of(&c.name))
                 .and_then(|plan| self.take(&what, plan));
             match planned {
                 Ok(steps) => self.execute(steps)?,
@@ -323,7 +332,7 @@ impl Runner<'_, '_> {
                 // to make or fix does not keep the others down.
                 Err(e) if self.mode == Mode::Up => self.report.notes.push(format!(
                     "{what} left down: {e}{}",
-                    if resume.contains(&c.name) {
+                    if resume_of(&c.name) != plan::Resume::No {
                         " (an interrupted apply was making it: `cairn apply` finishes it)"
                     } else {
                         ""
@@ -394,13 +403,13 @@ pub fn converge(
         avail: BTreeMap::new(),
         on_step,
     };
-    let mut resume = Vec::new();
+    let mut resume = Interrupted::default();
     if mode == Mode::Up {
         // What an interrupted apply was making, so up can say so.
         let path = journal::state_dir().join("apply.journal");
         if path.exists() {
             if let Some(e) = journal::interrupted(&journal::read(&path)?) {
-                resume = e.unfinished_containers;
+                resume = e;
             }
         }
     }
@@ -416,14 +425,14 @@ pub fn converge(
         )?;
         runner.journal = Some(j);
         if let Some(e) = earlier.as_ref().filter(|_| mode == Mode::Apply) {
-            resume = e.unfinished_containers.clone();
+            resume = e.clone();
         }
         runner.report.resumed = earlier;
     } else {
         let path = journal::state_dir().join("apply.journal");
         if path.exists() {
             if let Some(e) = journal::interrupted(&journal::read(&path)?) {
-                resume = e.unfinished_containers.clone();
+                resume = e.clone();
                 runner.report.resumed = Some(e);
             }
         }
@@ -529,15 +538,20 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
     Ok(report)
 }
 
-fn runner<'a, 'b>(stack: &'a Stack, env: Env, on_step: OnStep<'b>) -> Result<Runner<'a, 'b>> {
+/// A runner for the container commands, and what an interrupted one left.
+fn runner<'a, 'b>(
+    stack: &'a Stack,
+    env: Env,
+    on_step: OnStep<'b>,
+) -> Result<(Runner<'a, 'b>, Option<Interrupted>)> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, _) = Journal::start_named(
+    let (j, earlier) = Journal::start_named(
         &journal::state_dir(),
         "container",
         &stack.path.display().to_string(),
         &command,
     )?;
-    Ok(Runner {
+    let runner = Runner {
         ctx: Ctx::new(stack, env),
         mode: Mode::Apply,
         allow: Allow::default(),
@@ -546,7 +560,8 @@ fn runner<'a, 'b>(stack: &'a Stack, env: Env, on_step: OnStep<'b>) -> Result<Run
         report: Report::default(),
         avail: BTreeMap::new(),
         on_step,
-    })
+    };
+    Ok((runner, earlier))
 }
 
 fn finish(mut r: Runner<'_, '_>) -> Result<Report> {
@@ -566,7 +581,16 @@ pub fn create_container(
     start: bool,
     on_step: OnStep<'_>,
 ) -> Result<Report> {
-    let mut r = runner(stack, env, on_step)?;
+    let (mut r, earlier) = runner(stack, env, on_step)?;
+    // A `container create` of this name that was interrupted left a
+    // volume that may hold half a filesystem: this run makes it again.
+    let left = earlier.unwrap_or_default();
+    let unfinished = left.unfinished_containers.contains(&c.name);
+    let resume = if left.mkfs_cut.contains(&c.name) {
+        plan::Resume::MkfsCut
+    } else {
+        plan::Resume::Unfinished
+    };
     let seen = observe::vg_named(&r.ctx.env_for(&c.vg), &c.vg, &r.ctl)?;
     match seen.kind(&c.pool) {
         Some(crate::meta::model::SegmentKind::ThinPool { .. }) => {}
@@ -577,7 +601,7 @@ pub fn create_container(
             )))
         }
     }
-    if seen.kind(&c.name).is_some() {
+    if seen.kind(&c.name).is_some() && !unfinished {
         return Err(StackError::Refused(format!(
             "VG {} has an LV {} already: pick another container name",
             c.vg, c.name
@@ -590,7 +614,22 @@ pub fn create_container(
             stack.lxc_path.join(&c.name).display()
         )));
     }
-    let mut steps = plan::container(c, &observe::ContainerSeen::default(), false)?.steps;
+    let mut steps = if unfinished && seen.kind(&c.name).is_some() {
+        let cseen = observe::container(stack, c, &seen, &r.ctl)?;
+        let mut steps = plan::container(c, &cseen, resume)?.steps;
+        if !cseen.active {
+            steps.insert(
+                0,
+                Step::Activate {
+                    vg: c.vg.clone(),
+                    lvs: vec![c.name.clone()],
+                },
+            );
+        }
+        steps
+    } else {
+        plan::container(c, &observe::ContainerSeen::default(), plan::Resume::No)?.steps
+    };
     steps.retain(|s| start || !matches!(s, Step::ContainerStart { .. }));
     r.execute(steps)?;
     finish(r)
@@ -620,7 +659,7 @@ pub fn remove_container(
                 cfg.rootfs_path.as_deref().unwrap_or("(none)")
             ))
         })?;
-    let mut r = runner(stack, env, on_step)?;
+    let (mut r, _) = runner(stack, env, on_step)?;
     let mut steps = Vec::new();
     if crate::lxc::state(&stack.lxc_path, name)? != crate::lxc::State::Stopped {
         steps.push(Step::ContainerStop {

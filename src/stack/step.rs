@@ -569,7 +569,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// The label cairn gives a container's filesystem (ext4 allows 16 bytes).
-fn fs_label(container: &str) -> String {
+pub fn fs_label(container: &str) -> String {
     container.chars().take(16).collect()
 }
 
