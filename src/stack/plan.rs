@@ -486,6 +486,16 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     Ok(plan)
 }
 
+/// "container NAME (line N)", or without the line for one made on the
+/// command line (it has none).
+fn named(c: &Container) -> String {
+    if c.line == 0 {
+        format!("container {}", c.name)
+    } else {
+        format!("container {} (line {})", c.name, c.line)
+    }
+}
+
 /// What an interrupted run left of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
@@ -528,11 +538,10 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
     let Some(now) = seen.volume_bytes else {
         if let Some(cfg) = &seen.config {
             return Err(refuse(format!(
-                "container {} (line {}): LXC has a container of that name (rootfs {:?}) and {} \
+                "{}: LXC has a container of that name (rootfs {:?}) and {} \
                  does not exist: cairn does not replace it; pick another name, or remove that \
                  container (lxc-destroy) if it is not needed",
-                c.name,
-                c.line,
+                named(c),
                 cfg.rootfs_path.as_deref().unwrap_or("(none)"),
                 device.display()
             )));
@@ -594,11 +603,10 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
     match (&seen.config, resume) {
         (None, true) if !half_made && seen.active => {
             return Err(refuse(format!(
-                "container {} (line {}): an interrupted run was making it, but {} now holds \
+                "{}: an interrupted run was making it, but {} now holds \
                  something else ({}): cairn leaves it alone; remove it (`cairn lv remove`) or pick \
                  another name",
-                c.name,
-                c.line,
+                named(c),
                 device.display(),
                 seen.fs
                     .as_ref()
@@ -608,11 +616,10 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
         (None, true) => make_fs(&mut plan),
         (None, false) if seen.fs.is_none() && seen.active => {
             return Err(refuse(format!(
-                "container {} (line {}): volume {} exists with no filesystem and no LXC config, and no \
+                "{}: volume {} exists with no filesystem and no LXC config, and no \
                  interrupted apply made it: cairn leaves it alone; remove it (`cairn lv remove`) or pick \
                  another name",
-                c.name,
-                c.line,
+                named(c),
                 device.display()
             )))
         }
@@ -625,10 +632,9 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
         (Some(cfg), _) => {
             if cfg.rootfs_device.as_deref() != Some(device.as_path()) {
                 return Err(refuse(format!(
-                    "container {} (line {}): its LXC config has rootfs {:?}, not {}: another container of \
+                    "{}: its LXC config has rootfs {:?}, not {}: another container of \
                      that name exists; pick another name",
-                    c.name,
-                    c.line,
+                    named(c),
                     cfg.rootfs_path.as_deref().unwrap_or("(none)"),
                     device.display()
                 )));
