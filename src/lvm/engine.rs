@@ -698,13 +698,128 @@ fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
     })
 }
 
+/// A deactivation's steps as waves of devices, top first: every device of
+/// a wave is stood on only by devices of earlier waves (read from the
+/// kernel's live tables), so a wave's devices may go side by side. None
+/// when the steps are not a pure deactivation (unlink, node removal and
+/// removal, each device's together) or a table cannot be read.
+fn deactivation_waves<'s>(ctl: &Control, steps: &'s [Step]) -> Option<Vec<Vec<Unit<'s>>>> {
+    let mut units: Vec<Unit> = Vec::new();
+    for step in steps {
+        let name = match step {
+            Step::RemoveNode { name } | Step::Remove { name } => Some(name.as_str()),
+            Step::Unlink { .. } => None,
+            _ => return None,
+        };
+        // An unlink comes first in its device's group and names no device:
+        // it opens a new unit, which its RemoveNode then names.
+        match (units.last_mut(), name) {
+            (Some(u), Some(n)) if u.name == n || u.name.is_empty() => {
+                u.name = n;
+                u.steps.push(step);
+            }
+            (_, name) => {
+                let name = name.unwrap_or("");
+                if !name.is_empty() && units.iter().any(|u| u.name == name) {
+                    return None;
+                }
+                units.push(Unit {
+                    index: units.len(),
+                    name,
+                    steps: vec![step],
+                    wave: 0,
+                });
+            }
+        }
+    }
+    if units.iter().any(|u| u.name.is_empty()) {
+        return None;
+    }
+    // Which units each unit's live table stands on.
+    let numbers: Vec<(u32, u32)> = units
+        .iter()
+        .map(|u| ctl.info(u.name).ok().flatten().map(|i| (i.major, i.minor)))
+        .collect::<Option<_>>()?;
+    let mut under: Vec<Vec<usize>> = Vec::with_capacity(units.len());
+    for u in &units {
+        let table = ctl.table(u.name).ok()?;
+        under.push(
+            table
+                .iter()
+                .flat_map(|l| l.target.devices())
+                .filter_map(|d| match d {
+                    DevRef::Number(a, b) => numbers.iter().position(|n| *n == (*a, *b)),
+                    DevRef::Path(_) => None,
+                })
+                .collect(),
+        );
+    }
+    // Top-down: a unit's wave is one past the latest wave of those that
+    // stand on it (they come earlier in the steps).
+    for i in 0..units.len() {
+        let wave = (0..i)
+            .filter(|&j| under[j].contains(&i))
+            .map(|j| units[j].wave + 1)
+            .max()
+            .unwrap_or(0);
+        units[i].wave = wave;
+    }
+    let mut waves: Vec<Vec<Unit>> = Vec::new();
+    for u in units {
+        while waves.len() <= u.wave {
+            waves.push(Vec::new());
+        }
+        waves[u.wave].push(u);
+    }
+    Some(waves)
+}
+
+/// A deactivation run wave by wave, top first, a wave's devices side by
+/// side (each removal waits for grace periods, as a resume does). Nothing
+/// of a deactivation is undone (as in [`run`]); a wave that fails stops
+/// the run before the devices under it.
+fn run_removal_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
+    for wave in waves {
+        let per_thread = wave.len().div_ceil(PARALLEL_DEVICES).max(1);
+        let failed: Option<EngineError> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        for u in chunk {
+                            for step in &u.steps {
+                                run_one(ctl, dev, step)?;
+                            }
+                        }
+                        Ok::<(), EngineError>(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("a deactivation thread panicked").err())
+                .next()
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `steps` in order; on failure, undoes the steps done, newest first.
-/// An activation whose devices can come up side by side (the thin LVs of a
-/// pool) runs in waves instead (see [`run_waves`]).
+/// An activation or deactivation whose devices can come and go side by
+/// side (the thin LVs of a pool) runs in waves instead ([`run_waves`],
+/// [`run_removal_waves`]).
 pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
     if let Some(waves) = activation_waves(steps) {
         if waves.iter().any(|w| w.len() > 1) {
             return run_waves(ctl, dev, &waves);
+        }
+    }
+    if let Some(waves) = deactivation_waves(ctl, steps) {
+        if waves.iter().any(|w| w.len() > 1) {
+            return run_removal_waves(ctl, dev, &waves);
         }
     }
     let mut done: Vec<&Step> = Vec::new();
