@@ -563,27 +563,41 @@ fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
             }
         }
     }
+    let needs: Vec<Vec<String>> = units
+        .iter()
+        .map(|u| {
+            u.steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Load { table, .. } => Some(table),
+                    _ => None,
+                })
+                .flat_map(|t| t.iter().flat_map(|l| l.target.devices()))
+                .filter_map(|d| match d {
+                    DevRef::Path(p) => p.strip_prefix("/dev/mapper/").map(str::to_owned),
+                    DevRef::Number(..) => None,
+                })
+                .collect()
+        })
+        .collect();
+    let names: Vec<&str> = units.iter().map(|u| u.name).collect();
+    Some(into_waves(units, |i, j| {
+        needs[i].iter().any(|n| n == names[j])
+    }))
+}
+
+/// Groups `units` (in step order) into waves: unit `i` goes in the wave
+/// after every earlier unit `j` with `after(i, j)`.
+fn into_waves(
+    mut units: Vec<Unit<'_>>,
+    after: impl Fn(usize, usize) -> bool,
+) -> Vec<Vec<Unit<'_>>> {
     for i in 0..units.len() {
-        let needs: Vec<String> = units[i]
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Load { table, .. } => Some(table),
-                _ => None,
-            })
-            .flat_map(|t| t.iter().flat_map(|l| l.target.devices()))
-            .filter_map(|d| match d {
-                DevRef::Path(p) => p.strip_prefix("/dev/mapper/").map(str::to_owned),
-                DevRef::Number(..) => None,
-            })
-            .collect();
-        let wave = units[..i]
-            .iter()
-            .filter(|u| needs.iter().any(|n| n == u.name))
-            .map(|u| u.wave + 1)
+        units[i].wave = (0..i)
+            .filter(|&j| after(i, j))
+            .map(|j| units[j].wave + 1)
             .max()
             .unwrap_or(0);
-        units[i].wave = wave;
     }
     let mut waves: Vec<Vec<Unit>> = Vec::new();
     for u in units {
@@ -592,7 +606,7 @@ fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
         }
         waves[u.wave].push(u);
     }
-    Some(waves)
+    waves
 }
 
 /// How many devices of one wave come up at once. Each resume waits for
@@ -754,24 +768,9 @@ fn deactivation_waves<'s>(ctl: &Control, steps: &'s [Step]) -> Option<Vec<Vec<Un
                 .collect(),
         );
     }
-    // Top-down: a unit's wave is one past the latest wave of those that
-    // stand on it (they come earlier in the steps).
-    for i in 0..units.len() {
-        let wave = (0..i)
-            .filter(|&j| under[j].contains(&i))
-            .map(|j| units[j].wave + 1)
-            .max()
-            .unwrap_or(0);
-        units[i].wave = wave;
-    }
-    let mut waves: Vec<Vec<Unit>> = Vec::new();
-    for u in units {
-        while waves.len() <= u.wave {
-            waves.push(Vec::new());
-        }
-        waves[u.wave].push(u);
-    }
-    Some(waves)
+    // Top-down: a unit goes after those that stand on it (they come
+    // earlier in the steps).
+    Some(into_waves(units, |i, j| under[j].contains(&i)))
 }
 
 /// A deactivation run wave by wave, top first, a wave's devices side by
