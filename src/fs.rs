@@ -425,6 +425,33 @@ fn sys_umount(dir: &Path) -> std::io::Result<()> {
         .map_err(std::io::Error::from)
 }
 
+/// Replaces the file `target` with `bytes` (mode `mode`) so that a crash
+/// leaves the old file or the new one, never a torn one: a temporary file
+/// `tmp_name` in the same directory, fsync, rename, fsync of the directory.
+pub fn replace_file(target: &Path, bytes: &[u8], mode: u32, tmp_name: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

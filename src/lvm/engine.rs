@@ -537,32 +537,14 @@ struct Unit<'s> {
 /// a wave's devices may come up side by side. None when the steps are not
 /// a pure activation (anything but create/load/resume/node/link).
 fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
-    let mut units: Vec<Unit> = Vec::new();
-    for step in steps {
-        let name = match step {
-            Step::Create { name, .. }
-            | Step::Load { name, .. }
-            | Step::Resume { name }
-            | Step::Node { name }
-            | Step::Link { name, .. } => name.as_str(),
-            _ => return None,
-        };
-        match units.last_mut() {
-            Some(u) if u.name == name => u.steps.push(step),
-            _ => {
-                if units.iter().any(|u| u.name == name) {
-                    // A device whose steps are not together: keep the order.
-                    return None;
-                }
-                units.push(Unit {
-                    index: units.len(),
-                    name,
-                    steps: vec![step],
-                    wave: 0,
-                })
-            }
-        }
-    }
+    let units = group_units(steps, |step| match step {
+        Step::Create { name, .. }
+        | Step::Load { name, .. }
+        | Step::Resume { name }
+        | Step::Node { name }
+        | Step::Link { name, .. } => Some(Some(name.as_str())),
+        _ => None,
+    })?;
     let needs: Vec<Vec<String>> = units
         .iter()
         .map(|u| {
@@ -584,6 +566,38 @@ fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
     Some(into_waves(units, |i, j| {
         needs[i].iter().any(|n| n == names[j])
     }))
+}
+
+/// The steps as units, one per device, in step order. `device_of` names a
+/// step's device (`Some(None)`: a step that names none, which opens a unit
+/// the next step names); None when a step does not belong in such a run,
+/// or a device's steps are not together.
+fn group_units<'s>(
+    steps: &'s [Step],
+    device_of: impl Fn(&Step) -> Option<Option<&str>>,
+) -> Option<Vec<Unit<'s>>> {
+    let mut units: Vec<Unit> = Vec::new();
+    for step in steps {
+        match (units.last_mut(), device_of(step)?) {
+            (Some(u), Some(n)) if u.name == n || u.name.is_empty() => {
+                u.name = n;
+                u.steps.push(step);
+            }
+            (_, name) => {
+                let name = name.unwrap_or("");
+                if !name.is_empty() && units.iter().any(|u| u.name == name) {
+                    return None;
+                }
+                units.push(Unit {
+                    index: units.len(),
+                    name,
+                    steps: vec![step],
+                    wave: 0,
+                });
+            }
+        }
+    }
+    (!units.iter().any(|u| u.name.is_empty())).then_some(units)
 }
 
 /// Groups `units` (in step order) into waves: unit `i` goes in the wave
@@ -718,37 +732,12 @@ fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
 /// when the steps are not a pure deactivation (unlink, node removal and
 /// removal, each device's together) or a table cannot be read.
 fn deactivation_waves<'s>(ctl: &Control, steps: &'s [Step]) -> Option<Vec<Vec<Unit<'s>>>> {
-    let mut units: Vec<Unit> = Vec::new();
-    for step in steps {
-        let name = match step {
-            Step::RemoveNode { name } | Step::Remove { name } => Some(name.as_str()),
-            Step::Unlink { .. } => None,
-            _ => return None,
-        };
-        // An unlink comes first in its device's group and names no device:
-        // it opens a new unit, which its RemoveNode then names.
-        match (units.last_mut(), name) {
-            (Some(u), Some(n)) if u.name == n || u.name.is_empty() => {
-                u.name = n;
-                u.steps.push(step);
-            }
-            (_, name) => {
-                let name = name.unwrap_or("");
-                if !name.is_empty() && units.iter().any(|u| u.name == name) {
-                    return None;
-                }
-                units.push(Unit {
-                    index: units.len(),
-                    name,
-                    steps: vec![step],
-                    wave: 0,
-                });
-            }
-        }
-    }
-    if units.iter().any(|u| u.name.is_empty()) {
-        return None;
-    }
+    // An unlink comes first in its device's group and names no device.
+    let units = group_units(steps, |step| match step {
+        Step::RemoveNode { name } | Step::Remove { name } => Some(Some(name.as_str())),
+        Step::Unlink { .. } => Some(None),
+        _ => None,
+    })?;
     // Which units each unit's live table stands on.
     let numbers: Vec<(u32, u32)> = units
         .iter()

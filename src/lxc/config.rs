@@ -3,8 +3,8 @@
 //! for the few keys cairn acts on, listed, removed.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{check_name, container, LxcError};
@@ -105,6 +105,21 @@ const BUSYBOX_LINES: &[(&str, &str)] = &[
     ),
 ];
 
+/// A maker of I/O errors on container `name`'s files: `io(what)` maps an
+/// io::Error to one saying what was being done.
+fn io_error<'n>(
+    name: &'n str,
+) -> impl Fn(String) -> Box<dyn FnOnce(std::io::Error) -> LxcError + 'n> + 'n {
+    move |what: String| {
+        Box::new(move |source| LxcError::Io {
+            subject: container(name),
+            what,
+            source,
+            hint: IO_HINT,
+        })
+    }
+}
+
 /// Writes `<lxcpath>/<name>/config` atomically (a temporary file in the
 /// same directory, fsync, rename, fsync of the directory: a crash leaves
 /// the old config or the new one, never a torn one), making the
@@ -112,14 +127,7 @@ const BUSYBOX_LINES: &[(&str, &str)] = &[
 /// does. Returns the config's path.
 pub fn write_config(lxcpath: &Path, name: &str, text: &str) -> Result<PathBuf, LxcError> {
     check_name(name)?;
-    let io = |what: String| {
-        move |source| LxcError::Io {
-            subject: container(name),
-            what,
-            source,
-            hint: IO_HINT,
-        }
-    };
+    let io = io_error(name);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -130,9 +138,33 @@ pub fn write_config(lxcpath: &Path, name: &str, text: &str) -> Result<PathBuf, L
     let rootfs = dir.join("rootfs");
     make_dir(&rootfs, ROOTFS_DIR_MODE).map_err(io(format!("make {}", rootfs.display())))?;
     let config = dir.join("config");
-    replace_file(&dir, &config, text.as_bytes())
-        .map_err(io(format!("write {}", config.display())))?;
+    replace_config(&config, text).map_err(io(format!("write {}", config.display())))?;
     Ok(config)
+}
+
+fn replace_config(config: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = format!("{TEMP_PREFIX}{}", std::process::id());
+    crate::fs::replace_file(config, text.as_bytes(), CONFIG_MODE, &tmp)
+}
+
+/// Sets `lxc.start.auto` in a container's config (1, or the line gone),
+/// keeping every other line, atomically as [`write_config`] writes.
+pub fn set_start_auto(lxcpath: &Path, name: &str, on: bool) -> Result<(), LxcError> {
+    check_name(name)?;
+    let path = lxcpath.join(name).join("config");
+    let io = io_error(name);
+    let text = fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
+    let mut out: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.split_once('=')
+                .is_none_or(|(k, _)| k.trim() != "lxc.start.auto")
+        })
+        .collect();
+    if on {
+        out.push("lxc.start.auto = 1");
+    }
+    replace_config(&path, &(out.join("\n") + "\n")).map_err(io(format!("write {}", path.display())))
 }
 
 /// Makes `dir` with `mode` (whatever the umask), or leaves an existing
@@ -143,27 +175,6 @@ fn make_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn replace_file(dir: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", std::process::id()));
-    let written = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(CONFIG_MODE)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(CONFIG_MODE))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, target)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    fs::File::open(dir)?.sync_all()
 }
 
 /// What cairn reads back from a container's config.
@@ -316,14 +327,7 @@ pub fn list(lxcpath: &Path) -> Result<Vec<ContainerConfig>, LxcError> {
 pub fn remove_config(lxcpath: &Path, name: &str) -> Result<(), LxcError> {
     check_name(name)?;
     let dir = lxcpath.join(name);
-    let io = |what: String| {
-        move |source| LxcError::Io {
-            subject: container(name),
-            what,
-            source,
-            hint: IO_HINT,
-        }
-    };
+    let io = io_error(name);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 pub use config::{
-    list, read_config, remove_config, render, write_config, ContainerConfig, NewConfig,
-    RootfsSource,
+    list, read_config, remove_config, render, set_start_auto, write_config, ContainerConfig,
+    NewConfig, RootfsSource,
 };
 pub use control::{init_pid, start, state, stop, wait_state, State};
 pub use rootfs::{build_busybox_rootfs, extract_tarball, find_busybox};

@@ -42,6 +42,28 @@ fn round_up(bytes: u64, extent: u64) -> u64 {
     bytes.div_ceil(extent) * extent
 }
 
+/// Why a device the file names as a PV of `vg` cannot be one (for a
+/// device that is missing, in use, or another VG's).
+fn pv_refusal(vg: &Vg, dev: &super::file::Device, seen: &PvSeen) -> StackError {
+    let (path, line) = (dev.path.display(), dev.line);
+    refuse(match seen {
+        PvSeen::Missing => format!(
+            "VG {}: PV {path} (line {line}) does not exist: bring the device up (an md RAID \
+             assembled, the layer under it up) or fix the path",
+            vg.name
+        ),
+        PvSeen::InUse(why) => format!("VG {}: cannot take {path} (line {line}): {why}", vg.name),
+        PvSeen::Member(other) => format!(
+            "VG {}: {path} (line {line}) is a PV of VG {other}: name another device, or take it \
+             out of {other} first",
+            vg.name
+        ),
+        PvSeen::Blank | PvSeen::Orphan => {
+            unreachable!("blank and orphan PVs are taken, not refused")
+        }
+    })
+}
+
 /// A VG that does not exist yet, made whole.
 pub fn fresh_vg(vg: &Vg, pvs: &[PvSeen]) -> Result<NodePlan> {
     let mut plan = NodePlan::default();
@@ -51,30 +73,7 @@ pub fn fresh_vg(vg: &Vg, pvs: &[PvSeen]) -> Result<NodePlan> {
                 device: dev.path.clone(),
             }),
             PvSeen::Orphan => {}
-            PvSeen::Missing => {
-                return Err(refuse(format!(
-                    "VG {}: PV {} does not exist (line {}): fix the path or bring the device up",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
-            PvSeen::InUse(why) => {
-                return Err(refuse(format!(
-                    "VG {}: cannot take {} (line {}): {why}",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
-            PvSeen::Member(other) => {
-                return Err(refuse(format!(
-                    "VG {}: {} (line {}) is a PV of VG {other}: name another device, or remove it from {other} first",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
+            other => return Err(pv_refusal(vg, dev, other)),
         }
     }
     plan.steps.push(Step::VgCreate {
@@ -155,32 +154,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
                 joining.push(dev.path.clone());
             }
             PvSeen::Orphan => joining.push(dev.path.clone()),
-            PvSeen::Missing => {
-                return Err(refuse(format!(
-                    "VG {}: PV {} (line {}) does not exist: bring the device up (an md RAID \
-                     assembled, the layer under it up) or fix the path",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
-            PvSeen::InUse(why) => {
-                return Err(refuse(format!(
-                    "VG {}: cannot add {} (line {}): {why}",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
-            PvSeen::Member(other) => {
-                return Err(refuse(format!(
-                    "VG {}: {} (line {}) is a PV of VG {other}: name another device, or take it \
-                     out of {other} first",
-                    vg.name,
-                    dev.path.display(),
-                    dev.line
-                )))
-            }
+            other => return Err(pv_refusal(vg, dev, other)),
         }
     }
     if !joining.is_empty() {

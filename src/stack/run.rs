@@ -93,7 +93,43 @@ fn makes(step: &Step) -> bool {
     )
 }
 
-impl Runner<'_, '_> {
+impl<'a, 'b> Runner<'a, 'b> {
+    /// A runner; with a journal `journal` (taking the lock) unless only
+    /// planning. Returns what an interrupted run of that journal left.
+    fn new(
+        stack: &'a Stack,
+        env: Env,
+        mode: Mode,
+        allow: Allow,
+        on_step: OnStep<'b>,
+        journal: Option<&str>,
+    ) -> Result<(Runner<'a, 'b>, Option<Interrupted>)> {
+        let (journal, earlier) = match journal {
+            Some(name) => {
+                let command = std::env::args().collect::<Vec<_>>().join(" ");
+                let (j, earlier) = Journal::start_named(
+                    &journal::state_dir(),
+                    name,
+                    &stack.path.display().to_string(),
+                    &command,
+                )?;
+                (Some(j), earlier)
+            }
+            None => (None, None),
+        };
+        let runner = Runner {
+            ctx: Ctx::new(stack, env),
+            mode,
+            allow,
+            ctl: Control::open()?,
+            journal,
+            report: Report::default(),
+            avail: BTreeMap::new(),
+            on_step,
+        };
+        Ok((runner, earlier))
+    }
+
     fn execute(&mut self, steps: Vec<Step>) -> Result<()> {
         for step in steps {
             let n = self.report.steps.len() + 1;
@@ -393,82 +429,51 @@ pub fn converge(
         // when apply reaches them).
         converge(stack, env.clone(), Mode::Plan, allow, &mut |_, _, _| {})?;
     }
-    let mut runner = Runner {
-        ctx: Ctx::new(stack, env),
-        mode,
-        allow,
-        ctl: Control::open()?,
-        journal: None,
-        report: Report::default(),
-        avail: BTreeMap::new(),
-        on_step,
+    // up keeps a journal of its own: an interrupted apply is apply's to finish.
+    let journal_name = match mode {
+        Mode::Plan => None,
+        Mode::Apply => Some("apply"),
+        Mode::Up => Some("up"),
     };
-    let mut resume = Interrupted::default();
-    if mode == Mode::Up {
-        // What an interrupted apply was making, so up can say so.
-        let path = journal::state_dir().join("apply.journal");
-        if path.exists() {
-            if let Some(e) = journal::interrupted(&journal::read(&path)?) {
-                resume = e;
-            }
-        }
-    }
-    if mode != Mode::Plan {
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
-        // up keeps a journal of its own: an interrupted apply is apply's to finish.
-        let name = if mode == Mode::Up { "up" } else { "apply" };
-        let (j, earlier) = Journal::start_named(
-            &journal::state_dir(),
-            name,
-            &stack.path.display().to_string(),
-            &command,
-        )?;
-        runner.journal = Some(j);
-        if let Some(e) = earlier.as_ref().filter(|_| mode == Mode::Apply) {
-            resume = e.clone();
-        }
-        runner.report.resumed = earlier;
-    } else {
-        let path = journal::state_dir().join("apply.journal");
-        if path.exists() {
-            if let Some(e) = journal::interrupted(&journal::read(&path)?) {
-                resume = e.clone();
-                runner.report.resumed = Some(e);
-            }
-        }
-    }
+    let (mut runner, earlier) = Runner::new(stack, env, mode, allow, on_step, journal_name)?;
+    // What an interrupted apply was making: apply makes it again, plan
+    // shows that, up says it left it down.
+    let apply_left = match mode {
+        Mode::Apply => earlier.clone(),
+        Mode::Plan | Mode::Up => interrupted_apply()?,
+    };
+    let resume = apply_left.clone().unwrap_or_default();
+    runner.report.resumed = match mode {
+        Mode::Plan => apply_left,
+        Mode::Apply | Mode::Up => earlier,
+    };
     for node in stack.order.clone() {
         runner.node(node)?;
     }
     runner.containers(&resume)?;
-    let report = std::mem::take(&mut runner.report);
-    if let Some(j) = runner.journal.take() {
-        j.finish()?;
+    finish(runner)
+}
+
+/// What an interrupted apply left, from its journal.
+fn interrupted_apply() -> Result<Option<Interrupted>> {
+    let path = journal::state_dir().join("apply.journal");
+    if !path.exists() {
+        return Ok(None);
     }
-    Ok(report)
+    Ok(journal::interrupted(&journal::read(&path)?))
 }
 
 /// `cairn down`: containers stopped, then every layer taken down in the
 /// reverse of bring-up order. What is down already is skipped.
 pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
-    let mut runner = Runner {
-        ctx: Ctx::new(stack, env),
-        mode: Mode::Apply,
-        allow: Allow::default(),
-        ctl: Control::open()?,
-        journal: None,
-        report: Report::default(),
-        avail: BTreeMap::new(),
+    let (mut runner, _) = Runner::new(
+        stack,
+        env,
+        Mode::Apply,
+        Allow::default(),
         on_step,
-    };
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, _) = Journal::start_named(
-        &journal::state_dir(),
-        "down",
-        &stack.path.display().to_string(),
-        &command,
+        Some("down"),
     )?;
-    runner.journal = Some(j);
     let mut steps = Vec::new();
     for cfg in crate::lxc::list(&stack.lxc_path)? {
         if on_stack(stack, cfg.rootfs_device.as_deref())
@@ -531,11 +536,7 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
         };
         runner.execute(steps)?;
     }
-    let report = std::mem::take(&mut runner.report);
-    if let Some(j) = runner.journal.take() {
-        j.finish()?;
-    }
-    Ok(report)
+    finish(runner)
 }
 
 /// A runner for the container commands, and what an interrupted one left.
@@ -544,24 +545,14 @@ fn runner<'a, 'b>(
     env: Env,
     on_step: OnStep<'b>,
 ) -> Result<(Runner<'a, 'b>, Option<Interrupted>)> {
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (j, earlier) = Journal::start_named(
-        &journal::state_dir(),
-        "container",
-        &stack.path.display().to_string(),
-        &command,
-    )?;
-    let runner = Runner {
-        ctx: Ctx::new(stack, env),
-        mode: Mode::Apply,
-        allow: Allow::default(),
-        ctl: Control::open()?,
-        journal: Some(j),
-        report: Report::default(),
-        avail: BTreeMap::new(),
+    Runner::new(
+        stack,
+        env,
+        Mode::Apply,
+        Allow::default(),
         on_step,
-    };
-    Ok((runner, earlier))
+        Some("container"),
+    )
 }
 
 fn finish(mut r: Runner<'_, '_>) -> Result<Report> {
@@ -743,12 +734,6 @@ pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
 
 /// How much of a thin LV its pool has mapped, in percent (lvm2's Data%).
 pub fn thin_used(ctl: &Control, vg: &str, lv: &str) -> Option<f64> {
-    let lines = ctl.status(&dm_name(vg, lv, None)).ok()?;
-    let (_, len, target, params) = lines.first()?;
-    match crate::dm::status::parse(target, params).ok()? {
-        crate::dm::status::TargetStatus::Thin(t) if *len > 0 => {
-            Some(t.mapped_sectors as f64 * 100.0 / *len as f64)
-        }
-        _ => None,
-    }
+    let (mapped, len) = observe::thin_mapped(ctl, vg, lv)?;
+    (len > 0).then(|| mapped as f64 * 100.0 / len as f64)
 }

@@ -478,7 +478,7 @@ impl<'a> Ctx<'a> {
                 };
                 volume::deactivate(&self.env_for(vg), &self.dev, &sel, Run::Apply)?;
             }
-            Step::DrbdConfig { path, text, .. } => write_atomically(path, text)?,
+            Step::DrbdConfig { path, text, .. } => write_resource_file(path, text)?,
             Step::DrbdCreateMd { resource, .. } => {
                 let t = self.drbd_target(resource)?;
                 let drbd = self.drbd()?;
@@ -550,7 +550,7 @@ impl<'a> Ctx<'a> {
             Step::LxcAutostart {
                 container,
                 autostart,
-            } => set_autostart(&self.stack.lxc_path, container, *autostart)?,
+            } => crate::lxc::set_start_auto(&self.stack.lxc_path, container, *autostart)?,
             Step::ContainerStart { container } => {
                 crate::lxc::start(&self.stack.lxc_path, container)?;
             }
@@ -604,42 +604,18 @@ fn populate(root: &Path, rootfs: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sets `lxc.start.auto` in a container's config, keeping every other line.
-fn set_autostart(lxc_path: &Path, name: &str, on: bool) -> Result<()> {
-    let path = lxc_path.join(name).join("config");
-    let text =
-        std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
-    let mut out: Vec<String> = text
-        .lines()
-        .filter(|l| {
-            l.split_once('=')
-                .is_none_or(|(k, _)| k.trim() != "lxc.start.auto")
-        })
-        .map(str::to_owned)
-        .collect();
-    if on {
-        out.push("lxc.start.auto = 1".into());
-    }
-    write_atomically(&path, &(out.join("\n") + "\n"))
-}
-
-/// Writes `text` to `path` so that a crash leaves the old file or the new.
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
+/// Writes a drbd-utils resource file so that a crash leaves the old file
+/// or the new.
+fn write_resource_file(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    let tmp = path.with_extension("cairn-new");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .map_err(io(format!("cannot rename {} into place", tmp.display())))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let tmp = format!(
+        ".{}.cairn-new",
+        path.file_name()
+            .map_or("res".into(), |n| n.to_string_lossy())
+    );
+    crate::fs::replace_file(path, text.as_bytes(), 0o644, &tmp)
+        .map_err(io(format!("cannot write {}", path.display())))
 }
 
 /// A thin pool's data size for `percent` of the VG's free space, leaving
