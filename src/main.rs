@@ -438,6 +438,10 @@ enum VgCommand {
         name: String,
         #[arg(required = true)]
         devices: Vec<PathBuf>,
+        /// Take back PVs of the VG that lvm2 flagged MISSING (the VG was written while they
+        /// were away) and that are back (as vgextend --restoremissing)
+        #[arg(long)]
+        restoremissing: bool,
     },
     /// Add or remove tags (as vgchange --addtag/--deltag)
     Change {
@@ -541,6 +545,9 @@ impl std::error::Error for NeedsYes {}
 fn env(cli: &Cli) -> Env {
     Env {
         devices: cli.scan_devices.clone(),
+        scan_lvs: cairn::lvm::config::LvmConfig::scan_lvs(std::path::Path::new(
+            volume::LVM_CONF_DIR,
+        )),
         archive: cairn::meta::archive::Archive {
             keep: cli.archive_keep,
             ..Default::default()
@@ -740,7 +747,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             return cli_stack::container(file, env(cli), command, cli.json)
         }
         Command::Pvs { vg } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
+            let scan = env(cli).scan(&[])?;
             let rows = query::pvs(&scan, vg)?;
             let cols = [
                 ("pv_name", "PV"),
@@ -753,7 +760,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             warn_problems(&scan);
         }
         Command::Vgs { vgs } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
+            let scan = env(cli).scan(&[])?;
             let rows = query::vgs(&scan, vgs)?;
             let cols = [
                 ("vg_name", "VG"),
@@ -768,7 +775,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             warn_problems(&scan);
         }
         Command::Lvs { all, vgs } => {
-            let scan = cairn::meta::scan::Scan::devices(&cli.scan_devices)?;
+            let scan = env(cli).scan(&[])?;
             // Without device-mapper every LV reports inactive.
             let control = cairn::dm::Control::open().ok();
             let rows = query::lvs(&scan, vgs, *all, control.as_ref())?;
@@ -821,8 +828,16 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ops::vg_create(&env(cli), name, devices, size)?;
                 println!("Volume group \"{name}\" successfully created");
             }
-            VgCommand::Extend { name, devices } => {
-                ops::vg_extend(&env(cli), name, devices)?;
+            VgCommand::Extend {
+                name,
+                devices,
+                restoremissing,
+            } => {
+                if *restoremissing {
+                    ops::vg_restore_missing(&env(cli), name, devices)?;
+                } else {
+                    ops::vg_extend(&env(cli), name, devices)?;
+                }
                 println!("Volume group \"{name}\" successfully extended");
             }
             VgCommand::Change { name, add, del } => {
@@ -864,7 +879,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 if !yes {
                     return Err(NeedsYes(format!("vg remove destroys volume group {name}")).into());
                 }
-                ops::vg_remove(&env(cli), name, *force)?;
+                volume::remove_vg(&env(cli), &Dev::default(), name, *force)?;
                 println!("Volume group \"{name}\" successfully removed");
             }
         },

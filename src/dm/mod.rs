@@ -356,6 +356,13 @@ impl Control {
     /// The live table, as the kernel prints it.
     pub fn table(&self, name: &str) -> Result<Vec<table::TableLine>> {
         let raw = self.table_or_status(name, true)?;
+        Self::parse_lines(name, raw)
+    }
+
+    fn parse_lines(
+        name: &str,
+        raw: Vec<(u64, u64, String, String)>,
+    ) -> Result<Vec<table::TableLine>> {
         raw.into_iter()
             .map(|(start, length, kind, params)| {
                 Ok(table::TableLine {
@@ -368,6 +375,19 @@ impl Control {
                 })
             })
             .collect()
+    }
+
+    /// The table in the inactive slot (empty when none is loaded).
+    pub fn inactive_table(&self, name: &str) -> Result<Vec<table::TableLine>> {
+        use devicemapper::{DmFlags, DmOptions};
+        let options =
+            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE | DmFlags::DM_QUERY_INACTIVE_TABLE);
+        let raw = self
+            .dm
+            .table_status(&devicemapper::DevId::Name(dm_name(name)?), options)
+            .map(|(_, lines)| lines)
+            .map_err(|source| device_error("inactive table", name, source))?;
+        Self::parse_lines(name, raw)
     }
 
     /// The status lines of the live table: (start, length, target type, status).

@@ -55,6 +55,9 @@ impl PlannedDevice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub devices: Vec<PlannedDevice>,
+    /// LVs of a whole-VG plan left out because a PV they need is missing
+    /// (partial LVs): the others are planned.
+    pub partial: Vec<PlanError>,
 }
 
 impl Plan {
@@ -74,8 +77,9 @@ pub enum PlanError {
     #[error("VG {vg} has no LV named {lv}")]
     NoSuchLv { vg: String, lv: String },
     #[error(
-        "LV {vg}/{lv} needs PV {pv_uuid}, which was not found on any device: connect it, \
-         or point --devices at it"
+        "LV {vg}/{lv} needs PV {pv_uuid}, which is missing (not found on any device, or flagged \
+         MISSING by lvm2: the VG was written while it was away): connect it, or point --devices \
+         at it; once it is back, `cairn vg extend --restoremissing {vg} DEVICE`"
     )]
     MissingPv {
         vg: String,
@@ -139,16 +143,28 @@ impl<'a> Planner<'a> {
             if !self.vg.lv_is_visible(lv) || (!ignore_skip && activation_skip(lv)) {
                 continue;
             }
-            // An unused cache pool has no device (lvm2 skips it too).
-            if matches!(
-                lv.segments.first().map(|s| &s.kind),
-                Some(SegmentKind::CachePool { .. })
-            ) {
-                continue;
+            // An LV on a missing PV is refused, the others still come up
+            // (lvm2: "Refusing activation of partial LV").
+            let mut own = Plan::default();
+            match self.add_visible(&mut own, lv) {
+                Ok(()) => own.devices.into_iter().for_each(|d| plan.push(d)),
+                Err(e @ PlanError::MissingPv { .. }) => plan.partial.push(e),
+                Err(e) => return Err(e),
             }
-            self.add_lv(&mut plan, lv)?;
         }
         Ok(plan)
+    }
+
+    /// A visible LV of [`Planner::vg`], unless it has no device of its own.
+    fn add_visible(&self, plan: &mut Plan, lv: &'a LogicalVolume) -> Result<()> {
+        // An unused cache pool has no device (lvm2 skips it too).
+        if matches!(
+            lv.segments.first().map(|s| &s.kind),
+            Some(SegmentKind::CachePool { .. })
+        ) {
+            return Ok(());
+        }
+        self.add_lv(plan, lv)
     }
 
     /// What activating one visible LV takes (with everything under it).
@@ -241,7 +257,7 @@ impl<'a> Planner<'a> {
                     lv: lv.name.clone(),
                     name: self.dm_name(&lv.name, None),
                     uuid: self.dm_uuid(lv, None),
-                    read_only: false,
+                    read_only: self.read_only(lv, None),
                     table,
                     link: self.link(lv),
                 });
@@ -264,6 +280,21 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Whether the device of `lv` (or of its `layer`) is loaded read-only,
+    /// as lvm2 decides it: an LV or VG without the WRITE permission
+    /// (`lvchange -p r`, `lvcreate -s -p r`) is read-only, except a
+    /// snapshot's COW store (the origin's writes still land there); a thin
+    /// pool's own `-pool` device is always read-only (nothing may write to
+    /// the pool but through its thin LVs).
+    fn read_only(&self, lv: &LogicalVolume, layer: Option<&str>) -> bool {
+        use crate::meta::model::{LvStatus, VgStatus};
+        match layer {
+            Some("cow") => false,
+            Some("pool") => true,
+            _ => !self.vg.status.contains(VgStatus::WRITE) || !lv.status.contains(LvStatus::WRITE),
+        }
+    }
+
     /// A hidden LV used whole as a layer (`_tdata`, `_cmeta`, `_corig`, ...):
     /// linear or striped over PVs, named after the LV, uuid with `suffix`.
     fn add_sub_lv(&self, plan: &mut Plan, name: &str, suffix: &str) -> Result<String> {
@@ -274,7 +305,7 @@ impl<'a> Planner<'a> {
             lv: name.to_owned(),
             name: dm_name.clone(),
             uuid: self.dm_uuid(lv, Some(suffix)),
-            read_only: false,
+            read_only: self.read_only(lv, Some(suffix)),
             table,
             link: None,
         });
@@ -340,7 +371,7 @@ impl<'a> Planner<'a> {
                 lv: pool.name.clone(),
                 name: name.clone(),
                 uuid: self.dm_uuid(pool, Some("tpool")),
-                read_only: false,
+                read_only: self.read_only(pool, Some("tpool")),
                 table: line,
                 link: self.link(pool),
             });
@@ -351,7 +382,7 @@ impl<'a> Planner<'a> {
             lv: pool.name.clone(),
             name: tpool.clone(),
             uuid: self.dm_uuid(pool, Some("tpool")),
-            read_only: false,
+            read_only: self.read_only(pool, Some("tpool")),
             table: line,
             link: None,
         });
@@ -360,7 +391,7 @@ impl<'a> Planner<'a> {
                 lv: pool.name.clone(),
                 name: self.dm_name(&pool.name, None),
                 uuid: self.dm_uuid(pool, Some("pool")),
-                read_only: true,
+                read_only: self.read_only(pool, Some("pool")),
                 table: one_line(
                     length,
                     Target::Linear {
@@ -397,7 +428,7 @@ impl<'a> Planner<'a> {
             lv: lv.name.clone(),
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
-            read_only: false,
+            read_only: self.read_only(lv, None),
             table: one_line(
                 self.sectors(lv),
                 Target::Thin {
@@ -487,7 +518,7 @@ impl<'a> Planner<'a> {
             lv: lv.name.clone(),
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
-            read_only: false,
+            read_only: self.read_only(lv, None),
             table: one_line(
                 self.sectors(lv),
                 Target::Cache {
@@ -526,7 +557,7 @@ impl<'a> Planner<'a> {
             lv: lv.name.clone(),
             name: real.clone(),
             uuid: self.dm_uuid(lv, Some("real")),
-            read_only: false,
+            read_only: self.read_only(lv, Some("real")),
             table: self.striped_table(lv)?,
             link: None,
         });
@@ -560,7 +591,7 @@ impl<'a> Planner<'a> {
             lv: lv.name.clone(),
             name: self.dm_name(&lv.name, None),
             uuid: self.dm_uuid(lv, None),
-            read_only: false,
+            read_only: self.read_only(lv, None),
             table: one_line(self.sectors(lv), target),
             link: self.link(lv),
         });
@@ -571,7 +602,7 @@ impl<'a> Planner<'a> {
                 lv: cow_lv.name.clone(),
                 name: self.dm_name(&cow_lv.name, None),
                 uuid: self.dm_uuid(cow_lv, None),
-                read_only: false,
+                read_only: self.read_only(cow_lv, None),
                 table: one_line(self.sectors(lv), Target::Error),
                 link: None,
             });
@@ -598,7 +629,7 @@ impl<'a> Planner<'a> {
             lv: cow.name.clone(),
             name: name.clone(),
             uuid: self.dm_uuid(cow, Some("cow")),
-            read_only: false,
+            read_only: self.read_only(cow, Some("cow")),
             table: self.striped_table(cow)?,
             link: None,
         });
@@ -633,7 +664,7 @@ impl<'a> Planner<'a> {
             lv: cow_lv.name.clone(),
             name: self.dm_name(&cow_lv.name, None),
             uuid: self.dm_uuid(cow_lv, None),
-            read_only: false,
+            read_only: self.read_only(cow_lv, None),
             table: one_line(
                 self.sectors(origin_lv),
                 Target::Snapshot {
@@ -673,10 +704,12 @@ impl<'a> Planner<'a> {
                     let Area::Pv { pv, pe } = area else {
                         return Err(self.unsupported(lv, "a segment stacked on another LV"));
                     };
+                    let marked = self.vg.pvs.get(*pv).is_some_and(|p| p.is_marked_missing());
                     let path = self
                         .pv_devices
                         .get(*pv)
                         .and_then(|p| p.as_ref())
+                        .filter(|_| !marked)
                         .ok_or_else(|| PlanError::MissingPv {
                             vg: self.vg.name.clone(),
                             lv: lv.name.clone(),

@@ -74,6 +74,31 @@ impl LvmConfig {
         }
     }
 
+    /// lvm.conf's `devices/scan_lvs` (lvm.conf, then lvmlocal.conf, which
+    /// wins; 0 when neither sets it, lvm2 2.03's default): whether a scan of
+    /// the whole host reads LVs for PV labels. Read by a line scan rather
+    /// than a parse of the ~100 KiB lvm.conf, since every command that scans
+    /// needs it: the key exists only in the devices section, and a line
+    /// `scan_lvs = N` outside a comment is it. Unreadable files count as unset.
+    pub fn scan_lvs(dir: &Path) -> bool {
+        let mut setting = false;
+        for file in ["lvm.conf", "lvmlocal.conf"] {
+            let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
+                continue;
+            };
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if let Some(value) = line
+                    .strip_prefix("scan_lvs")
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+                {
+                    setting = value.trim().parse::<i64>().is_ok_and(|n| n != 0);
+                }
+            }
+        }
+        setting
+    }
+
     /// The thin-pool target's low-water mark, in pool blocks, as lvm2
     /// computes it (thin.c): none at a threshold of 100 % or more; below,
     /// the share of blocks above the threshold (at least 50 %).
@@ -127,6 +152,15 @@ mod tests {
         };
         assert_eq!(thirty.low_water_mark(1048576, 128), 4096, "clamped to 50");
         assert_eq!(LvmConfig::default().low_water_mark(1048576, 128), 0);
+        assert!(!LvmConfig::scan_lvs(&dir), "unset means 0");
+        std::fs::write(
+            dir.join("lvm.conf"),
+            "devices {\n\t# scan_lvs = 1\n\tscan_lvs = 1  # ours\n}\n",
+        )
+        .unwrap();
+        assert!(LvmConfig::scan_lvs(&dir));
+        std::fs::write(dir.join("lvmlocal.conf"), "devices {\n scan_lvs=0\n}\n").unwrap();
+        assert!(!LvmConfig::scan_lvs(&dir), "lvmlocal.conf wins");
         std::fs::write(dir.join("lvmlocal.conf"), "activation {").unwrap();
         let e = LvmConfig::load(&dir).unwrap_err();
         assert!(e.to_string().contains("lvmlocal.conf"), "{e}");

@@ -39,6 +39,11 @@ pub enum Step {
     Resume {
         name: String,
     },
+    /// Drops the table in the inactive slot (one a stopped command loaded),
+    /// so that the next resume keeps the live one.
+    Clear {
+        name: String,
+    },
     Remove {
         name: String,
     },
@@ -91,6 +96,7 @@ impl fmt::Display for Step {
                 }
             ),
             Step::Resume { name } => write!(f, "dm resume {name}"),
+            Step::Clear { name } => write!(f, "dm clear {name}"),
             Step::Remove { name } => write!(f, "dm remove {name}"),
             Step::Message { name, message } => write!(f, "dm message {name} 0 {message}"),
             Step::Node { name } => write!(f, "mknod {}", mapper_path(name)),
@@ -203,7 +209,24 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
                 check_ours(d, &info)?;
                 let live = ctl.table(&d.name)?;
                 let planned = resolve_table(ctl, &d.table)?;
-                if !same_table(&live, &planned) {
+                if same_table(&live, &planned) {
+                    steps.extend(resume_left_suspended(d, &info));
+                } else if info.inactive_table
+                    && same_table(&ctl.inactive_table(&d.name)?, &planned)
+                {
+                    // A reload stopped between its load and its resume: the
+                    // metadata has the new table, the inactive slot holds
+                    // it. The swap finishes it.
+                    if !info.suspended {
+                        steps.push(Step::Suspend {
+                            name: d.name.clone(),
+                            how: Suspend::NoFlush,
+                        });
+                    }
+                    steps.push(Step::Resume {
+                        name: d.name.clone(),
+                    });
+                } else {
                     return Err(EngineError::Differs {
                         name: d.name.clone(),
                         live: join(&live),
@@ -227,6 +250,25 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
         }
     }
     Ok(steps)
+}
+
+/// A device with the planned table that a stopped command left suspended
+/// (every I/O to it, and to what stands on it, waits): resumed, keeping its
+/// live table (a table that command loaded into the inactive slot is
+/// dropped first, or the resume would make it live).
+fn resume_left_suspended(d: &PlannedDevice, info: &dm::Info) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if info.suspended {
+        if info.inactive_table {
+            steps.push(Step::Clear {
+                name: d.name.clone(),
+            });
+        }
+        steps.push(Step::Resume {
+            name: d.name.clone(),
+        });
+    }
+    steps
 }
 
 /// The steps that give active devices the tables of `plan` (an LV that
@@ -545,6 +587,16 @@ fn activation_waves(steps: &[Step]) -> Option<Vec<Vec<Unit<'_>>>> {
         | Step::Link { name, .. } => Some(Some(name.as_str())),
         _ => None,
     })?;
+    // An existing device resumed (one left suspended) goes in order,
+    // bottom-up: a resume may do I/O to the devices below it (a thin pool's
+    // commit), which must not be suspended still.
+    let resumes_existing = |u: &Unit| {
+        u.steps.iter().any(|s| matches!(s, Step::Resume { .. }))
+            && !u.steps.iter().any(|s| matches!(s, Step::Create { .. }))
+    };
+    if units.iter().any(resumes_existing) {
+        return None;
+    }
     let needs: Vec<Vec<String>> = units
         .iter()
         .map(|u| {
@@ -859,6 +911,7 @@ fn run_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
         Step::Resume { name } => {
             ctl.resume(name)?;
         }
+        Step::Clear { name } => ctl.clear(name)?,
         Step::Remove { name } => ctl.remove(name)?,
         Step::Message { name, message } => {
             ctl.message(name, message)?;
@@ -921,6 +974,7 @@ fn undo_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
         // device of this call is removed by its Create's undo; removals run
         // last in a deactivation, after the check that nothing is open.
         Step::Resume { .. }
+        | Step::Clear { .. }
         | Step::Remove { .. }
         | Step::Message { .. }
         | Step::RemoveNode { .. }

@@ -30,6 +30,15 @@ pub fn lv_path(vg: &str, lv: &str) -> String {
     format!("/dev/{vg}/{lv}")
 }
 
+/// The VG and LV of a `/dev/VG/LV` path (the inverse of [`lv_path`]).
+pub fn split_lv_path(path: &std::path::Path) -> Option<(String, String)> {
+    let rest = path.strip_prefix("/dev").ok()?;
+    let mut parts = rest.components();
+    let vg = parts.next()?.as_os_str().to_str()?.to_owned();
+    let lv = parts.next()?.as_os_str().to_str()?.to_owned();
+    parts.next().is_none().then_some((vg, lv))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -209,10 +209,12 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
 fn snapshot_steps(devices: &[PlannedDevice], origin: &str, reload_origin: bool) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut origin_table: Vec<TableLine> = Vec::new();
+    let mut origin_read_only = false;
     let mut snaps = Vec::new();
     for d in devices {
         if d.name == origin {
             origin_table = d.table.clone();
+            origin_read_only = d.read_only;
         } else if d.name.ends_with("-real") || d.name.ends_with("-cow") {
             steps.extend(engine::bring_up(d));
             steps.push(Step::Node {
@@ -233,7 +235,7 @@ fn snapshot_steps(devices: &[PlannedDevice], origin: &str, reload_origin: bool) 
         steps.push(Step::Load {
             name: origin.to_owned(),
             table: origin_table,
-            read_only: false,
+            read_only: origin_read_only,
         });
     }
     steps.push(Step::Suspend {
@@ -345,7 +347,7 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
         reload.push(Step::Load {
             name: origin_dm.clone(),
             table: own.table.clone(),
-            read_only: false,
+            read_only: own.read_only,
         });
         reload.push(Step::Suspend {
             name: origin_dm.clone(),

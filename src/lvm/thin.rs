@@ -451,6 +451,7 @@ fn transact(
         // Only the LV's own device: the pool stays up for the message.
         let own = super::activate::Plan {
             devices: plan.devices.into_iter().filter(|d| d.lv == *lv).collect(),
+            partial: vec![],
         };
         deactivation = engine::deactivation_steps(&ctl, &own, std::slice::from_ref(lv))?;
     }

@@ -29,6 +29,15 @@ pub enum VolumeError {
     Config(#[from] super::config::ConfigError),
     #[error("volume group {vg} {why}")]
     Refused { vg: String, why: String },
+    #[error(
+        "volume group {vg}: {done}; refused for partial LV(s) (a PV they need is missing):\n  {}",
+        partial.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    )]
+    Partial {
+        vg: String,
+        done: &'static str,
+        partial: Vec<PlanError>,
+    },
 }
 
 impl From<crate::meta::scan::ScanError> for VolumeError {
@@ -142,14 +151,11 @@ fn pools_with_queued_messages(vg: &crate::meta::model::VolumeGroup, plan: &Plan)
         .collect()
 }
 
-/// The plan for a selection, read under a shared VG lock.
-fn plan(env: &Env, sel: &Selection, deactivating: bool) -> Result<Plan> {
-    plan_and_queued(env, sel, deactivating).map(|(p, _)| p)
-}
-
-/// [`plan`], and the pools of it with queued messages.
+/// The plan for a selection, and the pools of it with queued messages. The
+/// caller holds the VG lock, and keeps it until the kernel has the plan's
+/// tables: released in between, an lvremove and lvcreate by lvm2 could
+/// hand the plan's extents to another LV before the tables are loaded.
 fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Plan, Vec<String>)> {
-    let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
     let scan = env.scan(&[])?;
     let view = scan.vg(&sel.vg)?;
     check_activatable(&view)?;
@@ -204,10 +210,13 @@ pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
 
 /// Activates a VG or some of its LVs; returns the steps (done, or planned).
 pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
+    let mut lock = env.locks.vg(&sel.vg, Mode::Shared)?;
     let (mut plan, queued) = plan_and_queued(env, sel, false)?;
     if run == Run::Apply && !queued.is_empty() {
-        // An interrupted thin command is finished first, as lvm2 does on
-        // the pool's activation; then the plan is made again.
+        // An interrupted thin command is finished first (under its own
+        // exclusive lock), as lvm2 does on the pool's activation; then the
+        // plan is made again under the shared lock.
+        drop(lock);
         for pool in &queued {
             super::thin::complete_queued(env, dev, &sel.vg, pool).map_err(|e| {
                 VolumeError::Refused {
@@ -216,23 +225,84 @@ pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<S
                 }
             })?;
         }
-        plan = self::plan(env, sel, false)?;
+        lock = env.locks.vg(&sel.vg, Mode::Shared)?;
+        plan = plan_and_queued(env, sel, false)?.0;
     }
     let ctl = Control::open()?;
     let steps = engine::activation_steps(&ctl, dev, &plan)?;
     if run == Run::Apply {
         engine::run(&ctl, dev, &steps)?;
     }
+    drop(lock);
+    partial_refused(sel, "the other LVs are active", plan)?;
     Ok(steps)
+}
+
+/// The error for LVs a whole-VG plan left out (their PV is missing), once
+/// the others are done, as lvm2 reports them (exit status 5).
+fn partial_refused(sel: &Selection, done: &'static str, plan: Plan) -> Result<()> {
+    if plan.partial.is_empty() {
+        return Ok(());
+    }
+    Err(VolumeError::Partial {
+        vg: sel.vg.clone(),
+        done,
+        partial: plan.partial,
+    })
 }
 
 /// Deactivates a VG or some of its LVs (refused while one is in use).
 pub fn deactivate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
-    let plan = plan(env, sel, true)?;
+    let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
+    let plan = plan_and_queued(env, sel, true)?.0;
     let ctl = Control::open()?;
     let steps = engine::deactivation_steps(&ctl, &plan, &sel.lvs)?;
     if run == Run::Apply {
         engine::run(&ctl, dev, &steps)?;
     }
+    partial_refused(sel, "the other LVs are inactive", plan)?;
     Ok(steps)
+}
+
+/// `vgremove [-f] VG`. With `force`, the VG's LVs are deactivated first, as
+/// `vgremove -f` does, and the removal is refused, before anything changes,
+/// while one of them is open (mounted, held by DRBD or another VG, a
+/// process). Without it, a VG with LVs is refused. Under the VG's exclusive
+/// lock, the last check before the PVs are wiped is that the kernel maps no
+/// device of the VG any more.
+pub fn remove_vg(env: &Env, dev: &Dev, name: &str, force: bool) -> Result<()> {
+    if force {
+        let sel = Selection {
+            vg: name.to_owned(),
+            ..Default::default()
+        };
+        deactivate(env, dev, &sel, Run::Apply)?;
+    }
+    let ctl = Control::open()?;
+    crate::meta::ops::vg_remove_checked(env, name, force, |vg| {
+        let active = active_devices(&ctl, vg).map_err(|e| e.to_string())?;
+        if active.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "still has active devices ({}): deactivate them first (`cairn vg deactivate {name}`)",
+            active.join(", ")
+        ))
+    })?;
+    Ok(())
+}
+
+/// The dm devices the kernel has for LVs of `vg`, found by uuid (`LVM-`,
+/// the VG's id, then the LV's), whatever their names.
+pub fn active_devices(ctl: &Control, vg: &crate::meta::model::VolumeGroup) -> Result<Vec<String>> {
+    let prefix = format!("LVM-{}", vg.id.replace('-', ""));
+    let mut out = Vec::new();
+    for d in ctl.devices()? {
+        if let Some(info) = ctl.info(&d.name)? {
+            if info.uuid.starts_with(&prefix) {
+                out.push(d.name);
+            }
+        }
+    }
+    Ok(out)
 }

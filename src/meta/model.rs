@@ -172,6 +172,16 @@ pub struct PhysicalVolume {
     pub extra: Section,
 }
 
+impl PhysicalVolume {
+    /// lvm2 wrote the VG while this PV was away (`flags = ["MISSING"]`): its
+    /// copy of the data may be stale even once the device is back, so
+    /// nothing writes the VG or activates LVs on it until
+    /// `vgextend --restoremissing` clears the flag.
+    pub fn is_marked_missing(&self) -> bool {
+        self.flags.iter().any(|f| f == "MISSING")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogicalVolume {
     pub name: String,

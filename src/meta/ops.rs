@@ -46,6 +46,12 @@ pub enum OpError {
     TooSmall { path: PathBuf, size: u64, min: u64 },
     #[error("{path} belongs to volume group {vg}: remove it from the VG first")]
     InVg { path: PathBuf, vg: String },
+    #[error(
+        "{path} is marked as a PV of a volume group (PV_EXT_USED), but no VG found lists it: its \
+         VG's metadata is on other devices. Scan them too (name them on the command line), or, \
+         if that VG is gone for good, clear the PV with `pvremove -ff`"
+    )]
+    MarkedUsed { path: PathBuf },
     #[error("invalid name {name:?}: {why}")]
     BadName { name: String, why: &'static str },
     #[error("invalid LV name {name:?}: {why}; choose another name")]
@@ -59,7 +65,9 @@ pub enum OpError {
         names: String,
     },
     #[error(
-        "volume group {vg} is missing PV(s) {uuids}: cairn will not write it until they are back"
+        "volume group {vg} is missing PV(s) {uuids} (not found, or flagged MISSING because the VG \
+         was written while they were away): cairn will not write it until they are back and \
+         restored (`cairn vg extend --restoremissing {vg} DEVICE`)"
     )]
     MissingPvs { vg: String, uuids: String },
     #[error("volume group {vg} {why}: cairn will not change it")]
@@ -93,6 +101,10 @@ pub struct Env {
     pub run_dir: PathBuf,
     /// Devices to scan; all block devices when empty.
     pub devices: Vec<PathBuf>,
+    /// Whether a scan of all block devices reads LVs too (lvm.conf's
+    /// devices/scan_lvs; off by default, as in lvm2 2.03). Devices named
+    /// in `devices` are always read.
+    pub scan_lvs: bool,
     /// The command line, for the metadata's description line.
     pub command: String,
 }
@@ -104,6 +116,7 @@ impl Default for Env {
             archive: Archive::default(),
             run_dir: PathBuf::from(lock::DEFAULT_RUN_DIR),
             devices: Vec::new(),
+            scan_lvs: false,
             command: String::new(),
         }
     }
@@ -121,7 +134,7 @@ impl Env {
                 }
             }
         }
-        Ok(Scan::devices(&devices)?)
+        Ok(Scan::devices_or_host(&devices, self.scan_lvs)?)
     }
 
     pub fn write_context(&self) -> WriteContext {
@@ -350,11 +363,16 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
     let pv = scan::read_pv(path)?.ok_or_else(|| ScanError::NotAPv {
         path: path.to_owned(),
     })?;
-    if let Some(copy) = pv.newest_copy() {
-        return Err(OpError::InVg {
-            path: path.to_owned(),
-            vg: copy.vg_name.clone(),
-        });
+    // The whole scan: a PV without metadata of its own is known to be in a
+    // VG only from the metadata on that VG's other PVs.
+    let scan = env.scan(&[path.to_owned()])?;
+    let scanned = scan
+        .pvs
+        .iter()
+        .find(|p| p.label.pv_header.uuid == pv.label.pv_header.uuid)
+        .unwrap_or(&pv);
+    if let Some(refusal) = scan.owner(scanned).refusal(path) {
+        return Err(refusal);
     }
     let dev = Device::open(path, true)?;
     dev.write_at(pv.label.sector * 512, &[0u8; 512])?;
@@ -403,11 +421,8 @@ fn orphan_labels(scan: &Scan, paths: &[PathBuf]) -> Result<Vec<(PathBuf, Label)>
                 _ => ScanError::NotAPv { path: path.clone() }.into(),
             });
         };
-        if let Some(copy) = pv.newest_copy() {
-            return Err(OpError::InVg {
-                path: path.clone(),
-                vg: copy.vg_name.clone(),
-            });
+        if let Some(refusal) = scan.owner(pv).refusal(path) {
+            return Err(refusal);
         }
         out.push((pv.path.clone(), pv.label.clone()));
     }
@@ -640,11 +655,88 @@ pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
     Ok(md)
 }
 
+/// `vgextend --restoremissing VG DEV...`: PVs of the VG that lvm2 flagged
+/// MISSING (it wrote the VG while they were away) and that are back are
+/// taken in again: the flag goes, and the next commit brings their stale
+/// metadata copies up to date. Refused for devices that are not such a PV.
+pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
+    let lock = env.locks.vg(name, Mode::Exclusive)?;
+    let scan = env.scan(paths)?;
+    let view = scan.vg(name)?;
+    let mut metadata = view.metadata.clone();
+    metadata.vg.seqno += 1;
+    for path in paths {
+        let found = scan.pvs.iter().position(|p| same_device(&p.path, path));
+        let index = found.and_then(|i| view.devices.iter().position(|d| *d == Some(i)));
+        let Some(index) = index else {
+            return Err(OpError::Refused {
+                vg: name.to_owned(),
+                why: format!("has no PV on {}: nothing to restore", path.display()),
+            });
+        };
+        let pv = &mut metadata.vg.pvs[index];
+        if !pv.is_marked_missing() {
+            return Err(OpError::Refused {
+                vg: name.to_owned(),
+                why: format!("{} is not flagged MISSING: nothing to restore", path.display()),
+            });
+        }
+        pv.flags.retain(|f| f != "MISSING");
+    }
+    let change = Change {
+        view,
+        scan,
+        metadata,
+        archived: false,
+        _lock: lock,
+    };
+    // Not through check_writable: the flag this clears is what it refuses.
+    // Every other reason to leave the VG alone still holds.
+    if let Some(why) = foreign_reason(&change.view.metadata.vg) {
+        return Err(OpError::Refused {
+            vg: name.to_owned(),
+            why,
+        });
+    }
+    let still = change
+        .view
+        .devices
+        .iter()
+        .zip(&change.metadata.vg.pvs)
+        .filter(|(d, p)| d.is_none() || p.is_marked_missing())
+        .map(|(_, p)| p.id.clone())
+        .collect::<Vec<_>>();
+    if !still.is_empty() {
+        return Err(OpError::MissingPvs {
+            vg: name.to_owned(),
+            uuids: still.join(", "),
+        });
+    }
+    change.commit(env, &[])
+}
+
 /// `vgremove VG`: its PVs become orphans. Refuses while LVs exist unless `force`
 /// (the LVs must be inactive; the caller checks the kernel).
 pub fn vg_remove(env: &Env, name: &str, force: bool) -> Result<()> {
+    vg_remove_checked(env, name, force, |_| Ok(()))
+}
+
+/// [`vg_remove`], with `check` run under the VG's exclusive lock just
+/// before anything is written: the caller's last word on whether the VG may
+/// go (the kernel layer refuses there while one of its LVs is active, and
+/// no other command can activate one meanwhile).
+pub fn vg_remove_checked(
+    env: &Env,
+    name: &str,
+    force: bool,
+    check: impl FnOnce(&VolumeGroup) -> std::result::Result<(), String>,
+) -> Result<()> {
     let _global = env.locks.global(Mode::Exclusive)?;
     let change = begin_change(env, name, &[])?;
+    check(&change.metadata.vg).map_err(|why| OpError::Refused {
+        vg: name.to_owned(),
+        why,
+    })?;
     let vg = &change.metadata.vg;
     if !vg.lvs.is_empty() && !force {
         let names: Vec<&str> = vg

@@ -47,6 +47,12 @@ pub enum ScanError {
     NameClash { name: String, a: String, b: String },
     #[error("PV {uuid} is seen on {devices}, and cairn cannot tell which device is on top: name the right one explicitly")]
     Ambiguous { uuid: String, devices: String },
+    #[error(
+        "{path} was not read: device-mapper device {suspended} is suspended, and reading would \
+         wait until somebody resumes it (`cairn vg activate` or `cairn up` resumes the devices of \
+         their VGs; `dmsetup resume {suspended}` by hand)"
+    )]
+    Suspended { path: PathBuf, suspended: String },
 }
 
 pub type Result<T> = std::result::Result<T, ScanError>;
@@ -62,7 +68,8 @@ impl ScanError {
             | ScanError::Label { path, .. }
             | ScanError::Mda { path, .. }
             | ScanError::Text { path, .. }
-            | ScanError::NotAPv { path } => Some(path),
+            | ScanError::NotAPv { path }
+            | ScanError::Suspended { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -163,6 +170,18 @@ pub struct ScannedPv {
 }
 
 impl ScannedPv {
+    /// Whether the label says the PV belongs to a VG (`PV_EXT_USED`, set by
+    /// lvm2 >= 2.02.158 and by cairn). A PV with no metadata area, or whose
+    /// areas are ignored, carries no copy of its VG: this flag, or the VG's
+    /// metadata on its other PVs, are the only ways to know it is taken.
+    pub fn marked_used(&self) -> bool {
+        self.label
+            .pv_header
+            .extension
+            .as_ref()
+            .is_some_and(|e| e.flags & super::label::PV_EXT_USED != 0)
+    }
+
     /// The newest copy this PV carries.
     pub fn newest_copy(&self) -> Option<&Copy> {
         self.mdas
@@ -174,6 +193,7 @@ impl ScannedPv {
 
 /// Reads one device: Ok(None) when it carries no LVM2 label.
 pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
+    refuse_suspended(path)?;
     let dev = Device::open(path, false)?;
     if dev.size < LABEL_SCAN_BYTES as u64 {
         return Ok(None);
@@ -296,8 +316,11 @@ pub fn split_dm_name(name: &str) -> Option<(String, String)> {
 }
 
 /// Every block device worth looking at, as lvm2 would name it: /dev/mapper/<name>
-/// for device-mapper devices, /dev/<name> otherwise. Empty devices are skipped.
-pub fn block_devices() -> Vec<PathBuf> {
+/// for device-mapper devices, /dev/<name> otherwise. Empty devices are
+/// skipped, and LVs unless `scan_lvs` (lvm.conf's devices/scan_lvs): an LV
+/// holds whatever its user writes (a container, a VM), and a copy of a
+/// host PV's label written there must never be taken for the PV.
+pub fn block_devices(scan_lvs: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/sys/class/block") else {
         return out;
@@ -310,6 +333,11 @@ pub fn block_devices() -> Vec<PathBuf> {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         if size == 0 || name.starts_with("ram") || name.starts_with("zram") {
+            continue;
+        }
+        if !scan_lvs
+            && std::fs::read_to_string(sys.join("dm/uuid")).is_ok_and(|u| u.starts_with("LVM-"))
+        {
             continue;
         }
         let path = match std::fs::read_to_string(sys.join("dm/name")) {
@@ -337,13 +365,19 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Scans the given devices (all block devices when empty). A device
-    /// that cannot be read or carries damaged metadata is recorded in
-    /// `problems`, not fatal: its PV then counts as missing, and a VG with a
-    /// missing PV is read but never written.
+    /// Scans the given devices (the host's, LVs left out, when empty). A
+    /// device that cannot be read or carries damaged metadata is recorded
+    /// in `problems`, not fatal: its PV then counts as missing, and a VG
+    /// with a missing PV is read but never written.
     pub fn devices(paths: &[PathBuf]) -> Result<Scan> {
+        Self::devices_or_host(paths, false)
+    }
+
+    /// [`Scan::devices`]; when `paths` is empty, the host's block devices,
+    /// LVs included only with `scan_lvs`.
+    pub fn devices_or_host(paths: &[PathBuf], scan_lvs: bool) -> Result<Scan> {
         let paths = if paths.is_empty() {
-            block_devices()
+            block_devices(scan_lvs)
         } else {
             paths.to_vec()
         };
@@ -498,12 +532,70 @@ impl Scan {
         self.problems.iter().find(|e| e.path() == Some(path))
     }
 
-    /// Scanned PVs that belong to no VG (orphans).
+    /// Scanned PVs that no VG seen lists (orphans, and PVs marked used
+    /// whose VG is not in this scan: see [`Scan::owner`]).
     pub fn orphans(&self) -> Vec<&ScannedPv> {
         self.pvs
             .iter()
-            .filter(|p| p.newest_copy().is_none())
+            .filter(|p| !matches!(self.owner(p), PvOwner::Vg(_)))
             .collect()
+    }
+
+    /// Which VG `pv` belongs to. A PV's own copy names its VG; a PV without
+    /// a copy (`pvcreate --metadatacopies 0`, areas ignored with
+    /// `--metadataignore` or `vgchange --vgmetadatacopies`) belongs to the VG
+    /// whose metadata on other PVs lists its uuid; failing that, a label
+    /// marked used means a VG whose PVs were not scanned holds it.
+    pub fn owner(&self, pv: &ScannedPv) -> PvOwner {
+        if let Some(copy) = pv.newest_copy() {
+            return PvOwner::Vg(copy.vg_name.clone());
+        }
+        let uuid = pv.label.pv_header.uuid.as_str();
+        if let Ok(newest) = self.newest_copies() {
+            for (name, (_, copy)) in newest {
+                let listed = copy.metadata().is_ok_and(|m| {
+                    m.vg.pvs
+                        .iter()
+                        .any(|p| p.id.chars().filter(|c| *c != '-').eq(uuid.chars()))
+                });
+                if listed {
+                    return PvOwner::Vg(name);
+                }
+            }
+        }
+        if pv.marked_used() {
+            PvOwner::UnknownVg
+        } else {
+            PvOwner::Orphan
+        }
+    }
+}
+
+/// Who a scanned PV belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PvOwner {
+    /// A VG of this name lists it.
+    Vg(String),
+    /// Its label is marked used, but no VG of the scan lists it: its VG's
+    /// metadata is on devices not scanned (or lost). Never free to take.
+    UnknownVg,
+    /// Free: in no VG.
+    Orphan,
+}
+
+impl PvOwner {
+    /// The refusal to take the PV at `path`, or None when it is free.
+    pub fn refusal(&self, path: &Path) -> Option<crate::meta::ops::OpError> {
+        match self {
+            PvOwner::Orphan => None,
+            PvOwner::Vg(vg) => Some(crate::meta::ops::OpError::InVg {
+                path: path.to_owned(),
+                vg: vg.clone(),
+            }),
+            PvOwner::UnknownVg => Some(crate::meta::ops::OpError::MarkedUsed {
+                path: path.to_owned(),
+            }),
+        }
     }
 }
 
@@ -522,17 +614,70 @@ pub struct VgView {
 }
 
 impl VgView {
+    /// PVs of the VG that are not here: no device found, or flagged MISSING
+    /// by lvm2 (written while away, not yet restored).
     pub fn missing_pvs(&self) -> Vec<&str> {
         self.devices
             .iter()
             .zip(&self.metadata.vg.pvs)
-            .filter(|(d, _)| d.is_none())
+            .filter(|(d, p)| d.is_none() || p.is_marked_missing())
             .map(|(_, p)| p.id.as_str())
             .collect()
     }
 }
 
 // ---- topology ----------------------------------------------------------------
+
+/// Refuses to read a device whose I/O would wait on a suspended
+/// device-mapper device: the device itself or one it stands on (sysfs
+/// `slaves`, transitively). lvm2 skips suspended devices in its scan for the
+/// same reason; a command stopped between suspend and resume leaves them so.
+fn refuse_suspended(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // the open that follows says why
+    };
+    if !meta.file_type().is_block_device() {
+        return Ok(());
+    }
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    let devno = (nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32);
+    match suspended_under(devno) {
+        Some(suspended) => Err(ScanError::Suspended {
+            path: path.to_owned(),
+            suspended,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The name of a suspended dm device among `devno` and the devices under
+/// it, if there is one.
+pub fn suspended_under(devno: (u32, u32)) -> Option<String> {
+    let mut todo = vec![devno];
+    let mut seen = Vec::new();
+    while let Some((major, minor)) = todo.pop() {
+        if seen.contains(&(major, minor)) {
+            continue;
+        }
+        seen.push((major, minor));
+        let sys = format!("/sys/dev/block/{major}:{minor}");
+        if std::fs::read_to_string(format!("{sys}/dm/suspended")).is_ok_and(|s| s.trim() == "1") {
+            let name = std::fs::read_to_string(format!("{sys}/dm/name")).unwrap_or_default();
+            return Some(name.trim().to_owned());
+        }
+        for entry in std::fs::read_dir(format!("{sys}/slaves")).into_iter().flatten().flatten() {
+            let dev = std::fs::read_to_string(entry.path().join("dev")).unwrap_or_default();
+            if let Some((a, b)) = dev.trim().split_once(':') {
+                if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                    todo.push((a, b));
+                }
+            }
+        }
+    }
+    None
+}
 
 /// The devices holding `devno` open through the kernel (dm tables, md
 /// arrays), transitively, from sysfs.

@@ -28,6 +28,9 @@ pub enum PvSeen {
     Orphan,
     /// A PV of this VG.
     Member(String),
+    /// A PV in some VG (its label is marked used) that keeps no metadata of
+    /// its own: which VG, only the metadata on that VG's other PVs says.
+    MarkedUsed,
 }
 
 /// Why a device cannot be taken, if it cannot: held open exclusively by
@@ -72,6 +75,9 @@ pub fn pv(path: &Path) -> PvSeen {
     match read_pv(path) {
         Ok(Some(pv)) => match pv.newest_copy() {
             Some(c) if !c.vg_name.is_empty() => PvSeen::Member(c.vg_name.clone()),
+            // No copy of its own, but in a VG: which one only the metadata
+            // on the VG's other PVs says ([`vg_with_fresh`] looks).
+            _ if pv.marked_used() => PvSeen::MarkedUsed,
             _ => PvSeen::Orphan,
         },
         Ok(None) => match in_use(path) {
@@ -89,11 +95,23 @@ pub struct VgSeen {
     pub vg: Option<VolumeGroup>,
     /// dm names that exist (of any VG; looked up by [`VgSeen::active`]).
     pub dm_names: BTreeSet<String>,
+    /// dm names of suspended devices (of any VG): a command stopped between
+    /// a suspend and its resume left them so, and all I/O to them waits.
+    pub suspended: BTreeSet<String>,
 }
 
 impl VgSeen {
     pub fn active(&self, vg: &str, lv: &str, layer: Option<&str>) -> bool {
         self.dm_names.contains(&dm_name(vg, lv, layer))
+    }
+
+    /// The suspended devices of VG `vg` (its LVs and their layers).
+    pub fn suspended_in(&self, vg: &str) -> Vec<&str> {
+        self.suspended
+            .iter()
+            .filter(|n| crate::meta::scan::split_dm_name(n).is_some_and(|(v, _)| v == vg))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The dm device that carries thin pool `pool`'s thin-pool target: its
@@ -138,6 +156,17 @@ pub fn dm_names(ctl: &Control) -> Result<BTreeSet<String>> {
     Ok(ctl.devices()?.into_iter().map(|d| d.name).collect())
 }
 
+/// The dm devices that are suspended, by name.
+pub fn suspended_names(ctl: &Control) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for d in ctl.devices()? {
+        if ctl.info(&d.name)?.is_some_and(|i| i.suspended) {
+            out.insert(d.name);
+        }
+    }
+    Ok(out)
+}
+
 pub fn vg(v: &Vg, ctl: &Control) -> Result<VgSeen> {
     vg_with_fresh(v, ctl, &[])
 }
@@ -161,11 +190,27 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         .pvs
         .iter()
         .zip(&pvs)
-        .filter(|(_, s)| matches!(s, PvSeen::Member(_) | PvSeen::Orphan))
+        .filter(|(_, s)| matches!(s, PvSeen::Member(_) | PvSeen::Orphan | PvSeen::MarkedUsed))
         .map(|(p, _)| p.path.clone())
         .collect();
+    let mut pvs = pvs;
     let vg = if pvs.iter().any(|s| *s == PvSeen::Member(v.name.clone())) {
-        Some(Scan::devices(&present)?.vg(&v.name)?.metadata.vg)
+        let scan = Scan::devices(&present)?;
+        // A PV of this VG without metadata of its own is a member, not a
+        // device somebody else uses.
+        for (p, seen) in v.pvs.iter().zip(pvs.iter_mut()) {
+            if *seen == PvSeen::MarkedUsed {
+                let owner = scan
+                    .pvs
+                    .iter()
+                    .find(|s| same_file(&s.path, &p.path))
+                    .map(|s| scan.owner(s));
+                if owner == Some(crate::meta::scan::PvOwner::Vg(v.name.clone())) {
+                    *seen = PvSeen::Member(v.name.clone());
+                }
+            }
+        }
+        Some(scan.vg(&v.name)?.metadata.vg)
     } else {
         None
     };
@@ -173,7 +218,14 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         pvs,
         vg,
         dm_names: dm_names(ctl)?,
+        suspended: suspended_names(ctl)?,
     })
+}
+
+/// Whether two paths name one device (the scan names LVs as lvm2 does).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// A VG by name, from the devices `env` scans (for VGs outside the file).
@@ -188,6 +240,7 @@ pub fn vg_named(env: &crate::meta::ops::Env, name: &str, ctl: &Control) -> Resul
         pvs: vec![],
         vg,
         dm_names: dm_names(ctl)?,
+        suspended: suspended_names(ctl)?,
     })
 }
 

@@ -58,6 +58,12 @@ fn pv_refusal(vg: &Vg, dev: &super::file::Device, seen: &PvSeen) -> StackError {
              out of {other} first",
             vg.name
         ),
+        PvSeen::MarkedUsed => format!(
+            "VG {}: {path} (line {line}) is a PV of another volume group that keeps no metadata \
+             on it (its label is marked used): `pvs -o+vg_name` names that VG; name another \
+             device",
+            vg.name
+        ),
         PvSeen::Blank | PvSeen::Orphan => {
             unreachable!("blank and orphan PVs are taken, not refused")
         }
@@ -372,6 +378,32 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
         }
     }
     check_room(&stack.path, vg, md, &plan.steps)?;
+    let suspended = seen.suspended_in(&vg.name);
+    if !suspended.is_empty() {
+        // Activation resumes what a stopped command left suspended (the
+        // engine keeps the live tables): every LV the stack brings up goes
+        // through it again, active or not.
+        plan.notes.push(format!(
+            "VG {}: {} left suspended (a command stopped half-way): resumed",
+            vg.name,
+            suspended.join(", ")
+        ));
+        let mut all: Vec<String> = vg.lvs.iter().map(|lv| lv.name.clone()).collect();
+        for pool in &vg.thinpools {
+            all.push(pool.name.clone());
+            all.extend(
+                seen.thin_lvs(&pool.name)
+                    .into_iter()
+                    .filter(|(_, skip)| !skip)
+                    .map(|(n, _)| n),
+            );
+        }
+        for name in all {
+            if !activate.contains(&name) && seen.kind(&name).is_some() {
+                activate.push(name);
+            }
+        }
+    }
     if !activate.is_empty() {
         plan.steps.push(Step::Activate {
             vg: vg.name.clone(),
@@ -496,6 +528,7 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
         plan.steps.push(Step::Mkfs {
             container: c.name.clone(),
             device: device.clone(),
+            mkfs_cut,
         });
         plan.steps.push(Step::Populate {
             container: c.name.clone(),

@@ -116,6 +116,9 @@ pub enum Step {
     Mkfs {
         container: String,
         device: PathBuf,
+        /// The run this one finishes was cut off inside mkfs: half a
+        /// filesystem, with no superblock to recognise, is expected there.
+        mkfs_cut: bool,
     },
     Resize2fs {
         container: String,
@@ -509,7 +512,12 @@ impl<'a> Ctx<'a> {
                 };
                 thin::create(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
-            Step::Mkfs { container, device } => {
+            Step::Mkfs {
+                container,
+                device,
+                mkfs_cut,
+            } => {
+                check_mkfs_target(container, device, *mkfs_cut)?;
                 crate::fs::mkfs_ext4(device, Some(&fs_label(container)))?;
             }
             Step::Resize2fs { container, device } => {
@@ -569,6 +577,41 @@ impl<'a> Ctx<'a> {
 }
 
 /// The label cairn gives a container's filesystem (ext4 allows 16 bytes).
+/// Looks at a container's volume right before mkfs, whatever the plan saw
+/// (a volume planned while inactive could not be looked at): it must hold
+/// only what cairn wrote: nothing mapped (a new thin LV), an ext4 with the
+/// container's label (a run cut off after its mkfs), or, when the run was
+/// cut off inside mkfs, no filesystem at all. Anything else is somebody's
+/// data and is left alone.
+fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<()> {
+    let refuse = |what: String| {
+        Err(StackError::Refused(format!(
+            "container {container}: {} holds {what}, not what cairn was making: cairn leaves it \
+             alone; remove the volume (`cairn lv remove`) or pick another name",
+            device.display()
+        )))
+    };
+    match crate::fs::probe(device)? {
+        Some(fs) if fs.label == fs_label(container) => Ok(()),
+        Some(fs) => refuse(format!("an {} filesystem labelled {:?}", fs.kind, fs.label)),
+        None if mkfs_cut => Ok(()),
+        None => {
+            let (vg, lv) = crate::lvm::names::split_lv_path(device).ok_or_else(|| {
+                StackError::Refused(format!(
+                    "container {container}: {} is not a /dev/VG/LV path",
+                    device.display()
+                ))
+            })?;
+            let ctl = crate::dm::Control::open()?;
+            match super::observe::thin_mapped(&ctl, &vg, &lv) {
+                Some((0, _)) => Ok(()),
+                Some((mapped, _)) => refuse(format!("{mapped} written sectors and no filesystem")),
+                None => refuse("no active thin volume".to_owned()),
+            }
+        }
+    }
+}
+
 pub fn fs_label(container: &str) -> String {
     container.chars().take(16).collect()
 }
