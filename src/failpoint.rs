@@ -12,3 +12,20 @@ pub fn hit(point: &str) {
         }
     }
 }
+
+/// Sleeps at `point` when `CAIRN_DELAY_AT=point:MILLISECONDS[,...]` names it:
+/// widens a window between two steps so that a test can make another
+/// process act inside it (a race made certain instead of lucky).
+pub fn delay(point: &str) {
+    if let Some(list) = std::env::var_os("CAIRN_DELAY_AT") {
+        for item in list.to_string_lossy().split(',') {
+            if let Some((p, ms)) = item.trim().split_once(':') {
+                if p == point {
+                    if let Ok(ms) = ms.parse::<u64>() {
+                        std::thread::sleep(std::time::Duration::from_millis(ms));
+                    }
+                }
+            }
+        }
+    }
+}

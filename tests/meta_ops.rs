@@ -36,6 +36,7 @@ impl Lab {
             },
             run_dir: dir.join("run"),
             devices: Vec::new(),
+            scan_lvs: false,
             command: format!("test {tag}"),
         };
         Lab { dir, env }

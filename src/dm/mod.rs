@@ -380,8 +380,8 @@ impl Control {
     /// The table in the inactive slot (empty when none is loaded).
     pub fn inactive_table(&self, name: &str) -> Result<Vec<table::TableLine>> {
         use devicemapper::{DmFlags, DmOptions};
-        let options =
-            DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE | DmFlags::DM_QUERY_INACTIVE_TABLE);
+        let options = DmOptions::default()
+            .set_flags(DmFlags::DM_STATUS_TABLE | DmFlags::DM_QUERY_INACTIVE_TABLE);
         let raw = self
             .dm
             .table_status(&devicemapper::DevId::Name(dm_name(name)?), options)

@@ -211,8 +211,7 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
                 let planned = resolve_table(ctl, &d.table)?;
                 if same_table(&live, &planned) {
                     steps.extend(resume_left_suspended(d, &info));
-                } else if info.inactive_table
-                    && same_table(&ctl.inactive_table(&d.name)?, &planned)
+                } else if info.inactive_table && same_table(&ctl.inactive_table(&d.name)?, &planned)
                 {
                     // A reload stopped between its load and its resume: the
                     // metadata has the new table, the inactive slot holds

@@ -228,6 +228,7 @@ pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<S
         lock = env.locks.vg(&sel.vg, Mode::Shared)?;
         plan = plan_and_queued(env, sel, false)?.0;
     }
+    crate::failpoint::delay("activate-planned");
     let ctl = Control::open()?;
     let steps = engine::activation_steps(&ctl, dev, &plan)?;
     if run == Run::Apply {

@@ -678,7 +678,10 @@ pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Me
         if !pv.is_marked_missing() {
             return Err(OpError::Refused {
                 vg: name.to_owned(),
-                why: format!("{} is not flagged MISSING: nothing to restore", path.display()),
+                why: format!(
+                    "{} is not flagged MISSING: nothing to restore",
+                    path.display()
+                ),
             });
         }
         pv.flags.retain(|f| f != "MISSING");

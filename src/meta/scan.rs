@@ -642,7 +642,10 @@ fn refuse_suspended(path: &Path) -> Result<()> {
     }
     use std::os::unix::fs::MetadataExt;
     let rdev = meta.rdev();
-    let devno = (nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32);
+    let devno = (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    );
     match suspended_under(devno) {
         Some(suspended) => Err(ScanError::Suspended {
             path: path.to_owned(),
@@ -667,7 +670,11 @@ pub fn suspended_under(devno: (u32, u32)) -> Option<String> {
             let name = std::fs::read_to_string(format!("{sys}/dm/name")).unwrap_or_default();
             return Some(name.trim().to_owned());
         }
-        for entry in std::fs::read_dir(format!("{sys}/slaves")).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(format!("{sys}/slaves"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let dev = std::fs::read_to_string(entry.path().join("dev")).unwrap_or_default();
             if let Some((a, b)) = dev.trim().split_once(':') {
                 if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
