@@ -80,7 +80,7 @@ fn pvs_without_metadata_are_their_vgs(g: &Guest) -> TestResult {
             out.contains(&format!("volume group {vg}")),
             "vg extend B {pv} should name {vg}:\n{out}"
         );
-        let out = refused(g, &["pv", "remove", pv])?;
+        let out = refused(g, &["pv", "remove", "--yes", pv])?;
         ensure!(
             out.contains(&format!("volume group {vg}")),
             "pv remove {pv} should name {vg}:\n{out}"
@@ -267,11 +267,8 @@ fn missing_pvs_refused_until_restored(g: &Guest) -> TestResult {
              losetup {b} /tmp/safety-x2.img",
             a = a.dev
         ))?;
-        let flags = g.sh("pvs --noheadings -o pv_missing M 2>/dev/null || true")?;
-        ensure!(
-            flags.contains("missing"),
-            "lvm2 should flag the PV missing: {flags}"
-        );
+        let flags = missing_flags(g)?;
+        ensure!(flags == "1", "lvm2 should flag one PV MISSING: {flags}");
         let before = seqno(g, "M")?;
         let out = refused(g, &["lv", "create", "-L", "4M", "-n", "new", "M"])?;
         ensure!(out.contains("restoremissing"), "lv create refusal:\n{out}");
@@ -287,8 +284,8 @@ fn missing_pvs_refused_until_restored(g: &Guest) -> TestResult {
         );
         ensure!(seqno(g, "M")? == before, "a refusal wrote M");
         g.cairn(&["vg", "extend", "--restoremissing", "M", &b])?;
-        let flags = g.sh("pvs --noheadings -o pv_missing M 2>&1")?;
-        ensure!(!flags.contains("missing"), "still flagged: {flags}");
+        let flags = missing_flags(g)?;
+        ensure!(flags == "0", "still flagged MISSING: {flags}");
         vgck_clean(g, "M")?;
         g.cairn(&["vg", "activate", "M"])?;
         let active = g.sh("dmsetup ls | awk '{print $1}' | grep -c '^M-'")?;
@@ -298,6 +295,15 @@ fn missing_pvs_refused_until_restored(g: &Guest) -> TestResult {
     let _ = clean(g, "M");
     let _ = g.sh(&format!("losetup -d {b}; rm -f /tmp/safety-x2.img"));
     result
+}
+
+/// How many PVs of VG M lvm2's metadata flags MISSING.
+fn missing_flags(g: &Guest) -> Result<String, String> {
+    Ok(g.sh(
+        "vgcfgbackup -q -f /tmp/safety-M.txt M >/dev/null 2>&1; grep -c '\"MISSING\"' /tmp/safety-M.txt || true",
+    )?
+    .trim()
+    .to_owned())
 }
 
 /// The read-only flag of every dm device of VG `vg`.
