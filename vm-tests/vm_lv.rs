@@ -1176,6 +1176,23 @@ fn interrupted_thin_creates_complete_on_activation(g: &Guest) -> TestResult {
         "ids after lvm2's create: {:?}",
         transaction_ids(g)?
     );
+    // Killed between the create and the transaction id: the kernel has the
+    // new thin device but not the new id. Sending the create again would
+    // fail (EEXIST) and block the pool; the replay deletes it first.
+    crash("thin-before-transaction-id", "t5")?;
+    ensure!(
+        transaction_ids(g)? == (5, 4),
+        "ids after the third crash: {:?}",
+        transaction_ids(g)?
+    );
+    g.cairn(&["vg", "activate", "vg"])?;
+    ensure!(
+        transaction_ids(g)? == (5, 5),
+        "ids after the replay: {:?}",
+        transaction_ids(g)?
+    );
+    ensure!(queued()?.trim() == "0", "the queue was not emptied");
+    g.sh("dd if=/dev/urandom of=/dev/vg/t5 bs=1M count=4 oflag=direct status=none")?;
     g.run(&["vgck", "vg"])?;
     thin_check(g)?;
     g.run(&["vgremove", "-q", "-ff", "vg"])?;

@@ -581,6 +581,9 @@ fn transact(
     let mut sent = 0;
     let mut failure = None;
     for m in &messages {
+        if m.starts_with("set_transaction_id") {
+            crate::failpoint::hit("thin-before-transaction-id");
+        }
         match ctl.message(&target, m) {
             Ok(_) => {
                 actions.push(Action::Dm(Step::Message {
@@ -664,28 +667,40 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     };
     // The kernel's words for the queued ones; a snapshot's origin is
     // suspended around its create_snap when active.
-    let mut kernel: Vec<String> = Vec::new();
+    // (message, whether its failure is expected and harmless)
+    let mut kernel: Vec<(String, bool)> = Vec::new();
     let mut suspend = None;
     for m in messages {
         match m {
             ThinMessage::Create(name) => match first_kind(vg, name)? {
                 Some(SegmentKind::Thin {
                     device_id, origin, ..
-                }) => match origin {
-                    Some(o) => {
-                        let (_, origin_id) = thin_lv(vg, o, "a snapshot's origin must be thin")?;
-                        kernel.push(format!("create_snap {device_id} {origin_id}"));
-                        suspend = Some(names::dm_name(vg_name, o, None));
+                }) => {
+                    // The interrupted run may have sent this create before
+                    // it stopped (the transaction id moves only after all
+                    // messages): the kernel then has the device, and a
+                    // second create fails with EEXIST, blocking the pool.
+                    // The id is new in this transaction, so nothing uses
+                    // the device yet: delete it (an error when absent is
+                    // expected) and create it again, as libdm does.
+                    kernel.push((format!("delete {device_id}"), true));
+                    match origin {
+                        Some(o) => {
+                            let (_, origin_id) =
+                                thin_lv(vg, o, "a snapshot's origin must be thin")?;
+                            kernel.push((format!("create_snap {device_id} {origin_id}"), false));
+                            suspend = Some(names::dm_name(vg_name, o, None));
+                        }
+                        None => kernel.push((format!("create_thin {device_id}"), false)),
                     }
-                    None => kernel.push(format!("create_thin {device_id}")),
-                },
+                }
                 _ => {
                     return Err(refused(format!(
                         "pool {vg_name}/{pool} has a queued create of {name}, which is not a                          thin LV of it: repair the metadata with lvm2"
                     )))
                 }
             },
-            ThinMessage::Delete(id) => kernel.push(format!("delete {id}")),
+            ThinMessage::Delete(id) => kernel.push((format!("delete {id}"), false)),
         }
     }
     let from = tid.checked_sub(1).ok_or_else(|| {
@@ -693,7 +708,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
             "pool {vg_name}/{pool} has messages at transaction id 0"
         ))
     })?;
-    kernel.push(format!("set_transaction_id {from} {tid}"));
+    kernel.push((format!("set_transaction_id {from} {tid}"), false));
     let ctl = Control::open()?;
     let devices = change.pv_devices();
     let config = super::volume::lvm_config(vg)?;
@@ -715,10 +730,14 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
             _ => None,
         };
         let mut failed = None;
-        for m in &kernel {
-            if let Err(e) = ctl.message(&target, m) {
-                failed = Some(e);
-                break;
+        for (m, may_fail) in &kernel {
+            match ctl.message(&target, m) {
+                Err(_) if *may_fail => continue,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+                Ok(_) => {}
             }
             actions.push(Action::Dm(Step::Message {
                 name: target.clone(),
