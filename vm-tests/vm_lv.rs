@@ -1193,6 +1193,26 @@ fn interrupted_thin_creates_complete_on_activation(g: &Guest) -> TestResult {
     );
     ensure!(queued()?.trim() == "0", "the queue was not emptied");
     g.sh("dd if=/dev/urandom of=/dev/vg/t5 bs=1M count=4 oflag=direct status=none")?;
+    // A removal killed at the same point: the kernel deleted the device;
+    // the replayed delete finds none (ENODATA) and goes on.
+    let out = g.sh(&format!(
+        "CAIRN_CRASH_AT=thin-before-transaction-id {} lv remove --yes vg/t5 2>&1 || echo rc=$?",
+        lab::guest::CAIRN
+    ))?;
+    ensure!(out.contains("rc=134"), "no crash in lv remove: {out}");
+    ensure!(
+        transaction_ids(g)? == (6, 5),
+        "ids after the crashed removal: {:?}",
+        transaction_ids(g)?
+    );
+    g.cairn(&["vg", "activate", "vg"])?;
+    ensure!(
+        transaction_ids(g)? == (6, 6),
+        "ids after the removal's replay: {:?}",
+        transaction_ids(g)?
+    );
+    let lvs = g.sh("lvs --noheadings -o lv_name vg")?;
+    ensure!(!lvs.contains("t5"), "t5 is still there: {lvs}");
     g.run(&["vgck", "vg"])?;
     thin_check(g)?;
     g.run(&["vgremove", "-q", "-ff", "vg"])?;

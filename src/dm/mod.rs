@@ -42,6 +42,17 @@ pub enum Error {
     Table { device: String, message: String },
 }
 
+impl Error {
+    /// The errno the kernel returned, when the failure was an ioctl's.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Device { errno, .. } => *errno,
+            Error::Ioctl { source, .. } => errno_of(source),
+            _ => None,
+        }
+    }
+}
+
 fn dm_name(name: &str) -> Result<&devicemapper::DmName> {
     devicemapper::DmName::new(name).map_err(|_| Error::BadName(name.to_owned()))
 }

@@ -619,6 +619,17 @@ fn transact(
             // Everything reached the kernel; only the resume failed.
             return Err(refused(failed));
         }
+        if messages[..sent].iter().any(|m| m.starts_with("delete ")) {
+            // A thin device the kernel deleted cannot come back: restoring
+            // the metadata would bring back an LV with no device. The
+            // metadata keeps the removal queued (commit A), and the pool's
+            // next activation finishes it.
+            return Err(refused(format!(
+                "{failed}; the pool has already deleted the thin device, so the removal stays \
+                 queued in the metadata and completes on the pool's next activation \
+                 (`cairn lv activate {vg_name}/{pool}`)"
+            )));
+        }
         return Err(undo_metadata(change, failed));
     }
 
@@ -667,7 +678,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     };
     // The kernel's words for the queued ones; a snapshot's origin is
     // suspended around its create_snap when active.
-    // (message, whether its failure is expected and harmless)
+    // (message, whether "no such device" is its expected, harmless failure)
     let mut kernel: Vec<(String, bool)> = Vec::new();
     let mut suspend = None;
     for m in messages {
@@ -700,7 +711,9 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
                     )))
                 }
             },
-            ThinMessage::Delete(id) => kernel.push((format!("delete {id}"), false)),
+            // The interrupted run may have sent it: the device is gone,
+            // which is what the delete is for.
+            ThinMessage::Delete(id) => kernel.push((format!("delete {id}"), true)),
         }
     }
     let from = tid.checked_sub(1).ok_or_else(|| {
@@ -732,7 +745,8 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
         let mut failed = None;
         for (m, may_fail) in &kernel {
             match ctl.message(&target, m) {
-                Err(_) if *may_fail => continue,
+                // dm-thin's answer to a delete of an id it does not have.
+                Err(e) if *may_fail && e.errno() == Some(nix::libc::ENODATA) => continue,
                 Err(e) => {
                     failed = Some(e);
                     break;
