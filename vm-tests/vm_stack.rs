@@ -327,6 +327,28 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
     );
     let after = g.sh("dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum")?;
     ensure!(sum == after, "the other volume's data was changed");
+    // The same with the volume left inactive: the plan cannot look at it,
+    // so the mkfs step looks right before it would run, and refuses.
+    g.cairn(&["lv", "deactivate", "DRBDVG2/other"])?;
+    let o = g.output(&[
+        CAIRN,
+        "container",
+        "create",
+        "other",
+        "--size",
+        "50M",
+        "-f",
+        LAB_TOML,
+    ])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        !o.status.success() && err.contains("not what cairn was making"),
+        "container create over an inactive, written volume: {err}"
+    );
+    g.cairn(&["lv", "activate", "DRBDVG2/other"])?;
+    let after = g.sh("dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum")?;
+    ensure!(sum == after, "the inactive volume's data was changed");
+    g.sh("rm -f /var/lib/cairn/container.journal")?;
     g.cairn(&["lv", "remove", "DRBDVG2/other", "--yes"])?;
     // A root filesystem from a tarball (here lxc's own busybox template's,
     // made offline into a directory and packed).
@@ -383,6 +405,83 @@ fn down_and_up_keep_the_data(g: &Guest) -> TestResult {
     );
     let again = g.cairn(&["up", LAB_TOML])?;
     ensure!(again.contains("nothing to do"), "a second up:\n{again}");
+    stack::lvm2_agrees(g)?;
+    Ok(())
+}
+
+/// Issue 12 on the stack: a device left suspended (here the container's
+/// volume and the cached LV under DRBD) never blocks `cairn up`, which
+/// resumes it; `container remove` takes only the container's own volume;
+/// a damaged journal is refused, not skimmed.
+fn up_resumes_suspended_devices_and_removes_only_its_own(g: &Guest) -> TestResult {
+    let sum = stack::write_in(g, "my-container", "before-suspend")?;
+    g.sh("dmsetup suspend DRBDVG2-my--container; dmsetup suspend VG1-cachedlv")?;
+    let out = g.sh(&format!("timeout 300 {CAIRN} up {LAB_TOML} 2>&1"))?;
+    ensure!(
+        out.contains("left suspended"),
+        "up should say what it resumed:
+{out}"
+    );
+    for dev in ["DRBDVG2-my--container", "VG1-cachedlv"] {
+        let info = g.sh(&format!("dmsetup info {dev}"))?;
+        ensure!(
+            info.contains("ACTIVE") && !info.contains("SUSPENDED"),
+            "{dev} after up:
+{info}"
+        );
+    }
+    g.sh("timeout 60 dd if=/dev/DRBDVG2/my-container of=/dev/null bs=4k count=16 iflag=direct status=none")?;
+    ensure!(
+        stack::read_in(g, "my-container")? == sum,
+        "data changed across the suspend"
+    );
+    // A container whose config names another container's volume.
+    g.cairn(&[
+        "container",
+        "create",
+        "thief",
+        "--size",
+        "20M",
+        "-f",
+        LAB_TOML,
+    ])?;
+    let cfg = "/var/lib/lxc/thief/config";
+    g.sh(&format!(
+        "sed -i 's|^lxc.rootfs.path.*|lxc.rootfs.path = lvm:/dev/DRBDVG2/my-container|' {cfg}"
+    ))?;
+    let o = g.output(&[
+        CAIRN,
+        "container",
+        "remove",
+        "thief",
+        "--yes",
+        "-f",
+        LAB_TOML,
+    ])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        !o.status.success() && err.contains("not its own volume"),
+        "container remove of a config naming my-container's volume: {err}"
+    );
+    ensure!(
+        stack::container_state(g, "my-container")? == "RUNNING",
+        "my-container after the refusal"
+    );
+    g.sh(&format!(
+        "sed -i 's|^lxc.rootfs.path.*|lxc.rootfs.path = lvm:/dev/DRBDVG2/thief|' {cfg}"
+    ))?;
+    g.cairn(&["container", "remove", "thief", "--yes", "-f", LAB_TOML])?;
+    // A journal line that is whole but does not parse is damage.
+    g.sh(
+        "mkdir -p /var/lib/cairn; printf '%s\nnot json\n%s\n'          '{\"event\":\"start\",\"file\":\"x\",\"command\":\"c\",\"time\":1}'          '{\"event\":\"done\",\"n\":1}' > /var/lib/cairn/apply.journal",
+    )?;
+    let o = g.output(&[CAIRN, "plan", LAB_TOML])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    g.sh("rm -f /var/lib/cairn/apply.journal")?;
+    ensure!(
+        !o.status.success() && err.contains("line 2 is damaged"),
+        "plan with a damaged journal: {err}"
+    );
     stack::lvm2_agrees(g)?;
     Ok(())
 }
@@ -606,6 +705,10 @@ fn main() {
             VmTest {
                 name: "down_and_up_keep_the_data",
                 run: down_and_up_keep_the_data,
+            },
+            VmTest {
+                name: "up_resumes_suspended_devices_and_removes_only_its_own",
+                run: up_resumes_suspended_devices_and_removes_only_its_own,
             },
             VmTest {
                 name: "bad_files_change_nothing",

@@ -30,18 +30,32 @@ pub fn lv_path(vg: &str, lv: &str) -> String {
     format!("/dev/{vg}/{lv}")
 }
 
-/// The VG and LV of a `/dev/VG/LV` path (the inverse of [`lv_path`]).
+/// The VG and LV of a `/dev/VG/LV` path (the inverse of [`lv_path`]);
+/// None for other paths (`/dev/mapper/...` included).
 pub fn split_lv_path(path: &std::path::Path) -> Option<(String, String)> {
     let rest = path.strip_prefix("/dev").ok()?;
     let mut parts = rest.components();
     let vg = parts.next()?.as_os_str().to_str()?.to_owned();
     let lv = parts.next()?.as_os_str().to_str()?.to_owned();
-    parts.next().is_none().then_some((vg, lv))
+    (parts.next().is_none() && vg != "mapper").then_some((vg, lv))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lv_paths_split_back() {
+        use std::path::Path;
+        assert_eq!(
+            split_lv_path(Path::new("/dev/DRBDVG2/my-container")),
+            Some(("DRBDVG2".into(), "my-container".into()))
+        );
+        assert_eq!(split_lv_path(Path::new("/dev/mapper/VG-lv")), None);
+        assert_eq!(split_lv_path(Path::new("/dev/VG/lv/x")), None);
+        assert_eq!(split_lv_path(Path::new("/dev/sda")), None);
+        assert_eq!(split_lv_path(Path::new("/tmp/VG/lv")), None);
+    }
 
     #[test]
     fn names_as_lvm2_makes_them() {

@@ -69,14 +69,35 @@ pub struct Interrupted {
     pub mkfs_cut: Vec<String>,
 }
 
-/// Reads the entries of a journal; a torn last line (the crash) is dropped.
+/// Reads the entries of a journal. A torn last line (a write cut off by the
+/// crash: no newline after it) is dropped; any other line that does not
+/// parse is an error, since dropping it could forget a container that is
+/// half-made and let a later run mistake it for somebody's data, or worse.
 pub fn read(path: &Path) -> Result<Vec<Entry>> {
     let text =
         std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    parse(&text).map_err(|(line, e)| {
+        StackError::Refused(format!(
+            "journal {} line {line} is damaged ({e}): cairn cannot tell what the interrupted \
+             run was doing; read it, then move it away (the next run plans from what exists)",
+            path.display()
+        ))
+    })
+}
+
+/// The entries of a journal's text; Err((line number, why)) for a damaged line.
+fn parse(text: &str) -> std::result::Result<Vec<Entry>, (usize, String)> {
+    let torn_tail = !text.is_empty() && !text.ends_with('\n');
+    let count = text.lines().count();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(e) => out.push(e),
+            Err(_) if torn_tail && i + 1 == count => {}
+            Err(e) => return Err((i + 1, e.to_string())),
+        }
+    }
+    Ok(out)
 }
 
 /// What the entries say about an apply that did not end.
@@ -342,6 +363,23 @@ mod tests {
         let i = interrupted(&e).expect("no End");
         assert_eq!(i.unfinished_containers, vec!["b".to_owned()]);
         assert_eq!(i.mkfs_cut, vec!["b".to_owned()]);
+    }
+
+    #[test]
+    fn only_a_torn_last_line_is_dropped() {
+        let good = serde_json::to_string(&Entry::Done { n: 1 }).unwrap();
+        assert_eq!(
+            parse(&format!("{good}\n{{\"event\":\"do")).unwrap().len(),
+            1
+        );
+        // A complete line that does not parse is damage, not a torn write.
+        assert_eq!(parse(&format!("{good}\ngarbage\n")).unwrap_err().0, 2);
+        assert_eq!(parse(&format!("garbage\n{good}\n")).unwrap_err().0, 1);
+        assert_eq!(
+            parse(&format!("{good}\nnot json\n{good}")).unwrap_err().0,
+            2
+        );
+        assert!(parse("").unwrap().is_empty());
     }
 
     #[test]

@@ -642,7 +642,7 @@ pub fn remove_container(
     let (vg, lv) = cfg
         .rootfs_device
         .as_deref()
-        .and_then(vg_lv_of)
+        .and_then(crate::lvm::names::split_lv_path)
         .ok_or_else(|| {
             StackError::Refused(format!(
                 "container {name}: its rootfs {:?} is not an LV (/dev/VG/LV): cairn removes only \
@@ -650,6 +650,24 @@ pub fn remove_container(
                 cfg.rootfs_path.as_deref().unwrap_or("(none)")
             ))
         })?;
+    // Only the container's own volume goes: a thin LV named after it, as
+    // cairn and `lxc-create -B lvm` make them, that no other container
+    // uses. A config can name any device (edited by hand, or a container
+    // made on somebody else's LV), and that data is not this command's.
+    let shared = crate::lxc::list(&stack.lxc_path)?
+        .into_iter()
+        .find(|c| c.name != name && c.rootfs_device == cfg.rootfs_device);
+    if lv != name || shared.is_some() {
+        return Err(StackError::Refused(format!(
+            "container {name}: its rootfs is {vg}/{lv}, which is not its own volume ({}): cairn \
+             removes only a container's own thin LV; nothing was changed. Remove the container \
+             with lxc-destroy, and the volume yourself if it is no longer needed",
+            match shared {
+                Some(c) => format!("container {} uses it too", c.name),
+                None => format!("its own would be {vg}/{name}"),
+            }
+        )));
+    }
     let (mut r, _) = runner(stack, env, on_step)?;
     let mut steps = Vec::new();
     if crate::lxc::state(&stack.lxc_path, name)? != crate::lxc::State::Stopped {
@@ -658,23 +676,24 @@ pub fn remove_container(
         });
     }
     let seen = observe::vg_named(&r.ctx.env_for(&vg), &vg, &r.ctl)?;
-    if seen.kind(&lv).is_some() {
-        steps.push(Step::ThinRemove { vg, lv });
+    match seen.kind(&lv) {
+        Some(crate::meta::model::SegmentKind::Thin { .. }) => {
+            steps.push(Step::ThinRemove { vg, lv })
+        }
+        Some(other) => {
+            return Err(StackError::Refused(format!(
+                "container {name}: its rootfs {vg}/{lv} is a {} LV, not a thin volume cairn \
+                 made: nothing was changed; remove the container with lxc-destroy",
+                other.type_name()
+            )))
+        }
+        None => {}
     }
     steps.push(Step::LxcRemove {
         container: name.to_owned(),
     });
     r.execute(steps)?;
     finish(r)
-}
-
-/// `/dev/VG/LV` as (VG, LV).
-fn vg_lv_of(device: &Path) -> Option<(String, String)> {
-    let rest = device.strip_prefix("/dev").ok()?;
-    let mut parts = rest.iter();
-    let vg = parts.next()?.to_str()?.to_owned();
-    let lv = parts.next()?.to_str()?.to_owned();
-    (parts.next().is_none() && vg != "mapper").then_some((vg, lv))
 }
 
 /// One container, as `cairn container list` shows it.
@@ -701,7 +720,10 @@ pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
         let state = crate::lxc::state(&stack.lxc_path, &cfg.name)
             .map(|s| format!("{s:?}").to_uppercase())
             .unwrap_or_else(|_| "UNKNOWN".into());
-        let vl = cfg.rootfs_device.as_deref().and_then(vg_lv_of);
+        let vl = cfg
+            .rootfs_device
+            .as_deref()
+            .and_then(crate::lvm::names::split_lv_path);
         let (size, used_percent) = match &vl {
             Some((vg, lv)) => {
                 if !vgs.contains_key(vg) {
