@@ -463,7 +463,7 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     let r0_md = || {
         g.sh(&format!(
             "dd if={} bs=4096 skip=$(( $(blockdev --getsz {0}) / 8 - 1 )) count=1 iflag=direct \
-             status=none | od -A d -t x1 | sha256sum; \
+             status=none | sha256sum; \
              dd if={0} bs=4096 skip=$(( $(blockdev --getsz {0}) / 8 - 1 )) count=1 iflag=direct \
              status=none | od -A n -t x1 -j 60 -N 4",
             a.dev
@@ -522,7 +522,7 @@ fn create_md_refuses_data(g: &Guest) -> TestResult {
     let pv = g.loop_disk("sigpv", 64)?;
     let md = g.loop_disk("sigmd", 64)?;
     g.sh(&format!(
-        "vgcreate -q sigvg {} && lvcreate -q -y -L 64M -n data sigvg && mkfs.ext4 -q /dev/sigvg/data
+        "vgcreate -q sigvg {} && lvcreate -q -y -L 64M -n data sigvg && mkfs.ext4 -q /dev/sigvg/data 60M
          pvcreate -q {}
          mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.0 {} missing
          mdadm --stop /dev/md9",
@@ -550,8 +550,13 @@ fn create_md_refuses_data(g: &Guest) -> TestResult {
     g.sh("umount /tmp/sigmnt")?;
     refused?;
     g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
-    // Forced, unmounted: the filesystem fills the LV, so the metadata
-    // would overwrite its end; refused as drbdmeta refuses it.
+    // Forced, unmounted: the filesystem (60 of 64 MiB) ends before the
+    // metadata, so create-md proceeds as drbdmeta does, and leaves it whole.
+    drbd(g, &["create-md", "r0", "--force"])?;
+    g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
+    // A filesystem that fills the LV would lose its end to the metadata:
+    // refused even forced, as drbdmeta refuses it.
+    g.run(&["mkfs.ext4", "-q", "-F", "/dev/sigvg/data"])?;
     let before = sum("/dev/sigvg/data")?;
     expect_refusals(g, &[(&["create-md", "r0", "--force"], "would overwrite its end")])?;
     ensure!(sum("/dev/sigvg/data")? == before, "forced create-md changed the LV");
