@@ -486,7 +486,10 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
             // r0 holds the disk (DRBD claims it exclusively): twice's
             // apply-al is refused before it reads or writes anything.
             (&["up", "twice"], "is in use (attached by a DRBD minor"),
-            (&["apply-al", "twice"], "is in use (attached by a DRBD minor"),
+            (
+                &["apply-al", "twice"],
+                "is in use (attached by a DRBD minor",
+            ),
             (
                 &["create-md", "r0", "--force"],
                 "take the resource down first",
@@ -532,7 +535,7 @@ fn create_md_refuses_data(g: &Guest) -> TestResult {
     let cases = [
         ("/dev/sigvg/data", "ext4 (filesystem)"),
         (pv.dev.as_str(), "LVM2_member (raid)"),
-        (md.dev.as_str(), "linux_raid_member (raid)"),
+        (md.dev.as_str(), "linux_raid_member (raid"),
     ];
     for (disk, want) in cases {
         write_conf(g, &seed_conf(g, disk))?;
@@ -558,8 +561,14 @@ fn create_md_refuses_data(g: &Guest) -> TestResult {
     // refused even forced, as drbdmeta refuses it.
     g.run(&["mkfs.ext4", "-q", "-F", "/dev/sigvg/data"])?;
     let before = sum("/dev/sigvg/data")?;
-    expect_refusals(g, &[(&["create-md", "r0", "--force"], "would overwrite its end")])?;
-    ensure!(sum("/dev/sigvg/data")? == before, "forced create-md changed the LV");
+    expect_refusals(
+        g,
+        &[(&["create-md", "r0", "--force"], "would overwrite its end")],
+    )?;
+    ensure!(
+        sum("/dev/sigvg/data")? == before,
+        "forced create-md changed the LV"
+    );
     g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
     g.sh(&format!(
         "vgremove -q -f sigvg >/dev/null; pvremove -q {} {} >/dev/null",

@@ -440,7 +440,9 @@ fn pv_create_refuses_every_signature_blkid_knows(g: &Guest) -> TestResult {
             d.dev
         ))?;
         ensure!(
-            blkid.lines().any(|l| l.split_once('=').map(|x| x.1) == Some(kind)),
+            blkid
+                .lines()
+                .any(|l| l.split_once('=').map(|x| x.1) == Some(kind)),
             "{make}: blkid -p says {blkid:?}, not {kind}"
         );
         let before = g.sh(&format!("sha256sum < {}", d.dev))?;
@@ -451,7 +453,10 @@ fn pv_create_refuses_every_signature_blkid_knows(g: &Guest) -> TestResult {
             !out.status.success() && err.contains(&format!("{kind} (")),
             "{make}: cairn pv create: {err}"
         );
-        ensure!(before == after, "{make}: the refused pv create changed the device");
+        ensure!(
+            before == after,
+            "{make}: the refused pv create changed the device"
+        );
         named.push(*kind);
     }
     eprintln!("named as blkid does: {}", named.join(" "));
@@ -489,7 +494,9 @@ fn pv_create_refuses_every_signature_blkid_knows(g: &Guest) -> TestResult {
         "pv create on a file: {err}"
     );
     ensure!(
-        g.sh("cmp -s /tmp/sig-file.img /dev/zero -n 67108864 && echo zero")?.trim() == "zero",
+        g.sh("cmp -s /tmp/sig-file.img /dev/zero -n 67108864 && echo zero")?
+            .trim()
+            == "zero",
         "the refused pv create wrote to the file"
     );
     g.cairn(&["pv", "create", "--allow-file", "/tmp/sig-file.img"])?;

@@ -427,7 +427,7 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
     // A device with a partition table, and one with an md superblock.
     for (prep, want) in [
         ("printf '\\125\\252' | dd of=/tmp/sig.img bs=1 seek=510 conv=notrunc status=none", "partition table"),
-        ("mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.2 /tmp/sig.img missing 2>/dev/null || true; mdadm --stop /dev/md9 2>/dev/null || true", "linux_raid_member (raid)"),
+        ("mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.2 /tmp/sig.img missing 2>/dev/null || true; mdadm --stop /dev/md9 2>/dev/null || true", "linux_raid_member (raid"),
     ] {
         g.sh("rm -f /tmp/sig.img && truncate -s 64M /tmp/sig.img")?;
         let dev = g.sh("losetup -f --show /tmp/sig.img")?.trim().to_owned();

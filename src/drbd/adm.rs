@@ -566,11 +566,15 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
             ("v09", &v09, "DRBD 9 (v09)"),
             ("misfit", &misfit, "does not fit the device"),
             ("data", &|f| put(f, 60 << 10, b"some data"), "first 68 KiB"),
-            ("swap", &|f| {
-                put(f, 1024, &1u32.to_le_bytes());
-                put(f, 1028, &((64u32 << 20) / 4096 - 1).to_le_bytes());
-                put(f, 4086, b"SWAPSPACE2");
-            }, "swap (other)"),
+            (
+                "swap",
+                &|f| {
+                    put(f, 1024, &1u32.to_le_bytes());
+                    put(f, 1028, &((64u32 << 20) / 4096 - 1).to_le_bytes());
+                    put(f, 4086, b"SWAPSPACE2");
+                },
+                "swap (other)",
+            ),
         ];
         for (tag, prepare, want) in cases {
             let (t, path) = on_image(tag, prepare);
