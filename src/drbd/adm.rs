@@ -561,7 +561,8 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
             let layout = super::super::md::Layout::internal((1u64 << 30) / SECTOR);
             put(f, end, &Superblock::created(&layout).encode());
         };
-        let cases: [(&str, &dyn Fn(&std::fs::File), &str); 5] = [
+        type Prepare<'a> = &'a dyn Fn(&std::fs::File);
+        let cases: [(&str, Prepare, &str); 5] = [
             ("ext2", &|f| ext2(f, 8192), "ext2 (filesystem) at byte 1080"),
             ("v09", &v09, "DRBD 9 (v09)"),
             ("misfit", &misfit, "does not fit the device"),
