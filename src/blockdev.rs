@@ -29,6 +29,11 @@ pub enum DeviceError {
     },
     #[error("{path}: is neither a block device nor a regular file")]
     NotADevice { path: PathBuf },
+    #[error(
+        "{path} is in use (mounted, held by device-mapper, md or DRBD, or open exclusively by \
+         another program): nothing was changed; stop what holds it first"
+    )]
+    Busy { path: PathBuf },
     #[error("{path}: {offset}+{len} lies past the end of the device ({size} bytes)")]
     PastEnd {
         path: PathBuf,
@@ -93,12 +98,36 @@ impl Drop for Aligned {
 
 impl Device {
     pub fn open(path: &Path, writable: bool) -> Result<Device> {
+        Device::open_with(path, writable, 0)
+    }
+
+    /// Opens `path` and, if it is a block device, claims it exclusively
+    /// (O_EXCL), as mkfs, pvcreate and drbdmeta do before writing over it:
+    /// refused ([`DeviceError::Busy`]) while it is mounted or held by
+    /// device-mapper, md, DRBD (an attached backing disk) or another
+    /// exclusive opener, and nobody else can claim it until this Device is
+    /// dropped. (Linux ignores O_EXCL without O_CREAT on regular files.)
+    pub fn open_exclusive(path: &Path, writable: bool) -> Result<Device> {
+        Device::open_with(path, writable, nix::libc::O_EXCL).map_err(|e| match e {
+            DeviceError::Open { path, source }
+                if source.raw_os_error() == Some(nix::libc::EBUSY) =>
+            {
+                DeviceError::Busy { path }
+            }
+            e => e,
+        })
+    }
+
+    /// Whether this is a block device (not an image file).
+    pub fn is_block_device(&self) -> bool {
+        self.devno.is_some()
+    }
+
+    fn open_with(path: &Path, writable: bool, flags: i32) -> Result<Device> {
         let open = |direct: bool| {
             let mut o = OpenOptions::new();
             o.read(true).write(writable);
-            if direct {
-                o.custom_flags(nix::libc::O_DIRECT);
-            }
+            o.custom_flags(flags | if direct { nix::libc::O_DIRECT } else { 0 });
             o.open(path)
         };
         let (file, direct) = match open(true) {

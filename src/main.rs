@@ -411,6 +411,13 @@ enum PvCommand {
     Create {
         #[arg(required = true)]
         devices: Vec<PathBuf>,
+        /// Wipe the signatures found (filesystem, RAID member, partition
+        /// table, DRBD metadata, ...) and create the PV over them
+        #[arg(long)]
+        force: bool,
+        /// Accept regular files (images) as well as block devices
+        #[arg(long)]
+        allow_file: bool,
     },
     /// Wipe the LVM label of PVs that belong to no VG (as pvremove)
     Remove {
@@ -791,9 +798,18 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             warn_problems(&scan);
         }
         Command::Pv { command } => match command {
-            PvCommand::Create { devices } => {
+            PvCommand::Create {
+                devices,
+                force,
+                allow_file,
+            } => {
+                let opts = ops::PvCreate {
+                    uuid: None,
+                    force: *force,
+                    allow_file: *allow_file,
+                };
                 for d in devices {
-                    let label = ops::pv_create(&env(cli), d, None)?;
+                    let label = ops::pv_create(&env(cli), d, &opts)?;
                     println!(
                         "Physical volume \"{}\" successfully created ({}).",
                         d.display(),

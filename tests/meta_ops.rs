@@ -14,6 +14,15 @@ use cairn::meta::scan::{Scan, ScanError};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm2");
 
+/// `pv create` options for an image file (what `--allow-file` gives).
+fn image(uuid: Option<PvUuid>) -> ops::PvCreate {
+    ops::PvCreate {
+        uuid,
+        force: false,
+        allow_file: true,
+    }
+}
+
 struct Lab {
     dir: PathBuf,
     env: Env,
@@ -80,7 +89,7 @@ fn pv_create_writes_what_pvcreate_writes() {
     let lvm2_label = find_label(&fixture[..2048]).unwrap().unwrap();
     let disk = lab.disk("a", 256);
     let uuid: PvUuid = lvm2_label.pv_header.uuid;
-    ops::pv_create(&lab.env, &disk, Some(uuid)).unwrap();
+    ops::pv_create(&lab.env, &disk, &image(Some(uuid))).unwrap();
     let ours = std::fs::read(&disk).unwrap();
     assert_eq!(
         &ours[..8192],
@@ -92,7 +101,7 @@ fn pv_create_writes_what_pvcreate_writes() {
 
     // A second pv create changes nothing and says why.
     let before = std::fs::read(&disk).unwrap();
-    let e = ops::pv_create(&lab.env, &disk, None).unwrap_err();
+    let e = ops::pv_create(&lab.env, &disk, &image(None)).unwrap_err();
     assert!(matches!(e, OpError::AlreadyPv { .. }), "{e}");
     assert_eq!(std::fs::read(&disk).unwrap(), before);
 }
@@ -102,15 +111,43 @@ fn pv_create_refuses_file_systems_and_tiny_devices() {
     let mut lab = Lab::new("refuse");
     let disk = lab.disk("ext4", 16);
     let dev = cairn::meta::device::Device::open(&disk, true).unwrap();
+    // An ext2 superblock as libblkid reads it: the magic at 1080 and a
+    // revision-1 header (no journal, no features).
+    dev.write_at(1024 + 76, &1u32.to_le_bytes()).unwrap();
     dev.write_at(1080, &[0x53, 0xEF]).unwrap();
-    let e = ops::pv_create(&lab.env, &disk, None).unwrap_err();
-    assert!(e.to_string().contains("ext2/3/4"), "{e}");
-    assert!(find_label(&std::fs::read(&disk).unwrap()[..2048])
+    let before = std::fs::read(&disk).unwrap();
+    let e = ops::pv_create(&lab.env, &disk, &image(None)).unwrap_err();
+    assert!(matches!(e, OpError::InUse { .. }), "{e}");
+    assert!(
+        e.to_string().contains("ext2 (filesystem) at byte 1080"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--force"), "{e}");
+    assert_eq!(std::fs::read(&disk).unwrap(), before, "nothing written");
+
+    // A regular file is refused unless asked for (lvm2 takes block
+    // devices only), before anything is read or written.
+    let e = ops::pv_create(&lab.env, &disk, &ops::PvCreate::default()).unwrap_err();
+    assert!(matches!(e, OpError::NotABlockDevice { .. }), "{e}");
+    assert!(e.to_string().contains("--allow-file"), "{e}");
+    assert_eq!(std::fs::read(&disk).unwrap(), before, "nothing written");
+
+    // Forced: the signature is wiped and the PV is all libblkid sees.
+    let forced = ops::PvCreate {
+        force: true,
+        ..image(None)
+    };
+    ops::pv_create(&lab.env, &disk, &forced).unwrap();
+    let kinds: Vec<String> = cairn::signature::probe(&disk)
         .unwrap()
-        .is_none());
+        .into_iter()
+        .map(|s| s.kind)
+        .collect();
+    assert_eq!(kinds, ["LVM2_member"]);
+
     let tiny = lab.disk("tiny", 2);
     assert!(matches!(
-        ops::pv_create(&lab.env, &tiny, None),
+        ops::pv_create(&lab.env, &tiny, &image(None)),
         Err(OpError::TooSmall { .. })
     ));
 }
@@ -120,7 +157,7 @@ fn vg_lifecycle_create_extend_commit_remove() {
     let mut lab = Lab::new("vg");
     let (a, b, c) = (lab.disk("a", 64), lab.disk("b", 64), lab.disk("c", 32));
     for d in [&a, &b, &c] {
-        ops::pv_create(&lab.env, d, None).unwrap();
+        ops::pv_create(&lab.env, d, &image(None)).unwrap();
     }
     let md = ops::vg_create(
         &lab.env,
@@ -212,7 +249,7 @@ fn vg_lifecycle_create_extend_commit_remove() {
 fn sixty_commits_wrap_the_buffer_and_the_newest_always_reads_back() {
     let mut lab = Lab::new("wrap");
     let a = lab.disk("a", 64);
-    ops::pv_create(&lab.env, &a, None).unwrap();
+    ops::pv_create(&lab.env, &a, &image(None)).unwrap();
     ops::vg_create(
         &lab.env,
         "vgw",
@@ -383,8 +420,8 @@ fn damaged_metadata_names_the_device() {
 fn linear_lvs_are_allocated_committed_and_reported() {
     let mut lab = Lab::new("lvs");
     let (a, b) = (lab.disk("a", 64), lab.disk("b", 64));
-    ops::pv_create(&lab.env, &a, None).unwrap();
-    ops::pv_create(&lab.env, &b, None).unwrap();
+    ops::pv_create(&lab.env, &a, &image(None)).unwrap();
+    ops::pv_create(&lab.env, &b, &image(None)).unwrap();
     ops::vg_create(
         &lab.env,
         "vgl",

@@ -18,6 +18,11 @@ PACKAGES=(
     qemu-system-x86 linux-image-amd64 busybox-static kmod iproute2
     lvm2 drbd-utils thin-provisioning-tools lxc e2fsprogs mdadm util-linux
     pkg-config libdevmapper-dev libclang-dev libudev-dev g++
+    # libblkid.a: cairn's signature detector, linked statically.
+    libblkid-dev
+    # Oracles of the signature tests: one tool per kind of signature.
+    xfsprogs btrfs-progs f2fs-tools squashfs-tools xorriso cryptsetup-bin
+    bcache-tools dosfstools fdisk
 )
 
 as_root() {

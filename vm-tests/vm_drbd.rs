@@ -96,7 +96,9 @@ fn create_md_as_drbdmeta(g: &Guest) -> TestResult {
          dd if=/dev/urandom of={1} bs=1M count=200 status=none",
         a.dev, b.dev
     ))?;
-    drbd(g, &["create-md", "r0"])?;
+    // drbdmeta asks before writing over data; cairn refuses without --force.
+    expect_refusals(g, &[(&["create-md", "r0"], "give --force")])?;
+    drbd(g, &["create-md", "r0", "--force"])?;
     g.run(&[
         "drbdmeta",
         "--force",
@@ -455,6 +457,23 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
     g.sh(&format!("{DRBDSETUP} down clash"))?;
     drbd(g, &["down", "--stacked", "r0-U"])?;
     drbd(g, &["secondary", "r0"])?;
+    // r0's superblock as the attached kernel keeps it: unclean (the log
+    // is live). An apply-al on that disk would mark it clean under the
+    // kernel; `up twice` must not touch it.
+    let r0_md = || {
+        g.sh(&format!(
+            "dd if={} bs=4096 skip=$(( $(blockdev --getsz {0}) / 8 - 1 )) count=1 iflag=direct \
+             status=none | sha256sum; \
+             dd if={0} bs=4096 skip=$(( $(blockdev --getsz {0}) / 8 - 1 )) count=1 iflag=direct \
+             status=none | od -A n -t x1 -j 60 -N 4",
+            a.dev
+        ))
+    };
+    let md_before = r0_md()?;
+    ensure!(
+        md_before.contains("83 74 02 6c"),
+        "r0's attached metadata is not the kernel's unclean v08 (84 unclean magic): {md_before}"
+    );
     expect_refusals(
         g,
         &[
@@ -464,14 +483,24 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
             (&["up", "nomd"], "no DRBD v08 metadata"),
             (&["up", "v9"], "holds DRBD 9 (v09) metadata"),
             (&["up", "gone"], "does not exist"),
-            // r0 holds the disk open: the kernel refuses a second claim.
-            (&["up", "twice"], "cannot open the backing device"),
+            // r0 holds the disk (DRBD claims it exclusively): twice's
+            // apply-al is refused before it reads or writes anything.
+            (&["up", "twice"], "is in use (attached by a DRBD minor"),
+            (
+                &["apply-al", "twice"],
+                "is in use (attached by a DRBD minor",
+            ),
             (
                 &["create-md", "r0", "--force"],
                 "take the resource down first",
             ),
         ],
     )?;
+    let md_after = r0_md()?;
+    ensure!(
+        md_before == md_after,
+        "r0's metadata changed under the kernel:\n{md_before}\n{md_after}"
+    );
     let p = proc_drbd(g)?;
     let minors: Vec<&str> = p.lines().filter(|l| l.contains(": cs:")).collect();
     ensure!(
@@ -484,6 +513,67 @@ fn bad_requests_leave_nothing_configured(g: &Guest) -> TestResult {
         "{st}"
     );
     drbd(g, &["down", "r0"])?;
+    Ok(())
+}
+
+/// Without --force, create-md refuses a disk that holds anything (a
+/// filesystem, a PV label, an md superblock at the end), as drbdmeta asks
+/// first; with or without it, a mounted disk (O_EXCL). Nothing is written.
+fn create_md_refuses_data(g: &Guest) -> TestResult {
+    ensure_down(g)?;
+    let vg = g.loop_disk("sigvg", 128)?;
+    let pv = g.loop_disk("sigpv", 64)?;
+    let md = g.loop_disk("sigmd", 64)?;
+    g.sh(&format!(
+        "vgcreate -q sigvg {} && lvcreate -q -y -L 64M -n data sigvg && mkfs.ext4 -q /dev/sigvg/data 60M
+         pvcreate -q {}
+         mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.0 {} missing
+         mdadm --stop /dev/md9",
+        vg.dev, pv.dev, md.dev
+    ))?;
+    let sum = |dev: &str| g.sh(&format!("sha256sum < {dev}"));
+    let cases = [
+        ("/dev/sigvg/data", "ext4 (filesystem)"),
+        (pv.dev.as_str(), "LVM2_member (raid)"),
+        (md.dev.as_str(), "linux_raid_member (raid"),
+    ];
+    for (disk, want) in cases {
+        write_conf(g, &seed_conf(g, disk))?;
+        let before = sum(disk)?;
+        expect_refusals(g, &[(&["create-md", "r0"], want)])?;
+        ensure!(sum(disk)? == before, "{disk}: create-md changed it");
+    }
+    g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
+    g.run(&["pvs", &pv.dev])?;
+    g.run(&["mdadm", "--examine", &md.dev])?;
+    // Mounted: even --force is refused (the exclusive open fails).
+    write_conf(g, &seed_conf(g, "/dev/sigvg/data"))?;
+    g.sh("mkdir -p /tmp/sigmnt && mount /dev/sigvg/data /tmp/sigmnt")?;
+    let refused = expect_refusals(g, &[(&["create-md", "r0", "--force"], "is in use")]);
+    g.sh("umount /tmp/sigmnt")?;
+    refused?;
+    g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
+    // Forced, unmounted: the filesystem (60 of 64 MiB) ends before the
+    // metadata, so create-md proceeds as drbdmeta does, and leaves it whole.
+    drbd(g, &["create-md", "r0", "--force"])?;
+    g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
+    // A filesystem that fills the LV would lose its end to the metadata:
+    // refused even forced, as drbdmeta refuses it.
+    g.run(&["mkfs.ext4", "-q", "-F", "/dev/sigvg/data"])?;
+    let before = sum("/dev/sigvg/data")?;
+    expect_refusals(
+        g,
+        &[(&["create-md", "r0", "--force"], "would overwrite its end")],
+    )?;
+    ensure!(
+        sum("/dev/sigvg/data")? == before,
+        "forced create-md changed the LV"
+    );
+    g.run(&["e2fsck", "-fn", "/dev/sigvg/data"])?;
+    g.sh(&format!(
+        "vgremove -q -f sigvg >/dev/null; pvremove -q {} {} >/dev/null",
+        vg.dev, pv.dev
+    ))?;
     Ok(())
 }
 
@@ -520,6 +610,10 @@ fn main() {
             VmTest {
                 name: "events_stream_state_changes",
                 run: events_stream_state_changes,
+            },
+            VmTest {
+                name: "create_md_refuses_data",
+                run: create_md_refuses_data,
             },
             VmTest {
                 name: "bad_requests_leave_nothing_configured",

@@ -387,12 +387,129 @@ fn drbd_backed_pv_is_seen_once_on_top(g: &Guest) -> TestResult {
     result
 }
 
+/// Every kind of signature a guest tool makes: blkid names it, and `cairn
+/// pv create` refuses the device naming the same kind, with not one byte
+/// changed. md 0.90/1.0 and DRBD keep theirs at the end of the device.
+/// Then the other refusals (mounted, a regular file) and --force.
+fn pv_create_refuses_every_signature_blkid_knows(g: &Guest) -> TestResult {
+    g.sh("mkdir -p /tmp/sigsrc && echo cairn > /tmp/sigsrc/f
+        mksquashfs /tmp/sigsrc /tmp/sig.sqfs -noappend -quiet >/dev/null
+        xorriso -outdev /tmp/sig.iso -map /tmp/sigsrc / >/dev/null 2>&1")?;
+    let md = |v: &str| {
+        format!(
+            "mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force \
+             --metadata={v} $DEV missing && mdadm --stop /dev/md9"
+        )
+    };
+    // (blkid's TYPE or PTTYPE, disk MiB, how to make it on $DEV)
+    let kinds: Vec<(&str, u64, String)> = vec![
+        ("ext4", 64, "mkfs.ext4 -q -F $DEV".into()),
+        ("xfs", 320, "mkfs.xfs -q -f $DEV".into()),
+        ("btrfs", 160, "mkfs.btrfs -q -f $DEV".into()),
+        ("f2fs", 64, "mkfs.f2fs -q -f $DEV".into()),
+        ("vfat", 64, "mkfs.vfat $DEV".into()),
+        ("swap", 64, "mkswap $DEV".into()),
+        ("squashfs", 64, "dd if=/tmp/sig.sqfs of=$DEV conv=notrunc status=none".into()),
+        ("iso9660", 64, "dd if=/tmp/sig.iso of=$DEV conv=notrunc status=none".into()),
+        (
+            "crypto_LUKS",
+            64,
+            "echo -n pw | cryptsetup luksFormat -q --pbkdf pbkdf2 --pbkdf-force-iterations 1000 $DEV -"
+                .into(),
+        ),
+        ("bcache", 64, "make-bcache -B $DEV".into()),
+        ("linux_raid_member", 64, md("0.90")),
+        ("linux_raid_member", 64, md("1.0")),
+        ("linux_raid_member", 64, md("1.2")),
+        ("drbd", 64, "drbdmeta --force 99 v08 $DEV internal create-md".into()),
+        ("drbd", 64, "drbdmeta --force 99 v09 $DEV internal create-md 1".into()),
+        (
+            "ceph_bluestore",
+            64,
+            "printf 'bluestore block device\\n' | dd of=$DEV conv=notrunc status=none".into(),
+        ),
+        ("gpt", 64, "echo 'label: gpt' | sfdisk -q $DEV".into()),
+        ("dos", 64, "echo 'label: dos' | sfdisk -q $DEV".into()),
+    ];
+    let mut named = Vec::new();
+    for (i, (kind, mib, make)) in kinds.iter().enumerate() {
+        let d = g.loop_disk(&format!("sig{i}"), *mib)?;
+        g.sh(&format!("DEV={}; {make} >/dev/null", d.dev))?;
+        let blkid = g.sh(&format!(
+            "blkid -p -o export {} | grep -E '^(TYPE|PTTYPE)=' || true",
+            d.dev
+        ))?;
+        ensure!(
+            blkid
+                .lines()
+                .any(|l| l.split_once('=').map(|x| x.1) == Some(kind)),
+            "{make}: blkid -p says {blkid:?}, not {kind}"
+        );
+        let before = g.sh(&format!("sha256sum < {}", d.dev))?;
+        let out = g.output(&[lab::guest::CAIRN, "pv", "create", &d.dev])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let after = g.sh(&format!("sha256sum < {}", d.dev))?;
+        ensure!(
+            !out.status.success() && err.contains(&format!("{kind} (")),
+            "{make}: cairn pv create: {err}"
+        );
+        ensure!(
+            before == after,
+            "{make}: the refused pv create changed the device"
+        );
+        named.push(*kind);
+    }
+    eprintln!("named as blkid does: {}", named.join(" "));
+
+    // Mounted: refused even forced (the exclusive open fails).
+    let d = g.loop_disk("sigmnt", 64)?;
+    g.sh(&format!(
+        "mkfs.ext4 -q -F {0} && mkdir -p /tmp/sigmnt && mount {0} /tmp/sigmnt",
+        d.dev
+    ))?;
+    let out = g.output(&[lab::guest::CAIRN, "pv", "create", "--force", &d.dev])?;
+    g.sh("umount /tmp/sigmnt")?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("is in use"),
+        "pv create on a mounted device: {err}"
+    );
+    g.run(&["e2fsck", "-fn", &d.dev])?;
+    // Forced, unmounted: the signature is wiped, lvm2 sees a PV and blkid
+    // nothing else.
+    g.cairn(&["pv", "create", "--force", &d.dev])?;
+    let blkid = g.sh(&format!("blkid -p -o export {}", d.dev))?;
+    ensure!(
+        blkid.contains("TYPE=LVM2_member") && !blkid.contains("ext4"),
+        "after pv create --force: {blkid}"
+    );
+    g.run(&["pvs", &d.dev])?;
+    g.run(&["pvremove", "-q", &d.dev])?;
+    // A regular file: refused unless asked for.
+    g.sh("truncate -s 64M /tmp/sig-file.img")?;
+    let out = g.output(&[lab::guest::CAIRN, "pv", "create", "/tmp/sig-file.img"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains("not a block device"),
+        "pv create on a file: {err}"
+    );
+    ensure!(
+        g.sh("cmp -s /tmp/sig-file.img /dev/zero -n 67108864 && echo zero")?
+            .trim()
+            == "zero",
+        "the refused pv create wrote to the file"
+    );
+    g.cairn(&["pv", "create", "--allow-file", "/tmp/sig-file.img"])?;
+    g.sh("rm -f /tmp/sig-file.img")?;
+    Ok(())
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_meta",
         nodes: 1,
         mem_mib: 2048,
-        timeout: Duration::from_secs(420),
+        timeout: Duration::from_secs(600),
         tests: vec![
             VmTest {
                 name: "reports_equal_lvm2s",
@@ -413,6 +530,10 @@ fn main() {
             VmTest {
                 name: "lvm2_and_cairn_share_the_locks",
                 run: lvm2_and_cairn_share_the_locks,
+            },
+            VmTest {
+                name: "pv_create_refuses_every_signature_blkid_knows",
+                run: pv_create_refuses_every_signature_blkid_knows,
             },
             VmTest {
                 name: "drbd_backed_pv_is_seen_once_on_top",

@@ -519,14 +519,14 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
     let o = g.output(&[CAIRN, "apply", "/tmp/inuse.toml"])?;
     let err = String::from_utf8_lossy(&o.stderr);
     ensure!(
-        !o.status.success() && err.contains("has an ext4 filesystem"),
+        !o.status.success() && err.contains("ext4 (filesystem"),
         "in use: {err}"
     );
     g.sh(&format!("losetup -d {}", used.trim()))?;
     // A device with a partition table, and one with an md superblock.
     for (prep, want) in [
         ("printf '\\125\\252' | dd of=/tmp/sig.img bs=1 seek=510 conv=notrunc status=none", "partition table"),
-        ("mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.2 /tmp/sig.img missing 2>/dev/null || true; mdadm --stop /dev/md9 2>/dev/null || true", "md RAID member"),
+        ("mdadm --create /dev/md9 --run --quiet --level=1 --raid-devices=2 --force --metadata=1.2 /tmp/sig.img missing 2>/dev/null || true; mdadm --stop /dev/md9 2>/dev/null || true", "linux_raid_member (raid"),
     ] {
         g.sh("rm -f /tmp/sig.img && truncate -s 64M /tmp/sig.img")?;
         let dev = g.sh("losetup -f --show /tmp/sig.img")?.trim().to_owned();

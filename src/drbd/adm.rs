@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::admin::{DiskConf, Drbd, DrbdError, MinorStatus, Resize};
 use super::config::{Config, ConfigError, Host, Resource};
-use super::md::{MdDevice, MdError};
+use super::md::{MdDevice, MdError, Superblock, SECTOR};
+use crate::blockdev::DeviceError;
+use crate::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmError {
@@ -21,6 +23,8 @@ pub enum AdmError {
     Drbd(#[from] DrbdError),
     #[error(transparent)]
     Md(#[from] MdError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     #[error("resource {0}: {1}")]
     Refused(String, String),
     #[error("{failed}; undoing what this call did failed too: {undo}")]
@@ -243,7 +247,7 @@ pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
         }
         let attached = before.as_ref().is_some_and(|s| s.state.disk != "Diskless");
         if !attached {
-            let applied = MdDevice::open(Path::new(&t.disk), true)?.apply_al()?;
+            let applied = open_md(t, "apply-al")?.apply_al()?;
             if applied != Default::default() {
                 done.push(format!(
                     "apply-al {} ({} transactions, {} extents marked)",
@@ -306,8 +310,96 @@ pub fn down(drbd: &mut Drbd, t: &Target) -> Result<bool> {
     Ok(true)
 }
 
-/// `drbdadm create-md RES`: refused while the device is attached, and,
-/// without `force`, where metadata exists already (it would be lost).
+/// How much of a device's start drbdmeta looks at before create-md: any
+/// byte there that is not zero makes it ask ("This might destroy existing
+/// data!").
+const CHECKED_HEAD: usize = 68 << 10;
+
+/// The backing disk, opened to write its metadata and claimed O_EXCL, as
+/// drbdmeta does: a disk another minor has attached (DRBD claims its
+/// backing disk), or that is mounted or held by device-mapper or md, is
+/// refused before anything is read or written.
+fn open_md(t: &Target, verb: &str) -> Result<MdDevice> {
+    MdDevice::open_exclusive(Path::new(&t.disk)).map_err(|e| match e {
+        MdError::Device(DeviceError::Busy { .. }) => AdmError::Refused(
+            t.resource.name.clone(),
+            format!(
+                "{} is in use (attached by a DRBD minor, mounted, or held by device-mapper or \
+                 md): {verb} would write metadata that its holder owns; nothing was changed",
+                t.disk
+            ),
+        ),
+        e => e.into(),
+    })
+}
+
+/// What create-md would destroy, refused as drbdmeta refuses or asks first.
+/// Always: an ext filesystem that reaches into the metadata area (writing
+/// the metadata would truncate it). Without `force`: v08 metadata (its
+/// bitmap and generations), metadata DRBD 8.4 cannot use or that does not
+/// fit the device, any signature libblkid knows (a filesystem, a PV label,
+/// a RAID member, ...), or other data in the device's first 68 KiB.
+/// Returns the v08 superblock found, whose device uuid create-md keeps.
+fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Superblock>> {
+    let refuse = |why: String| Err(AdmError::Refused(t.resource.name.clone(), why));
+    let disk = Path::new(&t.disk);
+    let usable = md.layout.usable_sectors() * SECTOR;
+    if let Ok(Some(fs)) = crate::fs::probe(disk) {
+        let size = fs.block_size.saturating_mul(fs.blocks_count);
+        if size > usable {
+            return refuse(format!(
+                "{} holds an {} filesystem of {size} bytes, but internal metadata leaves {usable}: \
+                 the metadata would overwrite its end. Shrink it, or wipe it (wipefs -a) if its \
+                 data is not needed; nothing was changed",
+                t.disk, fs.kind
+            ));
+        }
+    }
+    let old = match md.superblock() {
+        Ok(sb) => Some(sb),
+        Err(MdError::NotFound { .. }) => None,
+        Err(e @ (MdError::OtherVersion { .. } | MdError::Inconsistent { .. })) => {
+            if !force {
+                return refuse(format!(
+                    "{e}; give --force to create new v08 metadata over it"
+                ));
+            }
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if force {
+        return Ok(old);
+    }
+    if old.is_some() {
+        return refuse(format!(
+            "{} has DRBD metadata already (its bitmap and generation ids would be lost): \
+             give --force to create new metadata",
+            t.disk
+        ));
+    }
+    let found = crate::signature::probe(disk)?;
+    if !found.is_empty() {
+        return refuse(format!(
+            "{} holds {}: create-md would overwrite its end; give --force if its data is not \
+             needed",
+            t.disk,
+            crate::signature::describe_all(&found)
+        ));
+    }
+    if md.head(CHECKED_HEAD)?.iter().any(|&b| b != 0) {
+        return refuse(format!(
+            "{} holds data in its first 68 KiB that no known signature names (drbdmeta asks \
+             before overwriting it): give --force if its data is not needed",
+            t.disk
+        ));
+    }
+    Ok(None)
+}
+
+/// `drbdadm create-md RES`: refused while the device is attached or held,
+/// where an ext filesystem would be truncated, and, without `force`, where
+/// anything is on the device (see [`check_overwrite`]).
 pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64> {
     let name = &t.resource.name;
     if let Some(drbd) = drbd {
@@ -323,18 +415,8 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
             ));
         }
     }
-    let md = MdDevice::open(Path::new(&t.disk), true)?;
-    let old = md.superblock().ok();
-    if old.is_some() && !force {
-        return Err(AdmError::Refused(
-            name.clone(),
-            format!(
-                "{} has DRBD metadata already (its bitmap and generation ids would be lost): \
-                 give --force to create new metadata",
-                t.disk
-            ),
-        ));
-    }
+    let md = open_md(t, "create-md")?;
+    let old = check_overwrite(&md, t, force)?;
     // drbdadm keeps the device's uuid, or draws one.
     let device_uuid = match old.map(|s| s.device_uuid) {
         Some(u) if u != 0 => u,
@@ -351,7 +433,7 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
 }
 
 /// `drbdadm apply-al RES`: refused while the minor is attached (the
-/// kernel owns the metadata then).
+/// kernel owns the metadata then), or the disk is held by anything else.
 pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applied> {
     if let Some(drbd) = drbd {
         if drbd.resource_exists(&t.resource.name)?
@@ -366,7 +448,7 @@ pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applie
             ));
         }
     }
-    Ok(MdDevice::open(Path::new(&t.disk), true)?.apply_al()?)
+    Ok(open_md(t, "apply-al")?.apply_al()?)
 }
 
 /// `drbdadm resize RES`: the device's size before and after.
@@ -445,5 +527,82 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
         let (other, c) = setup("h2");
         let e = other.target_in(&c, "r0", false).unwrap_err().to_string();
         assert!(e.contains("no `on h2` section"), "{e}");
+    }
+
+    /// r0 with its disk on a zeroed 64 MiB image, edited by `prepare`.
+    fn on_image(tag: &str, prepare: impl Fn(&std::fs::File)) -> (Target, PathBuf) {
+        let path = std::env::temp_dir().join(format!("cairn-cmd-{tag}-{}", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(64 << 20).unwrap();
+        prepare(&f);
+        let (s, c) = setup("h1");
+        let mut t = s.target_in(&c, "r0", false).unwrap();
+        t.disk = path.display().to_string();
+        (t, path)
+    }
+
+    fn put(f: &std::fs::File, offset: u64, data: &[u8]) {
+        std::os::unix::fs::FileExt::write_all_at(f, data, offset).unwrap();
+    }
+
+    /// An ext2 superblock (revision 1, 1 KiB blocks) of `blocks` blocks.
+    fn ext2(f: &std::fs::File, blocks: u32) {
+        put(f, 1024 + 4, &blocks.to_le_bytes());
+        put(f, 1024 + 76, &1u32.to_le_bytes());
+        put(f, 1080, &[0x53, 0xEF]);
+    }
+
+    #[test]
+    fn create_md_refuses_what_it_would_destroy_and_changes_nothing() {
+        let end = (64u64 << 20) - 4096;
+        let v09 = |f: &std::fs::File| put(f, end + 60, &0x8374_026Du32.to_be_bytes());
+        let misfit = |f: &std::fs::File| {
+            // v08 metadata made for a 1 GiB device (shrunk offline).
+            let layout = super::super::md::Layout::internal((1u64 << 30) / SECTOR);
+            put(f, end, &Superblock::created(&layout).encode());
+        };
+        type Prepare<'a> = &'a dyn Fn(&std::fs::File);
+        let cases: [(&str, Prepare, &str); 5] = [
+            ("ext2", &|f| ext2(f, 8192), "ext2 (filesystem) at byte 1080"),
+            ("v09", &v09, "DRBD 9 (v09)"),
+            ("misfit", &misfit, "does not fit the device"),
+            ("data", &|f| put(f, 60 << 10, b"some data"), "first 68 KiB"),
+            (
+                "swap",
+                &|f| {
+                    put(f, 1024, &1u32.to_le_bytes());
+                    put(f, 1028, &((64u32 << 20) / 4096 - 1).to_le_bytes());
+                    put(f, 4086, b"SWAPSPACE2");
+                },
+                "swap (other)",
+            ),
+        ];
+        for (tag, prepare, want) in cases {
+            let (t, path) = on_image(tag, prepare);
+            let before = std::fs::read(&path).unwrap();
+            let e = create_md(None, &t, false).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("--force"), "{tag}: {e}");
+            assert_eq!(std::fs::read(&path).unwrap(), before, "{tag}: changed");
+            create_md(None, &t, true).unwrap();
+            std::fs::remove_file(&path).unwrap();
+        }
+
+        // A blank device takes metadata; then it has some, kept without --force.
+        let (t, path) = on_image("blank", |_| {});
+        create_md(None, &t, false).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = create_md(None, &t, false).unwrap_err().to_string();
+        assert!(e.contains("has DRBD metadata already"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_file(&path).unwrap();
+
+        // A filesystem that reaches into the metadata area: refused even
+        // with --force, as drbdmeta does (the metadata would truncate it).
+        let (t, path) = on_image("big", |f| ext2(f, 64 << 10));
+        let before = std::fs::read(&path).unwrap();
+        let e = create_md(None, &t, true).unwrap_err().to_string();
+        assert!(e.contains("would overwrite its end"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_file(&path).unwrap();
     }
 }

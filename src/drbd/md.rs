@@ -443,6 +443,23 @@ impl MdDevice {
         Ok(MdDevice { dev, layout })
     }
 
+    /// Opens `path` writable and claims it O_EXCL, as drbdmeta does for
+    /// create-md and apply-al: refused ([`DeviceError::Busy`]) while a DRBD
+    /// minor has it attached (the kernel claims its backing disk), or it is
+    /// mounted or held by device-mapper or md; nobody can attach it until
+    /// this is dropped.
+    pub fn open_exclusive(path: &Path) -> Result<MdDevice> {
+        let dev = Device::open_exclusive(path, true)?;
+        let layout = Layout::internal(dev.size / SECTOR);
+        layout.check(&path.display().to_string())?;
+        Ok(MdDevice { dev, layout })
+    }
+
+    /// The first `len` bytes of the device (where its data starts).
+    pub fn head(&self, len: usize) -> Result<Vec<u8>> {
+        Ok(self.dev.read_at(0, len.min(self.dev.size as usize))?)
+    }
+
     fn path(&self) -> String {
         self.dev.path.display().to_string()
     }

@@ -40,8 +40,18 @@ pub enum OpError {
     Archive(#[from] ArchiveError),
     #[error("{path} is already a physical volume{vg}: nothing was changed")]
     AlreadyPv { path: PathBuf, vg: String },
-    #[error("{path} holds {what}: cairn will not overwrite it (wipe it first if it is no longer needed)")]
+    #[error(
+        "{path} holds {what}: nothing was changed; if its data is no longer needed, wipe it \
+         (wipefs -a) or give --force"
+    )]
     InUse { path: PathBuf, what: String },
+    #[error(
+        "{path} is not a block device: nothing was changed; attach it to a loop device \
+         (losetup -f --show {path}), or give --allow-file to use the file itself"
+    )]
+    NotABlockDevice { path: PathBuf },
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
     #[error("{path} is too small for a physical volume ({size} bytes; at least {min} needed)")]
     TooSmall { path: PathBuf, size: u64, min: u64 },
     #[error("{path} belongs to volume group {vg}: remove it from the VG first")]
@@ -262,36 +272,33 @@ pub fn check_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Signatures cairn refuses to overwrite (creating a PV, DRBD metadata):
-/// what `head`, a device's first 128 KiB, says is on it.
-pub fn signature(head: &[u8]) -> Option<&'static str> {
-    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    if at(1080, &[0x53, 0xEF]) {
-        Some("an ext2/3/4 file system")
-    } else if at(0, b"XFSB") {
-        Some("an XFS file system")
-    } else if at(4086, b"SWAPSPACE2") || at(4086, b"SWAP-SPACE") {
-        Some("swap space")
-    } else if at(4096, &[0xfc, 0x4e, 0x2b, 0xa9]) || at(0, &[0xfc, 0x4e, 0x2b, 0xa9]) {
-        Some("an md RAID member")
-    } else if at(65600, b"_BHRfS_M") {
-        Some("a btrfs file system")
-    } else if at(0, b"LUKS\xba\xbe") {
-        Some("a LUKS container")
-    } else if at(512, b"EFI PART") {
-        Some("a GPT partition table")
-    } else if at(510, &[0x55, 0xaa]) {
-        Some("a partition table or boot sector")
-    } else {
-        None
-    }
+/// How `pv create` treats what it finds on the device.
+#[derive(Debug, Clone, Default)]
+pub struct PvCreate {
+    /// The PV's uuid (drawn at random if none).
+    pub uuid: Option<PvUuid>,
+    /// Write over the signatures libblkid finds (filesystems, RAID members,
+    /// partition tables, ...): each is wiped first, as `pvcreate -y` and
+    /// `wipefs -a` do, so that no tool sees both it and the PV.
+    pub force: bool,
+    /// Accept a regular file. lvm2 only takes block devices (attach a file
+    /// to a loop device); image files are for tests and appliance builds.
+    pub allow_file: bool,
 }
 
 /// `pvcreate`: label, PV header and an empty metadata area, as lvm2 writes
 /// them (first extent at 1 MiB, one metadata area from 4 KiB up to it).
-pub fn pv_create(env: &Env, path: &Path, uuid: Option<PvUuid>) -> Result<Label> {
+/// The device is claimed O_EXCL throughout (refused while mounted or held
+/// by dm, md or DRBD); a device that holds a PV or, without `force`, any
+/// signature libblkid knows, is refused with nothing written.
+pub fn pv_create(env: &Env, path: &Path, opts: &PvCreate) -> Result<Label> {
     let _global = env.locks.global(Mode::Exclusive)?;
-    let dev = Device::open(path, true)?;
+    let dev = Device::open_exclusive(path, true)?;
+    if !dev.is_block_device() && !opts.allow_file {
+        return Err(OpError::NotABlockDevice {
+            path: path.to_owned(),
+        });
+    }
     let min = DEFAULT_PE_START + DEFAULT_EXTENT_SIZE;
     if dev.size < min {
         return Err(OpError::TooSmall {
@@ -301,26 +308,31 @@ pub fn pv_create(env: &Env, path: &Path, uuid: Option<PvUuid>) -> Result<Label> 
         });
     }
     let head = dev.read_at(0, (128 << 10).min(dev.size as usize))?;
-    if let Ok(Some(existing)) = super::label::find_label(&head) {
+    if let Ok(Some(_)) = super::label::find_label(&head) {
         let vg = scan::read_pv(path)?
             .and_then(|p| {
                 p.newest_copy()
                     .map(|c| format!(" in volume group {}", c.vg_name))
             })
             .unwrap_or_default();
-        let _ = existing;
         return Err(OpError::AlreadyPv {
             path: path.to_owned(),
             vg,
         });
     }
-    if let Some(what) = signature(&head) {
+    let found = crate::signature::probe(path)?;
+    if !found.is_empty() && !opts.force {
         return Err(OpError::InUse {
             path: path.to_owned(),
-            what: what.to_owned(),
+            what: crate::signature::describe_all(&found),
         });
     }
-    let uuid = match uuid {
+    for sig in &found {
+        if let Some(offset) = sig.offset {
+            dev.write_at(offset, &vec![0u8; sig.magic_len])?;
+        }
+    }
+    let uuid = match opts.uuid {
         Some(u) => u,
         None => random_uuid()?,
     };

@@ -34,7 +34,8 @@ pub enum PvSeen {
 }
 
 /// Why a device cannot be taken, if it cannot: held open exclusively by
-/// the kernel (mounted, a dm or md member, DRBD) or carrying a filesystem.
+/// the kernel (mounted, a dm or md member, DRBD) or carrying any signature
+/// libblkid knows (a filesystem, RAID member, partition table, ...).
 pub fn in_use(path: &Path) -> Option<String> {
     let excl = std::fs::OpenOptions::new()
         .read(true)
@@ -48,24 +49,16 @@ pub fn in_use(path: &Path) -> Option<String> {
             ));
         }
     }
-    if let Ok(Some(fs)) = crate::fs::probe(path) {
-        return Some(format!(
-            "{} has an {} filesystem (label {:?}): wipe it first if its data is not needed",
+    match crate::signature::probe(path) {
+        Ok(found) if found.is_empty() => None,
+        Ok(found) => Some(format!(
+            "{} holds {}: wipe it first (wipefs -a) if its data is not needed",
             path.display(),
-            fs.kind,
-            fs.label
-        ));
+            crate::signature::describe_all(&found)
+        )),
+        // What cannot be read cannot be shown to be free.
+        Err(e) => Some(e.to_string()),
     }
-    let dev = crate::blockdev::Device::open(path, false).ok()?;
-    let head = dev
-        .read_at(0, (128usize << 10).min(dev.size as usize))
-        .ok()?;
-    crate::meta::ops::signature(&head).map(|what| {
-        format!(
-            "{} holds {what}: wipe it first (wipefs -a) if its data is not needed",
-            path.display()
-        )
-    })
 }
 
 pub fn pv(path: &Path) -> PvSeen {

@@ -348,7 +348,9 @@ impl<'a> Ctx<'a> {
     pub fn run(&mut self, step: &Step) -> Result<()> {
         match step {
             Step::PvCreate { device } => {
-                ops::pv_create(&self.env, device, None)?;
+                // Not forced: the plan only asks for it where the device
+                // was seen blank; anything written since is refused.
+                ops::pv_create(&self.env, device, &ops::PvCreate::default())?;
             }
             Step::VgCreate {
                 vg,
