@@ -379,7 +379,7 @@ fn pv_entry(label: &Label, path: &Path, extent_sectors: u64) -> PhysicalVolume {
         status: PvStatus::ALLOCATABLE,
         flags: vec![],
         tags: vec![],
-        dev_size: dev_sectors,
+        dev_size: Some(dev_sectors),
         pe_start,
         pe_count: dev_sectors.saturating_sub(pe_start) / extent_sectors,
         ba_start: None,
