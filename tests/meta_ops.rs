@@ -33,6 +33,7 @@ impl Lab {
                 archive_dir: dir.join("archive"),
                 backup_dir: dir.join("backup"),
                 keep: 5,
+                retain_days: 0,
             },
             run_dir: dir.join("run"),
             devices: Vec::new(),
