@@ -555,6 +555,11 @@ impl<'a> Reader<'a> {
     /// `skip`ped: read by the caller) was read from its first entry, as
     /// lookups take the first: later entries under the same key (lvm2
     /// never writes them) are kept too, so a rewrite drops nothing.
+    ///
+    /// Except after an empty first entry (`[]`, `{}`, 0): the writer leaves
+    /// such a value out, and a later entry would then take its place when
+    /// the text is read again. lvm2 drops them all (it warns and reads the
+    /// first).
     fn extra(&self, skip: impl Fn(&str) -> bool) -> Section {
         let mut seen: Vec<&str> = Vec::new();
         Section {
@@ -566,7 +571,10 @@ impl<'a> Reader<'a> {
                     let consumed = self.used.contains(&k.as_str()) || skip(k);
                     let first = !seen.contains(&k.as_str());
                     seen.push(k);
-                    !(consumed && first)
+                    if !consumed {
+                        return true;
+                    }
+                    !first && self.section.get(k).is_some_and(|n| !is_empty_like(n))
                 })
                 .cloned()
                 .collect(),
@@ -1001,6 +1009,16 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
         kind,
         extra,
     })
+}
+
+/// A value the writer may leave out as a default: `[]`, an empty section, 0.
+fn is_empty_like(node: &Node) -> bool {
+    match node {
+        Node::Value(Value::List(items)) => items.is_empty(),
+        Node::Value(Value::Int(0)) => true,
+        Node::Value(_) => false,
+        Node::Section(s) => s.entries.is_empty(),
+    }
 }
 
 /// `message<N>` with N a number: the names lvm2 gives thin-pool messages.

@@ -465,7 +465,11 @@ fn trailer_keys_duplicates_and_message_gaps_survive_a_rewrite() {
         .find(|l| l.starts_with("creation_time = "))
         .unwrap();
     let text = vgall
-        .replacen("max_pv = 0\n", "max_pv = 0\nmax_pv = 7\n", 1)
+        .replacen(
+            "extent_size = 8192\n",
+            "extent_size = 8192\nextent_size = 4096\n",
+            1,
+        )
         .replacen(
             "zero_new_blocks = 1\n",
             "zero_new_blocks = 1\nmessage1 {\ncreate = \"thin1\"\n}\nmessage3 {\ndelete = 5\n}\n",
@@ -476,8 +480,11 @@ fn trailer_keys_duplicates_and_message_gaps_survive_a_rewrite() {
             &format!("{creation_time}\nfuture_trailer = \"kept\"\n"),
         );
     let md = parse(&text).unwrap();
-    assert_eq!(md.vg.max_pv, 0, "the first of two keys, as lvm2 reads it");
-    assert_eq!(md.vg.extra.int("max_pv"), Some(7));
+    assert_eq!(
+        md.vg.extent_size, 8192,
+        "the first of two keys, as lvm2 reads it"
+    );
+    assert_eq!(md.vg.extra.int("extent_size"), Some(4096));
     assert_eq!(md.trailer.extra.str("future_trailer"), Some("kept"));
     let pool = md.vg.lv("tp").unwrap();
     let SegmentKind::ThinPool { messages, .. } = &pool.segments[0].kind else {
@@ -488,7 +495,7 @@ fn trailer_keys_duplicates_and_message_gaps_survive_a_rewrite() {
         &[ThinMessage::Create("thin1".into()), ThinMessage::Delete(5)]
     );
     let written = md.to_text(&context_of(&md, &text));
-    assert!(written.contains("max_pv = 0\n") && written.contains("max_pv = 7\n"));
+    assert!(written.contains("extent_size = 8192\n") && written.contains("extent_size = 4096\n"));
     assert!(written.contains("message2 {\ndelete = 5\n}"), "{written}");
     assert!(
         written.contains("\nfuture_trailer = \"kept\"\n"),
