@@ -556,9 +556,11 @@ impl<'a> Reader<'a> {
     /// lookups take the first: later entries under the same key (lvm2
     /// never writes them) are kept too, so a rewrite drops nothing.
     ///
-    /// Except after an empty first entry (`[]`, `{}`, 0): the writer leaves
-    /// such a value out, and a later entry would then take its place when
-    /// the text is read again. lvm2 drops them all (it warns and reads the
+    /// Except repeated sections (physical_volumes, segment1, ...: the
+    /// writer puts extra entries before them, where a repeat would come
+    /// first) and repeats after an empty first entry (`[]`, 0: the writer
+    /// leaves such a value out, and a repeat would take its place when the
+    /// text is read again). lvm2 drops all repeats (it warns and reads the
     /// first).
     fn extra(&self, skip: impl Fn(&str) -> bool) -> Section {
         let mut seen: Vec<&str> = Vec::new();
@@ -567,14 +569,16 @@ impl<'a> Reader<'a> {
                 .section
                 .entries
                 .iter()
-                .filter(|(k, _)| {
+                .filter(|(k, node)| {
                     let consumed = self.used.contains(&k.as_str()) || skip(k);
                     let first = !seen.contains(&k.as_str());
                     seen.push(k);
                     if !consumed {
                         return true;
                     }
-                    !first && self.section.get(k).is_some_and(|n| !is_empty_like(n))
+                    !first
+                        && matches!(node, Node::Value(_))
+                        && self.section.get(k).is_some_and(|n| !is_empty_like(n))
                 })
                 .cloned()
                 .collect(),

@@ -503,3 +503,15 @@ fn trailer_keys_duplicates_and_message_gaps_survive_a_rewrite() {
     );
     assert_eq!(parse(&written).unwrap(), md);
 }
+
+/// A repeated section (found by fuzz/text: a second segment1) is dropped
+/// as lvm2 drops it: kept, it would be written before the first and read
+/// in its place.
+#[test]
+fn a_repeated_section_is_dropped_and_the_rewrite_reads_back() {
+    let text = include_str!("../../../fuzz/seeds/text/regress-repeated-segment.vg");
+    let md = parse(text).unwrap();
+    let written = md.to_text(&context_of(&md, &fixture!("vgall-pv-b-mda.bin")));
+    assert_eq!(parse(&written).unwrap().vg, md.vg);
+    assert_eq!(written.matches("segment1 {").count(), md.vg.lvs.len());
+}
