@@ -3,7 +3,7 @@
 # cargo-fuzz):
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     SECONDS per target (default 20);
-#                                         targets: label mda text (default all)
+#                                         targets: label mda scan text (default all)
 #
 # How: rustc's stable `-C passes=sancov-module` and `-C llvm-args` add the
 # SanitizerCoverage instrumentation libFuzzer feeds on (8-bit edge counters,
@@ -28,14 +28,16 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 shift || true
-all=(label mda text)
+all=(label mda scan text)
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=("${all[@]}")
 
 # -max_len per target: a label lives in the first 4 sectors (4 KiB read);
-# an mda area is cut at 1 MiB (lvm2's default area is just under that); the
-# metadata text at 64 KiB (ample for hundreds of LVs).
-declare -A max_len=([label]=4096 [mda]=1048576 [text]=65536)
+# an mda area is cut at 1 MiB (lvm2's default area is just under that); a
+# device image for scan at 64 KiB (the label's 4 KiB and a small area: its
+# seeds are lvm2's PVs with the area shrunk); the metadata text at 64 KiB
+# (ample for hundreds of LVs).
+declare -A max_len=([label]=4096 [mda]=1048576 [scan]=65536 [text]=65536)
 for t in "${targets[@]}"; do
     if [ -z "${max_len[$t]:-}" ]; then
         echo "fuzz: unknown target $t (known: ${all[*]})" >&2

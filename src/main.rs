@@ -30,7 +30,7 @@ struct Cli {
     // clap would merge arguments that share an id.
     #[arg(long = "devices", global = true, value_delimiter = ',')]
     scan_devices: Vec<PathBuf>,
-    /// Copies of old metadata kept per VG in /etc/lvm/archive (0: none; lvm2 keeps them without bound)
+    /// Copies of old metadata kept per VG in /etc/lvm/archive at least (lvm2's retain_min; cairn prunes only its own copies, older than 30 days; 0: none)
     #[arg(long, global = true, default_value_t = cairn::meta::archive::DEFAULT_KEEP)]
     archive_keep: usize,
     #[command(subcommand)]

@@ -42,6 +42,7 @@ impl Lab {
                 archive_dir: dir.join("archive"),
                 backup_dir: dir.join("backup"),
                 keep: 5,
+                retain_days: 0,
             },
             run_dir: dir.join("run"),
             devices: Vec::new(),
@@ -364,6 +365,31 @@ fn foreign_and_shared_vgs_are_refused() {
         let before = std::fs::read(&a).unwrap();
         let e = ops::vg_remove(&lab.env, "vgone", true).unwrap_err();
         assert!(e.to_string().contains(what), "{e}");
+        assert_eq!(std::fs::read(&a).unwrap(), before, "nothing written");
+    }
+}
+
+/// lvm2 2.03 skips VGs flagged CLUSTERED (clvmd) or SHARED (lvmlockd);
+/// cairn refuses to change or activate them, saying why, writing nothing.
+#[test]
+fn clustered_and_shared_status_vgs_are_refused() {
+    for (flag, what) in [("CLUSTERED", "is clustered"), ("SHARED", "is shared")] {
+        let mut lab = Lab::new(&format!("status-{flag}"));
+        let a = lab.fixture_disk("a", "vgone-pv0-mda.bin", 256);
+        rewrite_copy(&a, |t| {
+            t.replacen(
+                "status = [\"RESIZEABLE\", \"READ\", \"WRITE\"]",
+                &format!("status = [\"RESIZEABLE\", \"READ\", \"WRITE\", \"{flag}\"]"),
+                1,
+            )
+        });
+        let view = lab.scan().vg("vgone").unwrap();
+        assert!(ops::foreign_reason(&view.metadata.vg).is_some_and(|w| w.contains(what)));
+        let before = std::fs::read(&a).unwrap();
+        let e = ops::vg_remove(&lab.env, "vgone", true).unwrap_err();
+        assert!(e.to_string().contains(what), "{flag}: {e}");
+        let e = ops::vg_extend(&lab.env, "vgone", &[]).unwrap_err();
+        assert!(e.to_string().contains(what), "{flag}: {e}");
         assert_eq!(std::fs::read(&a).unwrap(), before, "nothing written");
     }
 }

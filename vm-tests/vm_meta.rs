@@ -504,6 +504,85 @@ fn pv_create_refuses_every_signature_blkid_knows(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// A crafted metadata-area header on one PV (signed as lvm2 signs it, so
+/// only its sizes are wrong: an area of 2^63 bytes with the committed copy a
+/// TiB into it), written with dd. The full scan (`cairn vgs`, every block
+/// device) still lists the other VG and names the bad device; before, it
+/// sized a buffer from the header and aborted. lvm2's `vgs` is run on the
+/// same devices and its output kept in the log as the oracle's behaviour.
+fn crafted_mda_header_leaves_the_scan_of_other_vgs(g: &Guest) -> TestResult {
+    use cairn::meta::mda::MdaHeader;
+    let (disk_a, disk_b) = (g.loop_disk("good", 64)?, g.loop_disk("crafted", 64)?);
+    let (a, b) = (&disk_a.dev, &disk_b.dev);
+    let result = (|| {
+        g.sh(&format!(
+            "pvcreate -q {a} {b} && vgcreate -q vmgood {a} && vgcreate -q vmbad {b} && \
+             lvcreate -q -y -L 8M -n keep vmgood"
+        ))?;
+        let mut sector = vec![0u8; 512];
+        {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut dev = std::fs::File::open(b).map_err(|e| e.to_string())?;
+            dev.seek(SeekFrom::Start(4096)).map_err(|e| e.to_string())?;
+            dev.read_exact(&mut sector).map_err(|e| e.to_string())?;
+        }
+        let mut header = MdaHeader::decode(&sector, 4096).map_err(|e| e.to_string())?;
+        header.size = 1 << 63;
+        header.raw_locns[0].offset = 1 << 40;
+        let crafted = std::env::temp_dir().join("crafted-mda-header");
+        std::fs::write(&crafted, header.encode()).map_err(|e| e.to_string())?;
+        g.sh(&format!(
+            "dd if={} of={b} bs=512 seek=8 count=1 conv=notrunc,fsync oflag=direct status=none",
+            crafted.display()
+        ))?;
+        let out = g.output(&[lab::guest::CAIRN, "vgs", "--json"])?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        ensure!(
+            out.status.success(),
+            "cairn vgs failed ({}): {stdout}{stderr}",
+            out.status
+        );
+        let vgs = rows(&stdout, "vg")?;
+        ensure!(
+            vgs.iter().any(|v| v["vg_name"] == "vmgood")
+                && !vgs.iter().any(|v| v["vg_name"] == "vmbad"),
+            "cairn vgs: {stdout}"
+        );
+        ensure!(
+            stderr.contains(&format!("{b}: metadata area at 4096: "))
+                && stderr.contains("header says the area is 9223372036854775808 bytes"),
+            "cairn does not name the crafted device: {stderr}"
+        );
+        // The same with the device named: the VG on it is unreadable, the
+        // command says why and fails, as for any damaged PV.
+        let named = g.output(&[lab::guest::CAIRN, "--devices", b, "vgs", "vmbad"])?;
+        ensure!(
+            !named.status.success(),
+            "cairn vgs vmbad on the crafted device succeeded"
+        );
+        // lvm2 on the same devices: its behaviour, for the record (log).
+        let lvm2 = g.output(&["vgs", "-o", "vg_name", "--noheadings"])?;
+        eprintln!(
+            "lvm2 vgs with the crafted header: {} / stdout {:?} / stderr {:?}",
+            lvm2.status,
+            String::from_utf8_lossy(&lvm2.stdout),
+            String::from_utf8_lossy(&lvm2.stderr)
+        );
+        ensure!(
+            String::from_utf8_lossy(&lvm2.stdout).contains("vmgood"),
+            "lvm2 lost vmgood too?"
+        );
+        Ok(())
+    })();
+    let _ = g.sh(&format!(
+        "vgremove -q -f vmgood; dd if=/dev/zero of={b} bs=1M count=2 conv=fsync status=none"
+    ));
+    result
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_meta",
@@ -538,6 +617,10 @@ fn main() {
             VmTest {
                 name: "drbd_backed_pv_is_seen_once_on_top",
                 run: drbd_backed_pv_is_seen_once_on_top,
+            },
+            VmTest {
+                name: "crafted_mda_header_leaves_the_scan_of_other_vgs",
+                run: crafted_mda_header_leaves_the_scan_of_other_vgs,
             },
         ],
         stream_log: false,

@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The VG must come back as it was, but for two things the writer does as
     // lvm2 does: it lists visible LVs first (then hidden ones, each in list
-    // order), and the trailer is its own (ctx).
+    // order), and the trailer is its own (ctx) but for keys it does not know.
     let mut vg = md.vg.clone();
     let (mut lvs, hidden): (Vec<_>, Vec<_>) = vg
         .lvs
@@ -101,7 +101,8 @@ fuzz_target!(|data: &[u8]| {
             description: ctx.description.clone(),
             creation_host: ctx.uname[1].clone(),
             creation_time: ctx.time,
-            extra: Default::default(),
+            // Keys after lvm2's own are kept as read.
+            extra: md.trailer.extra.clone(),
         },
     };
     assert_same(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/seeds/{label,mda,text}/ from lvm2's own bytes
+"""Writes the seed corpora fuzz/seeds/{label,mda,scan,text}/ from lvm2's own bytes
 in tests/fixtures/lvm2 (run from anywhere; the outputs are committed, so
 fuzz/run.sh never needs this script):
 
@@ -8,6 +8,8 @@ fuzz/run.sh never needs this script):
           shrunk to the area kept, checksum redone) and the committed text
           moved to byte 512 (as lvm2 puts the first copy); one more whose
           text wraps from the end of the area back to byte 512
+  scan/   whole small device images: lvm2's label (its metadata area's
+          size set to the small area's) followed by the mda/ area at 4096
   text/   lvm2's committed metadata texts, without the NUL
 
 text/regress-* are not made here: inputs that once broke the text target's
@@ -77,6 +79,26 @@ def small_area(pv, wrap_tail=None):
     return bytes(area)
 
 
+def with_mda_size(first_4k, size):
+    """The first 4 KiB of a PV with the label's (sector 1) metadata area
+    resized to `size` bytes, CRC redone."""
+    out = bytearray(first_4k)
+    label = 512
+    at = label + 72  # the data areas, after the uuid and device size
+    for _ in range(2):  # the data list, then the metadata list
+        while struct.unpack_from("<Q", out, at)[0] != 0:
+            if out[at : at + 8] == struct.pack("<Q", MDA_START):
+                struct.pack_into("<Q", out, at + 8, size)
+            at += 16
+        at += 16
+    struct.pack_into("<I", out, label + 16, lvm_crc(bytes(out[label + 20 : label + 512])))
+    return bytes(out)
+
+
+def device(pv, area):
+    return with_mda_size(pv[:MDA_START], len(area)) + area
+
+
 def main():
     pvs = {
         "vgone": fixture("vgone-pv0-mda.bin"),
@@ -98,6 +120,11 @@ def main():
     for name, pv in pvs.items():
         write("mda", name, small_area(pv))
     write("mda", "vgall-wrapped", small_area(pvs["vgall"], wrap_tail=1024))
+
+    write("scan", "pv-fresh", device(fresh, bytes(header) + bytes(4096 - 512)))
+    for name, pv in pvs.items():
+        write("scan", name, device(pv, small_area(pv)))
+    write("scan", "vgall-wrapped", device(pvs["vgall"], small_area(pvs["vgall"], wrap_tail=1024)))
 
     for name, pv in pvs.items():
         text = committed_text(pv)

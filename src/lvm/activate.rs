@@ -720,8 +720,23 @@ impl<'a> Planner<'a> {
                                 .map(|p| p.id.clone())
                                 .unwrap_or_default(),
                         })?;
-                    let pe_start = self.vg.pvs[*pv].pe_start;
-                    devs.push((DevRef::Path(path.display().to_string()), pe_start + pe * es));
+                    // An area past its PV's extents would map sectors of
+                    // whatever follows: refused, not wrapped or trusted.
+                    let on_pv = &self.vg.pvs[*pv];
+                    let run = seg.extent_count / stripes.len().max(1) as u64;
+                    if pe.checked_add(run).is_none_or(|end| end > on_pv.pe_count) {
+                        return Err(self.inconsistent(
+                            lv,
+                            format!(
+                                "an area at extent {pe} past the {} extents of its PV",
+                                on_pv.pe_count
+                            ),
+                        ));
+                    }
+                    devs.push((
+                        DevRef::Path(path.display().to_string()),
+                        on_pv.pe_start + pe * es,
+                    ));
                 }
                 let target = if devs.len() == 1 {
                     let (dev, offset) = devs.pop().expect("one stripe");

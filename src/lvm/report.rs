@@ -1593,7 +1593,7 @@ pub fn pv_rows(vg: &VolumeGroup, pvs: &[Option<PvInfo>]) -> Result<Vec<Row>, Rep
         set("pv_uuid", pv.id.clone());
         // pv_size_field: the extents, or the metadata's size without any.
         let size = if pv.pe_count == 0 {
-            bytes(pv.dev_size)
+            bytes(pv.dev_size.unwrap_or(0))
         } else {
             pv.pe_count.saturating_mul(extent_bytes)
         };

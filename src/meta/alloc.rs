@@ -290,7 +290,7 @@ mod tests {
             status: PvStatus::ALLOCATABLE,
             flags: vec![],
             tags: vec![],
-            dev_size: 0,
+            dev_size: None,
             pe_start: 2048,
             pe_count,
             ba_start: None,

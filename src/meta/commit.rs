@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::device::{Device, DeviceError};
-use super::label::Label;
+use super::label::{DiskLocn, Label};
 use super::mda::{self, MdaError, MdaHeader, RawLocn, Slot, MDA_HEADER_SIZE};
 use super::model::{Metadata, WriteContext};
 
@@ -61,9 +61,14 @@ fn mda_err(path: &Path, start: u64) -> impl FnOnce(MdaError) -> CommitError + '_
     }
 }
 
-fn read_header(dev: &Device, start: u64) -> Result<MdaHeader> {
+/// The header of the metadata area `area`, refused if larger than the area
+/// (a header sized past it would place copies over the extents after it).
+fn read_header(dev: &Device, area: &DiskLocn) -> Result<MdaHeader> {
+    let start = area.offset;
     let bytes = dev.read_at(start, MDA_HEADER_SIZE as usize)?;
-    MdaHeader::decode(&bytes, start).map_err(mda_err(&dev.path, start))
+    let header = MdaHeader::decode(&bytes, start).map_err(mda_err(&dev.path, start))?;
+    mda::check_area_size(&header, area.size).map_err(mda_err(&dev.path, start))?;
+    Ok(header)
 }
 
 fn write_header(dev: &Device, header: &MdaHeader) -> Result<()> {
@@ -84,7 +89,7 @@ pub fn commit(
     for (path, label) in devices {
         for area in &label.pv_header.metadata_areas {
             let dev = Device::open(path, true)?;
-            let header = read_header(&dev, area.offset)?;
+            let header = read_header(&dev, area)?;
             if header.is_ignored() {
                 continue;
             }
@@ -175,7 +180,7 @@ pub fn commit(
 pub fn clear_areas(path: &Path, label: &Label) -> Result<()> {
     let dev = Device::open(path, true)?;
     for area in &label.pv_header.metadata_areas {
-        let mut header = read_header(&dev, area.offset)?;
+        let mut header = read_header(&dev, area)?;
         header.raw_locns = Default::default();
         write_header(&dev, &header)?;
     }

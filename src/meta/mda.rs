@@ -156,6 +156,17 @@ pub enum MdaError {
     BadVersion { start: u64, found: u32 },
     #[error("metadata area at {start}: header says the area starts at {found}")]
     WrongStart { start: u64, found: u64 },
+    #[error(
+        "metadata area at {start}: header says the area is {size} bytes, but the PV header \
+         gives it {area_size}"
+    )]
+    LargerThanArea {
+        start: u64,
+        size: u64,
+        area_size: u64,
+    },
+    #[error("metadata area at {start}: cannot set aside {size} bytes for its text")]
+    NoMemory { start: u64, size: u64 },
     #[error("metadata area at {start}: {slot} slot is empty")]
     SlotEmpty { start: u64, slot: Slot },
     #[error(
@@ -473,6 +484,32 @@ pub fn read_text(header: &MdaHeader, area: &[u8], locn: &RawLocn) -> Result<Vec<
     let mut text = Vec::with_capacity(head.len() + tail.len());
     text.extend_from_slice(head);
     text.extend_from_slice(tail);
+    check_text(header, locn, text)
+}
+
+/// The header's own size checked against the area the PV header gives it
+/// (`area_size`, itself checked against the device by the caller): every
+/// offset and size in the header is then bounded by bytes that exist, and
+/// nothing is sized from the header alone. lvm2 writes both sizes equal.
+pub fn check_area_size(header: &MdaHeader, area_size: u64) -> Result<(), MdaError> {
+    if header.size > area_size {
+        return Err(MdaError::LargerThanArea {
+            start: header.start,
+            size: header.size,
+            area_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the bytes of the copy `locn` points at (read by the caller from
+/// the spans [`locate_text`] gave, in order): their checksum and trailing
+/// NUL. Returns the text without the NUL.
+pub fn check_text(
+    header: &MdaHeader,
+    locn: &RawLocn,
+    mut text: Vec<u8>,
+) -> Result<Vec<u8>, MdaError> {
     let found = calc_crc(INITIAL_CRC, &text);
     if found != locn.checksum {
         return Err(MdaError::BadTextChecksum {

@@ -14,5 +14,6 @@ pub mod lock;
 pub mod mda;
 pub mod model;
 pub mod ops;
+pub mod reader;
 pub mod scan;
 pub mod text;

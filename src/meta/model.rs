@@ -162,8 +162,8 @@ pub struct PhysicalVolume {
     pub status: PvStatus,
     pub flags: Vec<String>,
     pub tags: Vec<String>,
-    /// In sectors.
-    pub dev_size: u64,
+    /// In sectors; None when the text has none (kept absent on a rewrite).
+    pub dev_size: Option<u64>,
     /// In sectors.
     pub pe_start: u64,
     pub pe_count: u64,
@@ -392,6 +392,12 @@ pub fn parse(text: &str) -> Result<Metadata> {
     from_tree(&root)
 }
 
+/// The most sectors whose byte count fits in a u64.
+const MAX_SECTORS: u64 = u64::MAX / 512;
+
+/// lvm2's `DM_THIN_MAX_DEVICE_ID`: thin device ids have 24 bits.
+pub const MAX_THIN_DEVICE_ID: u64 = (1 << 24) - 1;
+
 /// The keys of a section that a reader consumed; the rest become `extra`.
 struct Reader<'a> {
     section: &'a Section,
@@ -472,6 +478,39 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A field lvm2 keeps in 32 bits (`uint32_t`): a larger value is not
+    /// something lvm2 wrote, and would wrap in lvm2 and overflow sizes here.
+    fn opt_u32(&mut self, key: &'static str) -> Result<Option<u64>> {
+        match self.opt_u64(key)? {
+            Some(v) if v > u64::from(u32::MAX) => Err(self.wrong(key, "an integer of 32 bits")),
+            v => Ok(v),
+        }
+    }
+
+    fn u32(&mut self, key: &'static str) -> Result<u64> {
+        self.opt_u32(key)?.ok_or(ModelError::Missing {
+            path: self.path.clone(),
+            key,
+        })
+    }
+
+    /// A thin device id: 24 bits in the kernel and in lvm2.
+    fn thin_device_id(&mut self, key: &'static str) -> Result<u64> {
+        match self.u64(key)? {
+            v if v > MAX_THIN_DEVICE_ID => Err(self.wrong(key, "a thin device id below 2^24")),
+            v => Ok(v),
+        }
+    }
+
+    /// A size or offset in 512-byte sectors, which must stay countable in
+    /// bytes (every user multiplies it by 512).
+    fn opt_sectors(&mut self, key: &'static str) -> Result<Option<u64>> {
+        match self.opt_u64(key)? {
+            Some(v) if v > MAX_SECTORS => Err(self.wrong(key, "a size in sectors below 2^55")),
+            v => Ok(v),
+        }
+    }
+
     fn str_list(&mut self, key: &'static str) -> Result<Option<Vec<String>>> {
         match self.value(key, "a list")? {
             None => Ok(None),
@@ -522,14 +561,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Everything not consumed, in its original order.
+    /// Everything not consumed, in its original order. A key read (or
+    /// `skip`ped: read by the caller) was read from its first entry, as
+    /// lookups take the first: later entries under the same key (lvm2
+    /// never writes them) are kept too, so a rewrite drops nothing.
+    ///
+    /// Except repeated sections (physical_volumes, segment1, ...: the
+    /// writer puts extra entries before them, where a repeat would come
+    /// first) and repeats after an empty first entry (`[]`, 0: the writer
+    /// leaves such a value out, and a repeat would take its place when the
+    /// text is read again). lvm2 drops all repeats (it warns and reads the
+    /// first).
     fn extra(&self, skip: impl Fn(&str) -> bool) -> Section {
+        let mut seen: Vec<&str> = Vec::new();
         Section {
             entries: self
                 .section
                 .entries
                 .iter()
-                .filter(|(k, _)| !self.used.contains(&k.as_str()) && !skip(k))
+                .filter(|(k, node)| {
+                    let consumed = self.used.contains(&k.as_str()) || skip(k);
+                    let first = !seen.contains(&k.as_str());
+                    seen.push(k);
+                    if !consumed {
+                        return true;
+                    }
+                    !first
+                        && matches!(node, Node::Value(_))
+                        && self.section.get(k).is_some_and(|n| !is_empty_like(n))
+                })
                 .cloned()
                 .collect(),
         }
@@ -591,7 +651,7 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
     let mut vg = VolumeGroup {
         name: name.to_owned(),
         id: r.str("id")?,
-        seqno: r.u64("seqno")?,
+        seqno: r.u32("seqno")?,
         format: r.opt_str("format")?,
         status: r.status("VG status", VG_STATUS_NAMES)?,
         flags: r.str_list("flags")?.unwrap_or_default(),
@@ -599,12 +659,12 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
         system_id: r.opt_str("system_id")?,
         lock_type: r.opt_str("lock_type")?,
         lock_args: r.opt_str("lock_args")?,
-        extent_size: r.u64("extent_size")?,
-        max_lv: r.u64("max_lv")?,
-        max_pv: r.u64("max_pv")?,
+        extent_size: r.u32("extent_size")?,
+        max_lv: r.u32("max_lv")?,
+        max_pv: r.u32("max_pv")?,
         allocation_policy: r.opt_str("allocation_policy")?,
         profile: r.opt_str("profile")?,
-        metadata_copies: r.opt_u64("metadata_copies")?.unwrap_or(0),
+        metadata_copies: r.opt_u32("metadata_copies")?.unwrap_or(0),
         pvs: Vec::new(),
         lvs: Vec::new(),
         extra: Section::default(),
@@ -619,8 +679,25 @@ fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
     if let Some(pvs) = r.section("physical_volumes")? {
         for (key, pv) in pvs.sections() {
             pv_keys.push(key.to_owned());
-            vg.pvs
-                .push(read_pv(&format!("{name}/physical_volumes/{key}"), pv)?);
+            let path = format!("{name}/physical_volumes/{key}");
+            let pv = read_pv(&path, pv)?;
+            // Where its extents end, in sectors, must be countable in bytes:
+            // every mapping of an extent adds to pe_start.
+            let extents_end = pv
+                .pe_count
+                .checked_mul(vg.extent_size)
+                .and_then(|n| n.checked_add(pv.pe_start))
+                .filter(|&end| end <= MAX_SECTORS);
+            if extents_end.is_none() {
+                return Err(ModelError::Invalid {
+                    path,
+                    message: format!(
+                        "pe_start {} and {} extents of {} sectors end past 2^55 sectors",
+                        pv.pe_start, pv.pe_count, vg.extent_size
+                    ),
+                });
+            }
+            vg.pvs.push(pv);
         }
     }
     if let Some(lvs) = r.section("logical_volumes")? {
@@ -724,11 +801,14 @@ fn read_pv(path: &str, section: &Section) -> Result<PhysicalVolume> {
         status: r.status("PV status", PV_STATUS_NAMES)?,
         flags: r.str_list("flags")?.unwrap_or_default(),
         tags: r.str_list("tags")?.unwrap_or_default(),
-        dev_size: r.opt_u64("dev_size")?.unwrap_or(0),
-        pe_start: r.u64("pe_start")?,
-        pe_count: r.u64("pe_count")?,
-        ba_start: r.opt_u64("ba_start")?,
-        ba_size: r.opt_u64("ba_size")?,
+        dev_size: r.opt_sectors("dev_size")?,
+        pe_start: r.opt_sectors("pe_start")?.ok_or(ModelError::Missing {
+            path: path.to_owned(),
+            key: "pe_start",
+        })?,
+        pe_count: r.u32("pe_count")?,
+        ba_start: r.opt_sectors("ba_start")?,
+        ba_size: r.opt_sectors("ba_size")?,
         extra: Section::default(),
     };
     // lvm2 refuses an "incomplete bootloader area specification" (and
@@ -777,7 +857,7 @@ fn read_lv(vg: &str, name: &str, section: &Section, pv_keys: &[String]) -> Resul
             },
         });
     }
-    let count = r.u64("segment_count")?;
+    let count = r.u32("segment_count")?;
     for n in 1..=count {
         let key = format!("segment{n}");
         let seg = section.section(&key).ok_or_else(|| ModelError::Invalid {
@@ -810,9 +890,9 @@ fn read_lv(vg: &str, name: &str, section: &Section, pv_keys: &[String]) -> Resul
 
 fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Segment> {
     let mut r = Reader::new(section, path.to_owned());
-    let start_extent = r.u64("start_extent")?;
-    let extent_count = r.u64("extent_count")?;
-    let reshape_count = r.opt_u64("reshape_count")?;
+    let start_extent = r.u32("start_extent")?;
+    let extent_count = r.u32("extent_count")?;
+    let reshape_count = r.opt_u32("reshape_count")?;
     let full_type = r.str("type")?;
     let mut parts = full_type.split('+');
     let type_name = parts.next().unwrap_or_default().to_owned();
@@ -830,11 +910,11 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
     let tags = r.str_list("tags")?.unwrap_or_default();
     let kind = match type_name.as_str() {
         "striped" => {
-            let stripe_count = r.u64("stripe_count")?;
+            let stripe_count = r.u32("stripe_count")?;
             // As striped.c, which reads stripe_size only with more than one
             // stripe (and writes it only then): with one, it stays in extra.
             let stripe_size = if stripe_count > 1 {
-                r.opt_u64("stripe_size")?
+                r.opt_u32("stripe_size")?
             } else {
                 None
             };
@@ -854,13 +934,18 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
             }
         }
         "thin-pool" => {
+            // lvm2 (thin.c) takes every sub-section of a thin-pool segment as
+            // a message, whatever its number: with gaps or repeats all are
+            // kept (and written back as message1..N, as lvm2 writes them).
             let mut messages = Vec::new();
-            let mut n = 1;
-            while let Some(msg) = section.section(&format!("message{n}")) {
-                let mut m = Reader::new(msg, format!("{path}/message{n}"));
+            for (key, msg) in section.sections().filter(|(k, _)| is_message_key(k)) {
+                let mut m = Reader::new(msg, format!("{path}/{key}"));
                 messages.push(match (m.opt_str("create")?, m.opt_i64("delete")?) {
                     (Some(lv), None) => ThinMessage::Create(lv),
-                    (None, Some(id)) => ThinMessage::Delete(id),
+                    (None, Some(id)) if (0..=MAX_THIN_DEVICE_ID as i64).contains(&id) => {
+                        ThinMessage::Delete(id)
+                    }
+                    (None, Some(_)) => return Err(m.wrong("delete", "a thin device id below 2^24")),
                     _ => {
                         return Err(ModelError::Invalid {
                             path: m.path,
@@ -868,13 +953,12 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
                         })
                     }
                 });
-                n += 1;
             }
             SegmentKind::ThinPool {
                 metadata: r.str("metadata")?,
                 pool: r.str("pool")?,
                 transaction_id: r.u64("transaction_id")?,
-                chunk_size: r.u64("chunk_size")?,
+                chunk_size: r.u32("chunk_size")?,
                 discards: r.opt_str("discards")?,
                 zero_new_blocks: r.opt_i64("zero_new_blocks")?.unwrap_or(0) != 0,
                 crop_metadata: r.opt_i64("crop_metadata")?.map(|v| v != 0),
@@ -884,7 +968,7 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
         "thin" => SegmentKind::Thin {
             thin_pool: r.str("thin_pool")?,
             transaction_id: r.u64("transaction_id")?,
-            device_id: r.u64("device_id")?,
+            device_id: r.thin_device_id("device_id")?,
             external_origin: r.opt_str("external_origin")?,
             origin: r.opt_str("origin")?,
             merge: r.opt_str("merge")?,
@@ -892,7 +976,7 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
         "cache-pool" => SegmentKind::CachePool {
             data: r.str("data")?,
             metadata: r.str("metadata")?,
-            metadata_format: r.opt_u64("metadata_format")?,
+            metadata_format: r.opt_u32("metadata_format")?,
             settings: read_cache_settings(&mut r)?,
         },
         "cache" => SegmentKind::Cache {
@@ -901,7 +985,7 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
             cleaner: r.opt_i64("cleaner")?.unwrap_or(0) != 0,
         },
         "snapshot" => {
-            let chunk_size = r.u64("chunk_size")?;
+            let chunk_size = r.u32("chunk_size")?;
             let origin = r.str("origin")?;
             let (cow, merging) = match (r.opt_str("cow_store")?, r.opt_str("merging_store")?) {
                 (Some(c), None) => (c, false),
@@ -922,9 +1006,14 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
         }
         _ => SegmentKind::Other { type_name },
     };
-    let is_message =
-        |k: &str| matches!(kind, SegmentKind::ThinPool { .. }) && k.starts_with("message");
-    let extra = r.extra(is_message);
+    let mut extra = r.extra(|_| false);
+    // Every message section was read above (a value under such a name
+    // stays in extra).
+    if matches!(kind, SegmentKind::ThinPool { .. }) {
+        extra
+            .entries
+            .retain(|(k, n)| !(is_message_key(k) && matches!(n, Node::Section(_))));
+    }
     Ok(Segment {
         start_extent,
         extent_count,
@@ -936,9 +1025,25 @@ fn read_segment(path: &str, section: &Section, pv_keys: &[String]) -> Result<Seg
     })
 }
 
+/// A value the writer may leave out as a default: `[]`, an empty section, 0.
+fn is_empty_like(node: &Node) -> bool {
+    match node {
+        Node::Value(Value::List(items)) => items.is_empty(),
+        Node::Value(Value::Int(0)) => true,
+        Node::Value(_) => false,
+        Node::Section(s) => s.entries.is_empty(),
+    }
+}
+
+/// `message<N>` with N a number: the names lvm2 gives thin-pool messages.
+fn is_message_key(key: &str) -> bool {
+    key.strip_prefix("message")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn read_cache_settings(r: &mut Reader) -> Result<CacheSettings> {
     let settings = CacheSettings {
-        chunk_size: r.opt_u64("chunk_size")?,
+        chunk_size: r.opt_u32("chunk_size")?,
         cache_mode: r.opt_str("cache_mode")?,
         policy: r.opt_str("policy")?,
         // As lvm2's cache.c: empty settings are none (it writes none then).
@@ -977,7 +1082,8 @@ fn read_areas(r: &mut Reader, key: &'static str, pv_keys: &[String]) -> Result<V
     items
         .chunks(2)
         .map(|pair| match (&pair[0], &pair[1]) {
-            (Value::Str(name), Value::Int(start)) if *start >= 0 => {
+            // Extents are counted in 32 bits, as in lvm2.
+            (Value::Str(name), Value::Int(start)) if (0..=u32::MAX as i64).contains(start) => {
                 let start = *start as u64;
                 // lvm2 looks names up as PVs first, then as LVs.
                 Ok(match pv_keys.iter().position(|k| k == name) {
@@ -1044,6 +1150,9 @@ impl Metadata {
             &format!("{sys} {node} {release} {version} {machine}"),
         );
         w.value_with_comment("creation_time", &Value::Int(ctx.time as i64), &when);
+        // Keys after lvm2's own that this copy was read with (a newer
+        // writer's), kept as read.
+        w.section_entries(&self.trailer.extra);
         w.blank();
         w.finish()
     }
@@ -1104,7 +1213,7 @@ fn write_vg(w: &mut text::Writer, vg: &VolumeGroup) {
         w.value("status", &flag_names(pv.status, PV_STATUS_NAMES));
         w.value("flags", &Value::str_list(&pv.flags));
         list(w, "tags", &pv.tags);
-        int(w, "dev_size", pv.dev_size);
+        opt_int(w, "dev_size", pv.dev_size);
         int(w, "pe_start", pv.pe_start);
         int(w, "pe_count", pv.pe_count);
         if let (Some(start), Some(size)) = (pv.ba_start, pv.ba_size) {

@@ -409,7 +409,7 @@ fn pv_entry(label: &Label, path: &Path, extent_sectors: u64) -> PhysicalVolume {
         status: PvStatus::ALLOCATABLE,
         flags: vec![],
         tags: vec![],
-        dev_size: dev_sectors,
+        dev_size: Some(dev_sectors),
         pe_start,
         pe_count: dev_sectors.saturating_sub(pe_start) / extent_sectors,
         ba_start: None,
@@ -474,6 +474,24 @@ pub fn foreign_reason(vg: &VolumeGroup) -> Option<String> {
     }
     if vg.status.contains(VgStatus::EXPORTED) {
         return Some("is exported (vgimport it first)".to_owned());
+    }
+    // lvm2 2.03 skips a CLUSTERED VG (clvmd's, gone from lvm2) unless told
+    // to convert it, and a SHARED one without its lock manager: neither is
+    // this host's alone to change or activate.
+    if vg.status.contains(VgStatus::CLUSTERED) {
+        return Some(
+            "is clustered (the CLUSTERED flag of clvmd, which lvm2 2.03 skips too): if no \
+             other host uses it, make it local with lvm2's `vgchange --lock-type none \
+             --lockopt force`"
+                .to_owned(),
+        );
+    }
+    if vg.status.contains(VgStatus::SHARED) {
+        return Some(
+            "is shared (its SHARED flag belongs to lvmlockd): change it through lvmlockd, or \
+             make it local with lvm2's `vgchange --lock-type none` once no other host uses it"
+                .to_owned(),
+        );
     }
     None
 }

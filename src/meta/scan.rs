@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::device::{Device, DeviceError};
-use super::label::{find_label, Label, LabelError, LABEL_SCAN_BYTES};
+use super::label::{find_label, DiskLocn, Label, LabelError, LABEL_SCAN_BYTES};
 use super::mda::{self, MdaError, MdaHeader, Slot, MDA_HEADER_SIZE};
 use super::model::{self, Metadata, ModelError};
+use super::reader::DeviceRead;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -29,6 +30,16 @@ pub enum ScanError {
         path: PathBuf,
         start: u64,
         source: ModelError,
+    },
+    #[error(
+        "{path}: the PV header places a metadata area at byte {offset} ({size} bytes), past \
+         the end of the device ({device_size} bytes): the label is damaged or not lvm2's"
+    )]
+    AreaPastEnd {
+        path: PathBuf,
+        offset: u64,
+        size: u64,
+        device_size: u64,
     },
     #[error("{path} is not an LVM physical volume (no LVM2 label in its first 4 sectors): run `cairn pv create {path}` first")]
     NotAPv { path: PathBuf },
@@ -68,6 +79,7 @@ impl ScanError {
             | ScanError::Label { path, .. }
             | ScanError::Mda { path, .. }
             | ScanError::Text { path, .. }
+            | ScanError::AreaPastEnd { path, .. }
             | ScanError::NotAPv { path }
             | ScanError::Suspended { path, .. } => Some(path),
             _ => None,
@@ -195,21 +207,9 @@ impl ScannedPv {
 pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
     refuse_suspended(path)?;
     let dev = Device::open(path, false)?;
-    if dev.size < LABEL_SCAN_BYTES as u64 {
-        return Ok(None);
-    }
-    let head = dev.read_at(0, LABEL_SCAN_BYTES)?;
-    let Some(label) = find_label(&head).map_err(|source| ScanError::Label {
-        path: path.to_owned(),
-        source,
-    })?
-    else {
+    let Some((label, mdas)) = read_label_and_mdas(&dev)? else {
         return Ok(None);
     };
-    let mut mdas = Vec::new();
-    for area in &label.pv_header.metadata_areas {
-        mdas.push(read_mda(&dev, area.offset)?);
-    }
     // lvm2's name for the device: /dev/vg/lv for an LV, not the path given.
     let path = dev
         .devno
@@ -224,14 +224,57 @@ pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
     }))
 }
 
-fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
+/// The label of a device and what its metadata areas hold: Ok(None) when
+/// it carries no LVM2 label. Everything read is bounded by the device: an
+/// area the PV header places past the device's end, a header larger than
+/// its area, or a copy outside it is an error naming the device (the scan
+/// records it as a problem with that device and goes on), never a read or
+/// an allocation sized by what the disk says.
+pub fn read_label_and_mdas(dev: &impl DeviceRead) -> Result<Option<(Label, Vec<ScannedMda>)>> {
+    if dev.size() < LABEL_SCAN_BYTES as u64 {
+        return Ok(None);
+    }
+    let head = dev.read_at(0, LABEL_SCAN_BYTES)?;
+    let Some(label) = find_label(&head).map_err(|source| ScanError::Label {
+        path: dev.path().to_owned(),
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    let mut mdas = Vec::new();
+    for area in &label.pv_header.metadata_areas {
+        if area
+            .offset
+            .checked_add(area.size)
+            .is_none_or(|end| end > dev.size())
+        {
+            return Err(ScanError::AreaPastEnd {
+                path: dev.path().to_owned(),
+                offset: area.offset,
+                size: area.size,
+                device_size: dev.size(),
+            });
+        }
+        mdas.push(read_mda(dev, area)?);
+    }
+    Ok(Some((label, mdas)))
+}
+
+/// Reads the metadata area `area` (inside the device: checked by the
+/// caller): its header, checked against the area, then only the committed
+/// copy's bytes (one span, or two when it wraps), which
+/// [`mda::locate_text`] keeps inside the header's size.
+fn read_mda(dev: &impl DeviceRead, area: &DiskLocn) -> Result<ScannedMda> {
+    let start = area.offset;
     let mda_err = |source| ScanError::Mda {
-        path: dev.path.clone(),
+        path: dev.path().to_owned(),
         start,
         source,
     };
     let head = dev.read_at(start, MDA_HEADER_SIZE as usize)?;
     let header = MdaHeader::decode(&head, start).map_err(mda_err)?;
+    mda::check_area_size(&header, area.size).map_err(mda_err)?;
     let locn = *header.slot(Slot::Committed);
     if locn.is_empty() || header.is_ignored() {
         return Ok(ScannedMda {
@@ -239,39 +282,47 @@ fn read_mda(dev: &Device, start: u64) -> Result<ScannedMda> {
             committed: None,
         });
     }
-    // Only the copy's bytes are read (one span, or two when it wraps), into
-    // a buffer laid out as the area: after many commits the copy sits deep
-    // in a large ring, and reading up to it cost a megabyte per scan.
     let (first, second) = mda::locate_text(&header, &locn).map_err(mda_err)?;
-    let end = second
-        .map(|_| header.size)
-        .unwrap_or(first.end())
-        .min(header.size);
-    let mut area = vec![0u8; end as usize];
-    let n = head.len().min(area.len());
-    area[..n].copy_from_slice(&head[..n]);
+    // locn.size <= header.size <= area.size <= the device's size. The
+    // reservation may still fail for a huge device: an error, not an abort.
+    let no_memory = || {
+        mda_err(MdaError::NoMemory {
+            start,
+            size: locn.size,
+        })
+    };
+    let mut bytes = Vec::new();
+    usize::try_from(locn.size)
+        .ok()
+        .and_then(|n| bytes.try_reserve_exact(n).ok())
+        .ok_or_else(no_memory)?;
     for span in std::iter::once(first).chain(second) {
-        let from = span.offset.min(end) as usize;
-        let to = span.end().min(end) as usize;
-        if to > from {
-            area[from..to].copy_from_slice(&dev.read_at(start + from as u64, to - from)?);
+        // In pieces, so that no read buffer is larger than a piece.
+        let mut done = 0;
+        while done < span.len {
+            let piece = (span.len - done).min(READ_PIECE);
+            bytes.extend_from_slice(&dev.read_at(start + span.offset + done, piece as usize)?);
+            done += piece;
         }
     }
-    let text = mda::read_text(&header, &area, &locn).map_err(mda_err)?;
+    let text = mda::check_text(&header, &locn, bytes).map_err(mda_err)?;
     let text = String::from_utf8(text).map_err(|_| ScanError::Text {
-        path: dev.path.clone(),
+        path: dev.path().to_owned(),
         start,
         source: ModelError::Invalid {
             path: "metadata".into(),
             message: "text is not UTF-8".into(),
         },
     })?;
-    let copy = Copy::new(text, locn.checksum, locn.size, &dev.path, start)?;
+    let copy = Copy::new(text, locn.checksum, locn.size, dev.path(), start)?;
     Ok(ScannedMda {
         header,
         committed: Some(copy),
     })
 }
+
+/// The largest single read of a copy's text (lvm2's default area is 1 MiB).
+const READ_PIECE: u64 = 1 << 20;
 
 /// The name lvm2 shows for a device-mapper device: `/dev/<vg>/<lv>` for an
 /// LV (uuid `LVM-` with no layer suffix) whose link exists, otherwise
@@ -755,6 +806,193 @@ fn pick_top(copies: &[ScannedPv]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::fixtures::{VGONE, VGWRAP};
+    use crate::meta::mda::RawLocn;
+    use crate::meta::reader::ImageDevice;
+
+    /// Where pvcreate puts the (first) metadata area.
+    const MDA_START: u64 = 4096;
+
+    /// `image` with its mda header changed by `edit` and signed again.
+    fn with_header(image: &[u8], edit: impl FnOnce(&mut MdaHeader)) -> Vec<u8> {
+        let mut out = image.to_vec();
+        let at = MDA_START as usize;
+        let mut header = MdaHeader::decode(&out[at..at + 512], MDA_START).unwrap();
+        edit(&mut header);
+        out[at..at + 512].copy_from_slice(&header.encode());
+        out
+    }
+
+    fn read(image: &[u8]) -> Result<Option<(Label, Vec<ScannedMda>)>> {
+        read_label_and_mdas(&ImageDevice::new("/dev/crafted", image))
+    }
+
+    #[test]
+    fn lvm2s_images_read_whole() {
+        for (image, vg) in [(VGONE, "vgone"), (VGWRAP, "vgwrap")] {
+            let (label, mdas) = read(image).unwrap().unwrap();
+            assert_eq!(label.pv_header.metadata_areas[0].offset, MDA_START);
+            let copy = mdas[0].committed.as_ref().unwrap();
+            assert_eq!(copy.vg_name, vg);
+            assert_eq!(copy.metadata().unwrap().vg.name, vg);
+        }
+    }
+
+    /// Crafted headers, each signed as lvm2 signs them: an error naming the
+    /// device and the area, never a panic or a buffer of the header's size.
+    #[test]
+    fn crafted_mda_headers_are_errors_not_aborts() {
+        let committed = *MdaHeader::decode(&VGONE[4096..4608], MDA_START)
+            .unwrap()
+            .slot(Slot::Committed);
+        let at = move |offset: u64, size: u64| RawLocn {
+            offset,
+            size,
+            ..committed
+        };
+        type Edit = Box<dyn Fn(&mut MdaHeader)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            (
+                "huge area, copy deep in it",
+                Box::new(move |h| {
+                    h.size = u64::MAX;
+                    h.raw_locns[0] = at(1 << 40, 4096);
+                }),
+                "header says the area is 18446744073709551615 bytes",
+            ),
+            (
+                "area larger than the PV header's",
+                Box::new(|h| h.size += 512),
+                "but the PV header gives it",
+            ),
+            (
+                "copy past the area",
+                Box::new(move |h| h.raw_locns[0] = at(h.size, 1000)),
+                "outside the text buffer",
+            ),
+            (
+                "copy longer than the area",
+                Box::new(move |h| h.raw_locns[0] = at(512, h.size)),
+                "outside the text buffer",
+            ),
+            (
+                "offset and size that wrap u64",
+                Box::new(move |h| h.raw_locns[0] = at(u64::MAX - 10, 100)),
+                "outside the text buffer",
+            ),
+            (
+                "copy that wraps past the end onto the header's checksum",
+                Box::new(move |h| h.raw_locns[0] = at(h.size - 512, 4096)),
+                "bad checksum",
+            ),
+            (
+                "area size 0",
+                Box::new(|h| h.size = 0),
+                "outside the text buffer",
+            ),
+            (
+                "copy in the header",
+                Box::new(move |h| h.raw_locns[0] = at(0, 4096)),
+                "outside the text buffer",
+            ),
+        ];
+        for (what, edit, expected) in cases {
+            let image = with_header(VGONE, edit);
+            let e = read(&image).expect_err(what);
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with("/dev/crafted: metadata area at 4096: ")
+                    && shown.contains(expected),
+                "{what}: {shown}"
+            );
+            assert_eq!(e.path(), Some(Path::new("/dev/crafted")), "{what}");
+        }
+    }
+
+    /// The PV header is on disk too: an area it places past the device's
+    /// end is refused before anything is read from it.
+    #[test]
+    fn a_pv_header_area_past_the_device_is_an_error() {
+        for (offset, size) in [(4096, 1 << 40), (u64::MAX - 511, 1024), (1 << 20, 1)] {
+            let mut label = find_label(&VGONE[..LABEL_SCAN_BYTES]).unwrap().unwrap();
+            label.pv_header.metadata_areas[0] = DiskLocn { offset, size };
+            let mut image = VGONE.to_vec();
+            let sector = label.sector as usize * 512;
+            image[sector..sector + 512].copy_from_slice(&label.encode().unwrap());
+            let e = read(&image).unwrap_err();
+            assert!(
+                matches!(e, ScanError::AreaPastEnd { .. })
+                    && e.to_string()
+                        .contains("past the end of the device (1048576 bytes)"),
+                "{offset}+{size}: {e}"
+            );
+        }
+    }
+
+    /// The full scan of two devices, one with a crafted header: the other
+    /// VG is listed, the crafted device is a problem of the scan.
+    #[test]
+    fn a_crafted_header_on_one_device_leaves_the_scan_of_the_others() {
+        let dir = std::env::temp_dir().join(format!("cairn-scan-crafted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        let bad = dir.join("bad");
+        std::fs::write(&good, VGONE).unwrap();
+        let at = |offset, size| RawLocn {
+            offset,
+            size,
+            checksum: 0,
+            flags: 0,
+        };
+        std::fs::write(
+            &bad,
+            with_header(VGWRAP, |h| {
+                h.size = u64::MAX;
+                h.raw_locns[0] = at(1 << 42, 1 << 20);
+            }),
+        )
+        .unwrap();
+        let scan = Scan::devices(&[good.clone(), bad.clone()]).unwrap();
+        assert_eq!(scan.vg_names().unwrap(), ["vgone"]);
+        let problem = scan
+            .problem_with(&bad)
+            .expect("the crafted device is a problem");
+        assert!(
+            problem.to_string().contains("header says the area is"),
+            "{problem}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A commit reads the header again: one larger than its area would place
+    /// the new copy past it, over the PV's extents. Refused, nothing written.
+    #[test]
+    fn a_commit_refuses_a_header_larger_than_its_area() {
+        let path =
+            std::env::temp_dir().join(format!("cairn-commit-crafted-{}", std::process::id()));
+        let (label, mdas) = read(VGONE).unwrap().unwrap();
+        let metadata = mdas[0]
+            .committed
+            .as_ref()
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .clone();
+        let image = with_header(VGONE, |h| h.size *= 4);
+        std::fs::write(&path, &image).unwrap();
+        let ctx = model::WriteContext {
+            generator: "cairn test".into(),
+            uname: Default::default(),
+            time: 0,
+            description: String::new(),
+        };
+        let e = super::super::commit::commit(&metadata, &ctx, &[(path.clone(), label)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("but the PV header gives it"), "{e}");
+        assert!(std::fs::read(&path).unwrap() == image, "nothing written");
+        std::fs::remove_file(path).unwrap();
+    }
 
     #[test]
     fn dm_names_split_back_into_vg_and_lv() {

@@ -84,7 +84,7 @@ fn vgall_every_seed_segment_type_reads_and_writes_back_byte_for_byte() {
     assert_eq!(vg.pvs.len(), 3);
     assert_eq!(
         (vg.pvs[2].dev_size, vg.pvs[2].pe_start, vg.pvs[2].pe_count),
-        (524_288, 2048, 63)
+        (Some(524_288), 2048, 63)
     );
 
     let striped = vg.lv("striped").unwrap();
@@ -369,4 +369,149 @@ fn refused_as_lvm2_refuses_them() {
     // The trailer's keys are read beside the VG's section, whatever its name.
     let text = base.replace("vgall {", "description {");
     assert_eq!(parse(&text).unwrap().vg.name, "description");
+}
+
+/// lvm2 keeps a missing dev_size missing; a rewrite must not invent 0.
+#[test]
+fn a_missing_dev_size_stays_missing() {
+    let original = fixture!("vgone-pv0-mda.bin");
+    let text = original.replace("dev_size = 524288\n", "");
+    assert_ne!(text, original);
+    let md = assert_round_trip(&text);
+    assert_eq!(md.vg.pvs[0].dev_size, None);
+}
+
+/// Fields lvm2 keeps in 32 bits: a larger value is refused, naming the key,
+/// instead of sizes computed from it overflowing.
+#[test]
+fn thirty_two_bit_fields_refuse_larger_values() {
+    let vgall = fixture!("vgall-pv-b-mda.bin");
+    let vgone = fixture!("vgone-pv0-mda.bin");
+    let cases = [
+        (&vgone, "seqno = 1\n", "seqno"),
+        (&vgone, "extent_size = 8192\n", "extent_size"),
+        (&vgone, "max_pv = 0\n", "max_pv"),
+        (&vgone, "pe_count = 63\n", "pe_count"),
+        (&vgall, "segment_count = 1\n", "segment_count"),
+        (&vgall, "start_extent = 0\n", "start_extent"),
+        (&vgall, "extent_count = 10\n", "extent_count"),
+        (&vgall, "stripe_count = 1\n", "stripe_count"),
+        (&vgall, "chunk_size = 128\n", "chunk_size"),
+    ];
+    for (text, line, key) in cases {
+        assert!(text.contains(line), "{line:?} in the fixture");
+        let big = format!("{key} = 4294967296\n");
+        let e = parse(&text.replacen(line, &big, 1)).unwrap_err();
+        assert!(
+            matches!(&e, ModelError::WrongType { key: k, .. } if *k == key),
+            "{key}: {e}"
+        );
+        // 2^32 - 1 is still a u32 (segment_count and extent_count then
+        // disagree with the rest, which is another error).
+        let max = format!("{key} = 4294967295\n");
+        if let Err(e) = parse(&text.replacen(line, &max, 1)) {
+            assert!(!matches!(e, ModelError::WrongType { .. }), "{key}: {e}");
+        }
+    }
+    let e = parse(&vgall.replacen("pv0\", 0", "pv0\", 4294967296", 1)).unwrap_err();
+    assert!(
+        e.to_string().contains("pair a name with a start extent"),
+        "{e}"
+    );
+    let e = parse(&vgall.replacen("device_id = 1\n", "device_id = 16777216\n", 1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ModelError::WrongType {
+                key: "device_id",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// Sizes in sectors whose byte count would not fit a u64, and a PV whose
+/// extents end past that, are refused.
+#[test]
+fn sector_counts_that_overflow_bytes_are_refused() {
+    let vgone = fixture!("vgone-pv0-mda.bin");
+    for (line, key) in [
+        ("dev_size = 524288\n", "dev_size"),
+        ("pe_start = 2048\n", "pe_start"),
+    ] {
+        let e =
+            parse(&vgone.replacen(line, &format!("{key} = 36028797018963968\n"), 1)).unwrap_err();
+        assert!(
+            matches!(&e, ModelError::WrongType { key: k, .. } if *k == key),
+            "{key}: {e}"
+        );
+    }
+    // 2^55 - 1 sectors of pe_start fits, but not with 63 extents after it.
+    let e = parse(&vgone.replacen("pe_start = 2048\n", "pe_start = 36028797018963967\n", 1))
+        .unwrap_err();
+    assert!(e.to_string().contains("end past 2^55 sectors"), "{e}");
+}
+
+/// Keys lvm2 does not write but a text may carry: after the trailer, a
+/// repeated key, thin-pool messages with a gap in their numbers. All read
+/// are written back (the messages renumbered, as lvm2 writes them).
+#[test]
+fn trailer_keys_duplicates_and_message_gaps_survive_a_rewrite() {
+    let vgall = fixture!("vgall-pv-b-mda.bin");
+    let creation_time = vgall
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("creation_time = "))
+        .unwrap();
+    let text = vgall
+        .replacen(
+            "extent_size = 8192\n",
+            "extent_size = 8192\nextent_size = 4096\n",
+            1,
+        )
+        .replacen(
+            "zero_new_blocks = 1\n",
+            "zero_new_blocks = 1\nmessage1 {\ncreate = \"thin1\"\n}\nmessage3 {\ndelete = 5\n}\n",
+            1,
+        )
+        .replace(
+            &format!("{creation_time}\n"),
+            &format!("{creation_time}\nfuture_trailer = \"kept\"\n"),
+        );
+    let md = parse(&text).unwrap();
+    assert_eq!(
+        md.vg.extent_size, 8192,
+        "the first of two keys, as lvm2 reads it"
+    );
+    assert_eq!(md.vg.extra.int("extent_size"), Some(4096));
+    assert_eq!(md.trailer.extra.str("future_trailer"), Some("kept"));
+    let pool = md.vg.lv("tp").unwrap();
+    let SegmentKind::ThinPool { messages, .. } = &pool.segments[0].kind else {
+        panic!("tp is a thin pool");
+    };
+    assert_eq!(
+        messages,
+        &[ThinMessage::Create("thin1".into()), ThinMessage::Delete(5)]
+    );
+    let written = md.to_text(&context_of(&md, &text));
+    assert!(written.contains("extent_size = 8192\n") && written.contains("extent_size = 4096\n"));
+    assert!(written.contains("message2 {\ndelete = 5\n}"), "{written}");
+    assert!(
+        written.contains("\nfuture_trailer = \"kept\"\n"),
+        "{written}"
+    );
+    assert_eq!(parse(&written).unwrap(), md);
+}
+
+/// A repeated section (found by fuzz/text: a second segment1) is dropped
+/// as lvm2 drops it: kept, it would be written before the first and read
+/// in its place.
+#[test]
+fn a_repeated_section_is_dropped_and_the_rewrite_reads_back() {
+    let text = include_str!("../../../fuzz/seeds/text/regress-repeated-segment.vg");
+    let md = parse(text).unwrap();
+    let written = md.to_text(&context_of(&md, &fixture!("vgall-pv-b-mda.bin")));
+    assert_eq!(parse(&written).unwrap().vg, md.vg);
+    assert_eq!(written.matches("segment1 {").count(), md.vg.lvs.len());
 }
