@@ -499,6 +499,9 @@ fn main() -> ExitCode {
     for w in cairn::dm::udev::take_warnings() {
         eprintln!("cairn: warning: {w}");
     }
+    for w in cairn::meta::committed::take_warnings() {
+        eprintln!("cairn: warning: {w}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -818,11 +821,11 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 extent_size,
             } => {
                 let size = bytes(extent_size, "the extent size")?;
-                ops::vg_create(&env(cli), name, devices, size)?;
+                ops::vg_create(&env(cli), name, devices, size)?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully created");
             }
             VgCommand::Extend { name, devices } => {
-                ops::vg_extend(&env(cli), name, devices)?;
+                ops::vg_extend(&env(cli), name, devices)?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully extended");
             }
             VgCommand::Change { name, add, del } => {
@@ -836,7 +839,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 tags.retain(|t| !del.contains(t));
-                change.commit(&e, &[])?;
+                change.commit(&e, &[])?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully changed");
             }
             VgCommand::Activate {
