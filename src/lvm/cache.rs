@@ -20,7 +20,13 @@
 //!   commit and a reload) and cairn waits until the kernel reports no dirty
 //!   block; then the LV takes its origin's segments back, is reloaded as
 //!   linear and the cache layers are removed. The pool is kept (renamed
-//!   back, as `--splitcache`) or removed (as `--uncache`).
+//!   back, as `--splitcache`) or removed (as `--uncache`): in a second
+//!   commit, once no device maps its extents. Between the two the pool
+//!   carries the tag `cairn:uncache:<lv>`, so that the same command run
+//!   after a crash there finds it and finishes the removal. A cache the
+//!   kernel reports failed, read-only or needing a check is not detached
+//!   while it may hold dirty blocks (a failed writethrough cache is, with
+//!   lvm2's warning: it holds none).
 
 use std::path::PathBuf;
 use std::time::Duration;

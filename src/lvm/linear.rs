@@ -1,11 +1,14 @@
 //! Linear LVs without lvm2: create (optionally only on named PVs), extend,
 //! reduce (guarded: it destroys data) and remove (refused while open).
 //!
-//! The metadata is committed first, then the kernel follows: a new LV is
-//! activated and its first 4 KiB zeroed (as lvm2's wipe does, so an old
-//! signature under it is not taken for the new LV's); an active LV gets its
-//! new table loaded, then suspended and resumed. If the kernel step fails,
-//! the metadata of before the call is committed again.
+//! What allocates extents commits first, then the kernel follows: a new LV
+//! is activated and its first 4 KiB zeroed (as lvm2's wipe does, so an old
+//! signature under it is not taken for the new LV's); an active LV that
+//! grows gets its new table loaded, then suspended and resumed. If the
+//! kernel step fails, the metadata of before the call is committed again.
+//! What frees extents goes the other way (a reduce: the kernel first, then
+//! the commit; a removal: deactivated first), so that no crash leaves an
+//! extent free in the metadata while a device still maps it.
 
 use std::path::PathBuf;
 
