@@ -510,6 +510,9 @@ fn main() -> ExitCode {
     for w in cairn::dm::udev::take_warnings() {
         eprintln!("cairn: warning: {w}");
     }
+    for w in cairn::meta::committed::take_warnings() {
+        eprintln!("cairn: warning: {w}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -841,7 +844,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 extent_size,
             } => {
                 let size = bytes(extent_size, "the extent size")?;
-                ops::vg_create(&env(cli), name, devices, size)?;
+                ops::vg_create(&env(cli), name, devices, size)?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully created");
             }
             VgCommand::Extend {
@@ -850,9 +853,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 restoremissing,
             } => {
                 if *restoremissing {
-                    ops::vg_restore_missing(&env(cli), name, devices)?;
+                    ops::vg_restore_missing(&env(cli), name, devices)?.deferring_warnings();
                 } else {
-                    ops::vg_extend(&env(cli), name, devices)?;
+                    ops::vg_extend(&env(cli), name, devices)?.deferring_warnings();
                 }
                 println!("Volume group \"{name}\" successfully extended");
             }
@@ -867,7 +870,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 tags.retain(|t| !del.contains(t));
-                change.commit(&e, &[])?;
+                change.commit(&e, &[])?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully changed");
             }
             VgCommand::Activate {

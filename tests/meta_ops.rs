@@ -166,7 +166,8 @@ fn vg_lifecycle_create_extend_commit_remove() {
         &[a.clone(), b.clone()],
         ops::DEFAULT_EXTENT_SIZE,
     )
-    .unwrap();
+    .unwrap()
+    .metadata;
     assert_eq!(md.vg.pvs.len(), 2);
     assert_eq!(md.vg.pvs[0].pe_count, 15, "(64 MiB - 1 MiB) / 4 MiB");
 
@@ -185,7 +186,9 @@ fn vg_lifecycle_create_extend_commit_remove() {
     }
     assert!(lab.dir.join("backup/vg0").exists());
 
-    let md = ops::vg_extend(&lab.env, "vg0", std::slice::from_ref(&c)).unwrap();
+    let md = ops::vg_extend(&lab.env, "vg0", std::slice::from_ref(&c))
+        .unwrap()
+        .metadata;
     assert_eq!((md.vg.seqno, md.vg.pvs.len()), (2, 3));
     assert_eq!(lab.scan().vg("vg0").unwrap().metadata.vg.seqno, 2);
     assert!(lab.scan().orphans().is_empty());
@@ -251,7 +254,7 @@ fn sixty_commits_wrap_the_buffer_and_the_newest_always_reads_back() {
     let mut lab = Lab::new("wrap");
     let a = lab.disk("a", 64);
     ops::pv_create(&lab.env, &a, &image(None)).unwrap();
-    ops::vg_create(
+    let _ = ops::vg_create(
         &lab.env,
         "vgw",
         std::slice::from_ref(&a),
@@ -267,7 +270,7 @@ fn sixty_commits_wrap_the_buffer_and_the_newest_always_reads_back() {
             .vg
             .tags
             .push(format!("tag{i:03}_{}", "x".repeat(1500)));
-        let md = change.commit(&lab.env, &[]).unwrap();
+        let md = change.commit(&lab.env, &[]).unwrap().metadata;
         let scan = lab.scan();
         let view = scan.vg("vgw").unwrap();
         assert_eq!(view.metadata.vg, md.vg, "commit {i}");
@@ -448,7 +451,7 @@ fn linear_lvs_are_allocated_committed_and_reported() {
     let (a, b) = (lab.disk("a", 64), lab.disk("b", 64));
     ops::pv_create(&lab.env, &a, &image(None)).unwrap();
     ops::pv_create(&lab.env, &b, &image(None)).unwrap();
-    ops::vg_create(
+    let _ = ops::vg_create(
         &lab.env,
         "vgl",
         &[a.clone(), b.clone()],
@@ -464,7 +467,7 @@ fn linear_lvs_are_allocated_committed_and_reported() {
     assert!(e.to_string().contains("already has an LV named big"), "{e}");
     let e = ops::add_linear_lv(&mut change.metadata.vg, "huge", 100, None).unwrap_err();
     assert!(e.to_string().contains("free extents"), "{e}");
-    change.commit(&lab.env, &[]).unwrap();
+    let _ = change.commit(&lab.env, &[]).unwrap();
 
     let scan = lab.scan();
     let rows = cairn::lvm::query::lvs(&scan, &["vgl".to_owned()], false, None).unwrap();
@@ -486,4 +489,105 @@ fn linear_lvs_are_allocated_committed_and_reported() {
         (vg[0]["lv_count"].as_str(), vg[0]["vg_free_count"].as_str()),
         ("3", "5")
     );
+}
+
+/// A VG of two PVs on image files, for the commit-point tests.
+fn two_pv_vg(lab: &mut Lab, vg: &str) -> (PathBuf, PathBuf) {
+    let (a, b) = (lab.disk("a", 64), lab.disk("b", 64));
+    ops::pv_create(&lab.env, &a, &image(None)).unwrap();
+    ops::pv_create(&lab.env, &b, &image(None)).unwrap();
+    let _ = ops::vg_create(
+        &lab.env,
+        vg,
+        &[a.clone(), b.clone()],
+        ops::DEFAULT_EXTENT_SIZE,
+    )
+    .unwrap();
+    (a, b)
+}
+
+#[test]
+fn a_backup_failing_after_the_commit_is_a_warning_not_a_failed_change() {
+    let mut lab = Lab::new("backupwarn");
+    two_pv_vg(&mut lab, "vgb");
+    // The backup directory cannot be made: a file stands where it goes.
+    let blocker = lab.dir.join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    lab.env.archive.backup_dir = blocker.join("backup");
+
+    let mut change = ops::begin_change(&lab.env, "vgb", &[]).unwrap();
+    change.metadata.vg.tags.push("one".into());
+    let committed = change.commit(&lab.env, &[]).expect("committed");
+    assert_eq!(committed.metadata.vg.seqno, 2);
+    assert!(
+        matches!(
+            committed.warnings.as_slice(),
+            [cairn::meta::committed::CommitWarning::Backup { vg, seqno: 2, .. }] if vg == "vgb"
+        ),
+        "{:?}",
+        committed.warnings
+    );
+    assert_eq!(lab.scan().vg("vgb").unwrap().metadata.vg.seqno, 2);
+
+    // A change of several commits goes on past it; the warning is deferred.
+    let mut change = ops::begin_change(&lab.env, "vgb", &[]).unwrap();
+    change.metadata.vg.tags.push("two".into());
+    change.commit_and_continue(&lab.env).expect("committed");
+    change.metadata.vg.tags.push("three".into());
+    change
+        .commit_and_continue(&lab.env)
+        .expect("committed again");
+    let deferred: Vec<String> = cairn::meta::committed::take_warnings()
+        .iter()
+        .map(|w| w.to_string())
+        .filter(|w| w.contains("volume group vgb:"))
+        .collect();
+    assert_eq!(deferred.len(), 2, "{deferred:?}");
+    assert!(deferred[0].contains("vgcfgbackup vgb"), "{deferred:?}");
+    let vg = lab.scan().vg("vgb").unwrap().metadata.vg;
+    assert_eq!((vg.seqno, vg.tags.len()), (4, 3));
+}
+
+#[test]
+fn a_commit_refuses_when_someone_else_committed_since_the_scan() {
+    let mut lab = Lab::new("moved");
+    two_pv_vg(&mut lab, "vgm");
+    let mut ours = ops::begin_change(&lab.env, "vgm", &[]).unwrap();
+    ours.metadata.vg.tags.push("ours".into());
+
+    // Another writer (lvm2 without cairn's lock, another host) commits
+    // seqno 2 first, straight to the PVs.
+    let scan = lab.scan();
+    let mut theirs = scan.vg("vgm").unwrap().metadata;
+    theirs.vg.seqno += 1;
+    theirs.vg.tags.push("theirs".into());
+    let devices: Vec<_> = scan
+        .pvs
+        .iter()
+        .map(|p| (p.path.clone(), p.label.clone()))
+        .collect();
+    let _ = cairn::meta::commit::commit(
+        &theirs,
+        &lab.env.write_context(),
+        &devices,
+        &mut Default::default(),
+    )
+    .unwrap();
+
+    let e = ours.commit(&lab.env, &[]).unwrap_err();
+    assert!(e.to_string().contains("changed since cairn read it"), "{e}");
+    let vg = lab.scan().vg("vgm").unwrap().metadata.vg;
+    assert_eq!(
+        vg.tags,
+        ["theirs"],
+        "their commit stands, ours wrote nothing"
+    );
+    for pv in &lab.scan().pvs {
+        let header = &pv.mdas[0].header;
+        assert!(
+            header.raw_locns[1].offset == 0,
+            "no precommit left on {}",
+            pv.path.display()
+        );
+    }
 }

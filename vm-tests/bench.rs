@@ -110,7 +110,7 @@ fn meta_setup(g: &Guest) -> Result<(Vec<lab::guest::LoopDisk>, String), String> 
             cairn::meta::ops::add_linear_lv(&mut change.metadata.vg, &format!("lv{i:04}"), 1, None)
                 .map_err(|e| e.to_string())?;
         }
-        change.commit(&env, &[]).map_err(|e| e.to_string())?;
+        let _ = change.commit(&env, &[]).map_err(|e| e.to_string())?;
     }
     let spare = disks[2].dev.clone();
     Ok((disks, spare))
@@ -196,7 +196,7 @@ fn bulk_thin(vg: &str, pool: &str, prefix: &str, n: u64) -> Result<(), String> {
     }
     ctl.message(&tpool, &format!("set_transaction_id {tid} {}", tid + 1))
         .map_err(|e| e.to_string())?;
-    change.commit(&env, &[]).map_err(|e| e.to_string())?;
+    let _ = change.commit(&env, &[]).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 
 #[path = "lv/cache.rs"]
 mod cache;
+#[path = "lv/crash.rs"]
+mod crash;
 #[path = "lab/mod.rs"]
 mod lab;
 #[path = "lv/resize.rs"]
@@ -1283,6 +1285,18 @@ fn main() {
         mem_mib: 2048,
         timeout: Duration::from_secs(900),
         tests: vec![
+            VmTest {
+                name: "reduce_killed_before_its_commit",
+                run: crash::reduce_killed_before_its_commit,
+            },
+            VmTest {
+                name: "merge_killed_before_its_last_commit",
+                run: crash::merge_killed_before_its_last_commit,
+            },
+            VmTest {
+                name: "uncache_killed_between_its_commits",
+                run: crash::uncache_killed_between_its_commits,
+            },
             VmTest {
                 name: "interrupted_thin_creates_complete_on_activation",
                 run: interrupted_thin_creates_complete_on_activation,

@@ -20,7 +20,13 @@
 //!   commit and a reload) and cairn waits until the kernel reports no dirty
 //!   block; then the LV takes its origin's segments back, is reloaded as
 //!   linear and the cache layers are removed. The pool is kept (renamed
-//!   back, as `--splitcache`) or removed (as `--uncache`).
+//!   back, as `--splitcache`) or removed (as `--uncache`): in a second
+//!   commit, once no device maps its extents. Between the two the pool
+//!   carries the tag `cairn:uncache:<lv>`, so that the same command run
+//!   after a crash there finds it and finishes the removal. A cache the
+//!   kernel reports failed, read-only or needing a check is not detached
+//!   while it may hold dirty blocks (a failed writethrough cache is, with
+//!   lvm2's warning: it holds none).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -231,7 +237,7 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
     }
     let ctl = Control::open()?;
     super::pool::zero_through(&ctl, vg_name, &meta_name, &meta_table, u64::MAX)?;
-    change.commit(env, &[])?;
+    change.commit(env, &[])?.deferring_warnings();
     Ok(actions)
 }
 
@@ -382,6 +388,8 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
     rename_pool(vg, &req.pool, &cpool);
     let pool = vg.lv_mut(&cpool).expect("renamed");
     pool.status.remove(LvStatus::VISIBLE);
+    // Attached again: no interrupted removal to finish any more.
+    pool.tags.retain(|t| !t.starts_with("cairn:uncache:"));
     let seg = &mut pool.segments[0];
     if !seg.type_flags.iter().any(|f| f == "METADATA_FORMAT") {
         seg.type_flags.push("METADATA_FORMAT".into());
@@ -482,6 +490,61 @@ fn cache_status(ctl: &Control, vg: &str, name: &str) -> Result<Option<status::Ca
     }
 }
 
+/// Refuses to detach a cache the kernel cannot flush while it may hold
+/// dirty blocks: detaching would drop them, and the LV would read stale
+/// data where they were. A failed writethrough cache holds none: it is
+/// detached with a warning, as lvm2 does.
+fn check_flushable(
+    ctl: &Control,
+    vg: &str,
+    lv: &str,
+    top: &str,
+    writeback: bool,
+    progress: &mut dyn FnMut(String),
+) -> Result<()> {
+    if ctl.info(top)?.is_none() {
+        return Ok(());
+    }
+    let lines = ctl.status(top)?;
+    let repair = format!(
+        "repair the cache pool's metadata first (lvconvert --repair {vg}/{lv} with lvm2), then \
+         detach again"
+    );
+    match lines.first().map(|(_, _, t, p)| status::parse(t, p)) {
+        Some(Ok(TargetStatus::Failed)) if writeback => Err(refused(
+            vg,
+            format!(
+                "the writeback cache of {lv} has failed: its dirty blocks cannot be written back, \
+                 and detaching now would drop them; {repair}"
+            ),
+        )),
+        Some(Ok(TargetStatus::Failed)) => {
+            progress(format!(
+                "WARNING: Skipping flush for failed cache {vg}/{lv} (writethrough: nothing is dirty)."
+            ));
+            Ok(())
+        }
+        Some(Ok(TargetStatus::Cache(st)))
+            if (st.needs_check || st.read_only) && (writeback || st.dirty > 0) =>
+        {
+            let why = if st.needs_check {
+                "needs a metadata check"
+            } else {
+                "has read-only metadata"
+            };
+            Err(refused(
+                vg,
+                format!(
+                    "the cache of {lv} {why}: it cannot write back its {} dirty block(s), and \
+                     detaching now would drop them; {repair}",
+                    st.dirty
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Detaches the cache of `req.lv`; `progress` hears of each flush round.
 pub fn detach(
     env: &Env,
@@ -500,6 +563,9 @@ pub fn detach(
         cache_pool, origin, ..
     }) = lv.segments.first().map(|s| s.kind.clone())
     else {
+        if let (true, Some(pool)) = (req.remove_pool, pending_pool(vg, &req.lv)) {
+            return finish_removal(env, dev, change, &req.lv, &pool, run);
+        }
         return Err(refused(vg_name, format!("LV {} is not cached", req.lv)));
     };
     let Some(SegmentKind::CachePool { data, metadata, .. }) = vg
@@ -538,6 +604,16 @@ pub fn detach(
         activated = true;
     }
     let result = (|| -> Result<()> {
+        if run == Run::Apply {
+            check_flushable(
+                &ctl,
+                vg_name,
+                &req.lv,
+                &top,
+                writeback(&change.metadata.vg),
+                progress,
+            )?;
+        }
         // Flush: the cleaner policy writes every dirty block back.
         let mut cleaner = false;
         loop {
@@ -586,7 +662,10 @@ pub fn detach(
             actions.extend(steps.into_iter().map(Action::Dm));
             cleaner = true;
         }
-        // The LV takes its origin's extents back.
+        // The LV takes its origin's extents back; the pool is kept unused
+        // (renamed back, as --splitcache). Nothing is freed by this commit,
+        // so the kernel may follow it: a crash in between leaves the
+        // pool's extents allocated under the devices that still map them.
         let before = change.metadata.clone();
         let vg = &mut change.metadata.vg;
         let segments = vg
@@ -599,29 +678,24 @@ pub fn detach(
             .strip_suffix("_cpool")
             .unwrap_or(&cache_pool)
             .to_owned();
-        let what = if req.remove_pool {
-            vg.lvs
-                .retain(|l| ![&cache_pool, &data, &metadata].contains(&&l.name));
-            if super::pool::largest_pool_metadata(vg) == 0 {
-                vg.lvs.retain(|l| !l.name.ends_with("_pmspare"));
-            }
-            format!("{} is not cached; cache pool {cache_pool} removed", req.lv)
+        let to = if pool_name != cache_pool && vg.lv(&pool_name).is_none() {
+            pool_name
         } else {
-            let to = if pool_name != cache_pool && vg.lv(&pool_name).is_none() {
-                pool_name
-            } else {
-                cache_pool.clone()
-            };
-            rename_pool(vg, &cache_pool, &to);
-            if let Some(p) = vg.lv_mut(&to) {
-                p.status.insert(LvStatus::VISIBLE);
-            }
-            format!("{} is not cached and {to} is unused", req.lv)
+            cache_pool.clone()
         };
+        rename_pool(vg, &cache_pool, &to);
+        if let Some(p) = vg.lv_mut(&to) {
+            p.status.insert(LvStatus::VISIBLE);
+            if req.remove_pool {
+                // Says which LV's detach the pool's removal finishes, if a
+                // crash stops this command before it (see finish_removal).
+                p.tags.push(pending_tag(&req.lv));
+            }
+        }
         actions.push(Action::Commit {
             vg: vg_name.to_owned(),
             seqno: change.metadata.vg.seqno,
-            what,
+            what: format!("{} is not cached and {to} is unused", req.lv),
         });
         let plan = Planner::new(&change.metadata.vg, &devices).lv(&req.lv)?;
         let gone: Vec<String> = [&data, &metadata, &origin]
@@ -631,6 +705,9 @@ pub fn detach(
         let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &gone)?;
         if run == Run::PlanOnly {
             actions.extend(steps.into_iter().map(Action::Dm));
+            if req.remove_pool {
+                actions.push(removal_commit(&change.metadata.vg, &to));
+            }
             return Ok(());
         }
         change.commit_and_continue(env)?;
@@ -638,6 +715,12 @@ pub fn detach(
             return Err(super::linear::restore(env, &mut change, before, e.into()));
         }
         actions.extend(steps.into_iter().map(Action::Dm));
+        if req.remove_pool {
+            crate::failpoint::hit("uncache-after-kernel");
+            actions.push(removal_commit(&change.metadata.vg, &to));
+            remove_pool(&mut change.metadata.vg, &to);
+            change.commit_and_continue(env)?;
+        }
         Ok(())
     })();
     // What came up for the flush goes down again (now a plain LV).
@@ -648,6 +731,119 @@ pub fn detach(
         actions.extend(down.into_iter().map(Action::Dm));
     }
     result?;
+    Ok(actions)
+}
+
+/// The tag a cache pool carries between the two commits of `cache detach
+/// --remove-pool` of `lv` (lvm2 keeps such tags as any other).
+fn pending_tag(lv: &str) -> String {
+    format!("cairn:uncache:{lv}")
+}
+
+/// The unused cache pool an interrupted `cache detach --remove-pool` of
+/// `lv` left behind, if any.
+fn pending_pool(vg: &VolumeGroup, lv: &str) -> Option<String> {
+    let tag = pending_tag(lv);
+    vg.lvs
+        .iter()
+        .find(|l| {
+            l.tags.contains(&tag)
+                && matches!(
+                    l.segments.first().map(|s| &s.kind),
+                    Some(SegmentKind::CachePool { .. })
+                )
+        })
+        .map(|l| l.name.clone())
+}
+
+fn removal_commit(vg: &VolumeGroup, pool: &str) -> Action {
+    Action::Commit {
+        vg: vg.name.clone(),
+        seqno: vg.seqno,
+        what: format!("cache pool {pool} removed"),
+    }
+}
+
+/// Drops the unused cache pool `pool`, its data and metadata LVs, and the
+/// pool metadata spare when no pool needs it any more.
+fn remove_pool(vg: &mut VolumeGroup, pool: &str) {
+    let parts = match vg
+        .lv(pool)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    {
+        Some(SegmentKind::CachePool { data, metadata, .. }) => vec![data.clone(), metadata.clone()],
+        _ => Vec::new(),
+    };
+    vg.lvs
+        .retain(|l| l.name != pool && !parts.contains(&l.name));
+    if super::pool::largest_pool_metadata(vg) == 0 {
+        vg.lvs.retain(|l| !l.name.ends_with("_pmspare"));
+    }
+}
+
+/// Finishes a `cache detach --remove-pool` of `lv` that a crash stopped
+/// after its first commit: the cache layers still in the kernel go first
+/// (the LV is reloaded as the linear LV the metadata says it is; its cache
+/// was clean before that commit), then the pool is removed. No extent is
+/// freed while a device maps it.
+fn finish_removal(
+    env: &Env,
+    dev: &Dev,
+    mut change: ops::Change,
+    lv: &str,
+    pool: &str,
+    run: Run,
+) -> Result<Vec<Action>> {
+    let vg_name = change.metadata.vg.name.clone();
+    let ctl = Control::open()?;
+    let devices = change.pv_devices();
+    let top = names::dm_name(&vg_name, lv, None);
+    // The names the layers had while the pool was attached.
+    let attached = format!("{pool}_cpool");
+    let mut then = change.metadata.vg.clone();
+    rename_pool(&mut then, pool, &attached);
+    let mut gone = vec![names::dm_name(&vg_name, &format!("{lv}_corig"), None)];
+    if let Some(SegmentKind::CachePool { data, metadata, .. }) = then
+        .lv(&attached)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    {
+        for part in [data, metadata] {
+            gone.push(names::dm_name(&vg_name, part, None));
+        }
+    }
+    let plan = Planner::new(&change.metadata.vg, &devices).lv(lv)?;
+    let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &gone)?;
+    let mut actions: Vec<Action> = steps.iter().cloned().map(Action::Dm).collect();
+    actions.push(removal_commit(&change.metadata.vg, pool));
+    if run == Run::PlanOnly {
+        return Ok(actions);
+    }
+    // The cache still live kept its cleaner policy: writes since may have
+    // dirtied blocks it is writing back; the LV leaves it once it is clean.
+    if !steps.is_empty() {
+        check_flushable(&ctl, &vg_name, lv, &top, true, &mut |_| {})?;
+        while let Some(st) = cache_status(&ctl, &vg_name, &top)? {
+            if st.dirty == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    engine::run(&ctl, dev, &steps)?;
+    // Layers left without the LV's device (it was deactivated since).
+    for name in &gone {
+        if ctl.info(name)?.is_some() {
+            let down = [
+                engine::Step::RemoveNode { name: name.clone() },
+                engine::Step::Remove { name: name.clone() },
+            ];
+            engine::run(&ctl, dev, &down)?;
+        }
+    }
+    remove_pool(&mut change.metadata.vg, pool);
+    change.commit_and_continue(env)?;
     Ok(actions)
 }
 

@@ -1,11 +1,14 @@
 //! Linear LVs without lvm2: create (optionally only on named PVs), extend,
 //! reduce (guarded: it destroys data) and remove (refused while open).
 //!
-//! The metadata is committed first, then the kernel follows: a new LV is
-//! activated and its first 4 KiB zeroed (as lvm2's wipe does, so an old
-//! signature under it is not taken for the new LV's); an active LV gets its
-//! new table loaded, then suspended and resumed. If the kernel step fails,
-//! the metadata of before the call is committed again.
+//! What allocates extents commits first, then the kernel follows: a new LV
+//! is activated and its first 4 KiB zeroed (as lvm2's wipe does, so an old
+//! signature under it is not taken for the new LV's); an active LV that
+//! grows gets its new table loaded, then suspended and resumed. If the
+//! kernel step fails, the metadata of before the call is committed again.
+//! What frees extents goes the other way (a reduce: the kernel first, then
+//! the commit; a removal: deactivated first), so that no crash leaves an
+//! extent free in the metadata while a device still maps it.
 
 use std::path::PathBuf;
 
@@ -534,12 +537,70 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
             }
         }
     }
+    if !grow {
+        return shrink(env, dev, &ctl, change, (&before, &top), steps, actions);
+    }
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
         return Err(restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)
+}
+
+/// A reduce frees extents, so the kernel goes first: the smaller tables
+/// are loaded, swapped in and resumed, and only then does the commit free
+/// the extents (lvm2 stops I/O to them before its commit too, by loading
+/// and suspending first). A crash in between leaves the metadata larger
+/// than the kernel's tables, never a free extent still mapped; the same
+/// command run again finds the tables done and commits. If the commit
+/// fails, the old tables are put back.
+fn shrink(
+    env: &Env,
+    dev: &Dev,
+    ctl: &Control,
+    mut change: Change,
+    (before, top): (&Metadata, &str),
+    steps: Vec<engine::Step>,
+    mut actions: Vec<Action>,
+) -> Result<Vec<Action>> {
+    engine::run(ctl, dev, &steps)?;
+    crate::failpoint::hit("reduce-after-kernel");
+    if let Err(e) = change.commit_and_continue(env) {
+        return Err(put_back(ctl, dev, &change, before, top, e.into()));
+    }
+    // The plan shows the commit after the kernel steps, as they ran.
+    let commit = actions.remove(0);
+    actions.extend(steps.into_iter().map(Action::Dm));
+    actions.push(commit);
+    Ok(actions)
+}
+
+/// Reloads `top`'s tables as `before` (the committed metadata) has them,
+/// after the commit of a change the kernel had already followed failed.
+pub(crate) fn put_back(
+    ctl: &Control,
+    dev: &Dev,
+    change: &Change,
+    before: &Metadata,
+    top: &str,
+    failed: VolumeError,
+) -> VolumeError {
+    let devices = change.pv_devices();
+    let back = (|| -> Result<()> {
+        let plan = Planner::new(&before.vg, &devices)
+            .with_config(super::volume::lvm_config(&before.vg)?)
+            .lv(top)?;
+        engine::run(ctl, dev, &engine::reload_steps(ctl, &plan, Suspend::Flush)?)?;
+        Ok(())
+    })();
+    match back {
+        Ok(()) => failed,
+        Err(e) => refused(
+            &before.vg.name,
+            format!("{failed}; putting the old tables back failed too: {e}"),
+        ),
+    }
 }
 
 /// `lvremove VG/LV` of a plain linear LV: deactivated first (refused while

@@ -377,6 +377,22 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
     Ok(actions)
 }
 
+/// Whether the kernel is past the end of a merge whose commit is still to
+/// come: the COW's device is gone and the origin is no snapshot-merge any
+/// more (plain again, or a snapshot-origin for its other snapshots). A
+/// merge not started yet has the COW active under the snapshot; one under
+/// way has the origin a snapshot-merge over it.
+fn merged_in_kernel(ctl: &Control, vg: &str, cow: &str, origin_dm: &str) -> Result<bool> {
+    if ctl.info(&names::dm_name(vg, cow, Some("cow")))?.is_some() {
+        return Ok(false);
+    }
+    let table = ctl.table(origin_dm)?;
+    Ok(!table.is_empty()
+        && !table
+            .iter()
+            .any(|l| matches!(l.target, crate::dm::table::Target::SnapshotMerge { .. })))
+}
+
 /// How long a merge may take before `merge` stops waiting (it goes on in
 /// the kernel; running the command again finishes it).
 const MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -418,6 +434,24 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
     }
     let open = |dm: &str| -> Result<bool> { Ok(ctl.info(dm)?.is_some_and(|i| i.open_count > 0)) };
     let origin_active = ctl.info(&origin_dm)?.is_some_and(|i| i.live_table);
+    if already && origin_active && merged_in_kernel(&ctl, vg_name, name, &origin_dm)? {
+        // A crash after the kernel finished the merge and before its commit.
+        if run == Run::PlanOnly {
+            return Ok(vec![Action::Commit {
+                vg: vg_name.to_owned(),
+                seqno: change.metadata.vg.seqno,
+                what: format!("merge of {name} into {origin} finished, snapshot removed"),
+            }]);
+        }
+        return finish_merge(
+            env,
+            dev,
+            &ctl,
+            change,
+            (name, &snap_lv, &origin),
+            Vec::new(),
+        );
+    }
     let live = origin_active && !open(&origin_dm)? && !open(&snap_dm)?;
     let mut actions = Vec::new();
     if !already {
@@ -502,35 +536,57 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    // Finish: the snapshot leaves the metadata, the origin is plain again.
+    finish_merge(env, dev, &ctl, change, (name, &snap_lv, &origin), actions)
+}
+
+/// The end of a merge the kernel has finished: the origin is reloaded
+/// plain and the COW's device removed first, and only then does the commit
+/// free the COW's extents (so no free extent is ever mapped). A crash in
+/// between leaves a merging snapshot in the metadata whose exception store
+/// is empty: running the merge again finds the kernel done and commits.
+fn finish_merge(
+    env: &Env,
+    dev: &Dev,
+    ctl: &Control,
+    mut change: ops::Change,
+    (name, snap_lv, origin): (&str, &str, &str),
+    mut actions: Vec<Action>,
+) -> Result<Vec<Action>> {
+    let vg_name = change.metadata.vg.name.clone();
+    let devices = change.pv_devices();
     let vg = &mut change.metadata.vg;
     vg.lvs.retain(|l| l.name != name && l.name != snap_lv);
     let seqno = vg.seqno;
-    change.commit_and_continue(env)?;
-    actions.push(Action::Commit {
-        vg: vg_name.to_owned(),
-        seqno,
-        what: format!("merge of {name} into {origin} finished, snapshot removed"),
-    });
     // The origin is plain again, or a snapshot-origin for the snapshots it
     // still has (the kernel kept them valid through the merge).
-    let others = change.metadata.vg.is_snapshot_origin(&origin);
-    let plain = Planner::new(&change.metadata.vg, &devices).lv(&origin)?;
-    let mut finish = engine::reload_steps(&ctl, &plain, Suspend::Flush)?;
+    let others = change.metadata.vg.is_snapshot_origin(origin);
+    let plain = Planner::new(&change.metadata.vg, &devices).lv(origin)?;
+    let mut finish = engine::reload_steps(ctl, &plain, Suspend::Flush)?;
     let layers: &[&str] = if others { &["cow"] } else { &["cow", "real"] };
     for &layer in layers {
-        let owner = if layer == "cow" {
-            name
-        } else {
-            origin.as_str()
-        };
-        let dm = names::dm_name(vg_name, owner, Some(layer));
+        let owner = if layer == "cow" { name } else { origin };
+        let dm = names::dm_name(&vg_name, owner, Some(layer));
         if ctl.info(&dm)?.is_some() {
             finish.push(Step::RemoveNode { name: dm.clone() });
             finish.push(Step::Remove { name: dm });
         }
     }
-    engine::run(&ctl, dev, &finish)?;
+    engine::run(ctl, dev, &finish)?;
     actions.extend(finish.into_iter().map(Action::Dm));
+    crate::failpoint::hit("merge-after-kernel");
+    change.commit_and_continue(env).map_err(|e| {
+        refused(
+            &vg_name,
+            format!(
+                "the merge of {name} into {origin} is done in the kernel, but committing its \
+                 end failed ({e}): run this command again to finish it"
+            ),
+        )
+    })?;
+    actions.push(Action::Commit {
+        vg: vg_name.clone(),
+        seqno,
+        what: format!("merge of {name} into {origin} finished, snapshot removed"),
+    });
     Ok(actions)
 }

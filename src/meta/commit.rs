@@ -5,6 +5,13 @@
 //! phase leaves every PV's committed copy untouched (the precommit slots are
 //! cleared again); a failure during it leaves some PVs newer, and readers
 //! take the newest, as lvm2's do. One seqno increment per commit.
+//!
+//! The commit point is the first commit slot written: from there on lvm2
+//! reads the new metadata, so a PV that then fails is reported as lagging
+//! behind (a warning the caller carries on with), not as a failed commit.
+//! Before writing anything, each area's committed slot is compared with
+//! what the scan read: if someone else committed meanwhile (lvm2 without
+//! cairn's lock, another host), the commit refuses and writes nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +40,16 @@ pub enum CommitError {
     )]
     NoMetadataArea { vg: String },
     #[error(
+        "volume group {vg}: the metadata on {path} (area at byte {start}) changed since cairn read \
+         it: someone else (lvm2 without cairn's lock, or another host) committed meanwhile; \
+         nothing was written: check what changed (lvs, vgck) and run the command again"
+    )]
+    Moved {
+        vg: String,
+        path: PathBuf,
+        start: u64,
+    },
+    #[error(
         "volume group {vg}: writing seqno {seqno} failed on {path} before anything was committed \
          (the previous metadata is intact): {source}"
     )]
@@ -45,6 +62,59 @@ pub enum CommitError {
 }
 
 pub type Result<T> = std::result::Result<T, CommitError>;
+
+/// What a commit expects to find on disk: the committed slot of each
+/// metadata area as cairn last read (or wrote) it, by device and area start.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    areas: Vec<(PathBuf, u64, RawLocn)>,
+}
+
+impl Expected {
+    /// The committed slots the scan read.
+    pub fn from_scan(scan: &super::scan::Scan) -> Expected {
+        let mut e = Expected::default();
+        for pv in &scan.pvs {
+            for m in &pv.mdas {
+                e.set(&pv.path, m.header.start, *m.header.slot(Slot::Committed));
+            }
+        }
+        e
+    }
+
+    fn get(&self, path: &Path, start: u64) -> Option<&RawLocn> {
+        self.areas
+            .iter()
+            .find(|(p, s, _)| p == path && *s == start)
+            .map(|(_, _, l)| l)
+    }
+
+    fn set(&mut self, path: &Path, start: u64, locn: RawLocn) {
+        match self
+            .areas
+            .iter_mut()
+            .find(|(p, s, _)| p == path && *s == start)
+        {
+            Some(entry) => entry.2 = locn,
+            None => self.areas.push((path.to_owned(), start, locn)),
+        }
+    }
+}
+
+/// A PV that did not take a commit the others took: its copy is older.
+#[derive(Debug)]
+pub struct Lagging {
+    pub path: PathBuf,
+    pub source: CommitError,
+}
+
+/// A commit past its commit point: the text lvm2 now reads, and the PVs
+/// that failed after that point.
+#[derive(Debug)]
+pub struct Written {
+    pub text: String,
+    pub lagging: Vec<Lagging>,
+}
 
 /// One metadata area to write: where, and (filled in as we go) what.
 struct Target {
@@ -77,12 +147,15 @@ fn write_header(dev: &Device, header: &MdaHeader) -> Result<()> {
 }
 
 /// Writes `metadata` (whose seqno the caller has set) to every metadata
-/// area of `devices`, the VG's PVs, and commits it. Returns the text written.
+/// area of `devices`, the VG's PVs, and commits it; `expected` is checked
+/// first and then updated to what this commit wrote. An `Err` means nothing
+/// was committed; `Ok` means lvm2 reads the new text now.
 pub fn commit(
     metadata: &Metadata,
     ctx: &WriteContext,
     devices: &[(PathBuf, Label)],
-) -> Result<String> {
+    expected: &mut Expected,
+) -> Result<Written> {
     let text = metadata.to_text(ctx);
     let vg = &metadata.vg;
     let mut targets = Vec::new();
@@ -92,6 +165,16 @@ pub fn commit(
             let header = read_header(&dev, area)?;
             if header.is_ignored() {
                 continue;
+            }
+            let moved = expected
+                .get(path, header.start)
+                .is_some_and(|seen| seen != header.slot(Slot::Committed));
+            if moved {
+                return Err(CommitError::Moved {
+                    vg: vg.name.clone(),
+                    path: path.clone(),
+                    start: header.start,
+                });
             }
             targets.push(Target {
                 dev,
@@ -150,29 +233,52 @@ pub fn commit(
         }
     }
     if let Some((path, e)) = failure {
-        // Undo the precommits: slot 1 cleared, slot 0 never touched.
-        for t in targets.iter_mut().filter(|t| t.new.is_some()) {
-            let mut header = t.header.clone();
-            header.precommit(&RawLocn::default());
-            let _ = write_header(&t.dev, &header);
-        }
-        return Err(CommitError::Aborted {
-            vg: vg.name.clone(),
-            seqno: vg.seqno,
-            path,
-            source: Box::new(e),
-        });
+        return Err(abort(&targets, vg, path, e));
     }
 
-    // Phase 2: commit slot, everywhere.
-    for t in &mut targets {
+    // Phase 2: commit slot, everywhere. The first one written is the
+    // commit point; a failure after it leaves that PV lagging, not the
+    // commit undone (lvm2 already reads the new text from the others).
+    let mut lagging = Vec::new();
+    let mut committed_any = false;
+    for t in &targets {
         let locn = t.new.expect("precommitted above");
         let mut header = t.header.clone();
         header.commit(&locn);
-        write_header(&t.dev, &header)?;
-        debug_assert_eq!(header.slot(Slot::Committed), &locn);
+        match write_header(&t.dev, &header) {
+            Ok(()) => {
+                committed_any = true;
+                expected.set(&t.dev.path, header.start, locn);
+            }
+            Err(e) if !committed_any => return Err(abort(&targets, vg, t.dev.path.clone(), e)),
+            Err(source) => lagging.push(Lagging {
+                path: t.dev.path.clone(),
+                source,
+            }),
+        }
     }
-    Ok(text)
+    Ok(Written { text, lagging })
+}
+
+/// Undoes the precommits of a commit that reached no commit slot (slot 1
+/// cleared, slot 0 never touched) and says where it failed.
+fn abort(
+    targets: &[Target],
+    vg: &super::model::VolumeGroup,
+    path: PathBuf,
+    e: CommitError,
+) -> CommitError {
+    for t in targets.iter().filter(|t| t.new.is_some()) {
+        let mut header = t.header.clone();
+        header.precommit(&RawLocn::default());
+        let _ = write_header(&t.dev, &header);
+    }
+    CommitError::Aborted {
+        vg: vg.name.clone(),
+        seqno: vg.seqno,
+        path,
+        source: Box::new(e),
+    }
 }
 
 /// Clears every metadata area of a PV (no copy in either slot), as lvm2

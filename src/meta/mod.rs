@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod archive;
 pub mod commit;
+pub mod committed;
 pub mod crc;
 /// Block device I/O (shared with src/drbd): re-exported where it began.
 pub use crate::blockdev as device;

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::archive::{Archive, ArchiveError};
-use super::commit::{self, CommitError};
+use super::commit::{self, CommitError, Expected};
+use super::committed::{self, CommitWarning, Committed};
 use super::device::{Device, DeviceError};
 use super::label::{
     DiskLocn, Label, PvHeader, PvHeaderExtension, PvUuid, PV_EXT_USED, PV_HEADER_EXTENSION_VERSION,
@@ -530,8 +531,39 @@ fn vg_devices(scan: &Scan, view: &scan::VgView) -> Vec<(PathBuf, Label)> {
         .collect()
 }
 
+/// Commits `metadata` to `devices` and writes its backup file: Err when
+/// nothing was committed; past the commit point, what failed comes back as
+/// warnings.
+fn commit_and_backup(
+    env: &Env,
+    metadata: &Metadata,
+    devices: &[(PathBuf, Label)],
+    expected: &mut Expected,
+) -> Result<(String, Vec<CommitWarning>)> {
+    let vg = &metadata.vg;
+    let written = commit::commit(metadata, &env.write_context(), devices, expected)?;
+    let mut warnings: Vec<CommitWarning> = written
+        .lagging
+        .into_iter()
+        .map(|l| CommitWarning::PvLagging {
+            vg: vg.name.clone(),
+            seqno: vg.seqno,
+            path: l.path,
+            source: Box::new(l.source),
+        })
+        .collect();
+    if let Err(source) = env.archive.backup(&vg.name, &written.text) {
+        warnings.push(CommitWarning::Backup {
+            vg: vg.name.clone(),
+            seqno: vg.seqno,
+            source,
+        });
+    }
+    Ok((written.text, warnings))
+}
+
 /// `vgcreate NAME DEV...`: a new VG on orphan PVs.
-pub fn vg_create(env: &Env, name: &str, paths: &[PathBuf], extent_size: u64) -> Result<Metadata> {
+pub fn vg_create(env: &Env, name: &str, paths: &[PathBuf], extent_size: u64) -> Result<Committed> {
     check_name(name)?;
     if extent_size < 4096 || !extent_size.is_power_of_two() {
         return Err(OpError::BadExtentSize(extent_size));
@@ -579,10 +611,9 @@ pub fn vg_create(env: &Env, name: &str, paths: &[PathBuf], extent_size: u64) -> 
     for (path, label) in &used {
         commit::write_label(path, label)?;
     }
-    let text = commit::commit(&metadata, &env.write_context(), &used)?;
-    env.archive.backup(name, &text)?;
+    let (_, warnings) = commit_and_backup(env, &metadata, &used, &mut Expected::from_scan(&scan))?;
     let _ = lock::invalidate_hints(&env.run_dir);
-    Ok(metadata)
+    Ok(Committed { metadata, warnings })
 }
 
 /// Reads a VG for a change: locked, checked, archived. The caller commits.
@@ -594,17 +625,31 @@ pub struct Change {
     /// of several commits archives once, the state before the command (the
     /// one to restore), as lvm2 archives once per command.
     archived: bool,
+    /// What the metadata areas should still hold when the next commit
+    /// writes (the scan's reading, then this change's own commits).
+    expected: Expected,
     _lock: lock::Held,
 }
 
 pub fn begin_change(env: &Env, name: &str, extra_devices: &[PathBuf]) -> Result<Change> {
+    begin_checked(env, name, extra_devices, check_writable)
+}
+
+/// [`begin_change`] with its own check of the VG read.
+fn begin_checked(
+    env: &Env,
+    name: &str,
+    extra_devices: &[PathBuf],
+    check: impl FnOnce(&scan::VgView) -> Result<()>,
+) -> Result<Change> {
     let lock = env.locks.vg(name, Mode::Exclusive)?;
     let scan = env.scan(extra_devices)?;
     let view = scan.vg(name)?;
-    check_writable(&view)?;
+    check(&view)?;
     let mut metadata = view.metadata.clone();
     metadata.vg.seqno += 1;
     Ok(Change {
+        expected: Expected::from_scan(&scan),
         scan,
         view,
         metadata,
@@ -616,16 +661,18 @@ pub fn begin_change(env: &Env, name: &str, extra_devices: &[PathBuf]) -> Result<
 impl Change {
     /// Archives the old text, commits the new metadata to the VG's PVs plus
     /// `more` (PVs joining it), records the backup.
-    pub fn commit(self, env: &Env, more: &[(PathBuf, Label)]) -> Result<Metadata> {
+    pub fn commit(mut self, env: &Env, more: &[(PathBuf, Label)]) -> Result<Committed> {
         if !self.archived {
             env.archive
                 .archive(&self.metadata.vg.name, &self.view.text)?;
         }
         let mut devices = vg_devices(&self.scan, &self.view);
         devices.extend(more.iter().cloned());
-        let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
-        env.archive.backup(&self.metadata.vg.name, &text)?;
-        Ok(self.metadata)
+        let (_, warnings) = commit_and_backup(env, &self.metadata, &devices, &mut self.expected)?;
+        Ok(Committed {
+            metadata: self.metadata,
+            warnings,
+        })
     }
 }
 
@@ -633,6 +680,9 @@ impl Change {
     /// Commits the metadata as it stands and keeps the lock, for a change
     /// made in several commits (a thin LV: the queued pool message, then its
     /// removal once the kernel has it). The next commit gets the next seqno.
+    /// `Ok` once committed: what failed after the commit point is deferred
+    /// as a warning ([`committed::take_warnings`]) and the caller goes on
+    /// with its kernel steps.
     pub fn commit_and_continue(&mut self, env: &Env) -> Result<()> {
         if !self.archived {
             env.archive
@@ -640,8 +690,9 @@ impl Change {
             self.archived = true;
         }
         let devices = vg_devices(&self.scan, &self.view);
-        let text = commit::commit(&self.metadata, &env.write_context(), &devices)?;
-        env.archive.backup(&self.metadata.vg.name, &text)?;
+        let (text, warnings) =
+            commit_and_backup(env, &self.metadata, &devices, &mut self.expected)?;
+        committed::defer(warnings);
         self.view.text = text;
         self.view.metadata = self.metadata.clone();
         self.metadata.vg.seqno += 1;
@@ -664,7 +715,7 @@ impl Change {
 }
 
 /// `vgextend VG DEV...`: adds orphan PVs.
-pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
+pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Committed> {
     let _global = env.locks.global(Mode::Exclusive)?;
     let mut change = begin_change(env, name, paths)?;
     let members = orphan_labels(&change.scan, paths)?;
@@ -689,22 +740,32 @@ pub fn vg_extend(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
 /// MISSING (it wrote the VG while they were away) and that are back are
 /// taken in again: the flag goes, and the next commit brings their stale
 /// metadata copies up to date. Refused for devices that are not such a PV.
-pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Metadata> {
-    let lock = env.locks.vg(name, Mode::Exclusive)?;
-    let scan = env.scan(paths)?;
-    let view = scan.vg(name)?;
-    let mut metadata = view.metadata.clone();
-    metadata.vg.seqno += 1;
+pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Committed> {
+    // Not check_writable: the flag this clears is what it refuses. Every
+    // other reason to leave the VG alone still holds.
+    let mut change = begin_checked(env, name, paths, |view| {
+        match foreign_reason(&view.metadata.vg) {
+            Some(why) => Err(OpError::Refused {
+                vg: name.to_owned(),
+                why,
+            }),
+            None => Ok(()),
+        }
+    })?;
     for path in paths {
-        let found = scan.pvs.iter().position(|p| same_device(&p.path, path));
-        let index = found.and_then(|i| view.devices.iter().position(|d| *d == Some(i)));
+        let found = change
+            .scan
+            .pvs
+            .iter()
+            .position(|p| same_device(&p.path, path));
+        let index = found.and_then(|i| change.view.devices.iter().position(|d| *d == Some(i)));
         let Some(index) = index else {
             return Err(OpError::Refused {
                 vg: name.to_owned(),
                 why: format!("has no PV on {}: nothing to restore", path.display()),
             });
         };
-        let pv = &mut metadata.vg.pvs[index];
+        let pv = &mut change.metadata.vg.pvs[index];
         if !pv.is_marked_missing() {
             return Err(OpError::Refused {
                 vg: name.to_owned(),
@@ -715,21 +776,6 @@ pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Me
             });
         }
         pv.flags.retain(|f| f != "MISSING");
-    }
-    let change = Change {
-        view,
-        scan,
-        metadata,
-        archived: false,
-        _lock: lock,
-    };
-    // Not through check_writable: the flag this clears is what it refuses.
-    // Every other reason to leave the VG alone still holds.
-    if let Some(why) = foreign_reason(&change.view.metadata.vg) {
-        return Err(OpError::Refused {
-            vg: name.to_owned(),
-            why,
-        });
     }
     let still = change
         .view

@@ -986,9 +986,11 @@ mod tests {
             time: 0,
             description: String::new(),
         };
-        let e = super::super::commit::commit(&metadata, &ctx, &[(path.clone(), label)])
-            .unwrap_err()
-            .to_string();
+        let mut expected = super::super::commit::Expected::default();
+        let e =
+            super::super::commit::commit(&metadata, &ctx, &[(path.clone(), label)], &mut expected)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("but the PV header gives it"), "{e}");
         assert!(std::fs::read(&path).unwrap() == image, "nothing written");
         std::fs::remove_file(path).unwrap();

@@ -357,10 +357,10 @@ impl<'a> Ctx<'a> {
                 pvs,
                 extent_size,
             } => {
-                ops::vg_create(&self.env_for(vg), vg, pvs, *extent_size)?;
+                ops::vg_create(&self.env_for(vg), vg, pvs, *extent_size)?.deferring_warnings();
             }
             Step::VgExtend { vg, pvs } => {
-                ops::vg_extend(&self.env_for(vg), vg, pvs)?;
+                ops::vg_extend(&self.env_for(vg), vg, pvs)?.deferring_warnings();
             }
             Step::LvCreate { vg, lv, size, pvs } => {
                 let req = linear::NewLinear {

@@ -1,0 +1,72 @@
+//! A change past its commit point. Once one PV's commit slot holds the new
+//! metadata, lvm2 reads the new state: what fails after that (another PV's
+//! header, the backup file) does not undo the change, and a caller that
+//! treated it as a failed change would leave its kernel steps half-done.
+//! Such failures are warnings: carried with the result, and printed by the
+//! command at its end.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use super::archive::ArchiveError;
+use super::commit::CommitError;
+use super::model::Metadata;
+
+/// Something that failed after a commit point.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitWarning {
+    #[error(
+        "volume group {vg}: seqno {seqno} is committed, but {path} did not take it ({source}): \
+         its copy is older until the next change (lvm2 reports the VG inconsistent; \
+         `vgck --updatemetadata {vg}` rewrites it)"
+    )]
+    PvLagging {
+        vg: String,
+        seqno: u64,
+        path: PathBuf,
+        source: Box<CommitError>,
+    },
+    #[error(
+        "volume group {vg}: seqno {seqno} is committed, but its backup file was not written \
+         ({source}): run `vgcfgbackup {vg}`"
+    )]
+    Backup {
+        vg: String,
+        seqno: u64,
+        source: ArchiveError,
+    },
+}
+
+/// A change that reached its commit point, with what failed after it.
+#[derive(Debug)]
+#[must_use = "the warnings of a commit are for the user"]
+pub struct Committed {
+    pub metadata: Metadata,
+    pub warnings: Vec<CommitWarning>,
+}
+
+impl Committed {
+    /// The metadata, the warnings handed on to [`take_warnings`].
+    pub fn deferring_warnings(self) -> Metadata {
+        defer(self.warnings);
+        self.metadata
+    }
+}
+
+/// Warnings of commits whose callers return no [`Committed`] (a change of
+/// several commits), for the command to print at its end.
+static DEFERRED: Mutex<Vec<CommitWarning>> = Mutex::new(Vec::new());
+
+pub fn defer(warnings: Vec<CommitWarning>) {
+    if !warnings.is_empty() {
+        DEFERRED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(warnings);
+    }
+}
+
+/// Takes the deferred warnings so far.
+pub fn take_warnings() -> Vec<CommitWarning> {
+    std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(|e| e.into_inner()))
+}

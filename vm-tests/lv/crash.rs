@@ -1,0 +1,242 @@
+//! Changes that free extents, killed (CAIRN_CRASH_AT: the process aborts,
+//! as kill -9 would stop it) between the kernel step and the commit that
+//! frees the extents: lvm2 then allocates every free extent
+//! (`lvcreate -l100%FREE`), and no two device-mapper tables may map the
+//! same sectors of a device (a free extent still mapped would be written
+//! by two LVs). The same command run again finishes the change: vgck
+//! clean, lvs as lvm2 would leave it, the surviving LV's data intact.
+
+use std::collections::BTreeMap;
+
+use crate::ensure;
+use crate::lab::guest::LoopDisk;
+use crate::lab::{self, Guest, TestResult};
+
+/// One range of a device some table maps: (device, first sector, end).
+type Range = (String, u64, u64);
+
+/// The sectors each table of `dmsetup table` output maps on the devices
+/// under it, for the targets that own their sectors: linear, striped,
+/// cache (metadata and cache devices whole, the origin for the LV's
+/// length), snapshot-origin (its origin for its length). Snapshots share
+/// their origin's `-real` with it by design and are left out, as are thin
+/// LVs (their pool maps the data).
+fn mapped(table: &str) -> Result<BTreeMap<String, Vec<Range>>, String> {
+    let mut out: BTreeMap<String, Vec<Range>> = BTreeMap::new();
+    for line in table.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, rest) = line
+            .split_once(": ")
+            .ok_or_else(|| format!("dmsetup table line {line:?}"))?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| -> Result<u64, String> {
+            f.get(i)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("field {i} of {line:?}"))
+        };
+        let len = num(1)?;
+        let mut add = |dev: &str, start: u64, n: u64| {
+            out.entry(name.to_owned()).or_default().push((
+                dev.to_owned(),
+                start,
+                start.saturating_add(n),
+            ));
+        };
+        match f.get(2).copied() {
+            Some("linear") => add(f[3], num(4)?, len),
+            Some("striped") => {
+                let stripes = num(3)?;
+                for s in 0..stripes as usize {
+                    add(f[5 + 2 * s], num(6 + 2 * s)?, len / stripes);
+                }
+            }
+            Some("cache") => {
+                add(f[3], 0, u64::MAX);
+                add(f[4], 0, u64::MAX);
+                add(f[5], 0, len);
+            }
+            Some("snapshot-origin") => add(f[3], 0, len),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Fails when two devices map the same sectors of one device.
+fn no_overlap(g: &Guest, when: &str) -> TestResult {
+    let table = g.sh("dmsetup table")?;
+    let ranges: Vec<(String, Range)> = mapped(&table)?
+        .into_iter()
+        .flat_map(|(name, rs)| rs.into_iter().map(move |r| (name.clone(), r)))
+        .collect();
+    for (i, (a, (da, sa, ea))) in ranges.iter().enumerate() {
+        for (b, (db, sb, eb)) in &ranges[i + 1..] {
+            ensure!(
+                a == b || da != db || ea <= sb || eb <= sa,
+                "{when}: {a} and {b} both map sectors {}..{} of {da}:\n{table}",
+                sa.max(sb),
+                ea.min(eb)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs cairn with a crash point and checks it died there.
+fn crash_at(g: &Guest, point: &str, args: &str) -> TestResult {
+    let out = g.sh(&format!(
+        "CAIRN_CRASH_AT={point} {} {args} 2>&1 || echo rc=$?",
+        lab::guest::CAIRN
+    ))?;
+    ensure!(
+        out.contains(&format!("crash point {point} reached")) && out.contains("rc=134"),
+        "no crash at {point}: {out}"
+    );
+    Ok(())
+}
+
+fn fresh_vg(g: &Guest, mib: u64) -> Result<LoopDisk, String> {
+    g.sh(
+        "umount /mnt/t 2>/dev/null || true; vgchange -q -an vg 2>/dev/null || true
+        dmsetup remove_all || true; vgremove -q -ff vg 2>/dev/null || true; rm -rf /dev/vg",
+    )?;
+    let d = g.loop_disk("crash", mib)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {0}; vgcreate -q vg {0}",
+        d.dev
+    ))?;
+    Ok(d)
+}
+
+/// sha256 of the first `mib` MiB of `dev`.
+fn sum(g: &Guest, dev: &str, mib: u64) -> Result<String, String> {
+    g.sh(&format!(
+        "dd if={dev} bs=1M count={mib} iflag=direct status=none | sha256sum"
+    ))
+}
+
+fn lv_list(g: &Guest) -> Result<String, String> {
+    Ok(
+        g.sh("lvs --noheadings -a -o lv_name,lv_size --units m vg | sort")?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// `lv reduce` killed after the kernel took the smaller table and before
+/// the commit: the freed extents are still allocated, lvm2's fill does not
+/// get them; run again, the reduce commits.
+pub fn reduce_killed_before_its_commit(g: &Guest) -> TestResult {
+    // The checker itself: stripes split, an overlap found.
+    let m = mapped("a: 0 8192 striped 2 128 7:0 6144 7:1 2048\nb: 0 64 linear 7:1 6000\n")?;
+    ensure!(
+        m["a"] == [("7:0".into(), 6144, 10240), ("7:1".into(), 2048, 6144)]
+            && m["b"] == [("7:1".into(), 6000, 6064)],
+        "mapped: {m:?}"
+    );
+    let _d = fresh_vg(g, 256)?;
+    g.cairn(&["lv", "create", "vg", "-n", "x", "-L", "64M"])?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/x bs=1M count=64 oflag=direct status=none")?;
+    let kept = sum(g, "/dev/vg/x", 32)?;
+    crash_at(g, "reduce-after-kernel", "lv reduce vg/x -L 32M --yes")?;
+    let size = g.sh("blockdev --getsize64 /dev/vg/x")?;
+    ensure!(
+        size.trim() == (32u64 << 20).to_string(),
+        "kernel size {size}"
+    );
+    ensure!(
+        lv_list(g)? == "x 64.00m",
+        "the metadata after the crash: {}",
+        lv_list(g)?
+    );
+    g.run(&["lvcreate", "-q", "-y", "-l100%FREE", "-n", "fill", "vg"])?;
+    no_overlap(g, "after the crash and lvm2's fill")?;
+    g.sh("dd if=/dev/zero of=/dev/vg/fill bs=1M oflag=direct status=none || true")?;
+    g.cairn(&["lv", "reduce", "vg/x", "-L", "32M", "--yes"])?;
+    ensure!(
+        lv_list(g)?.starts_with("fill ") && lv_list(g)?.ends_with("x 32.00m"),
+        "after the re-run: {}",
+        lv_list(g)?
+    );
+    ensure!(sum(g, "/dev/vg/x", 32)? == kept, "x's data changed");
+    g.run(&["vgck", "vg"])?;
+    no_overlap(g, "after the re-run")?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
+/// A merge killed after the kernel finished it (origin plain, COW device
+/// gone) and before the commit that drops the snapshot: the COW's extents
+/// are still allocated; run again, the merge commits its end.
+pub fn merge_killed_before_its_last_commit(g: &Guest) -> TestResult {
+    let _d = fresh_vg(g, 256)?;
+    g.cairn(&["lv", "create", "vg", "-n", "origin", "-L", "64M"])?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/origin bs=1M count=16 oflag=direct status=none")?;
+    let before = sum(g, "/dev/vg/origin", 16)?;
+    g.cairn(&["snapshot", "create", "vg/origin", "-n", "s", "-L", "16M"])?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/origin bs=1M count=4 oflag=direct status=none")?;
+    crash_at(g, "merge-after-kernel", "snapshot merge vg/s")?;
+    let table = g.sh("dmsetup table vg-origin")?;
+    ensure!(table.contains("linear"), "origin after the crash: {table}");
+    g.run(&["lvcreate", "-q", "-y", "-l100%FREE", "-n", "fill", "vg"])?;
+    no_overlap(g, "after the crash and lvm2's fill")?;
+    g.sh("dd if=/dev/zero of=/dev/vg/fill bs=1M oflag=direct status=none || true")?;
+    let out = g.cairn(&["snapshot", "merge", "vg/s"])?;
+    ensure!(out.contains("finished"), "the re-run: {out}");
+    ensure!(
+        lv_list(g)?.contains("origin 64.00m") && !lv_list(g)?.contains(" s "),
+        "after the re-run: {}",
+        lv_list(g)?
+    );
+    ensure!(
+        sum(g, "/dev/vg/origin", 16)? == before,
+        "the origin is not back to the snapshot's data"
+    );
+    g.run(&["vgck", "vg"])?;
+    no_overlap(g, "after the re-run")?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
+
+/// `cache detach --remove-pool` killed between its two commits (the LV is
+/// linear in kernel and metadata, the pool unused and still allocated):
+/// lvm2's fill gets none of the pool's extents; run again, the pool goes.
+pub fn uncache_killed_between_its_commits(g: &Guest) -> TestResult {
+    let _d = fresh_vg(g, 512)?;
+    g.cairn(&["lv", "create", "vg", "-n", "lv", "-L", "100M"])?;
+    g.cairn(&["cache", "create", "vg/cp", "-L", "40M"])?;
+    g.cairn(&[
+        "cache",
+        "attach",
+        "vg/lv",
+        "--pool",
+        "cp",
+        "--cachemode",
+        "writeback",
+    ])?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/lv bs=1M count=32 oflag=direct status=none")?;
+    let kept = sum(g, "/dev/vg/lv", 32)?;
+    crash_at(
+        g,
+        "uncache-after-kernel",
+        "cache detach vg/lv --remove-pool",
+    )?;
+    let table = g.sh("dmsetup table vg-lv")?;
+    ensure!(table.contains("linear"), "the LV after the crash: {table}");
+    let tags = g.sh("lvs --noheadings -o lv_tags vg/cp")?;
+    ensure!(tags.contains("cairn:uncache:lv"), "pool tags {tags}");
+    g.run(&["lvcreate", "-q", "-y", "-l100%FREE", "-n", "fill", "vg"])?;
+    no_overlap(g, "after the crash and lvm2's fill")?;
+    g.sh("dd if=/dev/zero of=/dev/vg/fill bs=1M oflag=direct status=none || true")?;
+    g.cairn(&["cache", "detach", "vg/lv", "--remove-pool"])?;
+    let lvs = lv_list(g)?;
+    ensure!(
+        lvs.contains("lv 100.00m") && !lvs.contains("cp") && !lvs.contains("pmspare"),
+        "after the re-run: {lvs}"
+    );
+    ensure!(sum(g, "/dev/vg/lv", 32)? == kept, "the LV's data changed");
+    g.run(&["vgck", "vg"])?;
+    no_overlap(g, "after the re-run")?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
