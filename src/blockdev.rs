@@ -276,6 +276,119 @@ impl Device {
     }
 }
 
+// ---- suspended devices -------------------------------------------------------
+
+/// The name of a suspended device-mapper device that I/O to `path` would
+/// wait on, if there is one: `path` itself, a device under it (sysfs
+/// `slaves`, transitively), or, for a DRBD device, any suspended dm device
+/// that nothing in sysfs holds (DRBD registers no holder links, so its
+/// backing device cannot be told from sysfs; such a device may be it).
+/// Reading would block until somebody resumes the device, so every reader
+/// of devices it does not own looks here first.
+pub fn suspended_under(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    let devno = (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    );
+    let mut todo = vec![devno];
+    let mut seen = Vec::new();
+    while let Some((major, minor)) = todo.pop() {
+        if seen.contains(&(major, minor)) {
+            continue;
+        }
+        seen.push((major, minor));
+        let sys = format!("/sys/dev/block/{major}:{minor}");
+        if let Some(name) = suspended_dm(&sys) {
+            return Some(name);
+        }
+        if std::fs::read_link(&sys).is_ok_and(|target| target.to_string_lossy().contains("/drbd")) {
+            if let Some(name) = unheld_suspended_dm((major, minor)) {
+                return Some(name);
+            }
+        }
+        todo.extend(sysfs_links(&format!("{sys}/slaves")));
+    }
+    None
+}
+
+/// The dm name of the device at sysfs dir `sys`, if it is a suspended dm device.
+fn suspended_dm(sys: &str) -> Option<String> {
+    let suspended = std::fs::read_to_string(format!("{sys}/dm/suspended")).ok()?;
+    (suspended.trim() == "1").then(|| {
+        std::fs::read_to_string(format!("{sys}/dm/name"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    })
+}
+
+/// A suspended dm device under a dm device that no dm or md device holds
+/// (so one that DRBD may have as its backing disk), that does not stand on
+/// `drbd` (one above it cannot be under it), if there is one.
+fn unheld_suspended_dm(drbd: (u32, u32)) -> Option<String> {
+    for entry in std::fs::read_dir("/sys/block").ok()?.flatten() {
+        let sys = entry.path().to_string_lossy().into_owned();
+        if !Path::new(&sys).join("dm").exists()
+            || !sysfs_links(&format!("{sys}/holders")).is_empty()
+            || stands_on(&sys, drbd)
+        {
+            continue;
+        }
+        let mut todo = vec![sys];
+        while let Some(dir) = todo.pop() {
+            if let Some(name) = suspended_dm(&dir) {
+                return Some(name);
+            }
+            todo.extend(
+                sysfs_links(&format!("{dir}/slaves"))
+                    .into_iter()
+                    .map(|(a, b)| format!("/sys/dev/block/{a}:{b}")),
+            );
+        }
+    }
+    None
+}
+
+/// Whether the device at sysfs dir `sys` stands on `below` (through its
+/// `slaves`, transitively).
+fn stands_on(sys: &str, below: (u32, u32)) -> bool {
+    let mut todo = sysfs_links(&format!("{sys}/slaves"));
+    let mut seen = Vec::new();
+    while let Some(d) = todo.pop() {
+        if d == below {
+            return true;
+        }
+        if !seen.contains(&d) {
+            seen.push(d);
+            todo.extend(sysfs_links(&format!(
+                "/sys/dev/block/{}:{}/slaves",
+                d.0, d.1
+            )));
+        }
+    }
+    false
+}
+
+/// The device numbers of the block devices linked from a sysfs directory
+/// (`slaves`, `holders`).
+fn sysfs_links(dir: &str) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let dev = std::fs::read_to_string(entry.path().join("dev")).unwrap_or_default();
+        if let Some((a, b)) = dev.trim().split_once(':') {
+            if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
+                out.push((a, b));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

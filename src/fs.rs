@@ -114,6 +114,12 @@ pub fn probe(device: &Path) -> Result<Option<Filesystem>, FsError> {
         device: device.to_owned(),
         source,
     };
+    if let Some(suspended) = crate::blockdev::suspended_under(device) {
+        return Err(read_err(std::io::Error::other(format!(
+            "device-mapper device {suspended} is suspended: reading would wait until it is \
+             resumed (`cairn vg activate` of its VG, or `cairn up`)"
+        ))));
+    }
     let mut buf = Vec::with_capacity(4096);
     File::open(device)
         .map_err(read_err)?

@@ -67,6 +67,11 @@ pub enum SignatureError {
     },
     #[error("{path}: libblkid could not {what}")]
     Probe { path: PathBuf, what: &'static str },
+    #[error(
+        "{path} was not read: device-mapper device {suspended} is suspended and reading would \
+         wait until it is resumed (`cairn vg activate` of its VG, or `cairn up`)"
+    )]
+    Suspended { path: PathBuf, suspended: String },
 }
 
 /// The signatures on `path` (a block device or an image file), in
@@ -74,6 +79,12 @@ pub enum SignatureError {
 /// is opened read-only and buffered (libblkid's reads are not O_DIRECT
 /// aligned); a caller may hold it open O_EXCL meanwhile.
 pub fn probe(path: &Path) -> Result<Vec<Signature>, SignatureError> {
+    if let Some(suspended) = crate::blockdev::suspended_under(path) {
+        return Err(SignatureError::Suspended {
+            path: path.to_owned(),
+            suspended,
+        });
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)

@@ -227,14 +227,34 @@ fn activation_holds_the_vg_lock(g: &Guest) -> TestResult {
         dev = d.dev
     ))?;
     for round in 0..3 {
-        g.sh(&format!(
+        let out = g.sh(&format!(
             "CAIRN_DELAY_AT=activate-planned:3000 {CAIRN} lv activate L/x > /tmp/act.log 2>&1 &
-             echo $! > /tmp/act.pid
+             pid=$!
              sleep 1
              # lvm2 inside the window: x goes, y takes its extents and comes up.
-             lvremove -q -f L/x; lvcreate -q -y -Zn -L 8M -n y L
-             wait $(cat /tmp/act.pid) || true"
+             s=$(date +%s%N)
+             lvremove -q -f L/x
+             e=$(date +%s%N)
+             lvcreate -q -y -Zn -L 8M -n y L
+             wait $pid; echo cairn=$? waited_ms=$(( (e - s) / 1000000 ))"
         ))?;
+        ensure!(
+            out.contains("cairn=0"),
+            "round {round}: cairn's activation failed: {out}"
+        );
+        // lvm2's lvremove waited for the lock cairn held (about 2 s of
+        // the 3 s window were left when it started).
+        let waited: u64 = out
+            .split("waited_ms=")
+            .nth(1)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(format!("no timing: {out}"))?;
+        ensure!(
+            waited >= 1500,
+            "round {round}: lvremove did not wait for cairn's lock ({waited} ms)"
+        );
+        let y = g.sh("dmsetup ls | grep -c '^L-y' || true")?;
+        ensure!(y.trim() == "1", "round {round}: lvm2's L/y is not active");
         no_overlap(g).map_err(|e| {
             let log = g.sh("cat /tmp/act.log; dmsetup table").unwrap_or_default();
             format!("round {round}: {e}\n{log}")
@@ -362,6 +382,18 @@ fn read_only_lvs_come_up_read_only(g: &Guest) -> TestResult {
         !write.status.success(),
         "a write to read-only R/ro succeeded"
     );
+    // The whole VG read-only (vgchange -p r): device by device as lvm2.
+    g.cairn(&["vg", "deactivate", "R"])?;
+    g.sh("vgchange -q -pr R; vgchange -q -ay R")?;
+    let lvm2 = ro_flags(g, "R")?;
+    g.sh("vgchange -q -an R")?;
+    g.cairn(&["vg", "activate", "R"])?;
+    let cairn = ro_flags(g, "R")?;
+    ensure!(
+        cairn == lvm2,
+        "read-only VG, flags differ:\n  lvm2:  {lvm2:?}\n  cairn: {cairn:?}"
+    );
+    g.sh("vgchange -q -an R; vgchange -q -pw R")?;
     clean(g, "R")
 }
 
@@ -412,7 +444,29 @@ fn suspended_devices_never_block_and_are_resumed(g: &Guest) -> TestResult {
         "pvs of a suspended device: {:?} {text}",
         out.status
     );
+    // A device stacked on the suspended one is refused the same way, naming
+    // the suspended device under it.
+    let size = g.sh("blockdev --getsz /dev/mapper/P-b")?;
+    g.sh(&format!(
+        "dmsetup create P_stacked --table \"0 {} linear /dev/mapper/P-b 0\"",
+        size.trim()
+    ))?;
+    let out = g.output(&[
+        "timeout",
+        "60",
+        CAIRN,
+        "--devices",
+        "/dev/mapper/P_stacked",
+        "pvs",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() != Some(124) && text.contains("P-b is suspended"),
+        "pvs of a device on a suspended one: {:?} {text}",
+        out.status
+    );
     g.cairn(&["vg", "activate", "P"])?;
+    g.sh("dmsetup remove P_stacked")?;
     g.sh("timeout 30 dd if=/dev/zero of=/dev/P/b bs=4k count=1 oflag=direct status=none")?;
     clean(g, "P")
 }

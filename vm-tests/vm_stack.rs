@@ -416,6 +416,16 @@ fn down_and_up_keep_the_data(g: &Guest) -> TestResult {
 fn up_resumes_suspended_devices_and_removes_only_its_own(g: &Guest) -> TestResult {
     let sum = stack::write_in(g, "my-container", "before-suspend")?;
     g.sh("dmsetup suspend DRBDVG2-my--container; dmsetup suspend VG1-cachedlv")?;
+    // The whole-host scan reads the DRBD devices, whose backing disk stands
+    // on the suspended cachedlv (DRBD links no holder in sysfs): it must say
+    // so, not wait.
+    let o = g.output(&["timeout", "120", CAIRN, "vgs"])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        o.status.code() != Some(124) && err.contains("VG1-cachedlv is suspended"),
+        "vgs with cachedlv suspended under DRBD: {:?} {err}",
+        o.status
+    );
     let out = g.sh(&format!("timeout 300 {CAIRN} up {LAB_TOML} 2>&1"))?;
     ensure!(
         out.contains("left suspended"),

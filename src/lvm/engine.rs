@@ -195,7 +195,28 @@ pub fn bring_up(d: &PlannedDevice) -> [Step; 3] {
 /// have the planned table (activation is idempotent), else the call stops
 /// before changing anything.
 pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Step>> {
+    let (steps, differs) = activation_steps_resuming(ctl, dev, plan)?;
+    match differs.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(steps),
+    }
+}
+
+/// [`activation_steps`] for an activation that must not leave a device
+/// suspended: a suspended device whose live table differs from the plan
+/// (and whose inactive slot does not hold the planned one) is still
+/// resumed with its live table (its inactive slot cleared first), and the
+/// difference is returned beside the steps, to report once they have run.
+/// A table left in the inactive slot of a device that is not suspended is
+/// cleared (under the VG lock no other command is loading it; a later
+/// resume by anyone would make it live).
+pub fn activation_steps_resuming(
+    ctl: &Control,
+    dev: &Dev,
+    plan: &Plan,
+) -> Result<(Vec<Step>, Vec<EngineError>)> {
     let mut steps = Vec::new();
+    let mut differs = Vec::new();
     for d in &plan.devices {
         let info = ctl.info(&d.name)?;
         let exists = info.is_some();
@@ -226,7 +247,10 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
                         name: d.name.clone(),
                     });
                 } else {
-                    return Err(EngineError::Differs {
+                    if info.suspended {
+                        steps.extend(resume_left_suspended(d, &info));
+                    }
+                    differs.push(EngineError::Differs {
                         name: d.name.clone(),
                         live: join(&live),
                         planned: join(&planned),
@@ -248,7 +272,7 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
             }
         }
     }
-    Ok(steps)
+    Ok((steps, differs))
 }
 
 /// A device with the planned table that a stopped command left suspended
@@ -257,12 +281,12 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
 /// dropped first, or the resume would make it live).
 fn resume_left_suspended(d: &PlannedDevice, info: &dm::Info) -> Vec<Step> {
     let mut steps = Vec::new();
+    if info.inactive_table {
+        steps.push(Step::Clear {
+            name: d.name.clone(),
+        });
+    }
     if info.suspended {
-        if info.inactive_table {
-            steps.push(Step::Clear {
-                name: d.name.clone(),
-            });
-        }
         steps.push(Step::Resume {
             name: d.name.clone(),
         });

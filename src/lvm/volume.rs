@@ -230,7 +230,18 @@ pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<S
     }
     crate::failpoint::delay("activate-planned");
     let ctl = Control::open()?;
-    let steps = engine::activation_steps(&ctl, dev, &plan)?;
+    let (steps, differs) = engine::activation_steps_resuming(&ctl, dev, &plan)?;
+    if let Some(e) = differs.into_iter().next() {
+        // Nothing else is done, but no device is left suspended.
+        let resumes: Vec<Step> = steps
+            .into_iter()
+            .filter(|s| matches!(s, Step::Clear { .. } | Step::Resume { .. }))
+            .collect();
+        if run == Run::Apply {
+            engine::run(&ctl, dev, &resumes)?;
+        }
+        return Err(e.into());
+    }
     if run == Run::Apply {
         engine::run(&ctl, dev, &steps)?;
     }

@@ -387,7 +387,29 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
     if let Some(refusal) = scan.owner(scanned).refusal(path) {
         return Err(refusal);
     }
-    let dev = Device::open(path, true)?;
+    // A PV that can carry no copy of a VG (no area, or areas ignored) is
+    // free only if every other PV could be read: one the scan could not read may
+    // hold the VG that lists it (and lvm2 older than 2.02.158 never marks a
+    // PV used in its label).
+    let keeps_no_copy = scanned.mdas.iter().all(|m| m.header.is_ignored());
+    if keeps_no_copy && !scan.problems.is_empty() {
+        return Err(OpError::Refused {
+            vg: String::from("(unknown)"),
+            why: format!(
+                "may own {}: it carries no metadata of its own and {} could not be read ({}); \
+                 make them readable (or name the devices to scan with --devices) and retry",
+                path.display(),
+                scan.problems.len(),
+                scan.problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    }
+    // Claimed: a device something else holds (a dm table, a mount) is not wiped.
+    let dev = Device::open_exclusive(path, true)?;
     dev.write_at(pv.label.sector * 512, &[0u8; 512])?;
     let _ = lock::invalidate_hints(&env.run_dir);
     Ok(())

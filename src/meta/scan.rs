@@ -602,16 +602,18 @@ impl Scan {
             return PvOwner::Vg(copy.vg_name.clone());
         }
         let uuid = pv.label.pv_header.uuid.as_str();
-        if let Ok(newest) = self.newest_copies() {
-            for (name, (_, copy)) in newest {
-                let listed = copy.metadata().is_ok_and(|m| {
-                    m.vg.pvs
-                        .iter()
-                        .any(|p| p.id.chars().filter(|c| *c != '-').eq(uuid.chars()))
-                });
-                if listed {
-                    return PvOwner::Vg(name);
-                }
+        // Copies that clash or disagree hide which VG lists the PV: taken.
+        let Ok(newest) = self.newest_copies() else {
+            return PvOwner::UnknownVg;
+        };
+        for (name, (_, copy)) in newest {
+            let listed = copy.metadata().is_ok_and(|m| {
+                m.vg.pvs
+                    .iter()
+                    .any(|p| p.id.chars().filter(|c| *c != '-').eq(uuid.chars()))
+            });
+            if listed {
+                return PvOwner::Vg(name);
             }
         }
         if pv.marked_used() {
@@ -680,61 +682,16 @@ impl VgView {
 // ---- topology ----------------------------------------------------------------
 
 /// Refuses to read a device whose I/O would wait on a suspended
-/// device-mapper device: the device itself or one it stands on (sysfs
-/// `slaves`, transitively). lvm2 skips suspended devices in its scan for the
-/// same reason; a command stopped between suspend and resume leaves them so.
+/// device-mapper device (lvm2 skips suspended devices in its scan for the
+/// same reason; a command stopped between suspend and resume leaves them so).
 fn refuse_suspended(path: &Path) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(()); // the open that follows says why
-    };
-    if !meta.file_type().is_block_device() {
-        return Ok(());
-    }
-    use std::os::unix::fs::MetadataExt;
-    let rdev = meta.rdev();
-    let devno = (
-        nix::sys::stat::major(rdev) as u32,
-        nix::sys::stat::minor(rdev) as u32,
-    );
-    match suspended_under(devno) {
+    match crate::blockdev::suspended_under(path) {
         Some(suspended) => Err(ScanError::Suspended {
             path: path.to_owned(),
             suspended,
         }),
         None => Ok(()),
     }
-}
-
-/// The name of a suspended dm device among `devno` and the devices under
-/// it, if there is one.
-pub fn suspended_under(devno: (u32, u32)) -> Option<String> {
-    let mut todo = vec![devno];
-    let mut seen = Vec::new();
-    while let Some((major, minor)) = todo.pop() {
-        if seen.contains(&(major, minor)) {
-            continue;
-        }
-        seen.push((major, minor));
-        let sys = format!("/sys/dev/block/{major}:{minor}");
-        if std::fs::read_to_string(format!("{sys}/dm/suspended")).is_ok_and(|s| s.trim() == "1") {
-            let name = std::fs::read_to_string(format!("{sys}/dm/name")).unwrap_or_default();
-            return Some(name.trim().to_owned());
-        }
-        for entry in std::fs::read_dir(format!("{sys}/slaves"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let dev = std::fs::read_to_string(entry.path().join("dev")).unwrap_or_default();
-            if let Some((a, b)) = dev.trim().split_once(':') {
-                if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
-                    todo.push((a, b));
-                }
-            }
-        }
-    }
-    None
 }
 
 /// The devices holding `devno` open through the kernel (dm tables, md

@@ -593,11 +593,18 @@ fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<(
             device.display()
         )))
     };
-    match crate::fs::probe(device)? {
-        Some(fs) if fs.label == fs_label(container) => Ok(()),
-        Some(fs) => refuse(format!("an {} filesystem labelled {:?}", fs.kind, fs.label)),
-        None if mkfs_cut => Ok(()),
-        None => {
+    // Every signature libblkid knows, not only ext's: half of cairn's own
+    // mkfs has none, anything else that has one is somebody's.
+    let found = crate::signature::probe(device)
+        .map_err(|e| StackError::Refused(format!("container {container}: {e}")))?;
+    let ours = |s: &crate::signature::Signature| {
+        s.kind.starts_with("ext") && s.label.as_deref() == Some(fs_label(container).as_str())
+    };
+    match found.as_slice() {
+        [only] if ours(only) => Ok(()),
+        [_, ..] => refuse(crate::signature::describe_all(&found)),
+        [] if mkfs_cut => Ok(()),
+        [] => {
             let (vg, lv) = crate::lvm::names::split_lv_path(device).ok_or_else(|| {
                 StackError::Refused(format!(
                     "container {container}: {} is not a /dev/VG/LV path",
