@@ -303,6 +303,14 @@ fn missing_pvs_refused_until_restored(g: &Guest) -> TestResult {
             "only on1 should be active: {active}"
         );
         ensure!(seqno(g, "M")? == before, "a refusal wrote M");
+        // Partial LVs lvm2 brought up anyway are still taken down (by uuid:
+        // their tables cannot be planned).
+        g.sh("vgchange -q -ay --activationmode partial M >/dev/null 2>&1 || true")?;
+        let up = g.sh("dmsetup ls | grep -c '^M-' || true")?;
+        ensure!(up.trim() == "3", "lvm2's partial activation: {up}");
+        g.cairn(&["vg", "deactivate", "M"])?;
+        let left = g.sh("dmsetup ls | grep '^M-' || true")?;
+        ensure!(left.trim().is_empty(), "left after deactivate: {left}");
         g.cairn(&["vg", "extend", "--restoremissing", "M", &b])?;
         let flags = missing_flags(g)?;
         ensure!(flags == "0", "still flagged MISSING: {flags}");

@@ -266,14 +266,77 @@ fn partial_refused(sel: &Selection, done: &'static str, plan: Plan) -> Result<()
 /// Deactivates a VG or some of its LVs (refused while one is in use).
 pub fn deactivate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
     let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
-    let plan = plan_and_queued(env, sel, true)?.0;
+    let mut plan = plan_and_queued(env, sel, true)?.0;
     let ctl = Control::open()?;
-    let steps = engine::deactivation_steps(&ctl, &plan, &sel.lvs)?;
+    let mut steps = engine::deactivation_steps(&ctl, &plan, &sel.lvs)?;
+    if !plan.partial.is_empty() {
+        // LVs on a missing PV cannot be planned (their tables need the PV),
+        // but their devices can still go, found by uuid, as lvm2 does.
+        let scan = env.scan(&[])?;
+        let vg = scan.vg(&sel.vg)?.metadata.vg;
+        let mut left = Vec::new();
+        for e in std::mem::take(&mut plan.partial) {
+            let PlanError::MissingPv { lv, .. } = &e else {
+                left.push(e);
+                continue;
+            };
+            match partial_down_steps(&ctl, &vg, lv)? {
+                Some(down) => steps.extend(down),
+                None => left.push(e),
+            }
+        }
+        plan.partial = left;
+    }
     if run == Run::Apply {
         engine::run(&ctl, dev, &steps)?;
     }
     partial_refused(sel, "the other LVs are inactive", plan)?;
     Ok(steps)
+}
+
+/// The steps that take down the devices of LV `lv` (its own and its
+/// layers', by uuid) when it cannot be planned; None when one of them is
+/// held by something outside them (then it stays, and is reported).
+fn partial_down_steps(
+    ctl: &Control,
+    vg: &crate::meta::model::VolumeGroup,
+    lv: &str,
+) -> Result<Option<Vec<Step>>> {
+    let Some(l) = vg.lv(lv) else {
+        return Ok(None);
+    };
+    let prefix = format!("LVM-{}{}", vg.id.replace('-', ""), l.id.replace('-', ""));
+    let mut found = Vec::new();
+    for d in ctl.devices()? {
+        if let Some(info) = ctl.info(&d.name)? {
+            if info.uuid.starts_with(&prefix) {
+                found.push(info);
+            }
+        }
+    }
+    // The LV's own device (no layer suffix) first: it stands on the others.
+    found.sort_by_key(|i| i.uuid.len() != prefix.len());
+    let own = found.len();
+    let mut steps = Vec::new();
+    for (i, info) in found.iter().enumerate() {
+        // A layer is opened once by the LV's own device.
+        let inside = i32::from(i > 0 && own > 1);
+        if info.open_count > inside {
+            return Ok(None);
+        }
+        if i == 0 && info.uuid.len() == prefix.len() {
+            steps.push(Step::Unlink {
+                link: super::names::lv_path(&vg.name, lv),
+            });
+        }
+        steps.push(Step::RemoveNode {
+            name: info.name.clone(),
+        });
+        steps.push(Step::Remove {
+            name: info.name.clone(),
+        });
+    }
+    Ok(Some(steps))
 }
 
 /// `vgremove [-f] VG`. With `force`, the VG's LVs are deactivated first, as
