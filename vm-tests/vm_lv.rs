@@ -1118,6 +1118,7 @@ fn interrupted_thin_creates_complete_on_activation(g: &Guest) -> TestResult {
     let _disk = pool_vg(g, 512)?;
     g.cairn(&["lv", "create", "vg", "-n", "t1", "-V", "64M", "-T", "pool"])?;
     let crash = |point: &str, name: &str| -> TestResult {
+        lab::guest::crash_points()?;
         let out = g.sh(&format!(
             "CAIRN_CRASH_AT={point} {} lv create vg -n {name} -V 64M -T pool 2>&1 || echo rc=$?",
             lab::guest::CAIRN
