@@ -15,5 +15,6 @@ pub mod fs;
 pub mod lvm;
 pub mod lxc;
 pub mod meta;
+pub mod names;
 pub mod stack;
 pub mod units;
