@@ -140,7 +140,13 @@ mod tests {
             return;
         }
         let parent = scratch("private");
-        let node = ScratchNode::new(&[parent.clone()], "vg-pool_tmeta-zero", MAJ, MIN).unwrap();
+        let node = ScratchNode::new(
+            std::slice::from_ref(&parent),
+            "vg-pool_tmeta-zero",
+            MAJ,
+            MIN,
+        )
+        .unwrap();
         let dir = node.path().parent().unwrap().to_path_buf();
         assert_eq!(dir.parent().unwrap(), parent);
         let dir_meta = std::fs::symlink_metadata(&dir).unwrap();
@@ -152,7 +158,13 @@ mod tests {
             (MAJ.into(), MIN.into())
         );
         // A second node of the same name gets its own directory.
-        let other = ScratchNode::new(&[parent.clone()], "vg-pool_tmeta-zero", MAJ, MIN).unwrap();
+        let other = ScratchNode::new(
+            std::slice::from_ref(&parent),
+            "vg-pool_tmeta-zero",
+            MAJ,
+            MIN,
+        )
+        .unwrap();
         assert_ne!(other.path(), node.path());
         drop(node);
         drop(other);
@@ -189,7 +201,7 @@ mod tests {
             return;
         }
         let parent = scratch("check");
-        let node = ScratchNode::new(&[parent.clone()], "x", MAJ, MIN).unwrap();
+        let node = ScratchNode::new(std::slice::from_ref(&parent), "x", MAJ, MIN).unwrap();
         // Swapped for another node behind cairn's back: refused.
         std::fs::remove_file(node.path()).unwrap();
         std::fs::write(node.path(), "").unwrap();
