@@ -1,9 +1,23 @@
 //! Crash points for crash-injection tests: `CAIRN_CRASH_AT=name[,name...]`
 //! makes the process abort at the named points, as a kill -9 or a power
-//! cut would stop it there (no destructor, no cleanup, no undo). Without
-//! the variable a point costs one environment lookup.
+//! cut would stop it there (no destructor, no cleanup, no undo).
+//!
+//! They exist only in debug builds with the `failpoints` feature: the
+//! lab's test builds (the dev-dependency on cairn itself turns the feature
+//! on, Cargo.toml). Anywhere else [`hit`] is an empty inline function and
+//! the variable is never read, so a shipped binary cannot be made to abort
+//! half-way through a change by its environment. Two conditions, not one:
+//! the feature keeps `cargo build` (debug too) free of them, and debug
+//! assertions keep every optimised build free of them even where cargo
+//! turns the feature on (`cargo bench` also builds dev-dependencies, and
+//! leaves its binary at target/<triple>/release/cairn, where a release
+//! build's would be).
+
+/// Whether this build has crash points (the lab's crash tests need them).
+pub const ENABLED: bool = cfg!(all(feature = "failpoints", debug_assertions));
 
 /// Aborts the process if `CAIRN_CRASH_AT` names `point`.
+#[cfg(all(feature = "failpoints", debug_assertions))]
 pub fn hit(point: &str) {
     if let Some(list) = std::env::var_os("CAIRN_CRASH_AT") {
         if list.to_string_lossy().split(',').any(|p| p.trim() == point) {
@@ -13,9 +27,16 @@ pub fn hit(point: &str) {
     }
 }
 
+/// Without crash points: nothing.
+#[cfg(not(all(feature = "failpoints", debug_assertions)))]
+#[inline(always)]
+pub fn hit(_point: &str) {}
+
 /// Sleeps at `point` when `CAIRN_DELAY_AT=point:MILLISECONDS[,...]` names it:
 /// widens a window between two steps so that a test can make another
-/// process act inside it (a race made certain instead of lucky).
+/// process act inside it (a race made certain instead of lucky). Like the
+/// crash points, only in the lab's test builds.
+#[cfg(all(feature = "failpoints", debug_assertions))]
 pub fn delay(point: &str) {
     if let Some(list) = std::env::var_os("CAIRN_DELAY_AT") {
         for item in list.to_string_lossy().split(',') {
@@ -29,3 +50,8 @@ pub fn delay(point: &str) {
         }
     }
 }
+
+/// Without delay points: nothing.
+#[cfg(not(all(feature = "failpoints", debug_assertions)))]
+#[inline(always)]
+pub fn delay(_point: &str) {}

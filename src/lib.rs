@@ -15,6 +15,7 @@ pub mod fs;
 pub mod lvm;
 pub mod lxc;
 pub mod meta;
+pub mod names;
 pub mod signature;
 pub mod stack;
 pub mod units;

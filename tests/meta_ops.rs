@@ -591,3 +591,52 @@ fn a_commit_refuses_when_someone_else_committed_since_the_scan() {
         );
     }
 }
+
+/// VG and LV names read from disk become paths (/dev/VG/LV, the backup
+/// file, the lock file): one lvm2 would not accept (a `..`, a `/`, a
+/// leading `-`) is refused at scan time, with the device named, and the VG
+/// is neither listed nor written.
+#[test]
+fn bad_names_in_metadata_are_refused_naming_the_device() {
+    for (i, bad) in ["\"../x\"", "..", "\"-x\"", "\"a/b\"", "\"a\nb\""]
+        .iter()
+        .enumerate()
+    {
+        let mut lab = Lab::new(&format!("badvgname{i}"));
+        let a = lab.fixture_disk("a", "vgone-pv0-mda.bin", 256);
+        rewrite_copy(&a, |t| t.replacen("vgone {", &format!("{bad} {{"), 1));
+        let before = std::fs::read(&a).unwrap();
+        let scan = lab.scan();
+        assert!(scan.pvs.is_empty(), "{bad}: the PV was taken");
+        let msg = scan.problem_with(&a).expect(bad).to_string();
+        assert!(
+            msg.contains(&a.display().to_string())
+                && msg.contains("VG name")
+                && msg.contains("not one lvm2 accepts"),
+            "{bad}: {msg}"
+        );
+        assert!(scan.vg_names().unwrap().is_empty(), "{bad}");
+        let e = ops::vg_remove(&lab.env, "vgone", true).unwrap_err();
+        assert!(e.to_string().contains("not found"), "{bad}: {e}");
+        assert_eq!(std::fs::read(&a).unwrap(), before, "{bad}: written");
+    }
+
+    // An LV's name, in a VG on three PVs: the VG cannot be read.
+    let mut lab = Lab::new("badlvname");
+    let disks = [
+        lab.fixture_disk("b", "vgall-pv-b-mda.bin", 512),
+        lab.fixture_disk("c", "vgall-pv-c-mda.bin", 512),
+        lab.fixture_disk("d", "vgall-pv-d-mda.bin", 256),
+    ];
+    for d in &disks {
+        rewrite_copy(d, |t| t.replacen("\nplain {", "\n\"../plain\" {", 1));
+    }
+    let e = lab.scan().vg("vgall").unwrap_err().to_string();
+    assert!(
+        disks.iter().any(|d| e.contains(&d.display().to_string()))
+            && e.contains("LV name \"../plain\" is not one lvm2 accepts"),
+        "{e}"
+    );
+    let e = ops::vg_extend(&lab.env, "vgall", &[]).unwrap_err();
+    assert!(e.to_string().contains("../plain"), "{e}");
+}

@@ -753,7 +753,19 @@ fn thin_pool_create_as_lvcreate_t(g: &Guest) -> TestResult {
         plan.contains("zero the first 4194304 bytes of /dev/vgc/pool_tmeta"),
         "plan: {plan}"
     );
+    // A mark at the path the zeroing node had before (a predictable
+    // $TMPDIR/cairn-<dm name>): left alone now, and the private node goes
+    // with its directory.
+    g.sh("ln -sfn /dev/null /tmp/cairn-vgc-pool_tmeta-zero")?;
     g.cairn(&["thinpool", "create", "vgc/pool", "-L", "100M"])?;
+    let left = g.sh(
+        "readlink /tmp/cairn-vgc-pool_tmeta-zero; rm -f /tmp/cairn-vgc-pool_tmeta-zero
+        ls -a /dev /tmp | grep '^\\.cairn-' || true",
+    )?;
+    ensure!(
+        left.trim() == "/dev/null",
+        "the planted link was touched, or a scratch directory left: {left:?}"
+    );
     let fields = "lv_name,lv_size,lv_attr,segtype,chunk_size,lv_metadata_size,data_lv,\
                   metadata_lv,transaction_id,zero,discards,seg_pe_ranges";
     let report = |vg: &str, dev: &str| -> Result<String, String> {
@@ -1120,6 +1132,7 @@ fn interrupted_thin_creates_complete_on_activation(g: &Guest) -> TestResult {
     let _disk = pool_vg(g, 512)?;
     g.cairn(&["lv", "create", "vg", "-n", "t1", "-V", "64M", "-T", "pool"])?;
     let crash = |point: &str, name: &str| -> TestResult {
+        lab::guest::crash_points()?;
         let out = g.sh(&format!(
             "CAIRN_CRASH_AT={point} {} lv create vg -n {name} -V 64M -T pool 2>&1 || echo rc=$?",
             lab::guest::CAIRN

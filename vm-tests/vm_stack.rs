@@ -278,6 +278,7 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
     );
     // `container create` killed after its thin create: run again, it
     // finishes the container...
+    lab::guest::crash_points()?;
     let o = g.sh(&format!(
         "CAIRN_CRASH_AT=apply-step-2 {CAIRN} container create half --size 50M -f {LAB_TOML} 2>&1 || echo rc=$?"
     ))?;
@@ -585,6 +586,7 @@ fn bad_files_change_nothing(g: &Guest) -> TestResult {
 /// kill -9 (an abort at a crash point) at step N of a fresh apply; the
 /// next apply finishes, and the stack is whole.
 fn crash_at(g: &Guest, point: &str) -> TestResult {
+    lab::guest::crash_points()?;
     reset(g)?;
     let o = g.sh(&format!(
         "CAIRN_CRASH_AT={point} {CAIRN} apply {LAB_TOML} 2>&1 || echo rc=$?"

@@ -1,6 +1,7 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
 pub mod nodes;
+pub mod scratch_node;
 pub mod status;
 pub mod table;
 pub mod udev;

@@ -27,15 +27,53 @@ pub fn running() -> bool {
     std::path::Path::new(UDEV_CONTROL).exists()
 }
 
+/// The longest wait `CAIRN_UDEV_TIMEOUT` may ask for (one hour).
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// How long cairn waits for udev: `CAIRN_UDEV_TIMEOUT` seconds (fractions
-/// allowed), else 30 s.
+/// allowed, more than 0, at most an hour), else 30 s. A value that is not
+/// such a number is not used: the command waits the default and warns.
 pub fn timeout() -> Duration {
-    std::env::var("CAIRN_UDEV_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(DEFAULT_TIMEOUT)
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        let value = std::env::var_os("CAIRN_UDEV_TIMEOUT");
+        let value = value.as_ref().map(|v| v.to_string_lossy());
+        match parse_timeout(value.as_deref()) {
+            Ok(t) => t,
+            Err(why) => {
+                WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).push(why);
+                DEFAULT_TIMEOUT
+            }
+        }
+    })
+}
+
+/// `CAIRN_UDEV_TIMEOUT`'s value (None: unset) as a wait, or why it cannot
+/// be one. Zero is refused: it would release udev's cookies at once, racing
+/// udev for every node.
+fn parse_timeout(value: Option<&str>) -> Result<Duration, String> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    let bad = |why: &str| {
+        Err(format!(
+            "CAIRN_UDEV_TIMEOUT={value:?} {why}: waited the default {} s for udev instead \
+             (give seconds, such as 30 or 2.5, more than 0 and at most {})",
+            DEFAULT_TIMEOUT.as_secs(),
+            MAX_TIMEOUT.as_secs()
+        ))
+    };
+    let Ok(secs) = value.trim().parse::<f64>() else {
+        return bad("is not a number");
+    };
+    match Duration::try_from_secs_f64(secs) {
+        _ if secs.is_nan() => bad("is not a number"),
+        Ok(t) if t.is_zero() => bad("is 0"),
+        Ok(t) if t <= MAX_TIMEOUT => Ok(t),
+        Ok(_) => bad("is more than an hour"),
+        Err(_) if secs > 0.0 => bad("is more than an hour"),
+        Err(_) => bad("is negative"),
+    }
 }
 
 /// Warnings of released waits, for the caller to print.
@@ -108,4 +146,45 @@ pub fn bounded<T>(what: &str, limit: Duration, op: impl FnOnce() -> T) -> T {
     let _ = finished.send(());
     let _ = watchdog.join();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_in_seconds() {
+        assert_eq!(parse_timeout(None), Ok(DEFAULT_TIMEOUT));
+        assert_eq!(parse_timeout(Some("1")), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_timeout(Some(" 2.5 ")),
+            Ok(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_timeout(Some("3600")), Ok(MAX_TIMEOUT));
+    }
+
+    /// Each bad value is refused with a message saying what was wrong and
+    /// that the default was used; none panics (from_secs_f64 would on
+    /// "1e30") and none becomes a zero wait.
+    #[test]
+    fn bad_timeouts_fall_back_with_a_reason() {
+        for (value, why) in [
+            ("", "is not a number"),
+            ("abc", "is not a number"),
+            ("30s", "is not a number"),
+            ("NaN", "is not a number"),
+            ("0", "is 0"),
+            ("-0", "is 0"),
+            ("0.0000000001", "is 0"),
+            ("-1", "is negative"),
+            ("-inf", "is negative"),
+            ("3600.5", "is more than an hour"),
+            ("1e30", "is more than an hour"),
+            ("inf", "is more than an hour"),
+        ] {
+            let e = parse_timeout(Some(value)).expect_err(value);
+            assert!(e.contains(why), "{value:?}: {e}");
+            assert!(e.contains("the default 30 s"), "{value:?}: {e}");
+        }
+    }
 }

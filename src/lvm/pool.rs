@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use crate::dm::scratch_node::ScratchNode;
 use crate::dm::table::TableLine;
 use crate::dm::Control;
 use crate::meta::alloc;
@@ -342,12 +343,14 @@ pub(crate) fn zero_through(
         let info = ctl.resume(&name)?;
         let sectors: u64 = table.iter().map(|l| l.length).sum();
         let bytes = bytes.min(sectors * 512);
-        let node = std::env::temp_dir().join(format!("cairn-{name}"));
-        crate::dm::nodes::make_node_at(&node, info.major, info.minor)
+        // A node of cairn's own, in a private directory: nobody else can
+        // put a symlink or another device where the zeros go.
+        let parents = crate::dm::scratch_node::default_parents();
+        let node = ScratchNode::new(&parents, &name, info.major, info.minor)
             .map_err(|e| refused(vg, format!("cannot make a node to zero the metadata: {e}")))?;
-        let zeroed = zero_device(&node, bytes);
-        let _ = std::fs::remove_file(&node);
-        zeroed.map_err(|e| refused(vg, format!("zeroing the pool metadata failed: {e}")))
+        node.open_write()
+            .and_then(|f| zero_device(f, bytes))
+            .map_err(|e| refused(vg, format!("zeroing the pool metadata failed: {e}")))
     })();
     let removed = ctl.remove(&name);
     result?;
@@ -355,9 +358,8 @@ pub(crate) fn zero_through(
     Ok(())
 }
 
-fn zero_device(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
+fn zero_device(mut f: std::fs::File, bytes: u64) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
     let chunk = vec![0u8; 1 << 20];
     let mut left = bytes;
     while left > 0 {

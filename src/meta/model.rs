@@ -647,6 +647,12 @@ pub fn from_tree(root: &Section) -> Result<Metadata> {
 }
 
 fn read_vg(name: &str, section: &Section) -> Result<VolumeGroup> {
+    // The name becomes paths (/dev/VG, the backup file, the lock file):
+    // one lvm2 would not accept is refused before anything uses it.
+    crate::names::lvm(name).map_err(|why| ModelError::Invalid {
+        path: "metadata".into(),
+        message: format!("the VG name {name:?} is not one lvm2 accepts ({why})"),
+    })?;
     let mut r = Reader::new(section, name.to_owned());
     let mut vg = VolumeGroup {
         name: name.to_owned(),
@@ -826,6 +832,11 @@ fn read_pv(path: &str, section: &Section) -> Result<PhysicalVolume> {
 }
 
 fn read_lv(vg: &str, name: &str, section: &Section, pv_keys: &[String]) -> Result<LogicalVolume> {
+    // As the VG's: an LV name becomes /dev/VG/LV and a dm name.
+    crate::names::lvm(name).map_err(|why| ModelError::Invalid {
+        path: format!("{vg}/logical_volumes"),
+        message: format!("the LV name {name:?} is not one lvm2 accepts ({why})"),
+    })?;
     let path = format!("{vg}/logical_volumes/{name}");
     let mut r = Reader::new(section, path.clone());
     let mut lv = LogicalVolume {

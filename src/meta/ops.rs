@@ -199,58 +199,22 @@ pub fn random_uuid() -> Result<PvUuid> {
 }
 
 /// lvm2's name rules for VGs (and LVs): [a-zA-Z0-9+_.-], no leading '-',
-/// not "." or "..", at most 127 characters.
+/// not "." or "..", at most 127 characters (crate::names::lvm).
 pub fn check_name(name: &str) -> Result<()> {
-    let bad = |why| {
-        Err(OpError::BadName {
-            name: name.to_owned(),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return bad("it is empty");
-    }
-    if name.len() > 127 {
-        return bad("it is longer than 127 characters");
-    }
-    if name == "." || name == ".." {
-        return bad("it is . or ..");
-    }
-    if name.starts_with('-') {
-        return bad("it starts with '-'");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
-    {
-        return bad("only letters, digits and + _ . - are allowed");
-    }
-    Ok(())
+    crate::names::lvm(name).map_err(|why| OpError::BadName {
+        name: name.to_owned(),
+        why,
+    })
 }
 
 /// An LV name a user may give: a valid name (check_name) that is not one
 /// lvm2 keeps for its own LVs (apply_lvname_restrictions).
 pub fn check_lv_name(name: &str) -> Result<()> {
     check_name(name)?;
-    let bad = |why: String| {
-        Err(OpError::BadLvName {
-            name: name.to_owned(),
-            why,
-        })
-    };
-    for prefix in ["pvmove", "snapshot"] {
-        if name.starts_with(prefix) {
-            return bad(format!("names starting \"{prefix}\" are reserved by lvm2"));
-        }
-    }
-    const RESERVED: [&str; 17] = [
-        "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog", "_rimage",
-        "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig", "_pmspare", "_vorigin",
-    ];
-    if let Some(part) = RESERVED.iter().find(|r| name.contains(*r)) {
-        return bad(format!("names including \"{part}\" are reserved by lvm2"));
-    }
-    Ok(())
+    crate::names::lvm_new_lv(name).map_err(|why| OpError::BadLvName {
+        name: name.to_owned(),
+        why,
+    })
 }
 
 /// lvm2's tag rules (validate_tag): not empty, [a-zA-Z0-9_+.-/=!:&#], any length.

@@ -155,7 +155,8 @@ impl Copy {
 fn peek_header(text: &str) -> Option<(String, String, u64)> {
     let mut lines = text.lines();
     let name = lines.next()?.strip_suffix(" {")?;
-    if !super::text::is_plain_key(name) {
+    // A name lvm2 would refuse goes to the full parse, which says why.
+    if !super::text::is_plain_key(name) || crate::names::lvm(name).is_err() {
         return None;
     }
     let id = lines.next()?.strip_prefix("id = \"")?.strip_suffix('"')?;

@@ -421,32 +421,57 @@ impl Ctx<'_> {
     fn paths(&self, list: &[Spanned<String>], what: &str) -> Checked<Vec<PathBuf>> {
         list.iter()
             .map(|p| {
-                if p.get_ref().starts_with("/dev/") {
-                    Ok(PathBuf::from(p.get_ref()))
-                } else {
-                    Err(self.at(
+                if !p.get_ref().starts_with("/dev/") {
+                    return Err(self.at(
                         p,
                         format!("{what} {:?} must be a path under /dev", p.get_ref()),
-                    ))
+                    ));
                 }
+                // It is written into DRBD resource files and opened.
+                crate::names::config_path(p.get_ref())
+                    .map_err(|why| self.at(p, format!("{what} {:?}: {why}", p.get_ref())))?;
+                Ok(PathBuf::from(p.get_ref()))
             })
             .collect()
     }
 
     fn check(&self, path: &Path, raw: RawFile) -> Checked<Stack> {
+        // The host name goes into DRBD resource files (`on HOST {`).
         let host = match raw.host.as_ref().and_then(|h| h.name.as_ref()) {
             Some(h) if h.get_ref().is_empty() => return Err(self.at(h, "host name is empty")),
-            Some(h) => h.get_ref().clone(),
-            None => nix::sys::utsname::uname()
-                .map(|u| u.nodename().to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            Some(h) => {
+                crate::names::host(h.get_ref())
+                    .map_err(|why| self.at(h, format!("host name {:?}: {why}", h.get_ref())))?;
+                h.get_ref().clone()
+            }
+            None => {
+                let node = nix::sys::utsname::uname()
+                    .map(|u| u.nodename().to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match (raw.drbd.first(), crate::names::host(&node)) {
+                    (Some(d), Err(why)) => {
+                        return Err(self.at(
+                            d,
+                            format!(
+                                "this machine's name {node:?} (uname) cannot name it in DRBD's \
+                                 resource files ({why}): give `name` in [host]"
+                            ),
+                        ))
+                    }
+                    _ => node,
+                }
+            }
         };
         let dir = |v: Option<&Spanned<String>>, default: &str| -> Checked<PathBuf> {
             match v {
                 Some(p) if !p.get_ref().starts_with('/') => {
                     Err(self.at(p, "give an absolute path"))
                 }
-                Some(p) => Ok(PathBuf::from(p.get_ref())),
+                Some(p) => {
+                    crate::names::config_path(p.get_ref())
+                        .map_err(|why| self.at(p, format!("{:?}: {why}", p.get_ref())))?;
+                    Ok(PathBuf::from(p.get_ref()))
+                }
                 None => Ok(PathBuf::from(default)),
             }
         };
@@ -684,16 +709,13 @@ impl Ctx<'_> {
     fn drbd(&self, d: &Spanned<RawDrbd>, all: &[Spanned<RawDrbd>]) -> Checked<Drbd> {
         let r = d.get_ref();
         let name = r.name.get_ref();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
-        {
-            return Err(self.at(
+        // It becomes <drbd_config_dir>/NAME.res and a word of that file.
+        crate::names::drbd_resource(name).map_err(|why| {
+            self.at(
                 &r.name,
-                format!("DRBD resource name {name:?}: use letters, digits and - _ . +"),
-            ));
-        }
+                format!("DRBD resource name {name:?}: {why} (use letters, digits and - _ . +)"),
+            )
+        })?;
         let minor = *r.minor.get_ref();
         if !(0..=1_048_575).contains(&minor) {
             return Err(self.at(
@@ -753,6 +775,17 @@ impl Ctx<'_> {
                 let rp = p.get_ref();
                 if rp.host.get_ref().is_empty() {
                     return Err(self.at(&rp.host, "peer host is empty"));
+                }
+                crate::names::host(rp.host.get_ref()).map_err(|why| {
+                    self.at(
+                        &rp.host,
+                        format!("peer host {:?}: {why}", rp.host.get_ref()),
+                    )
+                })?;
+                if let Some(disk) = &rp.disk {
+                    crate::names::config_path(disk.get_ref()).map_err(|why| {
+                        self.at(disk, format!("peer disk {:?}: {why}", disk.get_ref()))
+                    })?;
                 }
                 let peer_minor = match &rp.minor {
                     None => minor as u32,

@@ -108,7 +108,7 @@ impl<'a, 'b> Runner<'a, 'b> {
             Some(name) => {
                 let command = std::env::args().collect::<Vec<_>>().join(" ");
                 let (j, earlier) = Journal::start_named(
-                    &journal::state_dir(),
+                    &journal::state_dir()?,
                     name,
                     &stack.path.display().to_string(),
                     &command,
@@ -456,7 +456,7 @@ pub fn converge(
 
 /// What an interrupted apply left, from its journal.
 fn interrupted_apply() -> Result<Option<Interrupted>> {
-    let path = journal::state_dir().join("apply.journal");
+    let path = journal::state_dir()?.join("apply.journal");
     if !path.exists() {
         return Ok(None);
     }

@@ -703,6 +703,7 @@ pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> 
             stack.path.display()
         ))
     })?;
+    check_resource_words(stack, d)?;
     let mut t = format!(
         "# Written by cairn from its stack file (edit that, then `cairn apply`).\nresource {} {{\n",
         d.name
@@ -733,6 +734,31 @@ pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> 
     }
     t.push_str("}\n");
     Ok((t, drbd_config_path(stack, name)))
+}
+
+/// Every name and path the resource file is made of, checked again where
+/// the text is made (the stack file's checks made them; a [`Stack`] built
+/// by other code must not slip a newline or a `}` into drbd-utils' file).
+fn check_resource_words(stack: &Stack, d: &crate::stack::file::Drbd) -> Result<()> {
+    let bad = |what: &str, value: &str, why: &str| {
+        StackError::Refused(format!(
+            "DRBD resource {:?}: {what} {value:?} cannot go into its resource file: {why}",
+            d.name
+        ))
+    };
+    crate::names::drbd_resource(&d.name).map_err(|why| bad("the name", &d.name, why))?;
+    if let Some(lower) = &d.stacked_on {
+        crate::names::drbd_resource(lower).map_err(|why| bad("stacked_on", lower, why))?;
+    } else {
+        crate::names::host(&stack.host).map_err(|why| bad("the host", &stack.host, why))?;
+        let disk = d.disk.path.to_string_lossy();
+        crate::names::config_path(&disk).map_err(|why| bad("the disk", &disk, why))?;
+    }
+    if let Some(p) = &d.peer {
+        crate::names::host(&p.host).map_err(|why| bad("the peer host", &p.host, why))?;
+        crate::names::config_path(&p.disk).map_err(|why| bad("the peer disk", &p.disk, why))?;
+    }
+    Ok(())
 }
 
 pub fn drbd_config_path(stack: &Stack, name: &str) -> PathBuf {

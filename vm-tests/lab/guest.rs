@@ -21,6 +21,20 @@ macro_rules! ensure {
 /// The cairn binary cargo built for this test target.
 pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// For crash tests (`CAIRN_CRASH_AT`): whether [`CAIRN`] has crash points,
+/// which only debug test builds do (src/failpoint.rs). The binary and this
+/// test target are built with the same profile and features.
+pub fn crash_points() -> Result<(), String> {
+    if cairn::failpoint::ENABLED {
+        Ok(())
+    } else {
+        Err(format!(
+            "{CAIRN} has no crash points (CAIRN_CRASH_AT): they exist only in debug \
+             test builds; run the VM tests without --release"
+        ))
+    }
+}
+
 /// Where sparse files behind loop "disks" live (tmpfs sized to all memory).
 const DISK_DIR: &str = "/tmp/lab-disks";
 

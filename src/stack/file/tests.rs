@@ -780,6 +780,136 @@ address = "127.0.0.1:7789"
     );
 }
 
+/// Names and paths that become file names or words of a DRBD resource
+/// file: each bad one refused at its own line, before anything is written.
+#[test]
+fn names_and_paths_for_resource_files_are_refused_when_unsafe() {
+    let drbd = |name: &str, disk: &str, peer: &str| {
+        format!(
+            "[[drbd]]\nname = {name}\nminor = 0\ndisk = {disk}\naddress = \"127.0.0.1:7789\"\n{peer}"
+        )
+    };
+    let peer = |host: &str, disk: &str| {
+        format!("[drbd.peer]\nhost = {host}\naddress = \"10.0.0.2:7789\"\ndisk = {disk}\n")
+    };
+    let good_peer = peer("\"b\"", "\"/dev/sdb\"");
+    for (name, why) in [
+        ("\"..\"", "it is . or .."),
+        ("\".r0\"", "it starts with '.'"),
+        ("\"-r0\"", "it starts with '-'"),
+        ("\"../../etc/passwd\"", "only letters"),
+        ("\"r0\\n}\"", "only letters"),
+        ("\"r\\\"0\"", "only letters"),
+    ] {
+        refused(&drbd(name, "\"/dev/sdb\"", ""), 2, why);
+    }
+    for (disk, why) in [
+        ("\"/dev/../etc/shadow\"", "a . or .. component"),
+        ("\"/dev/sdb\\n}\"", "white space"),
+        ("\"/dev/sdb }\"", "white space"),
+        ("\"/dev/s{b\"", "one of"),
+    ] {
+        refused(&drbd("\"r0\"", disk, ""), 4, why);
+    }
+    for (host, why) in [
+        ("\"b\\n}\"", "peer host \"b\\n}\": only letters"),
+        ("\"b;\"", "only letters"),
+        ("\"-b\"", "does not start with a letter or digit"),
+        ("\"a/b\"", "only letters"),
+    ] {
+        refused(
+            &drbd("\"r0\"", "\"/dev/sdb\"", &peer(host, "\"/dev/sdb\"")),
+            7,
+            why,
+        );
+    }
+    refused(
+        &drbd("\"r0\"", "\"/dev/sdb\"", &peer("\"b\"", "\"/dev/x y\"")),
+        9,
+        "peer disk \"/dev/x y\": it holds white space",
+    );
+    refused(
+        &drbd("\"r0\"", "\"/dev/sdb\"", &peer("\"b\"", "\"sdb\"")),
+        9,
+        "not an absolute path",
+    );
+    // This node's name, given or (with DRBD resources) from uname.
+    let host = |h: &str| {
+        format!(
+            "[host]\nname = {h}\n{}",
+            drbd("\"r0\"", "\"/dev/sdb\"", &good_peer)
+        )
+    };
+    refused(&host("\"a\\n}\""), 2, "host name \"a\\n}\": only letters");
+    refused(&host("\"a b\""), 2, "only letters");
+    refused(&host("\".a\""), 2, "does not start with a letter or digit");
+    ok(&host("\"node-1.example.com\""));
+    // Directories the host section names.
+    refused(
+        "[host]\nlxc_path = \"/var/lib/../../etc\"\n",
+        2,
+        "a . or .. component",
+    );
+    refused(
+        "[host]\ndrbd_config_dir = \"/etc/drbd.d\\n\"\n",
+        2,
+        "white space",
+    );
+    // A PV path.
+    refused(
+        "[[vg]]\nname = \"V\"\npvs = [\"/dev/../dev/sdb\"]\n",
+        3,
+        "PV \"/dev/../dev/sdb\": it has a . or .. component",
+    );
+    // What the file accepts still writes its resource file.
+    let s = ok(&drbd(
+        "\"r0-U.1\"",
+        "\"/dev/disk/by-path/pci-0000:00:1f.2-ata-1\"",
+        &good_peer,
+    ));
+    let (text, path) = crate::stack::step::drbd_config_text(&s, "r0-U.1").unwrap();
+    assert!(text.contains("resource r0-U.1 {"), "{text}");
+    assert_eq!(path, PathBuf::from("/etc/drbd.d/r0-U.1.res"));
+}
+
+/// The resource file's text is checked where it is made, too: a Stack
+/// built by other code than the file's parser cannot slip a line in.
+#[test]
+fn resource_file_text_refuses_unsafe_words() {
+    let text = "[host]\nname = \"a\"\n[[drbd]]\nname = \"r0\"\nminor = 0\ndisk = \"/dev/sdb\"\naddress = \"127.0.0.1:7789\"\n[drbd.peer]\nhost = \"b\"\naddress = \"10.0.0.2:7789\"\n";
+    let good = ok(text);
+    for (edit, part) in [
+        (
+            (|s: &mut Stack| s.host = "a\n}\nresource evil {".into()) as fn(&mut Stack),
+            "the host",
+        ),
+        (|s: &mut Stack| s.drbd[0].name = "../r0".into(), "the name"),
+        (
+            |s: &mut Stack| s.drbd[0].peer.as_mut().unwrap().host = "b;".into(),
+            "the peer host",
+        ),
+        (
+            |s: &mut Stack| s.drbd[0].peer.as_mut().unwrap().disk = "/dev/x;".into(),
+            "the peer disk",
+        ),
+        (
+            |s: &mut Stack| s.drbd[0].disk.path = "/dev/x\n".into(),
+            "the disk",
+        ),
+    ] {
+        let mut s = good.clone();
+        edit(&mut s);
+        let name = s.drbd[0].name.clone();
+        let e = crate::stack::step::drbd_config_text(&s, &name)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(part) && e.contains("cannot go into its resource file"),
+            "{e}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Devices: one user each, paths that name the file's own layers.
 
