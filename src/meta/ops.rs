@@ -334,6 +334,20 @@ pub fn pv_create(env: &Env, path: &Path, opts: &PvCreate) -> Result<Label> {
     Ok(label)
 }
 
+/// The refusal to take the PV at `path` for a new use, or None when it is free.
+fn owner_refusal(owner: &scan::PvOwner, path: &Path) -> Option<OpError> {
+    match owner {
+        scan::PvOwner::Orphan => None,
+        scan::PvOwner::Vg(vg) => Some(OpError::InVg {
+            path: path.to_owned(),
+            vg: vg.clone(),
+        }),
+        scan::PvOwner::UnknownVg => Some(OpError::MarkedUsed {
+            path: path.to_owned(),
+        }),
+    }
+}
+
 /// `pvremove`: wipes the label of a PV that is in no VG.
 pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
     let _global = env.locks.global(Mode::Exclusive)?;
@@ -348,7 +362,7 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
         .iter()
         .find(|p| p.label.pv_header.uuid == pv.label.pv_header.uuid)
         .unwrap_or(&pv);
-    if let Some(refusal) = scan.owner(scanned).refusal(path) {
+    if let Some(refusal) = owner_refusal(&scan.owner(scanned), path) {
         return Err(refusal);
     }
     // A PV that can carry no copy of a VG (no area, or areas ignored) is
@@ -420,7 +434,7 @@ fn orphan_labels(scan: &Scan, paths: &[PathBuf]) -> Result<Vec<(PathBuf, Label)>
                 _ => ScanError::NotAPv { path: path.clone() }.into(),
             });
         };
-        if let Some(refusal) = scan.owner(pv).refusal(path) {
+        if let Some(refusal) = owner_refusal(&scan.owner(pv), path) {
             return Err(refusal);
         }
         out.push((pv.path.clone(), pv.label.clone()));

@@ -637,22 +637,6 @@ pub enum PvOwner {
     Orphan,
 }
 
-impl PvOwner {
-    /// The refusal to take the PV at `path`, or None when it is free.
-    pub fn refusal(&self, path: &Path) -> Option<crate::meta::ops::OpError> {
-        match self {
-            PvOwner::Orphan => None,
-            PvOwner::Vg(vg) => Some(crate::meta::ops::OpError::InVg {
-                path: path.to_owned(),
-                vg: vg.clone(),
-            }),
-            PvOwner::UnknownVg => Some(crate::meta::ops::OpError::MarkedUsed {
-                path: path.to_owned(),
-            }),
-        }
-    }
-}
-
 /// A volume group as the scan sees it.
 #[derive(Debug, Clone)]
 pub struct VgView {

@@ -303,17 +303,6 @@ pub fn drbd(stack: &Stack, d: &Drbd, kernel: Option<MinorStatus>) -> DrbdSeen {
     }
 }
 
-/// An active thin LV's mapped sectors and length in sectors, from the
-/// kernel's status (None when it is not an active thin LV).
-pub fn thin_mapped(ctl: &Control, vg: &str, lv: &str) -> Option<(u64, u64)> {
-    let lines = ctl.status(&dm_name(vg, lv, None)).ok()?;
-    let (_, len, target, params) = lines.into_iter().next()?;
-    match crate::dm::status::parse(&target, &params).ok()? {
-        crate::dm::status::TargetStatus::Thin(t) => Some((t.mapped_sectors, len)),
-        _ => None,
-    }
-}
-
 /// A container as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerSeen {
@@ -337,8 +326,9 @@ pub fn container(
 ) -> Result<ContainerSeen> {
     let volume_bytes = vg.lv_bytes(&c.name);
     let active = vg.active(&c.vg, &c.name, None);
-    let unwritten =
-        active && thin_mapped(ctl, &c.vg, &c.name).is_some_and(|(mapped, _)| mapped == 0);
+    let unwritten = active
+        && crate::lvm::query::thin_mapped(ctl, &c.vg, &c.name)
+            .is_some_and(|(mapped, _)| mapped == 0);
     let device = PathBuf::from(crate::lvm::names::lv_path(&c.vg, &c.name));
     let fs = if active {
         crate::fs::probe(&device)?

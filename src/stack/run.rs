@@ -762,6 +762,6 @@ pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
 
 /// How much of a thin LV its pool has mapped, in percent (lvm2's Data%).
 pub fn thin_used(ctl: &Control, vg: &str, lv: &str) -> Option<f64> {
-    let (mapped, len) = observe::thin_mapped(ctl, vg, lv)?;
+    let (mapped, len) = crate::lvm::query::thin_mapped(ctl, vg, lv)?;
     (len > 0).then(|| mapped as f64 * 100.0 / len as f64)
 }

@@ -612,7 +612,7 @@ fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<(
                 ))
             })?;
             let ctl = crate::dm::Control::open()?;
-            match super::observe::thin_mapped(&ctl, &vg, &lv) {
+            match crate::lvm::query::thin_mapped(&ctl, &vg, &lv) {
                 Some((0, _)) => Ok(()),
                 Some((mapped, _)) => refuse(format!("{mapped} written sectors and no filesystem")),
                 None => refuse("no active thin volume".to_owned()),
