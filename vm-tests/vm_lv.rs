@@ -1298,6 +1298,10 @@ fn main() {
                 run: crash::uncache_killed_between_its_commits,
             },
             VmTest {
+                name: "thin_create_over_a_stale_kernel_device_id",
+                run: crash::thin_create_over_a_stale_kernel_device_id,
+            },
+            VmTest {
                 name: "interrupted_thin_creates_complete_on_activation",
                 run: interrupted_thin_creates_complete_on_activation,
             },
