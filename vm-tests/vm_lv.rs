@@ -1302,6 +1302,10 @@ fn main() {
                 run: crash::thin_create_over_a_stale_kernel_device_id,
             },
             VmTest {
+                name: "uncache_killed_after_its_commit",
+                run: crash::uncache_killed_after_its_commit,
+            },
+            VmTest {
                 name: "interrupted_thin_creates_complete_on_activation",
                 run: interrupted_thin_creates_complete_on_activation,
             },

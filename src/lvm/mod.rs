@@ -8,6 +8,7 @@
 
 pub mod activate;
 pub mod cache;
+pub mod cache_switch;
 pub mod config;
 pub mod engine;
 pub mod linear;

@@ -270,3 +270,104 @@ pub fn thin_create_over_a_stale_kernel_device_id(g: &Guest) -> TestResult {
     g.run(&["vgremove", "-q", "-ff", "vg"])?;
     Ok(())
 }
+
+/// `cache detach` killed after its commit and before its resume: lvm2's
+/// order (load, suspend, commit, resume) leaves the LV suspended with its
+/// linear table inactive, the pool allocated and unused. The pool is not
+/// attached elsewhere while its layers are mapped; activation swaps the
+/// linear table in; the re-run removes the layers; data intact, no two
+/// tables on the same sectors, lvm2 and cache_check agree. Then the same
+/// with `--remove-pool`, finished by the re-run alone.
+pub fn uncache_killed_after_its_commit(g: &Guest) -> TestResult {
+    let _d = fresh_vg(g, 512)?;
+    g.cairn(&["lv", "create", "vg", "-n", "lv", "-L", "100M"])?;
+    g.cairn(&["lv", "create", "vg", "-n", "other", "-L", "64M"])?;
+    g.cairn(&["cache", "create", "vg/cp", "-L", "40M"])?;
+    let attach = |lv: &str| {
+        g.cairn(&[
+            "cache",
+            "attach",
+            &format!("vg/{lv}"),
+            "--pool",
+            "cp",
+            "--cachemode",
+            "writeback",
+        ])
+    };
+    attach("lv")?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/lv bs=1M count=32 oflag=direct status=none")?;
+    let kept = sum(g, "/dev/vg/lv", 32)?;
+    crash_at(g, "uncache-after-commit", "cache detach vg/lv")?;
+    let info = g.sh("dmsetup info vg-lv")?;
+    ensure!(
+        info.contains("SUSPENDED") && info.contains("LIVE & INACTIVE"),
+        "the LV after the crash: {info}"
+    );
+    let seg = g.sh("lvs --noheadings -o segtype vg/lv")?;
+    ensure!(
+        seg.trim() == "linear",
+        "the metadata after the crash: {seg}"
+    );
+    let refused = g.sh(&format!(
+        "{} cache attach vg/other --pool cp 2>&1 || echo rc=$?",
+        lab::guest::CAIRN
+    ))?;
+    ensure!(
+        refused.contains("still mapped") && refused.contains("rc="),
+        "attach of the mapped pool: {refused}"
+    );
+    g.cairn(&["vg", "activate", "vg"])?;
+    let info = g.sh("dmsetup info vg-lv; dmsetup table vg-lv")?;
+    ensure!(
+        info.contains("ACTIVE") && !info.contains("SUSPENDED") && info.contains("linear"),
+        "the LV after activation: {info}"
+    );
+    no_overlap(g, "after activation")?;
+    ensure!(sum(g, "/dev/vg/lv", 32)? == kept, "the LV's data changed");
+    g.cairn(&["cache", "detach", "vg/lv"])?;
+    let left = g.sh("dmsetup ls | grep -E 'corig|cpool' || true")?;
+    ensure!(left.trim().is_empty(), "layers left: {left}");
+    let lvs = lv_list(g)?;
+    ensure!(
+        lvs.contains("cp 40.00m") && lvs.contains("lv 100.00m") && !lvs.contains("corig"),
+        "after the re-run: {lvs}"
+    );
+    let seg = g.sh("lvs --noheadings -o segtype vg/lv vg/cp")?;
+    ensure!(
+        seg.split_whitespace().collect::<Vec<_>>() == ["linear", "cache-pool"],
+        "lvm2's segment types: {seg}"
+    );
+    g.run(&["vgck", "vg"])?;
+    g.sh(
+        "set -e; lvchange -q -y -ay vg/cp_cmeta; cache_check /dev/vg/cp_cmeta
+        lvchange -q -an vg/cp_cmeta",
+    )?;
+    ensure!(sum(g, "/dev/vg/lv", 32)? == kept, "the LV's data changed");
+
+    // --remove-pool, killed at the same point: the re-run finishes.
+    attach("other")?;
+    g.sh("dd if=/dev/urandom of=/dev/vg/other bs=1M count=16 oflag=direct status=none")?;
+    let other = sum(g, "/dev/vg/other", 16)?;
+    crash_at(
+        g,
+        "uncache-after-commit",
+        "cache detach vg/other --remove-pool",
+    )?;
+    g.cairn(&["cache", "detach", "vg/other", "--remove-pool"])?;
+    let lvs = lv_list(g)?;
+    ensure!(
+        !lvs.contains("cp") && !lvs.contains("pmspare") && lvs.contains("other 64.00m"),
+        "after the --remove-pool re-run: {lvs}"
+    );
+    let left = g.sh("dmsetup ls | grep -E 'corig|cpool|cdata|cmeta' || true")?;
+    ensure!(left.trim().is_empty(), "layers left: {left}");
+    ensure!(
+        sum(g, "/dev/vg/other", 16)? == other,
+        "other's data changed"
+    );
+    g.run(&["lvcreate", "-q", "-y", "-l100%FREE", "-n", "fill", "vg"])?;
+    no_overlap(g, "after lvm2's fill")?;
+    g.run(&["vgck", "vg"])?;
+    g.run(&["vgremove", "-q", "-ff", "vg"])?;
+    Ok(())
+}
