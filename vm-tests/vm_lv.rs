@@ -1306,6 +1306,10 @@ fn main() {
                 run: crash::uncache_killed_after_its_commit,
             },
             VmTest {
+                name: "merge_not_run_is_not_taken_for_finished",
+                run: crash::merge_not_run_is_not_taken_for_finished,
+            },
+            VmTest {
                 name: "interrupted_thin_creates_complete_on_activation",
                 run: interrupted_thin_creates_complete_on_activation,
             },
