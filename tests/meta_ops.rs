@@ -640,3 +640,38 @@ fn bad_names_in_metadata_are_refused_naming_the_device() {
     let e = ops::vg_extend(&lab.env, "vgall", &[]).unwrap_err();
     assert!(e.to_string().contains("../plain"), "{e}");
 }
+
+#[test]
+fn a_vg_removal_refuses_when_someone_else_committed_since_the_scan() {
+    let mut lab = Lab::new("moved-remove");
+    two_pv_vg(&mut lab, "vgr");
+    // Another writer commits (a new LV's text, say) between cairn's scan and
+    // its wipe of the areas: the removal must not erase it unseen.
+    let e = ops::vg_remove_checked(&lab.env, "vgr", true, |_| {
+        let scan = lab.scan();
+        let mut theirs = scan.vg("vgr").unwrap().metadata;
+        theirs.vg.seqno += 1;
+        theirs.vg.tags.push("theirs".into());
+        let devices: Vec<_> = scan
+            .pvs
+            .iter()
+            .map(|p| (p.path.clone(), p.label.clone()))
+            .collect();
+        cairn::meta::commit::commit(
+            &theirs,
+            &lab.env.write_context(),
+            &devices,
+            &mut Default::default(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("changed since cairn read it"), "{e}");
+    let vg = lab.scan().vg("vgr").unwrap().metadata.vg;
+    assert_eq!(
+        (vg.seqno, vg.tags.as_slice()),
+        (2, &["theirs".to_owned()][..]),
+        "the VG and their commit stand"
+    );
+}

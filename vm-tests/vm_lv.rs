@@ -1311,6 +1311,18 @@ fn main() {
                 run: crash::uncache_killed_between_its_commits,
             },
             VmTest {
+                name: "thin_create_over_a_stale_kernel_device_id",
+                run: crash::thin_create_over_a_stale_kernel_device_id,
+            },
+            VmTest {
+                name: "uncache_killed_after_its_commit",
+                run: crash::uncache_killed_after_its_commit,
+            },
+            VmTest {
+                name: "merge_not_run_is_not_taken_for_finished",
+                run: crash::merge_not_run_is_not_taken_for_finished,
+            },
+            VmTest {
                 name: "interrupted_thin_creates_complete_on_activation",
                 run: interrupted_thin_creates_complete_on_activation,
             },

@@ -37,8 +37,9 @@ use crate::meta::alloc;
 use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env, OpError};
 
-use super::activate::Planner;
-use super::engine::{self, Dev};
+use super::activate::{PlannedDevice, Planner};
+use super::cache_switch;
+use super::engine::{self, Dev, Step};
 use super::names;
 use super::volume::{lvm_config, Action, Run, VolumeError};
 
@@ -365,6 +366,28 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             format!("cache pool {} is already in use by {}", req.pool, user.name),
         ));
     }
+    // A detach stopped before it removed the pool's layers leaves them in
+    // the kernel, perhaps still under the LV it cached: a second cache on
+    // the same devices would be two dm-cache targets on one cache.
+    let ctl = Control::open()?;
+    let mapped = mapped_layers(&ctl, vg, &req.pool)?;
+    if !mapped.is_empty() {
+        let who = pool
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix("cairn:uncache:"))
+            .map_or("the LV it cached".to_owned(), |lv| {
+                format!("{vg_name}/{lv}")
+            });
+        return Err(refused(
+            vg_name,
+            format!(
+                "cache pool {} is still mapped by the kernel ({}): a cache detach was                  interrupted; run `cairn cache detach` of {who} again to finish it, then attach",
+                req.pool,
+                mapped.join(", ")
+            ),
+        ));
+    }
     let cpool = format!("{}_cpool", req.pool);
     let corig = format!("{}_corig", req.lv);
     for n in [&cpool, &corig] {
@@ -443,7 +466,6 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             ),
         },
     ];
-    let ctl = Control::open()?;
     let config = lvm_config(&change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
@@ -563,10 +585,8 @@ pub fn detach(
         cache_pool, origin, ..
     }) = lv.segments.first().map(|s| s.kind.clone())
     else {
-        if let (true, Some(pool)) = (req.remove_pool, pending_pool(vg, &req.lv)) {
-            return finish_removal(env, dev, change, &req.lv, &pool, run);
-        }
-        return Err(refused(vg_name, format!("LV {} is not cached", req.lv)));
+        let pool = pending_pool(vg, &req.lv).filter(|_| req.remove_pool);
+        return finish_interrupted(env, dev, change, req, pool, run, progress);
     };
     let Some(SegmentKind::CachePool { data, metadata, .. }) = vg
         .lv(&cache_pool)
@@ -586,13 +606,9 @@ pub fn detach(
     let top = names::dm_name(vg_name, &req.lv, None);
     let mut actions = Vec::new();
     let mut activated = false;
-    let writeback = |vg: &VolumeGroup| {
-        matches!(vg.lv(&cache_pool).and_then(|l| l.segments.first()).map(|s| &s.kind),
-            Some(SegmentKind::CachePool { settings, .. }) if settings.cache_mode.as_deref() == Some("writeback"))
-    };
     // An inactive writeback cache may hold dirty blocks: it comes up for
     // the flush, and goes down again at the end (lvm2 does the same).
-    if ctl.info(&top)?.is_none() && writeback(vg) {
+    if ctl.info(&top)?.is_none() && is_writeback(vg, &cache_pool) {
         let plan = Planner::new(vg, &devices)
             .with_config(lvm_config(vg)?)
             .lv(&req.lv)?;
@@ -603,118 +619,52 @@ pub fn detach(
         }
         activated = true;
     }
+    // The LV takes its origin's extents back; the pool is kept unused
+    // (renamed back, as --splitcache), or removed by a second commit once
+    // no device maps its extents (see finish_removal).
+    let edit = Uncache {
+        lv: req.lv.clone(),
+        origin: origin.clone(),
+        cache_pool: cache_pool.clone(),
+        remove_pool: req.remove_pool,
+    };
+    let mut after = change.metadata.vg.clone();
+    let to = edit.apply(&mut after);
+    let linear = linear_device(&after, &devices, &req.lv, &top)?;
+    let gone: Vec<String> = [&data, &metadata, &origin]
+        .iter()
+        .map(|lv| names::dm_name(vg_name, lv, None))
+        .collect();
     let result = (|| -> Result<()> {
-        if run == Run::Apply {
-            check_flushable(
-                &ctl,
-                vg_name,
-                &req.lv,
-                &top,
-                writeback(&change.metadata.vg),
-                progress,
-            )?;
-        }
-        // Flush: the cleaner policy writes every dirty block back.
-        let mut cleaner = false;
-        loop {
-            let Some(st) = (if run == Run::Apply {
-                cache_status(&ctl, vg_name, &top)?
-            } else {
-                None
-            }) else {
-                break;
-            };
-            let wb = st.features.iter().any(|f| f == "writeback");
-            if st.dirty == 0 && (st.policy == "cleaner" || !wb) {
-                break;
-            }
-            progress(format!(
-                "Flushing {} blocks for cache {vg_name}/{}.",
-                st.dirty, req.lv
-            ));
-            if cleaner {
-                std::thread::sleep(req.poll);
-                continue;
-            }
-            let before = change.metadata.clone();
-            if let Some(SegmentKind::Cache { cleaner, .. }) = change
-                .metadata
-                .vg
-                .lv_mut(&req.lv)
-                .and_then(|l| l.segments.first_mut())
-                .map(|s| &mut s.kind)
-            {
-                *cleaner = true;
-            }
-            let plan = Planner::new(&change.metadata.vg, &devices)
-                .with_config(lvm_config(&change.metadata.vg)?)
-                .lv(&req.lv)?;
-            let steps = engine::reload_steps(&ctl, &plan, Suspend::Flush)?;
-            actions.push(Action::Commit {
-                vg: vg_name.to_owned(),
-                seqno: change.metadata.vg.seqno,
-                what: format!("cache of {} switched to the cleaner policy", req.lv),
-            });
-            change.commit_and_continue(env)?;
-            if let Err(e) = engine::run(&ctl, dev, &steps) {
-                return Err(super::linear::restore(env, &mut change, before, e.into()));
-            }
-            actions.extend(steps.into_iter().map(Action::Dm));
-            cleaner = true;
-        }
-        // The LV takes its origin's extents back; the pool is kept unused
-        // (renamed back, as --splitcache). Nothing is freed by this commit,
-        // so the kernel may follow it: a crash in between leaves the
-        // pool's extents allocated under the devices that still map them.
-        let before = change.metadata.clone();
-        let vg = &mut change.metadata.vg;
-        let segments = vg
-            .lv_mut(&origin)
-            .map(|o| std::mem::take(&mut o.segments))
-            .unwrap_or_default();
-        vg.lv_mut(&req.lv).expect("checked").segments = segments;
-        vg.lvs.retain(|l| l.name != origin);
-        let pool_name = cache_pool
-            .strip_suffix("_cpool")
-            .unwrap_or(&cache_pool)
-            .to_owned();
-        let to = if pool_name != cache_pool && vg.lv(&pool_name).is_none() {
-            pool_name
-        } else {
-            cache_pool.clone()
-        };
-        rename_pool(vg, &cache_pool, &to);
-        if let Some(p) = vg.lv_mut(&to) {
-            p.status.insert(LvStatus::VISIBLE);
-            if req.remove_pool {
-                // Says which LV's detach the pool's removal finishes, if a
-                // crash stops this command before it (see finish_removal).
-                p.tags.push(pending_tag(&req.lv));
-            }
-        }
-        actions.push(Action::Commit {
-            vg: vg_name.to_owned(),
-            seqno: change.metadata.vg.seqno,
-            what: format!("{} is not cached and {to} is unused", req.lv),
-        });
-        let plan = Planner::new(&change.metadata.vg, &devices).lv(&req.lv)?;
-        let gone: Vec<String> = [&data, &metadata, &origin]
-            .iter()
-            .map(|lv| names::dm_name(vg_name, lv, None))
-            .collect();
-        let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &gone)?;
         if run == Run::PlanOnly {
-            actions.extend(steps.into_iter().map(Action::Dm));
+            actions.extend(planned_switch(
+                &ctl,
+                &linear,
+                &gone,
+                Some(format!("{} is not cached and {to} is unused", req.lv)),
+                &after,
+            )?);
             if req.remove_pool {
-                actions.push(removal_commit(&change.metadata.vg, &to));
+                actions.push(removal_commit(&after, &to));
             }
             return Ok(());
         }
-        change.commit_and_continue(env)?;
-        if let Err(e) = engine::run(&ctl, dev, &steps) {
-            return Err(super::linear::restore(env, &mut change, before, e.into()));
-        }
-        actions.extend(steps.into_iter().map(Action::Dm));
+        let mut sw = Detaching {
+            env,
+            ctl: &ctl,
+            dev,
+            change: &mut change,
+            top: top.clone(),
+            linear,
+            gone,
+            edit: Some(edit),
+            flushed_once: false,
+            finishing: false,
+            poll: req.poll,
+            progress,
+            actions: &mut actions,
+        };
+        sw.run()?;
         if req.remove_pool {
             crate::failpoint::hit("uncache-after-kernel");
             actions.push(removal_commit(&change.metadata.vg, &to));
@@ -731,6 +681,485 @@ pub fn detach(
         actions.extend(down.into_iter().map(Action::Dm));
     }
     result?;
+    Ok(actions)
+}
+
+fn is_writeback(vg: &VolumeGroup, cache_pool: &str) -> bool {
+    matches!(vg.lv(cache_pool).and_then(|l| l.segments.first()).map(|s| &s.kind),
+        Some(SegmentKind::CachePool { settings, .. }) if settings.cache_mode.as_deref() == Some("writeback"))
+}
+
+/// The metadata change of a detach: the LV takes its origin's segments
+/// back, the pool becomes visible and unused (renamed back from
+/// `<pool>_cpool` when that name is free), tagged when its removal follows.
+struct Uncache {
+    lv: String,
+    origin: String,
+    cache_pool: String,
+    remove_pool: bool,
+}
+
+impl Uncache {
+    /// Applies the change to `vg`; returns the pool's name after it.
+    fn apply(&self, vg: &mut VolumeGroup) -> String {
+        let segments = vg
+            .lv_mut(&self.origin)
+            .map(|o| std::mem::take(&mut o.segments))
+            .unwrap_or_default();
+        if let Some(lv) = vg.lv_mut(&self.lv) {
+            lv.segments = segments;
+        }
+        vg.lvs.retain(|l| l.name != self.origin);
+        let cache_pool = &self.cache_pool;
+        let pool_name = cache_pool
+            .strip_suffix("_cpool")
+            .unwrap_or(cache_pool)
+            .to_owned();
+        let to = if pool_name != *cache_pool && vg.lv(&pool_name).is_none() {
+            pool_name
+        } else {
+            cache_pool.clone()
+        };
+        rename_pool(vg, cache_pool, &to);
+        if let Some(p) = vg.lv_mut(&to) {
+            p.status.insert(LvStatus::VISIBLE);
+            if self.remove_pool {
+                // Says which LV's detach the pool's removal finishes, if a
+                // crash stops this command before it (see finish_removal).
+                p.tags.push(pending_tag(&self.lv));
+            }
+        }
+        to
+    }
+}
+
+/// The device of the linear LV `lv` in `vg` (its metadata after a detach).
+fn linear_device(
+    vg: &VolumeGroup,
+    devices: &[Option<PathBuf>],
+    lv: &str,
+    top: &str,
+) -> Result<PlannedDevice> {
+    Planner::new(vg, devices)
+        .lv(lv)?
+        .devices
+        .into_iter()
+        .find(|d| d.name == top)
+        .ok_or_else(|| refused(&vg.name, format!("no device planned for {lv}")))
+}
+
+/// What a switch would do, for `--plan`: load, suspend, the commit (if
+/// any), resume, the layers removed.
+fn planned_switch(
+    ctl: &Control,
+    linear: &PlannedDevice,
+    gone: &[String],
+    commit: Option<String>,
+    after: &VolumeGroup,
+) -> Result<Vec<Action>> {
+    let mut actions = Vec::new();
+    let active = ctl.info(&linear.name)?.is_some();
+    if active {
+        actions.push(Action::Dm(Step::Load {
+            name: linear.name.clone(),
+            table: linear.table.clone(),
+            read_only: linear.read_only,
+        }));
+        actions.push(Action::Dm(Step::Suspend {
+            name: linear.name.clone(),
+            how: Suspend::Flush,
+        }));
+    }
+    if let Some(what) = commit {
+        actions.push(Action::Commit {
+            vg: after.name.clone(),
+            seqno: after.seqno,
+            what,
+        });
+    }
+    if active {
+        actions.push(Action::Dm(Step::Resume {
+            name: linear.name.clone(),
+        }));
+    }
+    for name in gone {
+        if ctl.info(name)?.is_some() {
+            actions.push(Action::Dm(Step::RemoveNode { name: name.clone() }));
+            actions.push(Action::Dm(Step::Remove { name: name.clone() }));
+        }
+    }
+    Ok(actions)
+}
+
+/// A detach's switch on the kernel and the metadata
+/// ([`cache_switch::switch_when_clean`] orders it).
+struct Detaching<'a> {
+    env: &'a Env,
+    ctl: &'a Control,
+    dev: &'a Dev,
+    change: &'a mut ops::Change,
+    /// The LV's own device.
+    top: String,
+    /// That device as the metadata after the detach plans it.
+    linear: PlannedDevice,
+    /// The cache's layers, removed once the LV no longer stands on them.
+    gone: Vec<String>,
+    /// The metadata change to commit; None when an interrupted run
+    /// committed it already.
+    edit: Option<Uncache>,
+    flushed_once: bool,
+    /// Finishing an interrupted run: layers still open are left alone.
+    finishing: bool,
+    poll: Duration,
+    progress: &'a mut dyn FnMut(String),
+    actions: &'a mut Vec<Action>,
+}
+
+impl Detaching<'_> {
+    fn vg(&self) -> String {
+        self.change.metadata.vg.name.clone()
+    }
+
+    fn steps(&mut self, steps: Vec<Step>) -> Result<()> {
+        engine::run(self.ctl, self.dev, &steps)?;
+        self.actions.extend(steps.into_iter().map(Action::Dm));
+        Ok(())
+    }
+
+    /// The switch when the LV is active; the commit and the removal of
+    /// layers left behind when it is not.
+    fn run(&mut self) -> Result<()> {
+        if self.ctl.info(&self.top)?.is_some() {
+            return cache_switch::switch_when_clean(self);
+        }
+        cache_switch::Switch::commit(self)?;
+        self.remove_layers()
+    }
+
+    fn remove_layers(&mut self) -> Result<()> {
+        for name in self.gone.clone() {
+            let Some(info) = self.ctl.info(&name)? else {
+                continue;
+            };
+            // A finishing run's candidates may include another LV's layers.
+            if self.edit.is_none() && self.finishing && info.open_count > 0 {
+                continue;
+            }
+            {
+                self.steps(vec![
+                    Step::RemoveNode { name: name.clone() },
+                    Step::Remove { name },
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the live cache holds no dirty block. While the metadata
+    /// still has the cache, the cleaner policy is committed and loaded
+    /// first where it is needed (writeback, or blocks dirty).
+    fn flush(&mut self) -> Result<()> {
+        let vg_name = self.vg();
+        let lv = self.linear.lv.clone();
+        let mut cleaner = false;
+        while let Some(st) = cache_status(self.ctl, &vg_name, &self.top)? {
+            let wb = st.features.iter().any(|f| f == "writeback");
+            let cached_in_metadata = self.edit.is_some();
+            if st.dirty == 0 && (st.policy == "cleaner" || !wb || !cached_in_metadata) {
+                break;
+            }
+            (self.progress)(format!(
+                "Flushing {} blocks for cache {vg_name}/{lv}.",
+                st.dirty
+            ));
+            if cleaner || !cached_in_metadata {
+                std::thread::sleep(self.poll);
+                continue;
+            }
+            let before = self.change.metadata.clone();
+            if let Some(SegmentKind::Cache { cleaner, .. }) = self
+                .change
+                .metadata
+                .vg
+                .lv_mut(&lv)
+                .and_then(|l| l.segments.first_mut())
+                .map(|s| &mut s.kind)
+            {
+                *cleaner = true;
+            }
+            let devices = self.change.pv_devices();
+            let plan = Planner::new(&self.change.metadata.vg, &devices)
+                .with_config(lvm_config(&self.change.metadata.vg)?)
+                .lv(&lv)?;
+            let steps = engine::reload_steps(self.ctl, &plan, Suspend::Flush)?;
+            self.actions.push(Action::Commit {
+                vg: vg_name.clone(),
+                seqno: self.change.metadata.vg.seqno,
+                what: format!("cache of {lv} switched to the cleaner policy"),
+            });
+            self.change.commit_and_continue(self.env)?;
+            if let Err(e) = engine::run(self.ctl, self.dev, &steps) {
+                return Err(super::linear::restore(
+                    self.env,
+                    self.change,
+                    before,
+                    e.into(),
+                ));
+            }
+            self.actions.extend(steps.into_iter().map(Action::Dm));
+            cleaner = true;
+        }
+        Ok(())
+    }
+}
+
+impl cache_switch::Switch for Detaching<'_> {
+    type Error = VolumeError;
+
+    fn wait_clean(&mut self) -> Result<()> {
+        // A run killed between its suspend and its resume left the LV
+        // suspended: the cleaner cannot write back while it is, and the
+        // cache is what the LV reads until the commit. It is resumed with
+        // its live table (a table loaded inactive is dropped first).
+        if let Some(info) = self.ctl.info(&self.top)? {
+            if info.suspended {
+                let mut steps = Vec::new();
+                if info.inactive_table {
+                    steps.push(Step::Clear {
+                        name: self.top.clone(),
+                    });
+                }
+                steps.push(Step::Resume {
+                    name: self.top.clone(),
+                });
+                self.steps(steps)?;
+            }
+        }
+        if !self.flushed_once {
+            self.flushed_once = true;
+            let vg = self.vg();
+            let lv = self.linear.lv.clone();
+            // A cache with the metadata's cache segment gone (an interrupted
+            // run) kept the cleaner of its flush, or writes back through
+            // smq: it is treated as writeback.
+            let writeback = match &self.edit {
+                Some(e) => is_writeback(&self.change.metadata.vg, &e.cache_pool),
+                None => true,
+            };
+            check_flushable(
+                self.ctl,
+                &vg,
+                &lv,
+                &self.top,
+                writeback,
+                &mut *self.progress,
+            )?;
+        }
+        self.flush()
+    }
+
+    fn load_and_suspend(&mut self) -> Result<()> {
+        self.steps(vec![
+            Step::Load {
+                name: self.top.clone(),
+                table: self.linear.table.clone(),
+                read_only: self.linear.read_only,
+            },
+            Step::Suspend {
+                name: self.top.clone(),
+                how: Suspend::Flush,
+            },
+        ])
+    }
+
+    fn dirty(&mut self) -> Result<u64> {
+        let vg = self.vg();
+        Ok(cache_status(self.ctl, &vg, &self.top)?.map_or(0, |s| s.dirty))
+    }
+
+    fn back_out(&mut self) -> Result<()> {
+        self.steps(vec![
+            Step::Clear {
+                name: self.top.clone(),
+            },
+            Step::Resume {
+                name: self.top.clone(),
+            },
+        ])
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        let Some(edit) = &self.edit else {
+            return Ok(());
+        };
+        let before = self.change.metadata.clone();
+        let to = edit.apply(&mut self.change.metadata.vg);
+        self.actions.push(Action::Commit {
+            vg: self.change.metadata.vg.name.clone(),
+            seqno: self.change.metadata.vg.seqno,
+            what: format!("{} is not cached and {to} is unused", edit.lv),
+        });
+        if let Err(e) = self.change.commit_and_continue(self.env) {
+            self.change.metadata = before;
+            self.actions.pop();
+            return Err(e.into());
+        }
+        self.edit = None;
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        self.steps(vec![Step::Resume {
+            name: self.top.clone(),
+        }])?;
+        self.remove_layers()
+    }
+
+    fn tell(&mut self, message: String) {
+        (self.progress)(message)
+    }
+}
+
+/// The device-mapper names the data and metadata LVs of the unattached
+/// cache pool `pool` have, or had while it was attached (`<pool>_cpool_*`).
+fn pool_layer_names(vg: &VolumeGroup, pool: &str) -> Vec<String> {
+    let Some(SegmentKind::CachePool { data, metadata, .. }) = vg
+        .lv(pool)
+        .and_then(|l| l.segments.first())
+        .map(|s| &s.kind)
+    else {
+        return Vec::new();
+    };
+    let (old_prefix, attached_prefix) = (format!("{pool}_"), format!("{pool}_cpool_"));
+    let mut out = Vec::new();
+    for part in [data, metadata] {
+        for name in [
+            part.clone(),
+            rename_prefix(part, &old_prefix, &attached_prefix),
+        ] {
+            let dm = names::dm_name(&vg.name, &name, None);
+            if !out.contains(&dm) {
+                out.push(dm);
+            }
+        }
+    }
+    out
+}
+
+/// The layers of the pool's devices that exist in the kernel.
+fn mapped_layers(ctl: &Control, vg: &VolumeGroup, pool: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for name in pool_layer_names(vg, pool) {
+        if ctl.info(&name)?.is_some() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Finishes a detach of `req.lv` that a crash stopped after its commit
+/// (the LV is linear in the metadata): the LV's device is switched to its
+/// linear table if the kernel still has the cache (suspended with the
+/// linear table inactive, or live), the cache's layers left in the kernel
+/// are removed, and with `pool` (the removal was asked for) the pool goes,
+/// once no device maps its extents. An LV that is not cached and has no
+/// such leftovers is refused as before.
+fn finish_interrupted(
+    env: &Env,
+    dev: &Dev,
+    change: ops::Change,
+    req: &Detach,
+    pool: Option<String>,
+    run: Run,
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<Action>> {
+    let vg_name = req.vg.as_str();
+    let ctl = Control::open()?;
+    let vg = change.metadata.vg.clone();
+    let corig = names::dm_name(vg_name, &format!("{}_corig", req.lv), None);
+    let mut gone = Vec::new();
+    let has_corig = ctl.info(&corig)?.is_some();
+    if has_corig {
+        gone.push(corig);
+    }
+    let mut unused_layer = false;
+    let unused_pools: Vec<String> = vg
+        .lvs
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.segments.first().map(|s| &s.kind),
+                Some(SegmentKind::CachePool { .. })
+            )
+        })
+        .map(|l| l.name.clone())
+        .filter(|p| {
+            !vg.lvs.iter().any(|l| {
+                matches!(l.segments.first().map(|s| &s.kind),
+                    Some(SegmentKind::Cache { cache_pool, .. }) if cache_pool == p)
+            })
+        })
+        .collect();
+    for p in &unused_pools {
+        if pool.as_ref().is_some_and(|only| only != p) {
+            continue;
+        }
+        for name in mapped_layers(&ctl, &vg, p)? {
+            // One still open may be another LV's, whose own detach was
+            // interrupted before its switch: left to that LV's re-run.
+            if ctl.info(&name)?.is_some_and(|i| i.open_count == 0) {
+                unused_layer = true;
+            }
+            gone.push(name);
+        }
+    }
+    if pool.is_none() && !has_corig && !unused_layer {
+        return Err(refused(vg_name, format!("LV {} is not cached", req.lv)));
+    }
+    let devices = change.pv_devices();
+    let top = names::dm_name(vg_name, &req.lv, None);
+    let linear = linear_device(&vg, &devices, &req.lv, &top)?;
+    if run == Run::PlanOnly {
+        let mut actions = planned_switch(&ctl, &linear, &gone, None, &vg)?;
+        if let Some(p) = &pool {
+            actions.push(removal_commit(&vg, p));
+        }
+        return Ok(actions);
+    }
+    let mut change = change;
+    let mut actions = Vec::new();
+    let mut sw = Detaching {
+        env,
+        ctl: &ctl,
+        dev,
+        change: &mut change,
+        top,
+        linear,
+        gone,
+        edit: None,
+        flushed_once: false,
+        finishing: true,
+        poll: req.poll,
+        progress,
+        actions: &mut actions,
+    };
+    sw.run()?;
+    if let Some(p) = &pool {
+        let still = mapped_layers(&ctl, &change.metadata.vg, p)?;
+        if !still.is_empty() {
+            return Err(refused(
+                vg_name,
+                format!(
+                    "cache pool {p} is still mapped by the kernel ({}): stop what uses those \
+                     devices, then run the detach again",
+                    still.join(", ")
+                ),
+            ));
+        }
+        actions.push(removal_commit(&change.metadata.vg, p));
+        remove_pool(&mut change.metadata.vg, p);
+        change.commit_and_continue(env)?;
+    }
     Ok(actions)
 }
 
@@ -780,71 +1209,6 @@ fn remove_pool(vg: &mut VolumeGroup, pool: &str) {
     if super::pool::largest_pool_metadata(vg) == 0 {
         vg.lvs.retain(|l| !l.name.ends_with("_pmspare"));
     }
-}
-
-/// Finishes a `cache detach --remove-pool` of `lv` that a crash stopped
-/// after its first commit: the cache layers still in the kernel go first
-/// (the LV is reloaded as the linear LV the metadata says it is; its cache
-/// was clean before that commit), then the pool is removed. No extent is
-/// freed while a device maps it.
-fn finish_removal(
-    env: &Env,
-    dev: &Dev,
-    mut change: ops::Change,
-    lv: &str,
-    pool: &str,
-    run: Run,
-) -> Result<Vec<Action>> {
-    let vg_name = change.metadata.vg.name.clone();
-    let ctl = Control::open()?;
-    let devices = change.pv_devices();
-    let top = names::dm_name(&vg_name, lv, None);
-    // The names the layers had while the pool was attached.
-    let attached = format!("{pool}_cpool");
-    let mut then = change.metadata.vg.clone();
-    rename_pool(&mut then, pool, &attached);
-    let mut gone = vec![names::dm_name(&vg_name, &format!("{lv}_corig"), None)];
-    if let Some(SegmentKind::CachePool { data, metadata, .. }) = then
-        .lv(&attached)
-        .and_then(|l| l.segments.first())
-        .map(|s| &s.kind)
-    {
-        for part in [data, metadata] {
-            gone.push(names::dm_name(&vg_name, part, None));
-        }
-    }
-    let plan = Planner::new(&change.metadata.vg, &devices).lv(lv)?;
-    let steps = engine::update_steps(&ctl, dev, &plan, &top, Suspend::Flush, &gone)?;
-    let mut actions: Vec<Action> = steps.iter().cloned().map(Action::Dm).collect();
-    actions.push(removal_commit(&change.metadata.vg, pool));
-    if run == Run::PlanOnly {
-        return Ok(actions);
-    }
-    // The cache still live kept its cleaner policy: writes since may have
-    // dirtied blocks it is writing back; the LV leaves it once it is clean.
-    if !steps.is_empty() {
-        check_flushable(&ctl, &vg_name, lv, &top, true, &mut |_| {})?;
-        while let Some(st) = cache_status(&ctl, &vg_name, &top)? {
-            if st.dirty == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    engine::run(&ctl, dev, &steps)?;
-    // Layers left without the LV's device (it was deactivated since).
-    for name in &gone {
-        if ctl.info(name)?.is_some() {
-            let down = [
-                engine::Step::RemoveNode { name: name.clone() },
-                engine::Step::Remove { name: name.clone() },
-            ];
-            engine::run(&ctl, dev, &down)?;
-        }
-    }
-    remove_pool(&mut change.metadata.vg, pool);
-    change.commit_and_continue(env)?;
-    Ok(actions)
 }
 
 #[cfg(test)]

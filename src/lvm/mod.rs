@@ -8,7 +8,9 @@
 
 pub mod activate;
 pub mod cache;
+pub mod cache_switch;
 pub mod config;
+pub mod cow_store;
 pub mod engine;
 pub mod linear;
 pub mod names;

@@ -435,7 +435,31 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
     let open = |dm: &str| -> Result<bool> { Ok(ctl.info(dm)?.is_some_and(|i| i.open_count > 0)) };
     let origin_active = ctl.info(&origin_dm)?.is_some_and(|i| i.live_table);
     if already && origin_active && merged_in_kernel(&ctl, vg_name, name, &origin_dm)? {
-        // A crash after the kernel finished the merge and before its commit.
+        // A crash after the kernel finished the merge and before its
+        // commit, or a COW device gone for another reason (removed by hand,
+        // a failed activation) with exceptions still to merge: only the
+        // store on disk tells, and only an empty one lets the snapshot go.
+        let store = super::cow_store::read(&change.metadata.vg, &change.pv_devices(), name)
+            .map_err(|e| {
+                refused(
+                    vg_name,
+                    format!(
+                        "the merge of {name} into {origin} is marked, the kernel is not                          merging, and its exception store cannot be read ({e}): cairn does not                          drop the snapshot without seeing it empty; deactivate {origin} and                          activate it again so that the merge runs, then run this command again"
+                    ),
+                )
+            })?;
+        if store != super::cow_store::Store::Empty {
+            return Err(refused(
+                vg_name,
+                format!(
+                    "the merge of {name} into {origin} is marked, but the kernel is not merging                      and the snapshot's exception store is {}: dropping it now would lose what                      is not merged; deactivate {origin} and activate it again (`cairn lv                      deactivate {vg_name}/{origin}`, `cairn lv activate {vg_name}/{origin}`) so                      that the merge runs, then run this command again",
+                    match store {
+                        super::cow_store::Store::Invalid => "marked invalid",
+                        _ => "not empty",
+                    }
+                ),
+            ));
+        }
         if run == Run::PlanOnly {
             return Ok(vec![Action::Commit {
                 vg: vg_name.to_owned(),

@@ -584,6 +584,26 @@ fn transact(
         if m.starts_with("set_transaction_id") {
             crate::failpoint::hit("thin-before-transaction-id");
         }
+        if let Some(id) = created_id(m) {
+            // A create whose undo failed earlier (an ignored delete after a
+            // failed set_transaction_id) left the id in the kernel while the
+            // metadata was restored without it: the create would fail with
+            // EEXIST from then on. The id is new in this transaction, so
+            // nothing uses such a device: it goes first, as libdm does;
+            // "no such device" is the usual answer.
+            let delete = format!("delete {id}");
+            match ctl.message(&target, &delete) {
+                Ok(_) => actions.push(Action::Dm(Step::Message {
+                    name: target.clone(),
+                    message: delete,
+                })),
+                Err(e) if e.errno() == Some(nix::libc::ENODATA) => {}
+                Err(e) => {
+                    failure = Some(format!("{delete}: {e}"));
+                    break;
+                }
+            }
+        }
         match ctl.message(&target, m) {
             Ok(_) => {
                 actions.push(Action::Dm(Step::Message {
@@ -783,6 +803,15 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     Ok(actions)
 }
 
+/// The device id a `create_thin`/`create_snap` message makes.
+fn created_id(message: &str) -> Option<&str> {
+    let mut words = message.split_whitespace();
+    match words.next()? {
+        "create_thin" | "create_snap" => words.next(),
+        _ => None,
+    }
+}
+
 fn push_messages(
     actions: &mut Vec<Action>,
     target: &str,
@@ -801,6 +830,12 @@ fn push_messages(
         }));
     }
     for m in messages {
+        if let Some(id) = created_id(m) {
+            actions.push(Action::Dm(Step::Message {
+                name: target.to_owned(),
+                message: format!("delete {id}"),
+            }));
+        }
         actions.push(Action::Dm(Step::Message {
             name: target.to_owned(),
             message: m.clone(),

@@ -166,16 +166,7 @@ pub fn commit(
             if header.is_ignored() {
                 continue;
             }
-            let moved = expected
-                .get(path, header.start)
-                .is_some_and(|seen| seen != header.slot(Slot::Committed));
-            if moved {
-                return Err(CommitError::Moved {
-                    vg: vg.name.clone(),
-                    path: path.clone(),
-                    start: header.start,
-                });
-            }
+            check_unmoved(&vg.name, path, &header, expected)?;
             targets.push(Target {
                 dev,
                 header,
@@ -283,6 +274,40 @@ fn abort(
 
 /// Clears every metadata area of a PV (no copy in either slot), as lvm2
 /// does when a PV leaves its VG or the VG is removed.
+/// Refuses when the committed slot of `header`'s area is not the one
+/// cairn last read or wrote there: someone committed since (lvm2 without
+/// cairn's lock, another host), and writing now would undo their change.
+fn check_unmoved(vg: &str, path: &Path, header: &MdaHeader, expected: &Expected) -> Result<()> {
+    let moved = expected
+        .get(path, header.start)
+        .is_some_and(|seen| seen != header.slot(Slot::Committed));
+    if moved {
+        return Err(CommitError::Moved {
+            vg: vg.to_owned(),
+            path: path.to_owned(),
+            start: header.start,
+        });
+    }
+    Ok(())
+}
+
+/// Checks every metadata area of `devices` against `expected` without
+/// writing anything (what a change that writes no metadata text, a VG's
+/// removal, checks before it clears the areas).
+pub fn check_devices_unmoved(
+    vg: &str,
+    devices: &[(PathBuf, Label)],
+    expected: &Expected,
+) -> Result<()> {
+    for (path, label) in devices {
+        let dev = Device::open(path, false)?;
+        for area in &label.pv_header.metadata_areas {
+            check_unmoved(vg, path, &read_header(&dev, area)?, expected)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn clear_areas(path: &Path, label: &Label) -> Result<()> {
     let dev = Device::open(path, true)?;
     for area in &label.pv_header.metadata_areas {

@@ -830,8 +830,12 @@ pub fn vg_remove_checked(
             names: names.join(", "),
         });
     }
+    // Metadata someone committed since the scan (lvm2 without cairn's lock)
+    // is not wiped on the strength of the older text.
+    let devices = vg_devices(&change.scan, &change.view);
+    commit::check_devices_unmoved(name, &devices, &change.expected)?;
     env.archive.archive(name, &change.view.text)?;
-    for (path, label) in vg_devices(&change.scan, &change.view) {
+    for (path, label) in devices {
         commit::clear_areas(&path, &label)?;
         commit::write_label(&path, &mark_used(&label, false))?;
     }
