@@ -151,69 +151,6 @@ fn vg_remove_force_refuses_open_lvs(g: &Guest) -> TestResult {
     Ok(())
 }
 
-/// Sectors `start..end` of block device `dev` (major:minor).
-type Range = (String, u64, u64);
-
-/// The ranges each dm device maps onto a block device, from `dmsetup
-/// table` (linear and striped targets).
-fn mapped_ranges(g: &Guest) -> Result<BTreeMap<String, Vec<Range>>, String> {
-    let table = g.sh("dmsetup table")?;
-    let mut out: BTreeMap<String, Vec<Range>> = BTreeMap::new();
-    for line in table.lines() {
-        let Some((name, rest)) = line.split_once(": ") else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let Some(len) = f.get(1).and_then(|l| l.parse::<u64>().ok()) else {
-            continue;
-        };
-        match f.get(2) {
-            Some(&"linear") if f.len() >= 5 => {
-                let off: u64 = f[4].parse().map_err(|_| format!("bad line {line}"))?;
-                out.entry(name.to_owned())
-                    .or_default()
-                    .push((f[3].to_owned(), off, off + len));
-            }
-            Some(&"striped") if f.len() >= 5 => {
-                let n: usize = f[3].parse().map_err(|_| format!("bad line {line}"))?;
-                let per = len / n as u64;
-                for i in 0..n {
-                    let dev = f.get(5 + 2 * i).ok_or(format!("bad line {line}"))?;
-                    let off: u64 = f
-                        .get(6 + 2 * i)
-                        .and_then(|o| o.parse().ok())
-                        .ok_or(format!("bad line {line}"))?;
-                    out.entry(name.to_owned())
-                        .or_default()
-                        .push((dev.to_string(), off, off + per));
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// No two dm devices map the same sectors of one device.
-fn no_overlap(g: &Guest) -> TestResult {
-    let ranges = mapped_ranges(g)?;
-    let all: Vec<(&String, &Range)> = ranges
-        .iter()
-        .flat_map(|(n, rs)| rs.iter().map(move |r| (n, r)))
-        .collect();
-    for (i, (na, a)) in all.iter().enumerate() {
-        for (nb, b) in &all[i + 1..] {
-            if na != nb && a.0 == b.0 && a.1 < b.2 && b.1 < a.2 {
-                return Err(format!(
-                    "{na} and {nb} both map {} sectors {}..{} / {}..{}",
-                    a.0, a.1, a.2, b.1, b.2
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Item 5: cairn holds the VG lock from reading the metadata to loading the
 /// tables: an lvremove + lvcreate by lvm2 inside that window (made certain
 /// by a delay after the plan) waits, and never gets the extents of the LV
@@ -255,9 +192,9 @@ fn activation_holds_the_vg_lock(g: &Guest) -> TestResult {
         );
         let y = g.sh("dmsetup ls | grep -c '^L-y' || true")?;
         ensure!(y.trim() == "1", "round {round}: lvm2's L/y is not active");
-        no_overlap(g).map_err(|e| {
-            let log = g.sh("cat /tmp/act.log; dmsetup table").unwrap_or_default();
-            format!("round {round}: {e}\n{log}")
+        lab::tables::no_overlap(g, &format!("round {round}")).map_err(|e| {
+            let log = g.sh("cat /tmp/act.log").unwrap_or_default();
+            format!("{e}\n{log}")
         })?;
         g.sh("lvremove -q -f L/y; lvcreate -q -an -Zn -y -L 8M -n x L; dmsetup remove L-x 2>/dev/null || true")?;
     }

@@ -5,6 +5,7 @@
 pub mod group;
 pub mod guest;
 pub mod host;
+pub mod tables;
 
 pub use group::{main, Group, TestResult, VmTest};
 pub use guest::Guest;
