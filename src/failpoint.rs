@@ -55,3 +55,19 @@ pub fn delay(point: &str) {
 #[cfg(not(all(feature = "failpoints", debug_assertions)))]
 #[inline(always)]
 pub fn delay(_point: &str) {}
+
+/// Whether `CAIRN_FAIL_AT=name[,name...]` names `point`: the code there
+/// then fails as if its I/O had (an error path made reachable on demand,
+/// where the lab cannot make a device fail). Only in the lab's test builds.
+#[cfg(all(feature = "failpoints", debug_assertions))]
+pub fn fail(point: &str) -> bool {
+    std::env::var_os("CAIRN_FAIL_AT")
+        .is_some_and(|list| list.to_string_lossy().split(',').any(|p| p.trim() == point))
+}
+
+/// Without fail points: never.
+#[cfg(not(all(feature = "failpoints", debug_assertions)))]
+#[inline(always)]
+pub fn fail(_point: &str) -> bool {
+    false
+}

@@ -675,3 +675,37 @@ fn a_vg_removal_refuses_when_someone_else_committed_since_the_scan() {
         "the VG and their commit stand"
     );
 }
+
+/// One PV of two failing its commit slot after the first PV's was written
+/// (the commit point): the change stands, with a warning naming the lagging
+/// PV; the scan reads the new text and sees the PV as stale; the next commit
+/// brings it up to date. (The failure is injected: CAIRN_FAIL_AT, named per
+/// VG so no other test's commits are touched.)
+#[test]
+fn a_pv_failing_after_the_commit_point_is_a_warning_not_a_failed_change() {
+    let mut lab = Lab::new("phase2");
+    two_pv_vg(&mut lab, "vgphase2");
+    std::env::set_var("CAIRN_FAIL_AT", "commit-phase2-after-first:vgphase2");
+    let mut change = ops::begin_change(&lab.env, "vgphase2", &[]).unwrap();
+    change.metadata.vg.tags.push("new".into());
+    let committed = change.commit(&lab.env, &[]);
+    std::env::remove_var("CAIRN_FAIL_AT");
+    let committed = committed.expect("the change stands past its commit point");
+    assert!(
+        matches!(
+            committed.warnings.as_slice(),
+            [cairn::meta::committed::CommitWarning::PvLagging { vg, seqno: 2, .. }] if vg == "vgphase2"
+        ),
+        "{:?}",
+        committed.warnings
+    );
+    let scan = lab.scan();
+    let view = scan.vg("vgphase2").unwrap();
+    assert_eq!(view.metadata.vg.seqno, 2);
+    assert_eq!(view.metadata.vg.tags, ["new"]);
+    assert_eq!(view.stale.len(), 1, "one PV lags: {:?}", view.stale);
+    let mut change = ops::begin_change(&lab.env, "vgphase2", &[]).unwrap();
+    change.metadata.vg.tags.push("next".into());
+    let _ = change.commit(&lab.env, &[]).unwrap();
+    assert!(lab.scan().vg("vgphase2").unwrap().stale.is_empty());
+}

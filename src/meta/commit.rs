@@ -236,7 +236,23 @@ pub fn commit(
         let locn = t.new.expect("precommitted above");
         let mut header = t.header.clone();
         header.commit(&locn);
-        match write_header(&t.dev, &header) {
+        // The lab's way to fail a PV after the commit point: named per VG,
+        // so that only the test's VG is touched.
+        let fail_here = committed_any
+            && crate::failpoint::ENABLED
+            && crate::failpoint::fail(&format!("commit-phase2-after-first:{}", vg.name));
+        let written = if fail_here {
+            Err(CommitError::Device(DeviceError::Io {
+                path: t.dev.path.clone(),
+                what: "write (CAIRN_FAIL_AT)",
+                offset: header.start,
+                len: 512,
+                source: std::io::Error::from_raw_os_error(nix::libc::EIO),
+            }))
+        } else {
+            write_header(&t.dev, &header)
+        };
+        match written {
             Ok(()) => {
                 committed_any = true;
                 expected.set(&t.dev.path, header.start, locn);
