@@ -433,6 +433,45 @@ fn a_pv_label_inside_an_lv_is_not_scanned(g: &Guest) -> TestResult {
     clean(g, "H")
 }
 
+/// Lower-severity item: a writeback cache whose metadata device fails (the
+/// kernel turns the cache read-only or failed, dirty blocks stranded) is not
+/// detached as if flushed: refused, saying to repair, and still cached.
+fn a_failed_cache_is_not_detached_as_flushed(g: &Guest) -> TestResult {
+    clean(g, "F")?;
+    let d = disks(g, &["f1", "f2"], 128)?;
+    g.sh(&format!(
+        "set -e; pvcreate -q {a} {b}; vgcreate -q F {a} {b}
+         lvcreate -q -y -Zn -L 64M -n lv F {a}
+         lvcreate -q -y --type cache-pool -L 16M -n cp F {b}
+         lvconvert -q -y --type cache --cachepool F/cp --cachemode writeback F/lv
+         dd if=/dev/urandom of=/dev/F/lv bs=1M count=8 oflag=direct status=none
+         # The cache's metadata device starts failing every I/O.
+         n=$(blockdev --getsz /dev/mapper/F-cp_cpool_cmeta)
+         dmsetup suspend F-cp_cpool_cmeta
+         dmsetup load F-cp_cpool_cmeta --table \"0 $n error\"
+         dmsetup resume F-cp_cpool_cmeta
+         # New writes need metadata the cache can no longer commit.
+         dd if=/dev/urandom of=/dev/F/lv bs=1M count=4 seek=32 oflag=direct status=none || true
+         sync; sleep 2",
+        a = d[0].dev,
+        b = d[1].dev
+    ))?;
+    let status = g.sh("dmsetup status F-lv")?;
+    let out = refused(g, &["cache", "detach", "F/lv"])?;
+    ensure!(
+        out.contains("repair"),
+        "detach of a failed writeback cache (status {status}) should say to repair:\n{out}"
+    );
+    let seg = g.sh("lvs --noheadings -o segtype F/lv")?;
+    ensure!(seg.trim() == "cache", "F/lv is no longer cached: {seg}");
+    let table = g.sh("dmsetup table F-lv")?;
+    ensure!(
+        table.contains(" cache "),
+        "the kernel's F/lv is not a cache: {table}"
+    );
+    clean(g, "F")
+}
+
 fn main() {
     lab::main(Group {
         name: "vm_safety",
@@ -467,6 +506,10 @@ fn main() {
             VmTest {
                 name: "a_pv_label_inside_an_lv_is_not_scanned",
                 run: a_pv_label_inside_an_lv_is_not_scanned,
+            },
+            VmTest {
+                name: "a_failed_cache_is_not_detached_as_flushed",
+                run: a_failed_cache_is_not_detached_as_flushed,
             },
         ],
         stream_log: false,
