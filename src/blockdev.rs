@@ -276,6 +276,13 @@ impl Device {
     }
 }
 
+/// Whether two paths name one device (`/dev/VG/LV`, `/dev/mapper/VG-LV`
+/// and `/dev/dm-N` are one LV).
+pub fn same_device(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 // ---- suspended devices -------------------------------------------------------
 
 /// The name of a suspended device-mapper device that I/O to `path` would

@@ -548,6 +548,28 @@ fn a_backup_failing_after_the_commit_is_a_warning_not_a_failed_change() {
     assert_eq!((vg.seqno, vg.tags.len()), (4, 3));
 }
 
+/// Another writer (lvm2 without cairn's lock, another host) commits the
+/// next seqno of `vg`, tagged "theirs", straight to the PVs.
+fn commit_behind_cairns_back(lab: &Lab, vg: &str) -> Result<(), String> {
+    let scan = lab.scan();
+    let mut theirs = scan.vg(vg).unwrap().metadata;
+    theirs.vg.seqno += 1;
+    theirs.vg.tags.push("theirs".into());
+    let devices: Vec<_> = scan
+        .pvs
+        .iter()
+        .map(|p| (p.path.clone(), p.label.clone()))
+        .collect();
+    cairn::meta::commit::commit(
+        &theirs,
+        &lab.env.write_context(),
+        &devices,
+        &mut Default::default(),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 #[test]
 fn a_commit_refuses_when_someone_else_committed_since_the_scan() {
     let mut lab = Lab::new("moved");
@@ -557,22 +579,7 @@ fn a_commit_refuses_when_someone_else_committed_since_the_scan() {
 
     // Another writer (lvm2 without cairn's lock, another host) commits
     // seqno 2 first, straight to the PVs.
-    let scan = lab.scan();
-    let mut theirs = scan.vg("vgm").unwrap().metadata;
-    theirs.vg.seqno += 1;
-    theirs.vg.tags.push("theirs".into());
-    let devices: Vec<_> = scan
-        .pvs
-        .iter()
-        .map(|p| (p.path.clone(), p.label.clone()))
-        .collect();
-    let _ = cairn::meta::commit::commit(
-        &theirs,
-        &lab.env.write_context(),
-        &devices,
-        &mut Default::default(),
-    )
-    .unwrap();
+    commit_behind_cairns_back(&lab, "vgm").unwrap();
 
     let e = ours.commit(&lab.env, &[]).unwrap_err();
     assert!(e.to_string().contains("changed since cairn read it"), "{e}");
@@ -648,23 +655,7 @@ fn a_vg_removal_refuses_when_someone_else_committed_since_the_scan() {
     // Another writer commits (a new LV's text, say) between cairn's scan and
     // its wipe of the areas: the removal must not erase it unseen.
     let e = ops::vg_remove_checked(&lab.env, "vgr", true, |_| {
-        let scan = lab.scan();
-        let mut theirs = scan.vg("vgr").unwrap().metadata;
-        theirs.vg.seqno += 1;
-        theirs.vg.tags.push("theirs".into());
-        let devices: Vec<_> = scan
-            .pvs
-            .iter()
-            .map(|p| (p.path.clone(), p.label.clone()))
-            .collect();
-        cairn::meta::commit::commit(
-            &theirs,
-            &lab.env.write_context(),
-            &devices,
-            &mut Default::default(),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        commit_behind_cairns_back(&lab, "vgr")
     })
     .unwrap_err();
     assert!(e.to_string().contains("changed since cairn read it"), "{e}");

@@ -306,44 +306,38 @@ fn containers_on_the_command_line(g: &Guest) -> TestResult {
         "CAIRN_CRASH_AT=thin-after-commit-a {CAIRN} container create other --size 50M -f {LAB_TOML} 2>&1 || echo rc=$?"
     ))?;
     ensure!(o.contains("rc=134"), "no crash: {o}");
+    // Runs `container create other` again: (succeeded, stderr).
+    let create_other = || -> Result<(bool, String), String> {
+        let o = g.output(&[
+            CAIRN,
+            "container",
+            "create",
+            "other",
+            "--size",
+            "50M",
+            "-f",
+            LAB_TOML,
+        ])?;
+        Ok((
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        ))
+    };
     g.cairn(&["lv", "activate", "DRBDVG2/other"])?;
     let sum = g.sh(
         "dd if=/dev/urandom of=/dev/DRBDVG2/other bs=1M count=2 oflag=direct status=none; \
                     dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum",
     )?;
-    let o = g.output(&[
-        CAIRN,
-        "container",
-        "create",
-        "other",
-        "--size",
-        "50M",
-        "-f",
-        LAB_TOML,
-    ])?;
-    let err = String::from_utf8_lossy(&o.stderr);
-    ensure!(
-        !o.status.success() && err.contains("now holds something else"),
-        "{err}"
-    );
+    let (ok, err) = create_other()?;
+    ensure!(!ok && err.contains("now holds something else"), "{err}");
     let after = g.sh("dd if=/dev/DRBDVG2/other bs=1M count=2 iflag=direct status=none | md5sum")?;
     ensure!(sum == after, "the other volume's data was changed");
     // The same with the volume left inactive: the plan cannot look at it,
     // so the mkfs step looks right before it would run, and refuses.
     g.cairn(&["lv", "deactivate", "DRBDVG2/other"])?;
-    let o = g.output(&[
-        CAIRN,
-        "container",
-        "create",
-        "other",
-        "--size",
-        "50M",
-        "-f",
-        LAB_TOML,
-    ])?;
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (ok, err) = create_other()?;
     ensure!(
-        !o.status.success() && err.contains("not what cairn was making"),
+        !ok && err.contains("not what cairn was making"),
         "container create over an inactive, written volume: {err}"
     );
     g.cairn(&["lv", "activate", "DRBDVG2/other"])?;

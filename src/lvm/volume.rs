@@ -306,14 +306,7 @@ fn partial_down_steps(
         return Ok(None);
     };
     let prefix = format!("LVM-{}{}", vg.id.replace('-', ""), l.id.replace('-', ""));
-    let mut found = Vec::new();
-    for d in ctl.devices()? {
-        if let Some(info) = ctl.info(&d.name)? {
-            if info.uuid.starts_with(&prefix) {
-                found.push(info);
-            }
-        }
-    }
+    let mut found = devices_by_uuid(ctl, &prefix)?;
     // The LV's own device (no layer suffix) first: it stands on the others.
     found.sort_by_key(|i| i.uuid.len() != prefix.len());
     let own = found.len();
@@ -371,11 +364,19 @@ pub fn remove_vg(env: &Env, dev: &Dev, name: &str, force: bool) -> Result<()> {
 /// the VG's id, then the LV's), whatever their names.
 pub fn active_devices(ctl: &Control, vg: &crate::meta::model::VolumeGroup) -> Result<Vec<String>> {
     let prefix = format!("LVM-{}", vg.id.replace('-', ""));
+    Ok(devices_by_uuid(ctl, &prefix)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect())
+}
+
+/// The dm devices whose uuid starts with `prefix`, whatever their names.
+fn devices_by_uuid(ctl: &Control, prefix: &str) -> Result<Vec<dm::Info>> {
     let mut out = Vec::new();
     for d in ctl.devices()? {
         if let Some(info) = ctl.info(&d.name)? {
-            if info.uuid.starts_with(&prefix) {
-                out.push(d.name);
+            if info.uuid.starts_with(prefix) {
+                out.push(info);
             }
         }
     }

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::blockdev::same_device;
+
 use super::archive::{Archive, ArchiveError};
 use super::commit::{self, CommitError, Expected};
 use super::committed::{self, CommitWarning, Committed};
@@ -440,11 +442,6 @@ fn orphan_labels(scan: &Scan, paths: &[PathBuf]) -> Result<Vec<(PathBuf, Label)>
         out.push((pv.path.clone(), pv.label.clone()));
     }
     Ok(out)
-}
-
-fn same_device(a: &Path, b: &Path) -> bool {
-    a == b
-        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 fn mark_used(label: &Label, used: bool) -> Label {

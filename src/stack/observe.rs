@@ -196,7 +196,7 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
                 let owner = scan
                     .pvs
                     .iter()
-                    .find(|s| same_file(&s.path, &p.path))
+                    .find(|s| crate::blockdev::same_device(&s.path, &p.path))
                     .map(|s| scan.owner(s));
                 if owner == Some(crate::meta::scan::PvOwner::Vg(v.name.clone())) {
                     *seen = PvSeen::Member(v.name.clone());
@@ -213,12 +213,6 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         dm_names: dm_names(ctl)?,
         suspended: suspended_names(ctl)?,
     })
-}
-
-/// Whether two paths name one device (the scan names LVs as lvm2 does).
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// A VG by name, from the devices `env` scans (for VGs outside the file).

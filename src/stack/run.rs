@@ -654,14 +654,10 @@ pub fn remove_container(
     // cairn and `lxc-create -B lvm` make them, that no other container
     // uses. A config can name any device (edited by hand, or a container
     // made on somebody else's LV), and that data is not this command's.
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
-    };
     let ours = cfg.rootfs_device.as_deref();
     let shared = crate::lxc::list(&stack.lxc_path)?.into_iter().find(|c| {
         c.name != name
-            && matches!((c.rootfs_device.as_deref(), ours), (Some(a), Some(b)) if same(a, b))
+            && matches!((c.rootfs_device.as_deref(), ours), (Some(a), Some(b)) if crate::blockdev::same_device(a, b))
     });
     if lv != name || shared.is_some() {
         return Err(StackError::Refused(format!(
