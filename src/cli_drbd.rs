@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use cairn::drbd::adm::{self, Setup};
-use cairn::drbd::admin::{Drbd, Event, MinorStatus, Resize};
-use cairn::drbd::md::{MdDevice, MdFlags};
+use cairn::host::{parse_bytes, DrbdEvent as Event, DrbdResize as Resize, MinorStatus};
+use cairn::Host;
 
 #[derive(Subcommand)]
 pub enum DrbdCommand {
@@ -148,36 +147,23 @@ fn event_line(e: &Event) -> String {
 }
 
 pub fn run(
-    config: Option<&PathBuf>,
+    host: &Host,
     json: bool,
     command: &DrbdCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut setup = Setup::default();
-    if let Some(c) = config {
-        setup.config = c.clone();
-    }
     match command {
         DrbdCommand::CreateMd {
             resource,
             stacked,
             force,
         } => {
-            let t = setup.target(resource, *stacked)?;
-            // Without the module loaded nothing can be attached: no check needed.
-            let mut drbd = Drbd::open().ok();
-            adm::create_md(drbd.as_mut(), &t, *force)?;
-            println!(
-                "New drbd meta data block successfully created on {}.",
-                t.disk
-            );
+            let disk = host.drbd(resource, *stacked).create_md(*force)?;
+            println!("New drbd meta data block successfully created on {disk}.");
         }
         DrbdCommand::ApplyAl { resource, stacked } => {
-            let t = setup.target(resource, *stacked)?;
-            let mut drbd = Drbd::open().ok();
-            let applied = adm::apply_al(drbd.as_mut(), &t)?;
+            let (disk, applied) = host.drbd(resource, *stacked).apply_al()?;
             println!(
-                "{}: {} transactions replayed, {} extents marked out of sync{}",
-                t.disk,
+                "{disk}: {} transactions replayed, {} extents marked out of sync{}",
                 applied.transactions,
                 applied.extents_marked.len(),
                 if applied.marked_clean {
@@ -188,9 +174,7 @@ pub fn run(
             );
         }
         DrbdCommand::Up { resource, stacked } => {
-            let t = setup.target(resource, *stacked)?;
-            let mut drbd = Drbd::open()?;
-            let done = adm::up(&mut drbd, &t)?;
+            let done = host.drbd(resource, *stacked).up()?;
             if done.is_empty() {
                 println!("{resource} is up already: nothing to do");
             } else {
@@ -200,9 +184,7 @@ pub fn run(
             }
         }
         DrbdCommand::Down { resource, stacked } => {
-            let t = setup.target(resource, *stacked)?;
-            let mut drbd = Drbd::open()?;
-            if adm::down(&mut drbd, &t)? {
+            if host.drbd(resource, *stacked).down()? {
                 println!("{resource} is down");
             } else {
                 println!("{resource} is not up: nothing to do");
@@ -212,13 +194,9 @@ pub fn run(
             resource,
             stacked,
             force,
-        } => {
-            let t = setup.target(resource, *stacked)?;
-            Drbd::open()?.primary(t.minor, *force)?;
-        }
+        } => host.drbd(resource, *stacked).primary(*force)?,
         DrbdCommand::Secondary { resource, stacked } => {
-            let t = setup.target(resource, *stacked)?;
-            Drbd::open()?.secondary(t.minor)?;
+            host.drbd(resource, *stacked).secondary()?
         }
         DrbdCommand::Resize {
             resource,
@@ -227,26 +205,16 @@ pub fn run(
             assume_peer_has_space,
             assume_clean,
         } => {
-            let t = setup.target(resource, *stacked)?;
-            let size_sectors = match size {
-                Some(s) => match cairn::units::parse_size(s, 1 << 20)? {
-                    cairn::units::Size::Bytes(b) => Some(b / 512),
-                    cairn::units::Size::PercentFree(_) => {
-                        return Err("a DRBD size cannot be a percentage".into())
-                    }
-                },
-                None => None,
-            };
-            let mut drbd = Drbd::open()?;
-            let (before, after) = adm::resize(
-                &mut drbd,
-                &t,
-                &Resize {
-                    size_sectors,
-                    assume_peer_has_space: *assume_peer_has_space,
-                    assume_clean: *assume_clean,
-                },
-            )?;
+            let size_sectors = size
+                .as_deref()
+                .map(|s| parse_bytes(s, 1 << 20, "a DRBD size"))
+                .transpose()?
+                .map(|b| b / 512);
+            let (before, after) = host.drbd(resource, *stacked).resize(&Resize {
+                size_sectors,
+                assume_peer_has_space: *assume_peer_has_space,
+                assume_clean: *assume_clean,
+            })?;
             if before == after {
                 println!(
                     "{resource} stays {}{}",
@@ -266,16 +234,7 @@ pub fn run(
             }
         }
         DrbdCommand::Status { resources } => {
-            let mut drbd = Drbd::open()?;
-            let mut all = drbd.status(None)?;
-            if !resources.is_empty() {
-                all.retain(|s| resources.contains(&s.resource));
-                for r in resources {
-                    if !all.iter().any(|s| &s.resource == r) {
-                        return Err(format!("resource {r} is not up").into());
-                    }
-                }
-            }
+            let all = host.drbd_status(resources)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else if all.is_empty() {
@@ -288,15 +247,10 @@ pub fn run(
         }
         DrbdCommand::Events { count } => {
             use std::io::Write;
-            let drbd = Drbd::open()?;
-            let mut events = drbd.events()?;
-            let mut seen = 0;
             let stdout = std::io::stdout();
-            while count.is_none_or(|c| seen < c) {
-                let m = events.next_event()?;
-                let Some(e) = Event::from_message(&m) else {
-                    continue;
-                };
+            let events = host.drbd_events()?;
+            for e in events.take(count.unwrap_or(usize::MAX)) {
+                let e = e?;
                 let mut out = stdout.lock();
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&e)?)?;
@@ -304,41 +258,11 @@ pub fn run(
                     writeln!(out, "{}", event_line(&e))?;
                 }
                 out.flush()?;
-                seen += 1;
             }
         }
         DrbdCommand::DumpMd { device } => {
-            let md = MdDevice::open(device, false)?;
-            let sb = md.superblock()?;
-            let layout = sb.layout(md.layout.device_sectors);
-            let log = md.transactions(&layout)?;
-            let bits = md.bits_set(&layout)?;
-            let flags: Vec<String> = sb
-                .flags
-                .iter_names()
-                .map(|(n, _)| n.to_lowercase())
-                .collect();
-            let report = serde_json::json!({
-                "device": device,
-                "clean": sb.is_clean(),
-                "magic": format!("{:#010x}", sb.magic),
-                "la_size_sect": sb.la_size_sect,
-                "usable_sectors": layout.usable_sectors(),
-                "uuids": sb.uuid.iter().map(|u| format!("{u:016X}")).collect::<Vec<_>>(),
-                "device_uuid": format!("{:016X}", sb.device_uuid),
-                "flags": flags,
-                "md_size_sect": sb.md_size_sect,
-                "al_offset": sb.al_offset,
-                "bm_offset": sb.bm_offset,
-                "al_extents": sb.al_nr_extents,
-                "al_stripes": sb.al_stripes,
-                "al_stripe_size_4k": sb.al_stripe_size_4k,
-                "la_peer_max_bio_size": sb.la_peer_max_bio_size,
-                "al_transactions": log.iter().filter(|t| t.transaction_type == cairn::drbd::md::AL_TR_UPDATE).count(),
-                "hot_extents": cairn::drbd::md::hot_extents(&log),
-                "bits_set": bits,
-                "out_of_sync_bytes": bits * 4096,
-            });
+            let md = host.drbd_dump_md(device)?;
+            let report = serde_json::to_value(&md)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -346,13 +270,13 @@ pub fn run(
                 for (k, v) in obj {
                     println!("{k}: {v}");
                 }
-                if !sb.is_clean() {
+                if !md.clean {
                     println!(
                         "# unclean: the activity log is applied before the next attach \
                          (cairn drbd up does it)"
                     );
                 }
-                if sb.flags.contains(MdFlags::PRIMARY_IND) {
+                if md.was_primary {
                     println!("# was Primary when last written");
                 }
             }

@@ -7,11 +7,8 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 
-use cairn::meta::ops::Env;
-use cairn::stack::file::{self, Container, Rootfs, Stack};
-use cairn::stack::plan::Allow;
-use cairn::stack::run::{self, Mode, Report};
-use cairn::stack::step::Step;
+use cairn::host::{parse_bytes, NewContainer, StackHandle, StackReport as Report};
+use cairn::{Host, Progress};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -57,20 +54,28 @@ pub enum ContainerCommand {
 
 fn stack_path(file: &Option<PathBuf>) -> PathBuf {
     file.clone()
-        .unwrap_or_else(|| PathBuf::from(file::DEFAULT_PATH))
+        .unwrap_or_else(|| PathBuf::from(cairn::host::DEFAULT_STACK_FILE))
 }
 
-pub fn load(file: &Option<PathBuf>) -> Res<Stack> {
-    Ok(file::load(&stack_path(file))?)
+fn load<'h>(host: &'h Host, file: &Option<PathBuf>) -> Res<StackHandle<'h>> {
+    Ok(host.stack(&stack_path(file))?)
 }
 
-/// `[n] step` when it starts, ` (T ms)` on the same line when it is done.
-fn progress(n: usize, s: &Step, done: Option<Duration>) {
-    match done {
-        None => print!("[{n}] {s}"),
-        Some(d) => println!(" ({:.0} ms)", d.as_secs_f64() * 1000.0),
+/// `[n] step` when it starts, ` (T ms)` on the same line when it is done;
+/// nothing with --json.
+fn progress(json: bool) -> impl FnMut(Progress<'_>) {
+    move |p| {
+        if json {
+            return;
+        }
+        if let Progress::Step { number, step, done } = p {
+            match done {
+                None => print!("[{number}] {step}"),
+                Some(d) => println!(" ({:.0} ms)", d.as_secs_f64() * 1000.0),
+            }
+            let _ = std::io::stdout().flush();
+        }
     }
-    let _ = std::io::stdout().flush();
 }
 
 fn print_report(report: &Report, json: bool, what: &str, started: Instant) -> Res<()> {
@@ -107,19 +112,12 @@ fn print_report(report: &Report, json: bool, what: &str, started: Instant) -> Re
     Ok(())
 }
 
-fn resumed(report: &Report, mode: Mode) {
+/// What an interrupted earlier run left, and what this one did about it (stderr).
+fn resumed(report: &Report, what: &str, then: &str) {
     if let Some(r) = &report.resumed {
         let at = r.at.as_ref().map_or("between steps".to_owned(), |(n, s)| {
             format!("at step {n} ({s})")
         });
-        let (what, then) = match mode {
-            Mode::Plan => (
-                "apply",
-                "the next apply finishes it (the plan above includes it)",
-            ),
-            Mode::Apply => ("apply", "this run finished it"),
-            Mode::Up => ("up", "this run brought up what it could"),
-        };
         eprintln!(
             "cairn: the previous {what} of {} was interrupted {at}; {then}",
             r.file
@@ -127,36 +125,42 @@ fn resumed(report: &Report, mode: Mode) {
     }
 }
 
-pub fn converge(file: &Option<PathBuf>, env: Env, mode: Mode, allow: Allow, json: bool) -> Res<()> {
-    let stack = load(file)?;
+pub fn plan(host: &Host, file: &Option<PathBuf>, json: bool) -> Res<()> {
+    let stack = load(host, file)?;
     let started = Instant::now();
-    let verb = match mode {
-        Mode::Plan => "plan",
-        Mode::Apply => "applied",
-        Mode::Up => "up",
-    };
-    let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
-        if !json {
-            match (mode, done) {
-                (Mode::Plan, _) => println!("{n:3}. {s}"),
-                _ => progress(n, s, done),
-            }
+    let report = stack.plan(&mut |p| {
+        if let (false, Progress::Step { number, step, .. }) = (json, p) {
+            println!("{number:3}. {step}");
         }
-    };
-    let report = run::converge(&stack, env, mode, allow, &mut on_step)?;
-    resumed(&report, mode);
-    print_report(&report, json, verb, started)
+    })?;
+    resumed(
+        &report,
+        "apply",
+        "the next apply finishes it (the plan above includes it)",
+    );
+    print_report(&report, json, "plan", started)
 }
 
-pub fn down(file: &Option<PathBuf>, env: Env, json: bool) -> Res<()> {
-    let stack = load(file)?;
+pub fn apply(host: &Host, file: &Option<PathBuf>, allow_shrink: bool, json: bool) -> Res<()> {
+    let stack = load(host, file)?;
     let started = Instant::now();
-    let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
-        if !json {
-            progress(n, s, done);
-        }
-    };
-    let report = run::down(&stack, env, &mut on_step)?;
+    let report = stack.apply(allow_shrink, &mut progress(json))?;
+    resumed(&report, "apply", "this run finished it");
+    print_report(&report, json, "applied", started)
+}
+
+pub fn up(host: &Host, file: &Option<PathBuf>, json: bool) -> Res<()> {
+    let stack = load(host, file)?;
+    let started = Instant::now();
+    let report = stack.up(&mut progress(json))?;
+    resumed(&report, "up", "this run brought up what it could");
+    print_report(&report, json, "up", started)
+}
+
+pub fn down(host: &Host, file: &Option<PathBuf>, json: bool) -> Res<()> {
+    let stack = load(host, file)?;
+    let started = Instant::now();
+    let report = stack.down(&mut progress(json))?;
     if report.steps.is_empty() && !json {
         println!("nothing to do: the stack is down");
         return Ok(());
@@ -164,31 +168,19 @@ pub fn down(file: &Option<PathBuf>, env: Env, json: bool) -> Res<()> {
     print_report(&report, json, "down", started)
 }
 
-pub fn status(file: &Option<PathBuf>, json: bool) -> Res<()> {
-    let stack = load(file)?;
-    let status = cairn::stack::status::read(&stack)?;
+pub fn status(host: &Host, file: &Option<PathBuf>, json: bool) -> Res<()> {
+    let status = load(host, file)?.status()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", cairn::stack::status::render(&status));
+        print!("{}", StackHandle::render_status(&status));
     }
     Ok(())
 }
 
-pub fn lvm_filter(file: &Option<PathBuf>) -> Res<()> {
-    let stack = load(file)?;
-    print!("{}", cairn::stack::filter::render(&stack));
+pub fn lvm_filter(host: &Host, file: &Option<PathBuf>) -> Res<()> {
+    print!("{}", load(host, file)?.lvm_filter());
     Ok(())
-}
-
-/// The stack file if there is one; else an empty stack (containers made
-/// with --pool on any VG).
-fn stack_or_empty(file: &Option<PathBuf>) -> Res<Stack> {
-    let path = stack_path(file);
-    if file.is_some() || path.exists() {
-        return load(file);
-    }
-    Ok(file::parse(&path, "")?)
 }
 
 fn confirm(question: &str) -> Res<bool> {
@@ -202,8 +194,18 @@ fn confirm(question: &str) -> Res<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json: bool) -> Res<()> {
-    let stack = stack_or_empty(file)?;
+pub fn container(
+    host: &Host,
+    file: &Option<PathBuf>,
+    cmd: &ContainerCommand,
+    json: bool,
+) -> Res<()> {
+    // Without a file (and none at the default path) containers are made
+    // with --pool on any VG.
+    let stack = match file {
+        Some(_) => load(host, file)?,
+        None => host.stack_or_empty(&stack_path(file))?,
+    };
     match cmd {
         ContainerCommand::Create {
             name,
@@ -214,64 +216,35 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
             autostart,
             start,
         } => {
-            let (vg, pool) = match pool {
+            let pool = match pool {
                 Some(p) => {
                     let (vg, pool) = p
                         .split_once('/')
                         .ok_or_else(|| format!("--pool {p:?}: give VG/POOL"))?;
-                    (vg.to_owned(), pool.to_owned())
+                    Some((vg.to_owned(), pool.to_owned()))
                 }
-                None => stack.default_pool().ok_or_else(|| {
-                    if stack.path.exists() {
-                        format!(
-                            "give --pool VG/POOL: {} does not name exactly one thin pool",
-                            stack.path.display()
-                        )
-                    } else {
-                        format!(
-                            "give --pool VG/POOL, or -f STACKFILE (there is no {})",
-                            stack.path.display()
-                        )
-                    }
-                })?,
+                None => None,
             };
-            cairn::lxc::check_name(name)?;
-            cairn::meta::ops::check_lv_name(name)?;
-            if let Some(t) = rootfs {
-                if !t.is_file() {
-                    return Err(format!("--rootfs {}: no such file", t.display()).into());
-                }
-            }
-            let size = match cairn::units::parse_size(size, 1 << 20)? {
-                cairn::units::Size::Bytes(b) if b > 0 => b,
+            let size_bytes = match parse_bytes(size, 1 << 20, "a container's size") {
+                Ok(b) if b > 0 => b,
                 _ => return Err(format!("--size {size:?}: give a size such as 500M").into()),
             };
-            let c = Container {
+            let new = NewContainer {
                 name: name.clone(),
-                size,
-                vg,
+                size_bytes,
                 pool,
-                autostart: *autostart || *start,
-                rootfs: rootfs.clone().map_or(Rootfs::Busybox, Rootfs::Tarball),
-                line: 0,
+                rootfs: rootfs.clone(),
+                autostart: *autostart,
+                start: *start,
             };
             let started = Instant::now();
-            let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
-                if !json {
-                    progress(n, s, done);
-                }
-            };
-            let report = run::create_container(&stack, env, &c, *start, &mut on_step)?;
+            let report = stack.create_container(&new, &mut progress(json))?;
             print_report(&report, json, &format!("container {name} made"), started)
         }
-        ContainerCommand::Start { name } => Ok(cairn::lxc::start(&stack.lxc_path, name)?),
-        ContainerCommand::Stop { name } => Ok(cairn::lxc::stop(
-            &stack.lxc_path,
-            name,
-            std::time::Duration::from_secs(30),
-        )?),
+        ContainerCommand::Start { name } => Ok(stack.start_container(name)?),
+        ContainerCommand::Stop { name } => Ok(stack.stop_container(name, Duration::from_secs(30))?),
         ContainerCommand::List => {
-            let rows = run::containers(&stack)?;
+            let rows = stack.containers()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
@@ -304,12 +277,7 @@ pub fn container(file: &Option<PathBuf>, env: Env, cmd: &ContainerCommand, json:
                 )
                 .into());
             }
-            let mut on_step = |n: usize, s: &Step, done: Option<Duration>| {
-                if !json {
-                    progress(n, s, done);
-                }
-            };
-            run::remove_container(&stack, env, name, &mut on_step)?;
+            stack.remove_container(name, &mut progress(json))?;
             if !json {
                 println!("container {name} removed");
             }

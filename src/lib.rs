@@ -3,15 +3,22 @@
 //! device-mapper ioctls, DRBD's generic netlink family and LVM2's on-disk
 //! metadata, so that lvm2 and drbd-utils still see everything as their own.
 //!
+//! Programs embed cairn through one façade, [`Host`]: see its module
+//! ([`host`]) and the guide in docs/embedding.md.
+//!
 //! Layers: [`meta`] (LVM2 on-disk format), [`dm`] (device-mapper) and
-//! [`drbd`] (DRBD) know nothing of each other nor of the stack; the stack
-//! composes them; the CLI (src/main.rs) is thin.
+//! [`drbd`] (DRBD) know nothing of each other nor of the stack; [`lvm`]
+//! composes meta and dm; the stack composes lvm, drbd, fs and lxc; the
+//! façade ([`host`]) sits on all of them, and the CLI (src/main.rs) is thin
+//! over the façade.
 
 pub mod blockdev;
 pub mod dm;
 pub mod drbd;
+pub mod error;
 pub mod failpoint;
 pub mod fs;
+pub mod host;
 pub mod lvm;
 pub mod lxc;
 pub mod meta;
@@ -19,3 +26,8 @@ pub mod names;
 pub mod signature;
 pub mod stack;
 pub mod units;
+
+pub use error::{Error, ErrorKind, Result};
+pub use host::{Host, HostOptions, Outcome, Progress};
+/// Whether an operation changes things or only says what it would do.
+pub use lvm::volume::Run;

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::{linear, thin, volume};
-use cairn::meta::ops::{self, Env};
+use cairn::host::{parse_bytes, parse_lv_size, split_lv_name, NewPool, SnapshotKind};
+use cairn::{Host, HostOptions, Outcome, Run};
 
 use clap::{Parser, Subcommand};
 
@@ -31,7 +30,7 @@ struct Cli {
     #[arg(long = "devices", global = true, value_delimiter = ',')]
     scan_devices: Vec<PathBuf>,
     /// Copies of old metadata kept per VG in /etc/lvm/archive at least (lvm2's retain_min; cairn prunes only its own copies, older than 30 days; 0: none)
-    #[arg(long, global = true, default_value_t = cairn::meta::archive::DEFAULT_KEEP)]
+    #[arg(long, global = true, default_value_t = HostOptions::default().archive_keep)]
     archive_keep: usize,
     #[command(subcommand)]
     command: Command,
@@ -506,11 +505,8 @@ fn main() -> ExitCode {
         )
     };
     let cli = Cli::parse();
-    let result = run(&cli);
-    for w in cairn::dm::udev::take_warnings() {
-        eprintln!("cairn: warning: {w}");
-    }
-    for w in cairn::meta::committed::take_warnings() {
+    let result = host(&cli).and_then(|host| run(&cli, &host));
+    for w in cairn::host::take_warnings() {
         eprintln!("cairn: warning: {w}");
     }
     match result {
@@ -533,232 +529,181 @@ fn main() -> ExitCode {
     }
 }
 
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// The host as the command line and its environment describe it: the
+/// library reads no environment variable, so this is where they are read.
+fn host(cli: &Cli) -> Res<Host> {
+    let mut options = HostOptions {
+        scan_devices: cli.scan_devices.clone(),
+        archive_keep: cli.archive_keep,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..HostOptions::default()
+    };
+    if let Command::Drbd {
+        config: Some(c), ..
+    } = &cli.command
+    {
+        options.drbd_config = c.clone();
+    }
+    let state_dir = std::env::var_os("CAIRN_STATE_DIR");
+    if let Some(dir) = &state_dir {
+        options.state_dir = PathBuf::from(dir);
+    }
+    let udev = std::env::var_os("CAIRN_UDEV_TIMEOUT");
+    match cairn::host::parse_udev_wait(udev.as_ref().map(|v| v.to_string_lossy()).as_deref()) {
+        Ok(wait) => options.udev_wait = wait,
+        Err(why) => eprintln!("cairn: warning: CAIRN_UDEV_TIMEOUT={why}"),
+    }
+    Host::new(options).map_err(|e| match state_dir {
+        Some(_) if e.kind() == cairn::ErrorKind::InvalidInput => {
+            format!("CAIRN_STATE_DIR: {e}, or leave the variable unset").into()
+        }
+        _ => e.into(),
+    })
+}
+
 /// Devices the scan could not read, on stderr (the report goes on without them).
-fn warn_problems(scan: &cairn::meta::scan::Scan) {
-    for p in &scan.problems {
+fn warn_problems(problems: &[String]) {
+    for p in problems {
         eprintln!("cairn: warning: {p}");
     }
 }
 
 /// What a destructive command says when --yes is missing.
-#[derive(Debug)]
-struct NeedsYes(String);
-
-impl std::fmt::Display for NeedsYes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: nothing was changed; add --yes to go ahead", self.0)
-    }
+fn needs_yes(what: String) -> Box<dyn std::error::Error> {
+    cairn::Error::refused(format!(
+        "{what}: nothing was changed; add --yes to go ahead"
+    ))
+    .into()
 }
 
-impl std::error::Error for NeedsYes {}
-
-fn env(cli: &Cli) -> Env {
-    Env {
-        devices: cli.scan_devices.clone(),
-        scan_lvs: cairn::lvm::config::LvmConfig::scan_lvs(std::path::Path::new(
-            volume::LVM_CONF_DIR,
-        )),
-        archive: cairn::meta::archive::Archive {
-            keep: cli.archive_keep,
-            ..Default::default()
-        },
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        ..Env::default()
-    }
-}
-
-fn run_mode(plan: bool) -> volume::Run {
+fn run_mode(plan: bool) -> Run {
     if plan {
-        volume::Run::PlanOnly
+        Run::PlanOnly
     } else {
-        volume::Run::Apply
+        Run::Apply
     }
 }
 
-/// `VG/LV` arguments, all of one VG.
-fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Error>> {
-    let mut sel = volume::Selection::default();
+/// `VG/LV` arguments, all of one VG: (VG, LVs).
+fn selection(lvs: &[String]) -> Res<(String, Vec<String>)> {
+    let mut vg = String::new();
+    let mut names = Vec::new();
     for arg in lvs {
-        let (vg, lv) = split_lv(arg)?;
-        if !sel.vg.is_empty() && sel.vg != vg {
-            return Err(format!(
-                "{arg:?}: give LVs of one volume group per call ({} first)",
-                sel.vg
-            )
-            .into());
+        let (v, lv) = split_lv_name(arg)?;
+        if !vg.is_empty() && vg != v {
+            return Err(
+                format!("{arg:?}: give LVs of one volume group per call ({vg} first)").into(),
+            );
         }
-        sel.vg = vg;
-        sel.lvs.push(lv);
+        vg = v;
+        names.push(lv);
     }
-    Ok(sel)
-}
-
-/// A size in bytes (lvm2 units, bare numbers MiB); `what` names it in errors.
-fn bytes(text: &str, what: &str) -> Result<u64, Box<dyn std::error::Error>> {
-    match cairn::units::parse_size(text, 1 << 20)? {
-        cairn::units::Size::Bytes(b) => Ok(b),
-        cairn::units::Size::PercentFree(_) => Err(format!("{what} cannot be a percentage").into()),
-    }
+    Ok((vg, names))
 }
 
 /// A chunk size (bare numbers are KiB, as lvm2's -c).
-fn chunk_size(text: Option<&str>) -> Result<Option<u64>, Box<dyn std::error::Error>> {
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    match cairn::units::parse_size(text, 1 << 10)? {
-        cairn::units::Size::Bytes(b) => Ok(Some(b)),
-        cairn::units::Size::PercentFree(_) => Err("the chunk size cannot be a percentage".into()),
-    }
+fn chunk_size(text: Option<&str>) -> Res<Option<u64>> {
+    Ok(text
+        .map(|t| parse_bytes(t, 1 << 10, "the chunk size"))
+        .transpose()?)
 }
 
-/// A linear LV's size: SIZE, N%FREE, or (extend) +SIZE / +N%FREE.
-fn linear_size(text: &str, extending: bool) -> Result<linear::Size, Box<dyn std::error::Error>> {
-    let (more, rest) = match text.strip_prefix('+') {
-        Some(rest) if extending => (true, rest),
-        Some(_) => {
-            return Err(format!("{text:?}: +SIZE is for lv extend; give the new size").into())
-        }
-        None => (false, text),
-    };
-    Ok(match cairn::units::parse_size(rest, 1 << 20)? {
-        cairn::units::Size::Bytes(b) if more => linear::Size::More(b),
-        cairn::units::Size::Bytes(b) => linear::Size::Bytes(b),
-        cairn::units::Size::PercentFree(p) => linear::Size::PercentFree(p),
-    })
-}
-
-/// `VG/LV` into its parts.
-fn split_lv(arg: &str) -> Result<(String, String), Box<dyn std::error::Error>> {
-    match arg.split_once('/') {
-        Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
-            Ok((vg.to_owned(), lv.to_owned()))
-        }
-        _ => Err(format!("{arg:?}: name the LV as VG/LV").into()),
-    }
-}
-
-/// Prints the actions of a `--plan`, or what was done.
-fn report_actions(plan: bool, actions: &[thin::Action], done: &str) {
+/// Prints the changes of a `--plan`, or what was done.
+fn report(plan: bool, outcome: &Outcome, done: &str) {
     if plan {
-        for a in actions {
+        for a in &outcome.changes {
             println!("{a}");
         }
     } else {
         println!("{done}");
     }
+    for w in &outcome.warnings {
+        eprintln!("cairn: warning: {w}");
+    }
 }
 
-/// Prints the steps of a `--plan`, or what was done.
-fn report_steps(plan: bool, steps: &[Step], done: &str) {
+/// Prints the device-mapper steps of a `--plan`, or what was done.
+fn report_steps(plan: bool, outcome: &Outcome, done: &str) {
     if plan {
-        if steps.is_empty() {
+        if outcome.is_empty() {
             println!("nothing to do");
         }
-        for s in steps {
+        for s in &outcome.changes {
             println!("{s}");
         }
-    } else if steps.is_empty() {
+    } else if outcome.is_empty() {
         println!("{done} (nothing to do)");
     } else {
         println!("{done}");
     }
 }
 
-/// Prints report rows as lvm2's JSON or as a table of some columns.
-fn print_report(
-    cli: &Cli,
-    kind: cairn::lvm::report::ReportKind,
-    rows: &[cairn::lvm::report::Row],
-    columns: &[(&str, &str)],
-) {
+/// Prints a report as lvm2's JSON or as a table of some columns.
+fn print_report(cli: &Cli, report: &cairn::host::Report, columns: &[(&str, &str)]) {
     if cli.json {
-        println!("{}", cairn::lvm::report::to_lvm2_json(kind, rows));
-        return;
-    }
-    let size_field = |f: &str| f.ends_with("_size") || f.ends_with("_free");
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            columns
-                .iter()
-                .map(|(field, _)| {
-                    let v = r.get(field).cloned().unwrap_or_default();
-                    match v.parse::<u64>() {
-                        Ok(b) if size_field(field) => cairn::units::human(b),
-                        _ => v,
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, h))| {
-            cells
-                .iter()
-                .map(|c| c[i].len())
-                .chain([h.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |items: Vec<&str>| {
-        let padded: Vec<String> = items
+        println!("{}", report.to_lvm2_json());
+    } else {
+        let size_field = |f: &str| f.ends_with("_size") || f.ends_with("_free");
+        let cells: Vec<Vec<String>> = report
+            .rows
             .iter()
-            .zip(&widths)
-            .map(|(s, w)| format!("{s:<w$}"))
+            .map(|r| {
+                columns
+                    .iter()
+                    .map(|(field, _)| {
+                        let v = r.get(field).cloned().unwrap_or_default();
+                        match v.parse::<u64>() {
+                            Ok(b) if size_field(field) => cairn::units::human(b),
+                            _ => v,
+                        }
+                    })
+                    .collect()
+            })
             .collect();
-        println!("  {}", padded.join(" ").trim_end());
-    };
-    line(columns.iter().map(|(_, h)| *h).collect());
-    for c in &cells {
-        line(c.iter().map(String::as_str).collect());
+        let widths: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, h))| {
+                cells
+                    .iter()
+                    .map(|c| c[i].len())
+                    .chain([h.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |items: Vec<&str>| {
+            let padded: Vec<String> = items
+                .iter()
+                .zip(&widths)
+                .map(|(s, w)| format!("{s:<w$}"))
+                .collect();
+            println!("  {}", padded.join(" ").trim_end());
+        };
+        line(columns.iter().map(|(_, h)| *h).collect());
+        for c in &cells {
+            line(c.iter().map(String::as_str).collect());
+        }
     }
+    warn_problems(&report.problems);
 }
 
-fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    use cairn::lvm::{query, report::ReportKind};
+fn run(cli: &Cli, host: &Host) -> Res<()> {
     match &cli.command {
-        Command::Plan { file } => {
-            return cli_stack::converge(
-                file,
-                env(cli),
-                cairn::stack::run::Mode::Plan,
-                Default::default(),
-                cli.json,
-            )
-        }
+        Command::Plan { file } => return cli_stack::plan(host, file, cli.json),
         Command::Apply { file, allow_shrink } => {
-            return cli_stack::converge(
-                file,
-                env(cli),
-                cairn::stack::run::Mode::Apply,
-                cairn::stack::plan::Allow {
-                    shrink: *allow_shrink,
-                },
-                cli.json,
-            )
+            return cli_stack::apply(host, file, *allow_shrink, cli.json)
         }
-        Command::Up { file } => {
-            return cli_stack::converge(
-                file,
-                env(cli),
-                cairn::stack::run::Mode::Up,
-                Default::default(),
-                cli.json,
-            )
-        }
-        Command::Down { file } => return cli_stack::down(file, env(cli), cli.json),
-        Command::Status { file } => return cli_stack::status(file, cli.json),
-        Command::LvmFilter { file } => return cli_stack::lvm_filter(file),
+        Command::Up { file } => return cli_stack::up(host, file, cli.json),
+        Command::Down { file } => return cli_stack::down(host, file, cli.json),
+        Command::Status { file } => return cli_stack::status(host, file, cli.json),
+        Command::LvmFilter { file } => return cli_stack::lvm_filter(host, file),
         Command::Container { file, command } => {
-            return cli_stack::container(file, env(cli), command, cli.json)
+            return cli_stack::container(host, file, command, cli.json)
         }
         Command::Pvs { vg } => {
-            let scan = env(cli).scan(&[])?;
-            let rows = query::pvs(&scan, vg)?;
             let cols = [
                 ("pv_name", "PV"),
                 ("vg_name", "VG"),
@@ -766,12 +711,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ("pv_size", "PSize"),
                 ("pv_free", "PFree"),
             ];
-            print_report(cli, ReportKind::Pv, &rows, &cols);
-            warn_problems(&scan);
+            print_report(cli, &host.pvs(vg)?, &cols);
         }
         Command::Vgs { vgs } => {
-            let scan = env(cli).scan(&[])?;
-            let rows = query::vgs(&scan, vgs)?;
             let cols = [
                 ("vg_name", "VG"),
                 ("pv_count", "#PV"),
@@ -781,14 +723,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ("vg_size", "VSize"),
                 ("vg_free", "VFree"),
             ];
-            print_report(cli, ReportKind::Vg, &rows, &cols);
-            warn_problems(&scan);
+            print_report(cli, &host.vgs(vgs)?, &cols);
         }
         Command::Lvs { all, vgs } => {
-            let scan = env(cli).scan(&[])?;
-            // Without device-mapper every LV reports inactive.
-            let control = cairn::dm::Control::open().ok();
-            let rows = query::lvs(&scan, vgs, *all, control.as_ref())?;
             let cols = [
                 ("lv_name", "LV"),
                 ("vg_name", "VG"),
@@ -797,8 +734,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ("pool_lv", "Pool"),
                 ("origin", "Origin"),
             ];
-            print_report(cli, ReportKind::Lv, &rows, &cols);
-            warn_problems(&scan);
+            print_report(cli, &host.lvs(vgs, *all)?, &cols);
         }
         Command::Pv { command } => match command {
             PvCommand::Create {
@@ -806,30 +742,28 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 force,
                 allow_file,
             } => {
-                let opts = ops::PvCreate {
+                let opts = cairn::host::PvCreate {
                     uuid: None,
                     force: *force,
                     allow_file: *allow_file,
                 };
                 for d in devices {
-                    let label = ops::pv_create(&env(cli), d, &opts)?;
+                    let uuid = host.pv_create(d, &opts)?;
                     println!(
-                        "Physical volume \"{}\" successfully created ({}).",
-                        d.display(),
-                        label.pv_header.uuid
+                        "Physical volume \"{}\" successfully created ({uuid}).",
+                        d.display()
                     );
                 }
             }
             PvCommand::Remove { devices, yes } => {
                 if !yes {
-                    return Err(NeedsYes(format!(
+                    return Err(needs_yes(format!(
                         "pv remove wipes the LVM label of {}",
                         devices.len()
-                    ))
-                    .into());
+                    )));
                 }
                 for d in devices {
-                    ops::pv_remove(&env(cli), d)?;
+                    host.pv_remove(d)?;
                     println!(
                         "Labels on physical volume \"{}\" successfully wiped.",
                         d.display()
@@ -843,62 +777,58 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 devices,
                 extent_size,
             } => {
-                let size = bytes(extent_size, "the extent size")?;
-                ops::vg_create(&env(cli), name, devices, size)?.deferring_warnings();
-                println!("Volume group \"{name}\" successfully created");
+                let size = parse_bytes(extent_size, 1 << 20, "the extent size")?;
+                let done = host.vg(name).create(devices, size)?;
+                report(
+                    false,
+                    &done,
+                    &format!("Volume group \"{name}\" successfully created"),
+                );
             }
             VgCommand::Extend {
                 name,
                 devices,
                 restoremissing,
             } => {
-                if *restoremissing {
-                    ops::vg_restore_missing(&env(cli), name, devices)?.deferring_warnings();
+                let vg = host.vg(name);
+                let done = if *restoremissing {
+                    vg.restore_missing(devices)?
                 } else {
-                    ops::vg_extend(&env(cli), name, devices)?.deferring_warnings();
-                }
-                println!("Volume group \"{name}\" successfully extended");
+                    vg.extend(devices)?
+                };
+                report(
+                    false,
+                    &done,
+                    &format!("Volume group \"{name}\" successfully extended"),
+                );
             }
             VgCommand::Change { name, add, del } => {
-                let e = env(cli);
-                let mut change = ops::begin_change(&e, name, &[])?;
-                let tags = &mut change.metadata.vg.tags;
-                for t in add {
-                    ops::check_tag(t)?;
-                    if !tags.contains(t) {
-                        tags.push(t.clone());
-                    }
-                }
-                tags.retain(|t| !del.contains(t));
-                change.commit(&e, &[])?.deferring_warnings();
-                println!("Volume group \"{name}\" successfully changed");
+                let done = host.vg(name).change_tags(add, del)?;
+                report(
+                    false,
+                    &done,
+                    &format!("Volume group \"{name}\" successfully changed"),
+                );
             }
             VgCommand::Activate {
                 name,
                 ignore_activation_skip,
                 plan,
             } => {
-                let sel = volume::Selection {
-                    vg: name.clone(),
-                    lvs: vec![],
-                    ignore_skip: *ignore_activation_skip,
-                };
-                let steps = volume::activate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
-                report_steps(*plan, &steps, &format!("volume group {name} is active"));
+                let done = host
+                    .vg(name)
+                    .activate(*ignore_activation_skip, run_mode(*plan))?;
+                report_steps(*plan, &done, &format!("volume group {name} is active"));
             }
             VgCommand::Deactivate { name, plan } => {
-                let sel = volume::Selection {
-                    vg: name.clone(),
-                    ..Default::default()
-                };
-                let steps = volume::deactivate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
-                report_steps(*plan, &steps, &format!("volume group {name} is inactive"));
+                let done = host.vg(name).deactivate(run_mode(*plan))?;
+                report_steps(*plan, &done, &format!("volume group {name} is inactive"));
             }
             VgCommand::Remove { name, yes, force } => {
                 if !yes {
-                    return Err(NeedsYes(format!("vg remove destroys volume group {name}")).into());
+                    return Err(needs_yes(format!("vg remove destroys volume group {name}")));
                 }
-                volume::remove_vg(&env(cli), &Dev::default(), name, *force)?;
+                host.vg(name).remove(*force)?;
                 println!("Volume group \"{name}\" successfully removed");
             }
         },
@@ -910,22 +840,21 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 poolmetadatasize,
                 plan,
             } => {
-                let (vg, name) = split_lv(pool)?;
-                let req = linear::Resize {
-                    vg: vg.clone(),
-                    name: name.clone(),
-                    size: size.as_deref().map(|s| linear_size(s, true)).transpose()?,
-                    metadata: poolmetadatasize
-                        .as_deref()
-                        .map(|s| linear_size(s, true))
-                        .transpose()?,
-                    pvs: pvs.clone(),
-                };
-                let actions =
-                    cairn::lvm::pool::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
+                let (vg, name) = split_lv_name(pool)?;
+                let size = size
+                    .as_deref()
+                    .map(|s| parse_lv_size(s, true))
+                    .transpose()?;
+                let metadata = poolmetadatasize
+                    .as_deref()
+                    .map(|s| parse_lv_size(s, true))
+                    .transpose()?;
+                let done = host
+                    .pool(&vg, &name)
+                    .extend(size, metadata, pvs, run_mode(*plan))?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume {vg}/{name} successfully resized."),
                 );
             }
@@ -940,19 +869,19 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 inactive,
                 plan,
             } => {
-                let (vg, name) = split_lv(pool)?;
+                let (vg, name) = split_lv_name(pool)?;
                 let zero = match zero.as_str() {
                     "y" | "yes" => true,
                     "n" | "no" => false,
                     other => return Err(format!("-Z {other:?}: give y or n").into()),
                 };
-                let req = cairn::lvm::pool::NewPool {
+                let new = NewPool {
                     vg,
                     name: name.clone(),
-                    data_bytes: bytes(size, "a pool's size")?,
+                    data_bytes: parse_bytes(size, 1 << 20, "a pool's size")?,
                     metadata_bytes: poolmetadatasize
                         .as_deref()
-                        .map(|m| bytes(m, "the metadata size"))
+                        .map(|m| parse_bytes(m, 1 << 20, "the metadata size"))
                         .transpose()?,
                     chunk_bytes: chunk_size(chunksize.as_deref())?,
                     zero,
@@ -960,13 +889,8 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     pvs: pvs.clone(),
                     activate: !inactive,
                 };
-                let actions =
-                    cairn::lvm::pool::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" created."),
-                );
+                let done = host.create_thin_pool(&new, run_mode(*plan))?;
+                report(*plan, &done, &format!("Logical volume \"{name}\" created."));
             }
         },
         Command::Cache { command } => match command {
@@ -980,31 +904,22 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 cachepolicy,
                 plan,
             } => {
-                let (vg, name) = split_lv(pool)?;
-                let req = cairn::lvm::cache::NewCachePool {
+                let (vg, name) = split_lv_name(pool)?;
+                let new = cairn::host::NewCachePool {
                     vg,
                     name: name.clone(),
-                    data_bytes: bytes(size, "a cache pool's size")?,
+                    data_bytes: parse_bytes(size, 1 << 20, "a cache pool's size")?,
                     metadata_bytes: poolmetadatasize
                         .as_deref()
-                        .map(|m| bytes(m, "the metadata size"))
+                        .map(|m| parse_bytes(m, 1 << 20, "the metadata size"))
                         .transpose()?,
                     chunk_bytes: chunk_size(chunksize.as_deref())?,
                     mode: cachemode.clone(),
                     policy: cachepolicy.clone(),
                     pvs: pvs.clone(),
                 };
-                let actions = cairn::lvm::cache::create_pool(
-                    &env(cli),
-                    &Dev::default(),
-                    &req,
-                    run_mode(*plan),
-                )?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" created."),
-                );
+                let done = host.create_cache_pool(&new, run_mode(*plan))?;
+                report(*plan, &done, &format!("Logical volume \"{name}\" created."));
             }
             CacheCommand::Attach {
                 lv,
@@ -1013,7 +928,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 cachepolicy,
                 plan,
             } => {
-                let (vg, name) = split_lv(lv)?;
+                let (vg, name) = split_lv_name(lv)?;
                 let pool = match pool.split_once('/') {
                     Some((pvg, p)) if pvg == vg => p.to_owned(),
                     Some(_) => {
@@ -1021,18 +936,15 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     }
                     None => pool.clone(),
                 };
-                let req = cairn::lvm::cache::Attach {
-                    vg: vg.clone(),
-                    lv: name.clone(),
-                    pool,
-                    mode: cachemode.clone(),
-                    policy: cachepolicy.clone(),
-                };
-                let actions =
-                    cairn::lvm::cache::attach(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
+                let done = host.lv(&vg, &name).cache_attach(
+                    &pool,
+                    cachemode.clone(),
+                    cachepolicy.clone(),
+                    run_mode(*plan),
+                )?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume {vg}/{name} is now cached."),
                 );
             }
@@ -1041,23 +953,17 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 remove_pool,
                 plan,
             } => {
-                let (vg, name) = split_lv(lv)?;
-                let req = cairn::lvm::cache::Detach {
-                    vg: vg.clone(),
-                    lv: name.clone(),
-                    remove_pool: *remove_pool,
-                    poll: std::time::Duration::from_millis(500),
-                };
-                let actions = cairn::lvm::cache::detach(
-                    &env(cli),
-                    &Dev::default(),
-                    &req,
-                    run_mode(*plan),
-                    &mut |line| eprintln!("{line}"),
-                )?;
-                report_actions(
+                let (vg, name) = split_lv_name(lv)?;
+                let done =
+                    host.lv(&vg, &name)
+                        .cache_detach(*remove_pool, run_mode(*plan), &mut |p| {
+                            if let cairn::Progress::Note(line) = p {
+                                eprintln!("{line}");
+                            }
+                        })?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume {vg}/{name} is not cached."),
                 );
             }
@@ -1069,48 +975,22 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 plan,
             } => {
                 if !yes && !plan {
-                    return Err(NeedsYes(format!(
+                    return Err(needs_yes(format!(
                         "snapshot remove destroys {snapshot} and its data"
-                    ))
-                    .into());
+                    )));
                 }
-                let (vg, name) = split_lv(snapshot)?;
-                let e = env(cli);
-                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
-                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                    "snapshot" => cairn::lvm::snapshot::remove(
-                        &e,
-                        &Dev::default(),
-                        &vg,
-                        &name,
-                        run_mode(*plan),
-                    )?,
-                    other => {
-                        return Err(format!(
-                            "{vg}/{name} is a {other} LV, not a snapshot: remove it with cairn lv remove"
-                        )
-                        .into())
-                    }
-                };
-                report_actions(
+                let (vg, name) = split_lv_name(snapshot)?;
+                let done = host.lv(&vg, &name).remove_snapshot(run_mode(*plan))?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume \"{name}\" successfully removed."),
                 );
             }
             SnapshotCommand::Merge { snapshot, plan } => {
-                let (vg, name) = split_lv(snapshot)?;
-                let actions = cairn::lvm::snapshot::merge(
-                    &env(cli),
-                    &Dev::default(),
-                    &vg,
-                    &name,
-                    run_mode(*plan),
-                )?;
-                let live = actions
-                    .iter()
-                    .any(|a| matches!(a, volume::Action::Commit { what, .. } if what.contains("finished")));
-                let done = if live {
+                let (vg, name) = split_lv_name(snapshot)?;
+                let done = host.lv(&vg, &name).merge(run_mode(*plan))?;
+                let message = if done.merged() {
                     format!("Merge of snapshot into logical volume {vg}/{name} has finished.")
                 } else {
                     format!(
@@ -1118,57 +998,30 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                          origin; run this command again after it to finish the merge."
                     )
                 };
-                report_actions(*plan, &actions, &done);
+                report(*plan, &done, &message);
             }
             SnapshotCommand::Create {
                 origin,
                 name,
-                size: Some(size),
+                size,
                 chunksize,
-                activate: _,
-                plan,
-            } => {
-                let (vg, origin) = split_lv(origin)?;
-                let req = cairn::lvm::snapshot::NewSnapshot {
-                    vg,
-                    origin,
-                    name: name.clone(),
-                    cow_bytes: bytes(size, "a COW size")?,
-                    chunk_bytes: chunk_size(chunksize.as_deref())?,
-                };
-                let actions = cairn::lvm::snapshot::create(
-                    &env(cli),
-                    &Dev::default(),
-                    &req,
-                    run_mode(*plan),
-                )?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" created."),
-                );
-            }
-            SnapshotCommand::Create {
-                origin,
-                name,
-                size: None,
                 activate,
                 plan,
-                ..
             } => {
-                let (vg, origin) = split_lv(origin)?;
-                let req = thin::Create {
-                    vg,
-                    name: name.clone(),
-                    what: thin::Request::Snapshot { origin },
-                    activate: *activate,
+                let (vg, origin) = split_lv_name(origin)?;
+                let kind = match size {
+                    Some(size) => SnapshotKind::Thick {
+                        cow_bytes: parse_bytes(size, 1 << 20, "a COW size")?,
+                        chunk_bytes: chunk_size(chunksize.as_deref())?,
+                    },
+                    None => SnapshotKind::Thin {
+                        activate: *activate,
+                    },
                 };
-                let actions = thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" created."),
-                );
+                let done = host
+                    .lv(&vg, &origin)
+                    .snapshot(name, kind, run_mode(*plan))?;
+                report(*plan, &done, &format!("Logical volume \"{name}\" created."));
             }
         },
         Command::Lv { command } => match command {
@@ -1182,44 +1035,32 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 inactive,
                 plan,
             } => {
-                let actions = match (size, virtual_size, thinpool) {
+                let done = match (size, virtual_size, thinpool) {
                     (None, Some(virtual_size), Some(thinpool)) => {
-                        let size_bytes = bytes(virtual_size, "a thin LV's virtual size")?;
-                        let req = thin::Create {
-                            vg: vg.clone(),
-                            name: name.clone(),
-                            what: thin::Request::Volume {
-                                pool: thinpool.clone(),
-                                size_bytes,
-                            },
-                            activate: !inactive,
-                        };
+                        let size = parse_bytes(virtual_size, 1 << 20, "a thin LV's virtual size")?;
                         if !pvs.is_empty() {
                             return Err("a thin LV takes no PVs: its pool decides".into());
                         }
-                        thin::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?
+                        host.pool(vg, thinpool).create_volume(
+                            name,
+                            size,
+                            !inactive,
+                            run_mode(*plan),
+                        )?
                     }
-                    (Some(size), None, None) => {
-                        let req = linear::NewLinear {
-                            vg: vg.clone(),
-                            name: name.clone(),
-                            size: linear_size(size, false)?,
-                            pvs: pvs.clone(),
-                            activate: !inactive,
-                        };
-                        linear::create(&env(cli), &Dev::default(), &req, run_mode(*plan))?
-                    }
+                    (Some(size), None, None) => host.lv(vg, name).create_linear(
+                        parse_lv_size(size, false)?,
+                        pvs,
+                        !inactive,
+                        run_mode(*plan),
+                    )?,
                     _ => {
                         return Err(
                             "give -L SIZE for a linear LV, or -V SIZE -T POOL for a thin LV".into(),
                         )
                     }
                 };
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" created."),
-                );
+                report(*plan, &done, &format!("Logical volume \"{name}\" created."));
             }
             LvCommand::Extend {
                 lv,
@@ -1227,18 +1068,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 size,
                 plan,
             } => {
-                let (vg, name) = split_lv(lv)?;
-                let req = linear::Resize {
-                    vg: vg.clone(),
-                    name: name.clone(),
-                    size: Some(linear_size(size, true)?),
-                    metadata: None,
-                    pvs: pvs.clone(),
-                };
-                let actions = linear::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
+                let (vg, name) = split_lv_name(lv)?;
+                let done =
+                    host.lv(&vg, &name)
+                        .extend(parse_lv_size(size, true)?, pvs, run_mode(*plan))?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume {vg}/{name} successfully resized."),
                 );
             }
@@ -1249,46 +1085,29 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 plan,
             } => {
                 if !yes && !plan {
-                    return Err(NeedsYes(format!(
+                    return Err(needs_yes(format!(
                         "lv reduce destroys the data of {lv} past its new end"
-                    ))
-                    .into());
+                    )));
                 }
-                let (vg, name) = split_lv(lv)?;
-                let req = linear::Resize {
-                    vg: vg.clone(),
-                    name: name.clone(),
-                    size: Some(linear_size(size, false)?),
-                    metadata: None,
-                    pvs: vec![],
-                };
-                let actions = linear::reduce(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
-                report_actions(
+                let (vg, name) = split_lv_name(lv)?;
+                let done = host
+                    .lv(&vg, &name)
+                    .reduce(parse_lv_size(size, false)?, run_mode(*plan))?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume {vg}/{name} successfully resized."),
                 );
             }
             LvCommand::Remove { lv, yes, plan } => {
                 if !yes && !plan {
-                    return Err(NeedsYes(format!("lv remove destroys {lv} and its data")).into());
+                    return Err(needs_yes(format!("lv remove destroys {lv} and its data")));
                 }
-                let (vg, name) = split_lv(lv)?;
-                let e = env(cli);
-                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
-                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                    "snapshot" => cairn::lvm::snapshot::remove(
-                        &e,
-                        &Dev::default(),
-                        &vg,
-                        &name,
-                        run_mode(*plan),
-                    )?,
-                    _ => linear::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                };
-                report_actions(
+                let (vg, name) = split_lv_name(lv)?;
+                let done = host.lv(&vg, &name).remove(run_mode(*plan))?;
+                report(
                     *plan,
-                    &actions,
+                    &done,
                     &format!("Logical volume \"{name}\" successfully removed."),
                 );
             }
@@ -1297,46 +1116,43 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ignore_activation_skip,
                 plan,
             } => {
-                let mut sel = selection(lvs)?;
-                sel.ignore_skip = *ignore_activation_skip;
-                let steps = volume::activate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
-                report_steps(*plan, &steps, &format!("{} active", lvs.join(", ")));
+                let (vg, names) = selection(lvs)?;
+                let done =
+                    host.activate_lvs(&vg, &names, *ignore_activation_skip, run_mode(*plan))?;
+                report_steps(*plan, &done, &format!("{} active", lvs.join(", ")));
             }
             LvCommand::Deactivate { lvs, plan } => {
-                let sel = selection(lvs)?;
-                let steps = volume::deactivate(&env(cli), &Dev::default(), &sel, run_mode(*plan))?;
-                report_steps(*plan, &steps, &format!("{} inactive", lvs.join(", ")));
+                let (vg, names) = selection(lvs)?;
+                let done = host.deactivate_lvs(&vg, &names, run_mode(*plan))?;
+                report_steps(*plan, &done, &format!("{} inactive", lvs.join(", ")));
             }
         },
-        Command::Drbd { config, command } => cli_drbd::run(config.as_ref(), cli.json, command)?,
-        Command::Dm { command } => {
-            let control = cairn::dm::Control::open()?;
-            match command {
-                DmCommand::Targets => {
-                    let targets = control.targets()?;
-                    if cli.json {
-                        println!("{}", serde_json::to_string_pretty(&targets)?);
-                    } else {
-                        for t in targets {
-                            let [a, b, c] = t.version;
-                            println!("{:<16} v{a}.{b}.{c}", t.name);
-                        }
-                    }
-                }
-                DmCommand::Ls => {
-                    let devices = control.devices()?;
-                    if cli.json {
-                        println!("{}", serde_json::to_string_pretty(&devices)?);
-                    } else if devices.is_empty() {
-                        println!("No devices found");
-                    } else {
-                        for d in devices {
-                            println!("{}\t({}:{})", d.name, d.major, d.minor);
-                        }
+        Command::Drbd { config: _, command } => cli_drbd::run(host, cli.json, command)?,
+        Command::Dm { command } => match command {
+            DmCommand::Targets => {
+                let targets = host.dm_targets()?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&targets)?);
+                } else {
+                    for t in targets {
+                        let [a, b, c] = t.version;
+                        println!("{:<16} v{a}.{b}.{c}", t.name);
                     }
                 }
             }
-        }
+            DmCommand::Ls => {
+                let devices = host.dm_devices()?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&devices)?);
+                } else if devices.is_empty() {
+                    println!("No devices found");
+                } else {
+                    for d in devices {
+                        println!("{}\t({}:{})", d.name, d.major, d.minor);
+                    }
+                }
+            }
+        },
     }
     Ok(())
 }

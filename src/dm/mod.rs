@@ -188,14 +188,20 @@ pub struct Control {
 }
 
 impl Control {
+    /// The control node, with udev waits bounded by [`udev::DEFAULT_TIMEOUT`].
     pub fn open() -> Result<Control> {
+        Control::open_with(udev::DEFAULT_TIMEOUT)
+    }
+
+    /// The control node, with each wait for udev bounded by `udev_wait`.
+    pub fn open_with(udev_wait: std::time::Duration) -> Result<Control> {
         if !std::path::Path::new(CONTROL_PATH).exists() {
             return Err(Error::Unavailable(format!("{CONTROL_PATH} is missing")));
         }
         let dm = DM::new().map_err(|e| Error::Unavailable(e.to_string()))?;
         Ok(Control {
             dm,
-            udev_timeout: udev::timeout(),
+            udev_timeout: udev_wait,
         })
     }
 

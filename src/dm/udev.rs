@@ -5,7 +5,8 @@
 //! so a udev that is stuck, or runs without device-mapper's rules
 //! installed (appliances, containers), would hang cairn forever.
 //!
-//! cairn waits at most [`timeout`] instead: a watchdog thread releases the
+//! cairn waits at most the caller's limit instead (the host's udev wait,
+//! [`DEFAULT_TIMEOUT`] unless set): a watchdog thread releases the
 //! semaphores this process created during the ioctl (as `dmsetup
 //! udevcomplete_all` would) and the call goes on with a warning; the device
 //! nodes are then made by cairn itself (engine's node steps), as without
@@ -20,44 +21,28 @@ use std::time::Duration;
 const COOKIE_MAGIC: u32 = 0x0D4D;
 /// Where the devicemapper crate (and libdm) look for a running udev.
 const UDEV_CONTROL: &str = "/run/udev/control";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long cairn waits for udev unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether udev runs, as the devicemapper crate decides it.
 pub fn running() -> bool {
     std::path::Path::new(UDEV_CONTROL).exists()
 }
 
-/// The longest wait `CAIRN_UDEV_TIMEOUT` may ask for (one hour).
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest wait a caller may ask for (one hour).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// How long cairn waits for udev: `CAIRN_UDEV_TIMEOUT` seconds (fractions
-/// allowed, more than 0, at most an hour), else 30 s. A value that is not
-/// such a number is not used: the command waits the default and warns.
-pub fn timeout() -> Duration {
-    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *TIMEOUT.get_or_init(|| {
-        let value = std::env::var_os("CAIRN_UDEV_TIMEOUT");
-        let value = value.as_ref().map(|v| v.to_string_lossy());
-        match parse_timeout(value.as_deref()) {
-            Ok(t) => t,
-            Err(why) => {
-                WARNINGS.lock().unwrap_or_else(|e| e.into_inner()).push(why);
-                DEFAULT_TIMEOUT
-            }
-        }
-    })
-}
-
-/// `CAIRN_UDEV_TIMEOUT`'s value (None: unset) as a wait, or why it cannot
-/// be one. Zero is refused: it would release udev's cookies at once, racing
-/// udev for every node.
-fn parse_timeout(value: Option<&str>) -> Result<Duration, String> {
+/// A wait given as text in seconds (the command line's `CAIRN_UDEV_TIMEOUT`;
+/// None: unset, the default) as a duration, or why it cannot be one, saying
+/// that the default is used instead. Zero is refused: it would release
+/// udev's cookies at once, racing udev for every node.
+pub fn parse_timeout(value: Option<&str>) -> Result<Duration, String> {
     let Some(value) = value else {
         return Ok(DEFAULT_TIMEOUT);
     };
     let bad = |why: &str| {
         Err(format!(
-            "CAIRN_UDEV_TIMEOUT={value:?} {why}: waited the default {} s for udev instead \
+            "{value:?} {why}: waited the default {} s for udev instead \
              (give seconds, such as 30 or 2.5, more than 0 and at most {})",
             DEFAULT_TIMEOUT.as_secs(),
             MAX_TIMEOUT.as_secs()

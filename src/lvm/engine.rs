@@ -157,17 +157,27 @@ pub enum EngineError {
 
 pub type Result<T> = std::result::Result<T, EngineError>;
 
-/// Where device nodes go (tests point it elsewhere).
+/// Where device nodes go (tests point it elsewhere), and how long a
+/// device-mapper change waits for udev to make them.
 #[derive(Debug, Clone)]
 pub struct Dev {
     pub root: PathBuf,
+    pub udev_wait: std::time::Duration,
 }
 
 impl Default for Dev {
     fn default() -> Dev {
         Dev {
             root: PathBuf::from("/dev"),
+            udev_wait: dm::udev::DEFAULT_TIMEOUT,
         }
+    }
+}
+
+impl Dev {
+    /// The device-mapper control node, with this udev wait.
+    pub fn control(&self) -> dm::Result<dm::Control> {
+        dm::Control::open_with(self.udev_wait)
     }
 }
 

@@ -7,7 +7,7 @@
 //! devices: that a container's new volume may hold half a filesystem and
 //! is to be made again rather than left alone.
 //!
-//! Files in the state directory (`CAIRN_STATE_DIR`, default /var/lib/cairn):
+//! Files in the state directory (the host's, default /var/lib/cairn):
 //! `apply.lock` (flock: one apply at a time), `apply.journal` (the running
 //! or interrupted apply), `apply.journal.last` (the last finished one).
 
@@ -21,28 +21,6 @@ use serde::{Deserialize, Serialize};
 use super::{io, Result, StackError};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cairn";
-
-/// The state directory: `CAIRN_STATE_DIR` if set, else [`DEFAULT_STATE_DIR`].
-pub fn state_dir() -> Result<PathBuf> {
-    state_dir_from(std::env::var_os("CAIRN_STATE_DIR").as_deref())
-}
-
-/// A relative directory (or an empty one, which is the current directory)
-/// is refused: two applies started from different directories would take
-/// two different locks and run together.
-fn state_dir_from(value: Option<&std::ffi::OsStr>) -> Result<PathBuf> {
-    let Some(value) = value else {
-        return Ok(PathBuf::from(DEFAULT_STATE_DIR));
-    };
-    let dir = PathBuf::from(value);
-    if !dir.is_absolute() {
-        return Err(StackError::Refused(format!(
-            "CAIRN_STATE_DIR={value:?} is not an absolute path: give one (default {DEFAULT_STATE_DIR}), \
-             or leave the variable unset"
-        )));
-    }
-    Ok(dir)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -417,27 +395,5 @@ mod tests {
         assert!(!path.exists());
         assert!(dir.join("apply.journal.last").exists());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_state_dir_must_be_absolute() {
-        use std::ffi::OsStr;
-        assert_eq!(
-            state_dir_from(None).unwrap(),
-            PathBuf::from(DEFAULT_STATE_DIR)
-        );
-        assert_eq!(
-            state_dir_from(Some(OsStr::new("/run/cairn"))).unwrap(),
-            PathBuf::from("/run/cairn")
-        );
-        for bad in ["", "state", "./state", "../var/lib/cairn"] {
-            let e = state_dir_from(Some(OsStr::new(bad)))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("CAIRN_STATE_DIR") && e.contains("not an absolute path"),
-                "{bad:?}: {e}"
-            );
-        }
     }
 }

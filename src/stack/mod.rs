@@ -61,6 +61,17 @@ pub enum StackError {
 
 pub type Result<T> = std::result::Result<T, StackError>;
 
+/// What a stack run needs of the host: the metadata layer's environment
+/// (locks, archive, scan, who is running), where device nodes go, and the
+/// state directory that holds the journals (absolute: two runs started
+/// from different directories must share one lock).
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub env: crate::meta::ops::Env,
+    pub dev: crate::lvm::engine::Dev,
+    pub state_dir: std::path::PathBuf,
+}
+
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
     let what = what.into();
     move |source| StackError::Io { what, source }

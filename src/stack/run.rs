@@ -10,10 +10,9 @@ use super::journal::{self, Entry, Interrupted, Journal};
 use super::observe::{self, VgSeen};
 use super::plan::{self, Allow, NodePlan};
 use super::step::{Ctx, Step};
-use super::{Result, StackError};
+use super::{Context, Result, StackError};
 use crate::dm::Control;
 use crate::lvm::names::{dm_name, lv_path};
-use crate::meta::ops::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -98,7 +97,7 @@ impl<'a, 'b> Runner<'a, 'b> {
     /// planning. Returns what an interrupted run of that journal left.
     fn new(
         stack: &'a Stack,
-        env: Env,
+        cx: &Context,
         mode: Mode,
         allow: Allow,
         on_step: OnStep<'b>,
@@ -106,22 +105,23 @@ impl<'a, 'b> Runner<'a, 'b> {
     ) -> Result<(Runner<'a, 'b>, Option<Interrupted>)> {
         let (journal, earlier) = match journal {
             Some(name) => {
-                let command = std::env::args().collect::<Vec<_>>().join(" ");
                 let (j, earlier) = Journal::start_named(
-                    &journal::state_dir()?,
+                    &cx.state_dir,
                     name,
                     &stack.path.display().to_string(),
-                    &command,
+                    &cx.env.command,
                 )?;
                 (Some(j), earlier)
             }
             None => (None, None),
         };
+        let mut ctx = Ctx::new(stack, cx.env.clone());
+        ctx.dev = cx.dev.clone();
         let runner = Runner {
-            ctx: Ctx::new(stack, env),
+            ctx,
             mode,
             allow,
-            ctl: Control::open()?,
+            ctl: cx.dev.control()?,
             journal,
             report: Report::default(),
             avail: BTreeMap::new(),
@@ -418,7 +418,7 @@ pub fn on_stack(stack: &Stack, device: Option<&Path>) -> bool {
 /// plan, apply or up. `on_step` sees each step as it starts.
 pub fn converge(
     stack: &Stack,
-    env: Env,
+    cx: &Context,
     mode: Mode,
     allow: Allow,
     on_step: OnStep<'_>,
@@ -427,7 +427,7 @@ pub fn converge(
         // Everything that can be refused from what is readable now is
         // refused before the first change (layers not up yet are checked
         // when apply reaches them).
-        converge(stack, env.clone(), Mode::Plan, allow, &mut |_, _, _| {})?;
+        converge(stack, cx, Mode::Plan, allow, &mut |_, _, _| {})?;
     }
     // up keeps a journal of its own: an interrupted apply is apply's to finish.
     let journal_name = match mode {
@@ -435,12 +435,12 @@ pub fn converge(
         Mode::Apply => Some("apply"),
         Mode::Up => Some("up"),
     };
-    let (mut runner, earlier) = Runner::new(stack, env, mode, allow, on_step, journal_name)?;
+    let (mut runner, earlier) = Runner::new(stack, cx, mode, allow, on_step, journal_name)?;
     // What an interrupted apply was making: apply makes it again, plan
     // shows that, up says it left it down.
     let apply_left = match mode {
         Mode::Apply => earlier.clone(),
-        Mode::Plan | Mode::Up => interrupted_apply()?,
+        Mode::Plan | Mode::Up => interrupted_apply(&cx.state_dir)?,
     };
     let resume = apply_left.clone().unwrap_or_default();
     runner.report.resumed = match mode {
@@ -455,8 +455,8 @@ pub fn converge(
 }
 
 /// What an interrupted apply left, from its journal.
-fn interrupted_apply() -> Result<Option<Interrupted>> {
-    let path = journal::state_dir()?.join("apply.journal");
+fn interrupted_apply(state_dir: &Path) -> Result<Option<Interrupted>> {
+    let path = state_dir.join("apply.journal");
     if !path.exists() {
         return Ok(None);
     }
@@ -465,10 +465,10 @@ fn interrupted_apply() -> Result<Option<Interrupted>> {
 
 /// `cairn down`: containers stopped, then every layer taken down in the
 /// reverse of bring-up order. What is down already is skipped.
-pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
+pub fn down(stack: &Stack, cx: &Context, on_step: OnStep<'_>) -> Result<Report> {
     let (mut runner, _) = Runner::new(
         stack,
-        env,
+        cx,
         Mode::Apply,
         Allow::default(),
         on_step,
@@ -542,12 +542,12 @@ pub fn down(stack: &Stack, env: Env, on_step: OnStep<'_>) -> Result<Report> {
 /// A runner for the container commands, and what an interrupted one left.
 fn runner<'a, 'b>(
     stack: &'a Stack,
-    env: Env,
+    cx: &Context,
     on_step: OnStep<'b>,
 ) -> Result<(Runner<'a, 'b>, Option<Interrupted>)> {
     Runner::new(
         stack,
-        env,
+        cx,
         Mode::Apply,
         Allow::default(),
         on_step,
@@ -567,12 +567,12 @@ fn finish(mut r: Runner<'_, '_>) -> Result<Report> {
 /// with the same steps (and journal) as apply makes the file's.
 pub fn create_container(
     stack: &Stack,
-    env: Env,
+    cx: &Context,
     c: &super::file::Container,
     start: bool,
     on_step: OnStep<'_>,
 ) -> Result<Report> {
-    let (mut r, earlier) = runner(stack, env, on_step)?;
+    let (mut r, earlier) = runner(stack, cx, on_step)?;
     // A `container create` of this name that was interrupted left a
     // volume that may hold half a filesystem: this run makes it again.
     let left = earlier.unwrap_or_default();
@@ -629,7 +629,7 @@ pub fn create_container(
 /// `cairn container remove`: stopped, its volume removed, its config removed.
 pub fn remove_container(
     stack: &Stack,
-    env: Env,
+    cx: &Context,
     name: &str,
     on_step: OnStep<'_>,
 ) -> Result<Report> {
@@ -670,7 +670,7 @@ pub fn remove_container(
             }
         )));
     }
-    let (mut r, _) = runner(stack, env, on_step)?;
+    let (mut r, _) = runner(stack, cx, on_step)?;
     let mut steps = Vec::new();
     if crate::lxc::state(&stack.lxc_path, name)? != crate::lxc::State::Stopped {
         steps.push(Step::ContainerStop {
@@ -711,8 +711,8 @@ pub struct ContainerRow {
 }
 
 /// Containers on the stack's VGs (every container, with no VG in the file).
-pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
-    let ctl = Control::open()?;
+pub fn containers(stack: &Stack, cx: &Context) -> Result<Vec<ContainerRow>> {
+    let ctl = cx.dev.control()?;
     let mut rows = Vec::new();
     let mut vgs: BTreeMap<String, Option<VgSeen>> = BTreeMap::new();
     for cfg in crate::lxc::list(&stack.lxc_path)? {
@@ -729,13 +729,11 @@ pub fn containers(stack: &Stack) -> Result<Vec<ContainerRow>> {
         let (size, used_percent) = match &vl {
             Some((vg, lv)) => {
                 if !vgs.contains_key(vg) {
-                    let env = Env {
-                        devices: stack
-                            .vg(vg)
-                            .map(|v| v.pvs.iter().map(|p| p.path.clone()).collect())
-                            .unwrap_or_default(),
-                        ..Env::default()
-                    };
+                    let mut env = cx.env.clone();
+                    env.devices = stack
+                        .vg(vg)
+                        .map(|v| v.pvs.iter().map(|p| p.path.clone()).collect())
+                        .unwrap_or_default();
                     vgs.insert(vg.clone(), observe::vg_named(&env, vg, &ctl).ok());
                 }
                 let size = vgs[vg].as_ref().and_then(|s| s.lv_bytes(lv));
