@@ -384,7 +384,7 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if let Err(e) = self.release() {
-            eprintln!("cairn: warning: {e}");
+            crate::warnings::record(e);
         }
     }
 }

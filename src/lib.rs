@@ -26,6 +26,7 @@ pub mod names;
 pub mod signature;
 pub mod stack;
 pub mod units;
+pub mod warnings;
 
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostOptions, Outcome, Progress};

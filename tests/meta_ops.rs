@@ -537,7 +537,7 @@ fn a_backup_failing_after_the_commit_is_a_warning_not_a_failed_change() {
     change
         .commit_and_continue(&lab.env)
         .expect("committed again");
-    let deferred: Vec<String> = cairn::meta::committed::take_warnings()
+    let deferred: Vec<String> = cairn::host::take_warnings()
         .iter()
         .map(|w| w.to_string())
         .filter(|w| w.contains("volume group vgb:"))

@@ -14,7 +14,6 @@
 //! thread.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// libdm's cookie magic: the upper 16 bits of every cookie semaphore key.
@@ -59,14 +58,6 @@ pub fn parse_timeout(value: Option<&str>) -> Result<Duration, String> {
         Err(_) if secs > 0.0 => bad("is more than an hour"),
         Err(_) => bad("is negative"),
     }
-}
-
-/// Warnings of released waits, for the caller to print.
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Takes the warnings so far.
-pub fn take_warnings() -> Vec<String> {
-    std::mem::take(&mut *WARNINGS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The ids of the device-mapper cookie semaphores this user owns, from
@@ -115,15 +106,12 @@ pub fn bounded<T>(what: &str, limit: Duration, op: impl FnOnce() -> T) -> T {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wake.recv_timeout(limit) {
             let stuck: Vec<i32> = cookie_semaphores().difference(&before).copied().collect();
             if stuck.iter().filter(|&&s| release(s)).count() > 0 {
-                WARNINGS
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(format!(
-                        "udev did not confirm {what} within {:.1} s; cairn went on without it \
+                crate::warnings::record(format!(
+                    "udev did not confirm {what} within {:.1} s; cairn went on without it \
                          and made the device nodes itself (is udev stuck, or are \
                          device-mapper's udev rules missing?)",
-                        limit.as_secs_f64()
-                    ));
+                    limit.as_secs_f64()
+                ));
             }
         }
     });

@@ -110,13 +110,7 @@ impl Default for HostOptions {
 /// that lagged a commit) and that no returned value carried: the caller
 /// shows them once the operation is over.
 pub fn take_warnings() -> Vec<String> {
-    let mut all = crate::dm::udev::take_warnings();
-    all.extend(
-        crate::meta::committed::take_warnings()
-            .iter()
-            .map(ToString::to_string),
-    );
-    all
+    crate::warnings::take()
 }
 
 /// A udev wait given as text in seconds (such as an environment

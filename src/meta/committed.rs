@@ -6,7 +6,6 @@
 //! command at its end.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use super::archive::ArchiveError;
 use super::commit::CommitError;
@@ -46,27 +45,17 @@ pub struct Committed {
 }
 
 impl Committed {
-    /// The metadata, the warnings handed on to [`take_warnings`].
+    /// The metadata, the warnings recorded for the caller ([`crate::warnings`]).
     pub fn deferring_warnings(self) -> Metadata {
         defer(self.warnings);
         self.metadata
     }
 }
 
-/// Warnings of commits whose callers return no [`Committed`] (a change of
-/// several commits), for the command to print at its end.
-static DEFERRED: Mutex<Vec<CommitWarning>> = Mutex::new(Vec::new());
-
+/// Records warnings of commits whose callers return no [`Committed`] (a
+/// change of several commits), for the caller to take at its end.
 pub fn defer(warnings: Vec<CommitWarning>) {
-    if !warnings.is_empty() {
-        DEFERRED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(warnings);
+    for w in warnings {
+        crate::warnings::record(w);
     }
-}
-
-/// Takes the deferred warnings so far.
-pub fn take_warnings() -> Vec<CommitWarning> {
-    std::mem::take(&mut *DEFERRED.lock().unwrap_or_else(|e| e.into_inner()))
 }

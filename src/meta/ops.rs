@@ -678,7 +678,7 @@ impl Change {
     /// made in several commits (a thin LV: the queued pool message, then its
     /// removal once the kernel has it). The next commit gets the next seqno.
     /// `Ok` once committed: what failed after the commit point is deferred
-    /// as a warning ([`committed::take_warnings`]) and the caller goes on
+    /// as a warning ([`crate::warnings`]) and the caller goes on
     /// with its kernel steps.
     pub fn commit_and_continue(&mut self, env: &Env) -> Result<()> {
         if !self.archived {
