@@ -80,6 +80,8 @@ case "$cmd" in
         setup
         group=${1:?usage: lab.sh vm GROUP [TEST-FILTER...]}
         shift
+        # Some groups run the crate's example programs (vm_stack: embed).
+        cargo build --examples -q
         CAIRN_LAB=1 cargo test --test "$group" -- "$@"
         ;;
     run)

@@ -190,6 +190,41 @@ fn drift_made_with_lvm2_is_reported(g: &Guest) -> TestResult {
     Ok(())
 }
 
+/// examples/embed.rs, the embedding program, on the lab's stack:
+/// up, a container made, a thin snapshot of its volume, the status, all
+/// through the façade in one process; lvm2 sees the snapshot's origin.
+fn a_program_embeds_cairn(g: &Guest) -> TestResult {
+    let embed = lab::guest::example("embed")?;
+    let out = g.sh(&format!("{embed} {LAB_TOML} embedded 2>&1"))?;
+    ensure!(
+        out.contains("container embedded:") && out.contains("snapshot DRBDVG2/embedded-snap made"),
+        "{out}"
+    );
+    ensure!(
+        out.contains("commit DRBDVG2 seqno") && out.contains("VPSthinpool"),
+        "no commit or no status tree: {out}"
+    );
+    let lvs = g.sh("lvs --noheadings -o lv_name,origin,segtype DRBDVG2/embedded-snap")?;
+    let f: Vec<&str> = lvs.split_whitespace().collect();
+    ensure!(
+        f == ["embedded-snap", "embedded", "thin"],
+        "lvm2 sees {lvs}"
+    );
+    // Run again, the name is taken: the error's kind says so.
+    let again = g.output(&[&embed, LAB_TOML, "embedded"])?;
+    let err = String::from_utf8_lossy(&again.stderr);
+    ensure!(!again.status.success(), "a second run succeeded");
+    ensure!(
+        err.contains("exists already") || err.contains("already"),
+        "{err}"
+    );
+    g.cairn(&["snapshot", "remove", "DRBDVG2/embedded-snap", "--yes"])?;
+    g.cairn(&["container", "remove", "embedded", "--yes", "-f", LAB_TOML])?;
+    let left = g.sh("lvs --noheadings -o lv_name DRBDVG2")?;
+    ensure!(!left.contains("embedded"), "left behind: {left}");
+    Ok(())
+}
+
 fn containers_on_the_command_line(g: &Guest) -> TestResult {
     let out = g.cairn(&[
         "container",
@@ -707,6 +742,10 @@ fn main() {
             VmTest {
                 name: "containers_on_the_command_line",
                 run: containers_on_the_command_line,
+            },
+            VmTest {
+                name: "a_program_embeds_cairn",
+                run: a_program_embeds_cairn,
             },
             VmTest {
                 name: "down_and_up_keep_the_data",

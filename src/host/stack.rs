@@ -86,6 +86,11 @@ impl StackHandle<'_> {
         &self.stack
     }
 
+    /// The file's thin pool as (VG, pool), when it names exactly one.
+    pub fn default_pool(&self) -> Option<(String, String)> {
+        self.stack.default_pool()
+    }
+
     /// The steps between what exists and what the file says (changes nothing).
     pub fn plan(&self, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report> {
         self.converge(Mode::Plan, Allow::default(), progress)

@@ -21,6 +21,22 @@ macro_rules! ensure {
 /// The cairn binary cargo built for this test target.
 pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
+/// An example program of the crate (examples/NAME.rs), built beside
+/// [`CAIRN`] (`cargo test` and `lab.sh vm` build the examples).
+pub fn example(name: &str) -> Result<String, String> {
+    let path = std::path::Path::new(CAIRN)
+        .parent()
+        .map(|d| d.join("examples").join(name))
+        .ok_or("the cairn binary has no directory")?;
+    if !path.exists() {
+        return Err(format!(
+            "{} is not built: run `cargo build --examples` (lab.sh vm and test do)",
+            path.display()
+        ));
+    }
+    Ok(path.display().to_string())
+}
+
 /// For crash tests (`CAIRN_CRASH_AT`): whether [`CAIRN`] has crash points,
 /// which only debug test builds do (src/failpoint.rs). The binary and this
 /// test target are built with the same profile and features.
