@@ -4,13 +4,14 @@
 //! metadata, so that lvm2 and drbd-utils still see everything as their own.
 //!
 //! Programs embed cairn through one façade, [`Host`]: see its module
-//! ([`host`]) and the guide in docs/embedding.md.
+//! ([`host`]) and the guide below (docs/embedding.md).
 //!
 //! Layers: [`meta`] (LVM2 on-disk format), [`dm`] (device-mapper) and
 //! [`drbd`] (DRBD) know nothing of each other nor of the stack; [`lvm`]
 //! composes meta and dm; the stack composes lvm, drbd, fs and lxc; the
 //! façade ([`host`]) sits on all of them, and the CLI (src/main.rs) is thin
 //! over the façade.
+#![doc = include_str!("../docs/embedding.md")]
 
 pub mod blockdev;
 pub mod dm;

@@ -131,7 +131,7 @@ pub const MAX_UDEV_WAIT: Duration = crate::dm::udev::MAX_TIMEOUT;
 ///
 /// let host = Host::new(HostOptions::default())?;
 /// for row in host.vgs(&[])?.rows {
-///     println!("{} {}", row["vg_name"], row["vg_size"]);
+///     println!("{:?} {:?}", row.get("vg_name"), row.get("vg_size"));
 /// }
 /// # Ok::<(), cairn::Error>(())
 /// ```
