@@ -13,6 +13,7 @@ use super::admin::{DiskConf, Drbd, DrbdError, MinorStatus, Resize};
 use super::config::{Config, ConfigError, Host, Resource};
 use super::md::{MdDevice, MdError, Superblock, SECTOR};
 use crate::blockdev::DeviceError;
+use crate::error::{ErrorKind, Refusal};
 use crate::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +26,19 @@ pub enum AdmError {
     Md(#[from] MdError),
     #[error(transparent)]
     Signature(#[from] SignatureError),
-    #[error("resource {0}: {1}")]
-    Refused(String, String),
+    #[error("resource {resource}: {refusal}")]
+    Refused { resource: String, refusal: Refusal },
     #[error("{failed}; undoing what this call did failed too: {undo}")]
     UndoFailed { failed: Box<AdmError>, undo: String },
+}
+
+impl AdmError {
+    fn refused(resource: &str, kind: ErrorKind, why: impl Into<String>) -> AdmError {
+        AdmError::Refused {
+            resource: resource.to_owned(),
+            refusal: Refusal::new(kind, why),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, AdmError>;
@@ -71,79 +81,100 @@ impl Setup {
     }
 
     pub fn target_in(&self, config: &Config, name: &str, stacked: bool) -> Result<Target> {
-        let refuse = |why: String| AdmError::Refused(name.to_owned(), why);
+        let refuse = |kind: ErrorKind, why: String| AdmError::refused(name, kind, why);
         let r = config.resource(name).ok_or_else(|| {
-            refuse(format!(
-                "unknown: {} defines {}",
-                self.config.display(),
-                if config.resources.is_empty() {
-                    "no resource".to_owned()
-                } else {
-                    config
-                        .resources
-                        .iter()
-                        .map(|r| r.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ))
+            refuse(
+                ErrorKind::NotFound,
+                format!(
+                    "unknown: {} defines {}",
+                    self.config.display(),
+                    if config.resources.is_empty() {
+                        "no resource".to_owned()
+                    } else {
+                        config
+                            .resources
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            )
         })?;
         // Where this host has an `on` section, the resource is plain here
         // (the off-site end of a stacked one too); else it must be the
         // stacked side, which drbdadm wants named with --stacked.
         let local = match (r.on_host(&self.hostname), &r.stacked_on, stacked) {
             (Some(_), _, true) => {
-                return Err(refuse(format!(
-                    "runs on this host ({}) as a plain resource: leave out --stacked",
-                    self.hostname
-                )))
+                return Err(refuse(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "runs on this host ({}) as a plain resource: leave out --stacked",
+                        self.hostname
+                    ),
+                ))
             }
             (Some(h), _, false) => h.clone(),
             (None, Some((lower, _)), false) => {
-                return Err(refuse(format!(
-                    "is stacked on {lower}: give --stacked (as drbdadm wants)"
-                )))
+                return Err(refuse(
+                    ErrorKind::InvalidInput,
+                    format!("is stacked on {lower}: give --stacked (as drbdadm wants)"),
+                ))
             }
             (None, Some((_, h)), true) => h.clone(),
             (None, None, true) => {
                 return Err(refuse(
+                    ErrorKind::InvalidInput,
                     "is not a stacked resource: leave out --stacked".into(),
                 ))
             }
             (None, None, false) => {
-                return Err(refuse(format!(
-                    "has no `on {}` section for this host ({}:{})",
-                    self.hostname, r.file, r.line
-                )))
+                return Err(refuse(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "has no `on {}` section for this host ({}:{})",
+                        self.hostname, r.file, r.line
+                    ),
+                ))
             }
         };
-        let minor = local
-            .minor
-            .ok_or_else(|| refuse(format!("`on {}` has no device", local.name)))?;
+        let minor = local.minor.ok_or_else(|| {
+            refuse(
+                ErrorKind::InvalidInput,
+                format!("`on {}` has no device", local.name),
+            )
+        })?;
         if let Some(md) = &local.meta_disk {
             if md != "internal" {
-                return Err(refuse(format!(
-                    "meta-disk {md}: cairn handles internal metadata only"
-                )));
+                return Err(refuse(
+                    ErrorKind::Unsupported,
+                    format!("meta-disk {md}: cairn handles internal metadata only"),
+                ));
             }
         }
         let disk = match (&r.stacked_on, stacked) {
             (Some((lower, _)), true) => {
                 let lr = config.resource(lower).ok_or_else(|| {
-                    refuse(format!("is stacked on {lower}, which is not defined"))
+                    refuse(
+                        ErrorKind::InvalidInput,
+                        format!("is stacked on {lower}, which is not defined"),
+                    )
                 })?;
                 lr.on_host(&self.hostname)
                     .and_then(|h| h.device.clone())
                     .ok_or_else(|| {
-                        refuse(format!(
-                            "is stacked on {lower}, which has no device on this host"
-                        ))
+                        refuse(
+                            ErrorKind::InvalidInput,
+                            format!("is stacked on {lower}, which has no device on this host"),
+                        )
                     })?
             }
-            _ => local
-                .disk
-                .clone()
-                .ok_or_else(|| refuse(format!("`on {}` has no disk", local.name)))?,
+            _ => local.disk.clone().ok_or_else(|| {
+                refuse(
+                    ErrorKind::InvalidInput,
+                    format!("`on {}` has no disk", local.name),
+                )
+            })?,
         };
         Ok(Target {
             peer: r.peer(&self.hostname, stacked).cloned(),
@@ -166,8 +197,9 @@ fn disk_conf(t: &Target) -> Result<DiskConf> {
             _ => (v, 1),
         };
         digits.parse::<u32>().map(|n| n * mult).map_err(|_| {
-            AdmError::Refused(
-                name.clone(),
+            AdmError::refused(
+                name,
+                ErrorKind::InvalidInput,
                 format!("disk option {key} {v:?} is not a number"),
             )
         })
@@ -182,8 +214,9 @@ fn disk_conf(t: &Target) -> Result<DiskConf> {
                     "call-local-io-error" => 1,
                     "detach" => 2,
                     _ => {
-                        return Err(AdmError::Refused(
-                            name.clone(),
+                        return Err(AdmError::refused(
+                            name,
+                            ErrorKind::InvalidInput,
                             format!(
                                 "on-io-error {v:?}: give pass_on, call-local-io-error or detach"
                             ),
@@ -214,20 +247,29 @@ fn address_is_local(addr: &SocketAddr) -> bool {
 /// Returns the steps taken, for the record.
 pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
     let name = t.resource.name.as_str();
-    let refuse = |why: String| AdmError::Refused(name.to_owned(), why);
+    let refuse = |kind: ErrorKind, why: String| AdmError::refused(name, kind, why);
     if let (Some(peer), Some(my)) = (&t.peer, &t.local.address) {
         if peer.address.is_none() {
-            return Err(refuse(format!("peer `on {}` has no address", peer.name)));
+            return Err(refuse(
+                ErrorKind::InvalidInput,
+                format!("peer `on {}` has no address", peer.name),
+            ));
         }
         if !address_is_local(my) {
-            return Err(refuse(format!(
-                "address {my} is not an address of this host: fix `address` in {}",
-                t.resource.file
-            )));
+            return Err(refuse(
+                ErrorKind::InvalidInput,
+                format!(
+                    "address {my} is not an address of this host: fix `address` in {}",
+                    t.resource.file
+                ),
+            ));
         }
     }
     if !Path::new(&t.disk).exists() {
-        return Err(refuse(format!("backing device {} does not exist", t.disk)));
+        return Err(refuse(
+            ErrorKind::NotFound,
+            format!("backing device {} does not exist", t.disk),
+        ));
     }
     let existed = drbd.resource_exists(name)?;
     let before = if existed {
@@ -321,8 +363,9 @@ const CHECKED_HEAD: usize = 68 << 10;
 /// refused before anything is read or written.
 fn open_md(t: &Target, verb: &str) -> Result<MdDevice> {
     MdDevice::open_exclusive(Path::new(&t.disk)).map_err(|e| match e {
-        MdError::Device(DeviceError::Busy { .. }) => AdmError::Refused(
-            t.resource.name.clone(),
+        MdError::Device(DeviceError::Busy { .. }) => AdmError::refused(
+            &t.resource.name,
+            ErrorKind::Busy,
             format!(
                 "{} is in use (attached by a DRBD minor, mounted, or held by device-mapper or \
                  md): {verb} would write metadata that its holder owns; nothing was changed",
@@ -341,18 +384,21 @@ fn open_md(t: &Target, verb: &str) -> Result<MdDevice> {
 /// a RAID member, ...), or other data in the device's first 68 KiB.
 /// Returns the v08 superblock found, whose device uuid create-md keeps.
 fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Superblock>> {
-    let refuse = |why: String| Err(AdmError::Refused(t.resource.name.clone(), why));
+    let refuse = |kind: ErrorKind, why: String| Err(AdmError::refused(&t.resource.name, kind, why));
     let disk = Path::new(&t.disk);
     let usable = md.layout.usable_sectors() * SECTOR;
     if let Ok(Some(fs)) = crate::fs::probe(disk) {
         let size = fs.block_size.saturating_mul(fs.blocks_count);
         if size > usable {
-            return refuse(format!(
+            return refuse(
+                ErrorKind::Refused,
+                format!(
                 "{} holds an {} filesystem of {size} bytes, but internal metadata leaves {usable}: \
                  the metadata would overwrite its end. Shrink it, or wipe it (wipefs -a) if its \
                  data is not needed; nothing was changed",
                 t.disk, fs.kind
-            ));
+            ),
+            );
         }
     }
     let old = match md.superblock() {
@@ -360,9 +406,10 @@ fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Supe
         Err(MdError::NotFound { .. }) => None,
         Err(e @ (MdError::OtherVersion { .. } | MdError::Inconsistent { .. })) => {
             if !force {
-                return refuse(format!(
-                    "{e}; give --force to create new v08 metadata over it"
-                ));
+                return refuse(
+                    ErrorKind::Refused,
+                    format!("{e}; give --force to create new v08 metadata over it"),
+                );
             }
             None
         }
@@ -372,27 +419,36 @@ fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Supe
         return Ok(old);
     }
     if old.is_some() {
-        return refuse(format!(
-            "{} has DRBD metadata already (its bitmap and generation ids would be lost): \
+        return refuse(
+            ErrorKind::Refused,
+            format!(
+                "{} has DRBD metadata already (its bitmap and generation ids would be lost): \
              give --force to create new metadata",
-            t.disk
-        ));
+                t.disk
+            ),
+        );
     }
     let found = crate::signature::probe(disk)?;
     if !found.is_empty() {
-        return refuse(format!(
-            "{} holds {}: create-md would overwrite its end; give --force if its data is not \
+        return refuse(
+            ErrorKind::Refused,
+            format!(
+                "{} holds {}: create-md would overwrite its end; give --force if its data is not \
              needed",
-            t.disk,
-            crate::signature::describe_all(&found)
-        ));
+                t.disk,
+                crate::signature::describe_all(&found)
+            ),
+        );
     }
     if md.head(CHECKED_HEAD)?.iter().any(|&b| b != 0) {
-        return refuse(format!(
-            "{} holds data in its first 68 KiB that no known signature names (drbdmeta asks \
+        return refuse(
+            ErrorKind::Refused,
+            format!(
+                "{} holds data in its first 68 KiB that no known signature names (drbdmeta asks \
              before overwriting it): give --force if its data is not needed",
-            t.disk
-        ));
+                t.disk
+            ),
+        );
     }
     Ok(None)
 }
@@ -406,8 +462,9 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
         if drbd.resource_exists(name)?
             && minor_status(drbd, t)?.is_some_and(|s| s.state.disk != "Diskless")
         {
-            return Err(AdmError::Refused(
-                name.clone(),
+            return Err(AdmError::refused(
+                name,
+                ErrorKind::Busy,
                 format!(
                     "minor {} is attached to {}: take the resource down first",
                     t.minor, t.disk
@@ -424,7 +481,9 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
             let mut b = [0u8; 8];
             std::fs::File::open("/dev/urandom")
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-                .map_err(|e| AdmError::Refused(name.clone(), format!("/dev/urandom: {e}")))?;
+                .map_err(|e| {
+                    AdmError::refused(name, ErrorKind::System, format!("/dev/urandom: {e}"))
+                })?;
             u64::from_ne_bytes(b)
         }
     };
@@ -439,8 +498,9 @@ pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applie
         if drbd.resource_exists(&t.resource.name)?
             && minor_status(drbd, t)?.is_some_and(|s| s.state.disk != "Diskless")
         {
-            return Err(AdmError::Refused(
-                t.resource.name.clone(),
+            return Err(AdmError::refused(
+                &t.resource.name,
+                ErrorKind::Busy,
                 format!(
                     "minor {} is attached: the kernel owns its metadata",
                     t.minor
@@ -456,7 +516,7 @@ pub fn resize(drbd: &mut Drbd, t: &Target, r: &Resize) -> Result<(u64, u64)> {
     let size = |drbd: &mut Drbd| -> Result<u64> {
         minor_status(drbd, t)?
             .map(|s| s.capacity_sectors)
-            .ok_or_else(|| AdmError::Refused(t.resource.name.clone(), "is not up".into()))
+            .ok_or_else(|| AdmError::refused(&t.resource.name, ErrorKind::Refused, "is not up"))
     };
     let before = size(drbd)?;
     drbd.resize(t.minor, r)?;
@@ -502,14 +562,20 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
     fn bad_targets_say_what_to_do() {
         let (s, c) = setup("h1");
         let cases = [
-            ("r0-U", false, "give --stacked"),
-            ("r0", true, "leave out --stacked"),
-            ("nope", false, "unknown: t.res defines r0, r0-U, ext"),
-            ("ext", false, "internal metadata only"),
+            ("r0-U", false, "give --stacked", ErrorKind::InvalidInput),
+            ("r0", true, "leave out --stacked", ErrorKind::InvalidInput),
+            (
+                "nope",
+                false,
+                "unknown: t.res defines r0, r0-U, ext",
+                ErrorKind::NotFound,
+            ),
+            ("ext", false, "internal metadata only", ErrorKind::Unsupported),
         ];
-        for (name, stacked, what) in cases {
-            let e = s.target_in(&c, name, stacked).unwrap_err().to_string();
-            assert!(e.contains(what), "{name}: {e}");
+        for (name, stacked, what, kind) in cases {
+            let e = s.target_in(&c, name, stacked).unwrap_err();
+            assert!(e.to_string().contains(what), "{name}: {e}");
+            assert_eq!(e.kind(), kind, "{name}: {e}");
         }
         // On the far end, r0-U is plain, its peer the stacked side.
         let (far, c) = setup("far");

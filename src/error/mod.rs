@@ -7,7 +7,9 @@
 //! whole policy (what is the caller's input, what is the disk's state, what
 //! is the kernel's doing) can be read and reviewed at once.
 
-use serde::Serialize;
+mod kind;
+
+pub use kind::{ErrorKind, Refusal};
 
 use crate::blockdev::DeviceError;
 use crate::dm;
@@ -28,36 +30,6 @@ use crate::meta::ops::OpError;
 use crate::meta::scan::ScanError;
 use crate::signature::SignatureError;
 use crate::stack::StackError;
-
-/// What kind of failure an error is: what a program embedding cairn may do
-/// about it without reading the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A name, size or option is not valid, or a file does not parse: fix the input.
-    InvalidInput,
-    /// What was named does not exist (a VG, an LV, a container, a resource).
-    NotFound,
-    /// What would be made exists already.
-    AlreadyExists,
-    /// Something holds it (open, mounted, locked, suspended, running): retry once it is released.
-    Busy,
-    /// Refused to protect data or because the state does not allow it; the
-    /// message names the flag (`--force`, `--allow-shrink`) or the action that lets it go ahead.
-    Refused,
-    /// Not enough space (free extents, a pool, a device too small).
-    NoSpace,
-    /// What is on disk or in the kernel is damaged or disagrees with itself
-    /// (bad checksums, metadata and kernel out of step): look before retrying.
-    Inconsistent,
-    /// A kernel feature, module or tool is missing, or cairn does not support it yet.
-    Unsupported,
-    /// The kernel, a device or a tool failed (I/O error, ioctl, netlink, a command's exit status).
-    System,
-    /// It failed and undoing it failed too: the message says what is left to clean up.
-    Unrecovered,
-}
 
 /// An error of the façade: one of the layers' errors (boxed: they are
 /// large, and every call returns a `Result`), or bad input caught at the
@@ -464,7 +436,7 @@ impl AdmError {
             AdmError::Drbd(e) => e.kind(),
             AdmError::Md(e) => e.kind(),
             AdmError::Signature(e) => e.kind(),
-            AdmError::Refused(..) => ErrorKind::Refused,
+            AdmError::Refused { refusal, .. } => refusal.kind,
             AdmError::UndoFailed { .. } => ErrorKind::Unrecovered,
         }
     }
