@@ -14,6 +14,7 @@ use super::names::dm_name;
 use crate::dm;
 use crate::meta::alloc::AllocError;
 use crate::meta::model::{LogicalVolume, SegmentKind, VolumeGroup};
+use crate::meta::scan::{Scan, ScanError};
 
 /// lvm2's cache mode when the metadata names none.
 pub const DEFAULT_CACHE_MODE: &str = "writethrough";
@@ -153,6 +154,11 @@ impl VgInfo {
                 .map(|runs| runs.iter().map(|r| r.count).sum::<u64>() * extent),
             lvs: vg.lvs.iter().map(|lv| LvInfo::of(vg, lv)).collect(),
         }
+    }
+
+    /// VG `name` as the newest metadata of `scan` says.
+    pub fn read(scan: &Scan, name: &str) -> Result<VgInfo, ScanError> {
+        Ok(VgInfo::of(&scan.vg(name)?.metadata.vg))
     }
 
     pub fn lv(&self, name: &str) -> Option<&LvInfo> {

@@ -270,8 +270,7 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
                 return Err(refused("a thin LV needs a size above 0"));
             }
             // lvm2 rounds a thin LV up to whole pool chunks too.
-            let extents =
-                super::inspect::thin_extents(*size_bytes, vg.extent_bytes(), chunk * 512);
+            let extents = super::inspect::thin_extents(*size_bytes, vg.extent_bytes(), chunk * 512);
             (pool.clone(), extents, None)
         }
         Request::Snapshot { origin } => {

@@ -75,7 +75,14 @@ fn each_segment_type_reads_as_its_kind() {
         .collect();
     assert_eq!(
         names,
-        ["striped", "thin-pool", "thin", "cache-pool", "cache", "snapshot"]
+        [
+            "striped",
+            "thin-pool",
+            "thin",
+            "cache-pool",
+            "cache",
+            "snapshot"
+        ]
     );
 }
 
