@@ -723,3 +723,6 @@ fn check_room(file: &std::path::Path, vg: &Vg, md: &VgInfo, steps: &[Step]) -> R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
