@@ -9,12 +9,13 @@
 //! knowing how LVM writes a VG down.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use super::names::dm_name;
 use crate::dm;
 use crate::meta::alloc::AllocError;
 use crate::meta::model::{LogicalVolume, SegmentKind, VolumeGroup};
-use crate::meta::scan::{Scan, ScanError};
+use crate::meta::scan::{PvOwner, Scan, ScanError};
 
 /// lvm2's cache mode when the metadata names none.
 pub const DEFAULT_CACHE_MODE: &str = "writethrough";
@@ -159,6 +160,32 @@ impl VgInfo {
     /// VG `name` as the newest metadata of `scan` says.
     pub fn read(scan: &Scan, name: &str) -> Result<VgInfo, ScanError> {
         Ok(VgInfo::of(&scan.vg(name)?.metadata.vg))
+    }
+
+    /// VG `name` from `scan`, or None when no device of it has it.
+    pub fn find(scan: &Scan, name: &str) -> Result<Option<VgInfo>, ScanError> {
+        match VgInfo::read(scan, name) {
+            Ok(v) => Ok(Some(v)),
+            Err(ScanError::NoSuchVg(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// VG `name` read from `devices`, and for each of them whether the VG
+    /// has it as a PV (by the metadata on all of them: a PV that keeps no
+    /// copy of its own is one its VG's other PVs list).
+    pub fn read_on(devices: &[PathBuf], name: &str) -> Result<(VgInfo, Vec<bool>), ScanError> {
+        let scan = Scan::devices(devices)?;
+        let members = devices
+            .iter()
+            .map(|d| {
+                scan.pvs
+                    .iter()
+                    .find(|s| crate::blockdev::same_device(&s.path, d))
+                    .is_some_and(|s| scan.owner(s) == PvOwner::Vg(name.to_owned()))
+            })
+            .collect();
+        Ok((VgInfo::read(&scan, name)?, members))
     }
 
     pub fn lv(&self, name: &str) -> Option<&LvInfo> {

@@ -13,7 +13,7 @@ use crate::drbd::admin::MinorStatus;
 use crate::drbd::md::{MdDevice, MdError};
 use crate::lvm::inspect::{self, LvKind, VgInfo};
 use crate::lvm::names::dm_name;
-use crate::meta::scan::{read_pv, Scan};
+use crate::meta::scan::read_pv;
 
 /// A device the file wants as a PV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,22 +176,19 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         .collect();
     let mut pvs = pvs;
     let vg = if pvs.iter().any(|s| *s == PvSeen::Member(v.name.clone())) {
-        let scan = Scan::devices(&present)?;
+        let (info, members) = VgInfo::read_on(&present, &v.name)?;
         // A PV of this VG without metadata of its own is a member, not a
         // device somebody else uses.
         for (p, seen) in v.pvs.iter().zip(pvs.iter_mut()) {
-            if *seen == PvSeen::MarkedUsed {
-                let owner = scan
-                    .pvs
-                    .iter()
-                    .find(|s| crate::blockdev::same_device(&s.path, &p.path))
-                    .map(|s| scan.owner(s));
-                if owner == Some(crate::meta::scan::PvOwner::Vg(v.name.clone())) {
-                    *seen = PvSeen::Member(v.name.clone());
-                }
+            let listed = present
+                .iter()
+                .zip(&members)
+                .any(|(d, m)| *m && *d == p.path);
+            if *seen == PvSeen::MarkedUsed && listed {
+                *seen = PvSeen::Member(v.name.clone());
             }
         }
-        Some(VgInfo::read(&scan, &v.name)?)
+        Some(info)
     } else {
         None
     };
@@ -206,11 +203,7 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
 /// A VG by name, from the devices `env` scans (for VGs outside the file).
 pub fn vg_named(env: &crate::meta::ops::Env, name: &str, ctl: &Control) -> Result<VgSeen> {
     let scan = env.scan(&[])?;
-    let vg = match VgInfo::read(&scan, name) {
-        Ok(v) => Some(v),
-        Err(crate::meta::scan::ScanError::NoSuchVg(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let vg = VgInfo::find(&scan, name)?;
     Ok(VgSeen {
         pvs: vec![],
         vg,
