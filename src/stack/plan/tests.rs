@@ -156,6 +156,37 @@ fn refused(r: Result<NodePlan>, part: &str) -> String {
     }
 }
 
+/// The plan of VG `name` of `stack` against `seen`, with no flag.
+fn plan_vg(stack: &Stack, name: &str, seen: &VgSeen) -> NodePlan {
+    vg(stack, vg_of(stack, name), seen, Allow::default()).unwrap()
+}
+
+/// Asserts that `plan` changes nothing and notes one thing, with `part`.
+#[track_caller]
+fn only_note(plan: &NodePlan, part: &str) {
+    assert!(plan.steps.is_empty(), "{:?}", kinds(plan));
+    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    assert!(
+        plan.notes[0].contains(part),
+        "{part:?} not in: {}",
+        plan.notes[0]
+    );
+}
+
+fn activate(vg: &str, lvs: &[&str]) -> Step {
+    Step::Activate {
+        vg: vg.into(),
+        lvs: lvs.iter().map(|l| l.to_string()).collect(),
+    }
+}
+
+/// DRBDVG2's pool (on both names) and its volume up.
+const VG2_UP: [&str; 3] = [
+    "DRBDVG2-VPSthinpool",
+    "DRBDVG2-VPSthinpool-tpool",
+    "DRBDVG2-my--container",
+];
+
 // ---------------------------------------------------------------------------
 // VGs.
 
@@ -244,7 +275,7 @@ fn a_pv_that_is_another_vgs_or_in_use_or_missing_is_refused() {
 fn a_vg_that_is_as_the_file_says_and_up_needs_nothing() {
     let stack = lab();
     let seen = vg1_seen(2 * GIB, &["VG1-cachedlv"]);
-    let plan = vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()).unwrap();
+    let plan = plan_vg(&stack, "VG1", &seen);
     assert_eq!(kinds(&plan), Vec::<String>::new());
     assert!(plan.notes.is_empty(), "{:?}", plan.notes);
 }
@@ -253,14 +284,8 @@ fn a_vg_that_is_as_the_file_says_and_up_needs_nothing() {
 fn an_inactive_lv_is_activated() {
     let stack = lab();
     let seen = vg1_seen(2 * GIB, &[]);
-    let plan = vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()).unwrap();
-    assert_eq!(
-        plan.steps,
-        [Step::Activate {
-            vg: "VG1".into(),
-            lvs: vec!["cachedlv".into()]
-        }]
-    );
+    let plan = plan_vg(&stack, "VG1", &seen);
+    assert_eq!(plan.steps, [activate("VG1", &["cachedlv"])]);
 }
 
 #[test]
@@ -268,7 +293,7 @@ fn an_lv_smaller_than_the_file_grows_to_whole_extents() {
     // 2049 MiB in the file: 2 GiB and one more (4 MiB) extent.
     let stack = lab_with(|t| t.replace("size = \"2G\"", "size = \"2049M\""));
     let seen = vg1_seen(2 * GIB, &["VG1-cachedlv"]);
-    let plan = vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()).unwrap();
+    let plan = plan_vg(&stack, "VG1", &seen);
     assert_eq!(
         plan.steps,
         [Step::LvResize {
@@ -325,7 +350,7 @@ fn an_uncached_lv_gets_its_cache_pool_and_attach() {
         )),
         ..vg1_seen(2 * GIB, &["VG1-cachedlv"])
     };
-    let plan = vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()).unwrap();
+    let plan = plan_vg(&stack, "VG1", &seen);
     assert_eq!(kinds(&plan), ["cache-pool-create", "cache-attach"]);
 }
 
@@ -337,13 +362,10 @@ fn a_live_cache_in_another_mode_is_noted_not_changed() {
         mode: "writeback".into(),
         policy: "smq".into(),
     });
-    let plan = vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()).unwrap();
-    assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
-    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
-    assert!(
-        plan.notes[0].starts_with("VG1/cachedlv caches writeback, the file says writethrough"),
-        "{}",
-        plan.notes[0]
+    let plan = plan_vg(&stack, "VG1", &seen);
+    only_note(
+        &plan,
+        "VG1/cachedlv caches writeback, the file says writethrough",
     );
 }
 
@@ -366,24 +388,14 @@ fn new_lvs_that_the_free_space_cannot_hold_are_refused_before_anything() {
 fn an_inactive_thin_pool_comes_up_with_its_volumes_but_not_skipped_snapshots() {
     let stack = lab();
     let seen = vg2_seen(GIB, &[]);
-    let plan = vg(&stack, vg_of(&stack, "DRBDVG2"), &seen, Allow::default()).unwrap();
+    let plan = plan_vg(&stack, "DRBDVG2", &seen);
     assert_eq!(
         plan.steps,
-        [Step::Activate {
-            vg: "DRBDVG2".into(),
-            lvs: vec!["VPSthinpool".into(), "my-container".into()],
-        }]
+        [activate("DRBDVG2", &["VPSthinpool", "my-container"])]
     );
     // Up (its -tpool layer and the volume): nothing to do.
-    let seen = vg2_seen(
-        GIB,
-        &[
-            "DRBDVG2-VPSthinpool",
-            "DRBDVG2-VPSthinpool-tpool",
-            "DRBDVG2-my--container",
-        ],
-    );
-    let plan = vg(&stack, vg_of(&stack, "DRBDVG2"), &seen, Allow::default()).unwrap();
+    let seen = vg2_seen(GIB, &VG2_UP);
+    let plan = plan_vg(&stack, "DRBDVG2", &seen);
     assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
 }
 
@@ -391,13 +403,7 @@ fn an_inactive_thin_pool_comes_up_with_its_volumes_but_not_skipped_snapshots() {
 fn a_thin_pool_grows_to_the_file_and_a_larger_one_is_noted() {
     let stack = lab();
     let up = ["DRBDVG2-VPSthinpool-tpool", "DRBDVG2-my--container"];
-    let plan = vg(
-        &stack,
-        vg_of(&stack, "DRBDVG2"),
-        &vg2_seen(512 * MIB, &up),
-        Allow::default(),
-    )
-    .unwrap();
+    let plan = plan_vg(&stack, "DRBDVG2", &vg2_seen(512 * MIB, &up));
     assert_eq!(
         plan.steps,
         [Step::ThinPoolExtend {
@@ -407,41 +413,19 @@ fn a_thin_pool_grows_to_the_file_and_a_larger_one_is_noted() {
             metadata: None,
         }]
     );
-    let plan = vg(
-        &stack,
-        vg_of(&stack, "DRBDVG2"),
-        &vg2_seen(2 * GIB, &up),
-        Allow::default(),
-    )
-    .unwrap();
-    assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
-    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
-    assert!(
-        plan.notes[0].contains("a pool cannot shrink"),
-        "{}",
-        plan.notes[0]
-    );
+    let plan = plan_vg(&stack, "DRBDVG2", &vg2_seen(2 * GIB, &up));
+    only_note(&plan, "a pool cannot shrink");
 }
 
 #[test]
 fn a_suspended_device_makes_every_lv_of_the_vg_go_through_activation() {
     let stack = lab();
-    let mut seen = vg2_seen(
-        GIB,
-        &[
-            "DRBDVG2-VPSthinpool",
-            "DRBDVG2-VPSthinpool-tpool",
-            "DRBDVG2-my--container",
-        ],
-    );
+    let mut seen = vg2_seen(GIB, &VG2_UP);
     seen.suspended = names(&["DRBDVG2-VPSthinpool-tpool", "VG1-cachedlv"]);
-    let plan = vg(&stack, vg_of(&stack, "DRBDVG2"), &seen, Allow::default()).unwrap();
+    let plan = plan_vg(&stack, "DRBDVG2", &seen);
     assert_eq!(
         plan.steps,
-        [Step::Activate {
-            vg: "DRBDVG2".into(),
-            lvs: vec!["VPSthinpool".into(), "my-container".into()],
-        }]
+        [activate("DRBDVG2", &["VPSthinpool", "my-container"])]
     );
     // Only this VG's suspended devices are named.
     assert_eq!(
@@ -488,6 +472,20 @@ fn minor(role: &'static str, connection: &'static str, disk: &'static str) -> Mi
     }
 }
 
+/// Resource `name` configured as cairn writes it, with data that was up
+/// to date, attached (StandAlone) in `role`.
+fn up_seen(stack: &Stack, name: &str, role: &'static str) -> DrbdSeen {
+    let (text, _) = drbd_config_text(stack, name).unwrap();
+    DrbdSeen {
+        config: Some(text),
+        md: MdSeen::Present {
+            was_up_to_date: true,
+            just_created: false,
+        },
+        kernel: Some(minor(role, "StandAlone", "UpToDate")),
+    }
+}
+
 #[test]
 fn a_new_drbd_resource_gets_its_file_metadata_up_and_forced_primary() {
     let stack = lab();
@@ -523,34 +521,16 @@ fn a_new_drbd_resource_gets_its_file_metadata_up_and_forced_primary() {
 #[test]
 fn a_drbd_resource_that_is_up_and_primary_needs_nothing() {
     let stack = lab();
-    let r0 = stack.drbd("r0").unwrap();
-    let (text, _) = drbd_config_text(&stack, "r0").unwrap();
-    let seen = DrbdSeen {
-        config: Some(text),
-        md: MdSeen::Present {
-            was_up_to_date: true,
-            just_created: false,
-        },
-        kernel: Some(minor("Primary", "StandAlone", "UpToDate")),
-    };
-    let plan = drbd(&stack, r0, &seen, false).unwrap();
+    let seen = up_seen(&stack, "r0", "Primary");
+    let plan = drbd(&stack, stack.drbd("r0").unwrap(), &seen, false).unwrap();
     assert!(plan.steps.is_empty(), "{:?}", kinds(&plan));
 }
 
 #[test]
 fn a_drbd_resource_with_a_peer_is_brought_up_again_when_standalone_and_not_forced() {
     let stack = lab();
-    let upper = stack.drbd("r0-U").unwrap();
-    let (text, _) = drbd_config_text(&stack, "r0-U").unwrap();
-    let seen = DrbdSeen {
-        config: Some(text),
-        md: MdSeen::Present {
-            was_up_to_date: true,
-            just_created: false,
-        },
-        kernel: Some(minor("Secondary", "StandAlone", "UpToDate")),
-    };
-    let plan = drbd(&stack, upper, &seen, false).unwrap();
+    let seen = up_seen(&stack, "r0-U", "Secondary");
+    let plan = drbd(&stack, stack.drbd("r0-U").unwrap(), &seen, false).unwrap();
     assert_eq!(
         plan.steps,
         [
