@@ -12,6 +12,7 @@ pub mod cache_switch;
 pub mod config;
 pub mod cow_store;
 pub mod engine;
+pub mod inspect;
 pub mod linear;
 pub mod names;
 pub mod percent;

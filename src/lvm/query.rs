@@ -295,14 +295,3 @@ pub fn pvs(scan: &Scan, names: &[String]) -> Result<Vec<Row>> {
     }
     Ok(rows)
 }
-
-/// An active thin LV's mapped sectors and length in sectors, from the
-/// kernel's status (None when it is not an active thin LV).
-pub fn thin_mapped(ctl: &dm::Control, vg: &str, lv: &str) -> Option<(u64, u64)> {
-    let lines = ctl.status(&dm_name(vg, lv, None)).ok()?;
-    let (_, len, target, params) = lines.into_iter().next()?;
-    match dm::status::parse(&target, &params).ok()? {
-        dm::status::TargetStatus::Thin(t) => Some((t.mapped_sectors, len)),
-        _ => None,
-    }
-}

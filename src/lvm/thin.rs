@@ -269,14 +269,8 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
             if *size_bytes == 0 {
                 return Err(refused("a thin LV needs a size above 0"));
             }
-            let ext_bytes = vg.extent_bytes();
-            let mut extents = size_bytes.div_ceil(ext_bytes);
             // lvm2 rounds a thin LV up to whole pool chunks too.
-            let chunk_bytes = chunk * 512;
-            if chunk_bytes > ext_bytes {
-                let per = chunk_bytes.div_ceil(ext_bytes);
-                extents = extents.div_ceil(per) * per;
-            }
+            let extents = super::inspect::thin_extents(*size_bytes, vg.extent_bytes(), chunk * 512);
             (pool.clone(), extents, None)
         }
         Request::Snapshot { origin } => {

@@ -11,9 +11,9 @@ use super::Result;
 use crate::dm::Control;
 use crate::drbd::admin::MinorStatus;
 use crate::drbd::md::{MdDevice, MdError};
+use crate::lvm::inspect::{self, LvKind, VgInfo};
 use crate::lvm::names::dm_name;
-use crate::meta::model::{SegmentKind, VolumeGroup};
-use crate::meta::scan::{read_pv, Scan};
+use crate::meta::scan::read_pv;
 
 /// A device the file wants as a PV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +81,12 @@ pub fn pv(path: &Path) -> PvSeen {
     }
 }
 
-/// A VG as it is: its metadata and which of its LVs have dm devices.
-#[derive(Debug, Clone)]
+/// A VG as it is: what its metadata says and which of its LVs have dm
+/// devices. Default: no PVs, no VG, no dm device.
+#[derive(Debug, Clone, Default)]
 pub struct VgSeen {
     pub pvs: Vec<PvSeen>,
-    pub vg: Option<VolumeGroup>,
+    pub vg: Option<VgInfo>,
     /// dm names that exist (of any VG; looked up by [`VgSeen::active`]).
     pub dm_names: BTreeSet<String>,
     /// dm names of suspended devices (of any VG): a command stopped between
@@ -111,36 +112,23 @@ impl VgSeen {
     /// `-tpool` layer, or, for a pool activated with no thin LV active, the
     /// pool's own name (lvm2 then loads the target there).
     pub fn pool_device(&self, vg: &str, pool: &str) -> Option<String> {
-        [dm_name(vg, pool, Some("tpool")), dm_name(vg, pool, None)]
-            .into_iter()
-            .find(|n| self.dm_names.contains(n))
+        inspect::pool_device(&self.dm_names, vg, pool)
     }
 
     /// Size of LV `name` in bytes.
     pub fn lv_bytes(&self, name: &str) -> Option<u64> {
-        let vg = self.vg.as_ref()?;
-        Some(vg.lv(name)?.extent_count() * vg.extent_bytes())
+        self.vg.as_ref()?.lv_bytes(name)
     }
 
-    pub fn kind(&self, name: &str) -> Option<&SegmentKind> {
-        self.vg
-            .as_ref()?
-            .lv(name)?
-            .segments
-            .first()
-            .map(|s| &s.kind)
+    pub fn kind(&self, name: &str) -> Option<&LvKind> {
+        self.vg.as_ref()?.kind(name)
     }
 
     /// Thin LVs of `pool` (name, activation skip).
     pub fn thin_lvs(&self, pool: &str) -> Vec<(String, bool)> {
         let Some(vg) = &self.vg else { return vec![] };
-        vg.lvs
-            .iter()
-            .filter(|lv| {
-                matches!(lv.segments.first().map(|s| &s.kind),
-                    Some(SegmentKind::Thin { thin_pool, .. }) if thin_pool == pool)
-            })
-            .map(|lv| (lv.name.clone(), crate::lvm::activate::activation_skip(lv)))
+        vg.thin_lvs(pool)
+            .map(|lv| (lv.name.clone(), lv.activation_skip))
             .collect()
     }
 }
@@ -188,22 +176,19 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         .collect();
     let mut pvs = pvs;
     let vg = if pvs.iter().any(|s| *s == PvSeen::Member(v.name.clone())) {
-        let scan = Scan::devices(&present)?;
+        let (info, members) = VgInfo::read_on(&present, &v.name)?;
         // A PV of this VG without metadata of its own is a member, not a
         // device somebody else uses.
         for (p, seen) in v.pvs.iter().zip(pvs.iter_mut()) {
-            if *seen == PvSeen::MarkedUsed {
-                let owner = scan
-                    .pvs
-                    .iter()
-                    .find(|s| crate::blockdev::same_device(&s.path, &p.path))
-                    .map(|s| scan.owner(s));
-                if owner == Some(crate::meta::scan::PvOwner::Vg(v.name.clone())) {
-                    *seen = PvSeen::Member(v.name.clone());
-                }
+            let listed = present
+                .iter()
+                .zip(&members)
+                .any(|(d, m)| *m && *d == p.path);
+            if *seen == PvSeen::MarkedUsed && listed {
+                *seen = PvSeen::Member(v.name.clone());
             }
         }
-        Some(scan.vg(&v.name)?.metadata.vg)
+        Some(info)
     } else {
         None
     };
@@ -218,11 +203,7 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
 /// A VG by name, from the devices `env` scans (for VGs outside the file).
 pub fn vg_named(env: &crate::meta::ops::Env, name: &str, ctl: &Control) -> Result<VgSeen> {
     let scan = env.scan(&[])?;
-    let vg = match scan.vg(name) {
-        Ok(v) => Some(v.metadata.vg),
-        Err(crate::meta::scan::ScanError::NoSuchVg(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let vg = VgInfo::find(&scan, name)?;
     Ok(VgSeen {
         pvs: vec![],
         vg,
@@ -320,9 +301,8 @@ pub fn container(
 ) -> Result<ContainerSeen> {
     let volume_bytes = vg.lv_bytes(&c.name);
     let active = vg.active(&c.vg, &c.name, None);
-    let unwritten = active
-        && crate::lvm::query::thin_mapped(ctl, &c.vg, &c.name)
-            .is_some_and(|(mapped, _)| mapped == 0);
+    let unwritten =
+        active && inspect::thin_mapped(ctl, &c.vg, &c.name).is_some_and(|(mapped, _)| mapped == 0);
     let device = PathBuf::from(crate::lvm::names::lv_path(&c.vg, &c.name));
     let fs = if active {
         crate::fs::probe(&device)?
@@ -334,16 +314,8 @@ pub fn container(
         Some(_) => Some(crate::lxc::state(&stack.lxc_path, &c.name)?),
         None => None,
     };
-    let extent = vg.vg.as_ref().map_or(4 << 20, |v| v.extent_bytes());
-    let chunk = match vg.kind(&c.pool) {
-        Some(SegmentKind::ThinPool { chunk_size, .. }) => chunk_size * 512,
-        _ => 0,
-    };
-    let round_to = if chunk > extent {
-        chunk.div_ceil(extent) * extent
-    } else {
-        extent
-    };
+    // No VG read (yet): lvm2's default extent.
+    let round_to = vg.vg.as_ref().map_or(4 << 20, |v| v.thin_granule(&c.pool));
     Ok(ContainerSeen {
         round_to,
         volume_bytes,

@@ -15,8 +15,8 @@ use super::file::{Container, Drbd, Lv, SizeSpec, Stack, ThinPool, Vg};
 use super::observe::{ContainerSeen, DrbdSeen, MdSeen, PvSeen, VgSeen};
 use super::step::{drbd_config_text, rootfs_text, Step};
 use super::{Result, StackError};
+use crate::lvm::inspect::{round_up, LvKind, VgInfo};
 use crate::lvm::names::lv_path;
-use crate::meta::model::SegmentKind;
 use crate::units::human;
 
 /// What the flags allow.
@@ -36,10 +36,6 @@ pub struct NodePlan {
 
 fn refuse(msg: String) -> StackError {
     StackError::Refused(msg)
-}
-
-fn round_up(bytes: u64, extent: u64) -> u64 {
-    bytes.div_ceil(extent) * extent
 }
 
 /// Why a device the file names as a PV of `vg` cannot be one (for a
@@ -147,7 +143,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
         return fresh_vg(vg, &seen.pvs);
     };
     let mut plan = NodePlan::default();
-    let extent = md.extent_bytes();
+    let extent = md.extent_bytes;
     // PVs: the file's that are not in the VG join it.
     let mut joining = Vec::new();
     for (dev, s) in vg.pvs.iter().zip(&seen.pvs) {
@@ -174,11 +170,10 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
         .iter()
         .filter(|s| **s == PvSeen::Member(vg.name.clone()))
         .count();
-    if md.pvs.len() > members {
+    if md.pv_count > members {
         plan.notes.push(format!(
             "VG {} has {} PVs, the file lists {members} of them: the others are left alone",
-            vg.name,
-            md.pvs.len()
+            vg.name, md.pv_count
         ));
     }
     if extent != vg.extent_size {
@@ -197,8 +192,8 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
         };
         let now = seen.lv_bytes(&lv.name).unwrap_or(0);
         let cached_pool = match kind {
-            SegmentKind::Striped { .. } => None,
-            SegmentKind::Cache { cache_pool, .. } => Some(cache_pool.clone()),
+            LvKind::Linear => None,
+            LvKind::Cache { pool } => Some(pool.clone()),
             other => {
                 return Err(refuse(format!(
                     "{}/{} (line {}) is a {} LV, the file describes a plain LV: rename one of them",
@@ -250,7 +245,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
                         chunk: c.chunk,
                         pvs: c.pvs.clone(),
                     }),
-                    Some(SegmentKind::CachePool { .. }) => {}
+                    Some(LvKind::CachePool { .. }) => {}
                     Some(other) => {
                         return Err(refuse(format!(
                             "{}/{}: the cache pool name is taken by a {} LV (line {}): name the pool otherwise",
@@ -264,9 +259,8 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
                 plan.steps.push(cache_attach(vg, lv));
             }
             (Some(c), Some(pool)) => {
-                if let Some(SegmentKind::CachePool { settings, .. }) = seen.kind(&pool) {
-                    let mode = settings.cache_mode.as_deref().unwrap_or("writethrough");
-                    if mode != c.mode {
+                if let Some(LvKind::CachePool { mode, .. }) = seen.kind(&pool) {
+                    if *mode != c.mode {
                         plan.notes.push(format!(
                             "{}/{} caches {mode}, the file says {} (line {}): cairn does not change a live cache; \
                              `cairn cache detach` then apply to re-attach it",
@@ -297,10 +291,9 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             plan.steps.push(new_pool(vg, pool));
             continue;
         };
-        let SegmentKind::ThinPool {
+        let LvKind::ThinPool {
             metadata,
-            chunk_size,
-            ..
+            chunk_bytes,
         } = kind
         else {
             return Err(refuse(format!(
@@ -351,12 +344,12 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             });
         }
         if let Some(c) = pool.chunk {
-            if c != chunk_size * 512 {
+            if c != *chunk_bytes {
                 plan.notes.push(format!(
                     "{}/{} has {} chunks, the file says {} (line {}): set at creation; left as it is",
                     vg.name,
                     pool.name,
-                    human(chunk_size * 512),
+                    human(*chunk_bytes),
                     human(c),
                     pool.line
                 ));
@@ -668,19 +661,12 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
 
 /// Refuses new LVs and pools of fixed sizes that the VG's free space
 /// cannot hold, before anything is done (lvm2 would stop half-way).
-fn check_room(
-    file: &std::path::Path,
-    vg: &Vg,
-    md: &crate::meta::model::VolumeGroup,
-    steps: &[Step],
-) -> Result<()> {
-    let extent = md.extent_bytes();
-    let free = crate::meta::alloc::free_runs(md)
-        .map_err(|e| refuse(format!("VG {}: {e}", vg.name)))?
-        .iter()
-        .map(|r| r.count)
-        .sum::<u64>()
-        * extent;
+fn check_room(file: &std::path::Path, vg: &Vg, md: &VgInfo, steps: &[Step]) -> Result<()> {
+    let extent = md.extent_bytes;
+    let free = *md
+        .free_bytes
+        .as_ref()
+        .map_err(|e| refuse(format!("VG {}: {e}", vg.name)))?;
     let mut need = 0u64;
     for step in steps {
         let (bytes, name) = match step {
@@ -737,3 +723,6 @@ fn check_room(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

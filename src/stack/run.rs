@@ -12,6 +12,7 @@ use super::plan::{self, Allow, NodePlan};
 use super::step::{Ctx, Step};
 use super::{Context, Result, StackError};
 use crate::dm::Control;
+use crate::lvm::inspect::LvKind;
 use crate::lvm::names::{dm_name, lv_path};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,12 +499,7 @@ pub fn down(stack: &Stack, cx: &Context, on_step: OnStep<'_>) -> Result<Report> 
                 let whole = vg.pvs.iter().all(|p| p.provider != Provider::External);
                 let mut lvs: Vec<String> = Vec::new();
                 if whole {
-                    lvs.extend(
-                        md.lvs
-                            .iter()
-                            .filter(|l| l.is_visible())
-                            .map(|l| l.name.clone()),
-                    );
+                    lvs.extend(md.lvs.iter().filter(|l| l.visible).map(|l| l.name.clone()));
                 } else {
                     for pool in &vg.thinpools {
                         lvs.extend(seen.thin_lvs(&pool.name).into_iter().map(|(n, _)| n));
@@ -584,7 +580,7 @@ pub fn create_container(
     };
     let seen = observe::vg_named(&r.ctx.env_for(&c.vg), &c.vg, &r.ctl)?;
     match seen.kind(&c.pool) {
-        Some(crate::meta::model::SegmentKind::ThinPool { .. }) => {}
+        Some(LvKind::ThinPool { .. }) => {}
         _ => {
             return Err(StackError::Refused(format!(
                 "VG {} has no thin pool {}: give --pool VG/POOL of an existing pool",
@@ -679,9 +675,7 @@ pub fn remove_container(
     }
     let seen = observe::vg_named(&r.ctx.env_for(&vg), &vg, &r.ctl)?;
     match seen.kind(&lv) {
-        Some(crate::meta::model::SegmentKind::Thin { .. }) => {
-            steps.push(Step::ThinRemove { vg, lv })
-        }
+        Some(LvKind::Thin { .. }) => steps.push(Step::ThinRemove { vg, lv }),
         Some(other) => {
             return Err(StackError::Refused(format!(
                 "container {name}: its rootfs {vg}/{lv} is a {} LV, not a thin volume cairn \
@@ -756,6 +750,6 @@ pub fn containers(stack: &Stack, cx: &Context) -> Result<Vec<ContainerRow>> {
 
 /// How much of a thin LV its pool has mapped, in percent (lvm2's Data%).
 pub fn thin_used(ctl: &Control, vg: &str, lv: &str) -> Option<f64> {
-    let (mapped, len) = crate::lvm::query::thin_mapped(ctl, vg, lv)?;
+    let (mapped, len) = crate::lvm::inspect::thin_mapped(ctl, vg, lv)?;
     (len > 0).then(|| mapped as f64 * 100.0 / len as f64)
 }

@@ -12,11 +12,9 @@ use super::file::{Node, Stack};
 use super::observe::{self, VgSeen};
 use super::run::thin_used;
 use super::Result;
-use crate::dm::status::{self as dm_status, TargetStatus};
 use crate::dm::Control;
 use crate::drbd::admin::Drbd;
-use crate::lvm::names::dm_name;
-use crate::meta::model::SegmentKind;
+use crate::lvm::inspect::{self, LvKind, DEFAULT_CACHE_MODE, DEFAULT_CACHE_POLICY};
 use crate::units::human;
 
 #[derive(Debug, Serialize)]
@@ -122,12 +120,6 @@ fn pct(hits: u64, misses: u64) -> Option<f64> {
     (all > 0).then(|| hits as f64 * 100.0 / all as f64)
 }
 
-fn status_of(ctl: &Control, name: &str) -> Option<TargetStatus> {
-    let lines = ctl.status(name).ok()?;
-    let (_, _, target, params) = lines.first()?;
-    dm_status::parse(target, params).ok()
-}
-
 fn vg_status(
     stack: &Stack,
     i: usize,
@@ -153,46 +145,33 @@ fn vg_status(
         out.state = "not made (`cairn apply`)".into();
         return Ok(out);
     };
-    let extent = md.extent_bytes();
-    out.size = Some(md.pvs.iter().map(|p| p.pe_count).sum::<u64>() * extent);
-    out.free = crate::meta::alloc::free_runs(md)
-        .ok()
-        .map(|r| r.iter().map(|r| r.count).sum::<u64>() * extent);
+    out.size = Some(md.size_bytes);
+    out.free = md.free_bytes.as_ref().ok().copied();
     for lv in &v.lvs {
         let active = seen.active(&v.name, &lv.name, None);
         let cache = match seen.kind(&lv.name) {
-            Some(SegmentKind::Cache { cache_pool, .. }) => {
-                let settings = match seen.kind(cache_pool) {
-                    Some(SegmentKind::CachePool { settings, .. }) => Some(settings.clone()),
-                    _ => None,
+            Some(LvKind::Cache { pool }) => {
+                let (mode, policy) = match seen.kind(pool) {
+                    Some(LvKind::CachePool { mode, policy }) => (mode.clone(), policy.clone()),
+                    _ => (DEFAULT_CACHE_MODE.into(), DEFAULT_CACHE_POLICY.into()),
                 };
-                let st = if active {
-                    status_of(ctl, &dm_name(&v.name, &lv.name, None))
+                let c = if active {
+                    inspect::cache_use(ctl, &v.name, &lv.name)
                 } else {
                     None
                 };
-                let c = match st {
-                    Some(TargetStatus::Cache(c)) => Some(c),
-                    _ => None,
-                };
                 Some(CacheInfo {
-                    pool: cache_pool.clone(),
-                    mode: settings
-                        .as_ref()
-                        .and_then(|s| s.cache_mode.clone())
-                        .unwrap_or_else(|| "writethrough".into()),
-                    policy: settings
-                        .as_ref()
-                        .and_then(|s| s.policy.clone())
-                        .unwrap_or_else(|| "smq".into()),
-                    size: c.as_ref().map(|c| c.blocks_total * c.block_sectors * 512),
+                    pool: pool.clone(),
+                    mode,
+                    policy,
+                    size: c.as_ref().map(|c| c.size_bytes),
                     blocks_used: c.as_ref().map_or(0, |c| c.blocks_used),
                     blocks_total: c.as_ref().map_or(0, |c| c.blocks_total),
                     read_hits: c.as_ref().map_or(0, |c| c.read_hits),
                     read_misses: c.as_ref().map_or(0, |c| c.read_misses),
                     write_hits: c.as_ref().map_or(0, |c| c.write_hits),
                     write_misses: c.as_ref().map_or(0, |c| c.write_misses),
-                    dirty_blocks: c.as_ref().map_or(0, |c| c.dirty),
+                    dirty_blocks: c.as_ref().map_or(0, |c| c.dirty_blocks),
                     read_hit_percent: c.as_ref().and_then(|c| pct(c.read_hits, c.read_misses)),
                     write_hit_percent: c.as_ref().and_then(|c| pct(c.write_hits, c.write_misses)),
                 })
@@ -211,15 +190,14 @@ fn vg_status(
         let pool_device = seen.pool_device(&v.name, &p.name);
         let active = pool_device.is_some();
         let metadata_size = match seen.kind(&p.name) {
-            Some(SegmentKind::ThinPool { metadata, .. }) => seen.lv_bytes(metadata),
+            Some(LvKind::ThinPool { metadata, .. }) => seen.lv_bytes(metadata),
             _ => None,
         };
-        let st = match pool_device.as_deref().and_then(|d| status_of(ctl, d)) {
-            Some(TargetStatus::ThinPool(s)) => Some(s),
-            _ => None,
-        };
-        let data_percent = st.as_ref().map(|s| s.data_percent());
-        let metadata_percent = st.as_ref().map(|s| s.metadata_percent());
+        let used = pool_device
+            .as_deref()
+            .and_then(|d| inspect::pool_use(ctl, d));
+        let data_percent = used.map(|u| u.data_percent);
+        let metadata_percent = used.map(|u| u.metadata_percent);
         let threshold = p.autoextend.map(|a| a.threshold);
         let over = threshold.is_some_and(|t| {
             t < 100

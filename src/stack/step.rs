@@ -12,6 +12,7 @@ use super::{io, Result, StackError};
 use crate::drbd::adm;
 use crate::drbd::admin::Drbd;
 use crate::lvm::engine::Dev;
+use crate::lvm::inspect::VgInfo;
 use crate::lvm::volume::{Run, Selection};
 use crate::lvm::{cache, linear, pool, thin, volume};
 use crate::meta::ops::{self, Env};
@@ -612,7 +613,7 @@ fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<(
                 ))
             })?;
             let ctl = crate::dm::Control::open()?;
-            match crate::lvm::query::thin_mapped(&ctl, &vg, &lv) {
+            match crate::lvm::inspect::thin_mapped(&ctl, &vg, &lv) {
                 Some((0, _)) => Ok(()),
                 Some((mapped, _)) => refuse(format!("{mapped} written sectors and no filesystem")),
                 None => refuse("no active thin volume".to_owned()),
@@ -674,22 +675,14 @@ fn write_resource_file(path: &Path, text: &str) -> Result<()> {
 /// room for its metadata and the pool metadata spare (lvm2 takes both from
 /// what is left).
 fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Result<u64> {
-    let view = env.scan(&[])?.vg(vg)?;
-    let vg = &view.metadata.vg;
-    let extent = vg.extent_bytes();
-    let free: u64 = crate::meta::alloc::free_runs(vg)
-        .map_err(|e| StackError::Refused(format!("VG {}: {e}", vg.name)))?
-        .iter()
-        .map(|r| r.count)
-        .sum();
-    let total_free = free * extent;
+    let vg = VgInfo::read(&env.scan(&[])?, vg)?;
+    let extent = vg.extent_bytes;
+    let total_free = *vg
+        .free_bytes
+        .as_ref()
+        .map_err(|e| StackError::Refused(format!("VG {}: {e}", vg.name)))?;
     let wanted = (total_free as f64 * percent / 100.0) as u64 / extent * extent;
-    let (_, md_sectors) = pool::sizes(
-        wanted / 512,
-        vg.extent_size,
-        None,
-        metadata.map(|m| m / 512),
-    );
+    let (_, md_sectors) = pool::sizes(wanted / 512, extent / 512, None, metadata.map(|m| m / 512));
     let md = (md_sectors * 512).div_ceil(extent) * extent;
     let room = total_free.saturating_sub(2 * md) / extent * extent;
     Ok(wanted.min(room))
