@@ -570,7 +570,12 @@ resource ext { on h1 { device /dev/drbd1; disk /dev/a; meta-disk /dev/b; } }
                 "unknown: t.res defines r0, r0-U, ext",
                 ErrorKind::NotFound,
             ),
-            ("ext", false, "internal metadata only", ErrorKind::Unsupported),
+            (
+                "ext",
+                false,
+                "internal metadata only",
+                ErrorKind::Unsupported,
+            ),
         ];
         for (name, stacked, what, kind) in cases {
             let e = s.target_in(&c, name, stacked).unwrap_err();

@@ -489,7 +489,8 @@ impl StackError {
             StackError::Dm(e) => e.kind(),
             StackError::Fs(e) => e.kind(),
             StackError::Lxc(e) => e.kind(),
-            StackError::Refused(_) => ErrorKind::Refused,
+            StackError::Refused(r) => r.kind,
+            StackError::Step { source, .. } => source.kind(),
             StackError::Io { source, .. } => io_kind(source),
         }
     }

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{io, Result, StackError};
+use super::{io, refused, Result};
+use crate::error::ErrorKind;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cairn";
 
@@ -71,11 +72,14 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
     let text =
         std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
     parse(&text).map_err(|(line, e)| {
-        StackError::Refused(format!(
-            "journal {} line {line} is damaged ({e}): cairn cannot tell what the interrupted \
+        refused(
+            ErrorKind::Inconsistent,
+            format!(
+                "journal {} line {line} is damaged ({e}): cairn cannot tell what the interrupted \
              run was doing; read it, then move it away (the next run plans from what exists)",
-            path.display()
-        ))
+                path.display()
+            ),
+        )
     })
 }
 
@@ -203,10 +207,13 @@ impl Journal {
         let locked =
             unsafe { nix::libc::flock(lock.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
         if locked != 0 {
-            return Err(StackError::Refused(format!(
-                "another cairn apply, up or down is running (lock {}): wait for it",
-                dir.join("apply.lock").display()
-            )));
+            return Err(refused(
+                ErrorKind::Busy,
+                format!(
+                    "another cairn apply, up or down is running (lock {}): wait for it",
+                    dir.join("apply.lock").display()
+                ),
+            ));
         }
         let path = dir.join(format!("{name}.journal"));
         let earlier = if path.exists() {

@@ -51,7 +51,13 @@ pub enum StackError {
     #[error(transparent)]
     Lxc(#[from] crate::lxc::LxcError),
     #[error("{0}")]
-    Refused(String),
+    Refused(crate::error::Refusal),
+    #[error("step {n} ({step}) failed: {source}")]
+    Step {
+        n: usize,
+        step: String,
+        source: Box<StackError>,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -70,6 +76,11 @@ pub struct Context {
     pub env: crate::meta::ops::Env,
     pub dev: crate::lvm::engine::Dev,
     pub state_dir: std::path::PathBuf,
+}
+
+/// A refusal of this kind.
+pub(crate) fn refused(kind: crate::error::ErrorKind, message: impl Into<String>) -> StackError {
+    StackError::Refused(crate::error::Refusal::new(kind, message))
 }
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {

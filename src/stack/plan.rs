@@ -15,6 +15,7 @@ use super::file::{Container, Drbd, Lv, SizeSpec, Stack, ThinPool, Vg};
 use super::observe::{ContainerSeen, DrbdSeen, MdSeen, PvSeen, VgSeen};
 use super::step::{drbd_config_text, rootfs_text, Step};
 use super::{Result, StackError};
+use crate::error::{ErrorKind, Refusal};
 use crate::lvm::inspect::{round_up, LvKind, VgInfo};
 use crate::lvm::names::lv_path;
 use crate::units::human;
@@ -34,36 +35,46 @@ pub struct NodePlan {
     pub notes: Vec<String>,
 }
 
-fn refuse(msg: String) -> StackError {
-    StackError::Refused(msg)
+fn refuse(kind: ErrorKind, msg: String) -> StackError {
+    StackError::Refused(Refusal::new(kind, msg))
 }
 
 /// Why a device the file names as a PV of `vg` cannot be one (for a
 /// device that is missing, in use, or another VG's).
 fn pv_refusal(vg: &Vg, dev: &super::file::Device, seen: &PvSeen) -> StackError {
     let (path, line) = (dev.path.display(), dev.line);
-    refuse(match seen {
-        PvSeen::Missing => format!(
-            "VG {}: PV {path} (line {line}) does not exist: bring the device up (an md RAID \
+    let kind = match seen {
+        PvSeen::Missing => ErrorKind::NotFound,
+        PvSeen::InUse(_) => ErrorKind::Busy,
+        _ => ErrorKind::Refused,
+    };
+    refuse(
+        kind,
+        match seen {
+            PvSeen::Missing => format!(
+                "VG {}: PV {path} (line {line}) does not exist: bring the device up (an md RAID \
              assembled, the layer under it up) or fix the path",
-            vg.name
-        ),
-        PvSeen::InUse(why) => format!("VG {}: cannot take {path} (line {line}): {why}", vg.name),
-        PvSeen::Member(other) => format!(
+                vg.name
+            ),
+            PvSeen::InUse(why) => {
+                format!("VG {}: cannot take {path} (line {line}): {why}", vg.name)
+            }
+            PvSeen::Member(other) => format!(
             "VG {}: {path} (line {line}) is a PV of VG {other}: name another device, or take it \
              out of {other} first",
             vg.name
         ),
-        PvSeen::MarkedUsed => format!(
+            PvSeen::MarkedUsed => format!(
             "VG {}: {path} (line {line}) is a PV of another volume group that keeps no metadata \
              on it (its label is marked used): `pvs -o+vg_name` names that VG; name another \
              device",
             vg.name
         ),
-        PvSeen::Blank | PvSeen::Orphan => {
-            unreachable!("blank and orphan PVs are taken, not refused")
-        }
-    })
+            PvSeen::Blank | PvSeen::Orphan => {
+                unreachable!("blank and orphan PVs are taken, not refused")
+            }
+        },
+    )
 }
 
 /// A VG that does not exist yet, made whole.
@@ -195,13 +206,16 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             LvKind::Linear => None,
             LvKind::Cache { pool } => Some(pool.clone()),
             other => {
-                return Err(refuse(format!(
+                return Err(refuse(
+                    ErrorKind::AlreadyExists,
+                    format!(
                     "{}/{} (line {}) is a {} LV, the file describes a plain LV: rename one of them",
                     vg.name,
                     lv.name,
                     lv.line,
                     other.type_name()
-                )))
+                ),
+                ))
             }
         };
         if let SizeSpec::Bytes(b) = lv.size {
@@ -215,7 +229,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
                 });
             } else if want < now {
                 if !allow.shrink {
-                    return Err(refuse(format!(
+                    return Err(refuse(ErrorKind::Refused, format!(
                         "{}/{} is {} and the file says {} (line {}): shrinking loses the data past {}; \
                          pass --allow-shrink if that is meant, or fix the file",
                         vg.name,
@@ -247,7 +261,7 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
                     }),
                     Some(LvKind::CachePool { .. }) => {}
                     Some(other) => {
-                        return Err(refuse(format!(
+                        return Err(refuse(ErrorKind::AlreadyExists, format!(
                             "{}/{}: the cache pool name is taken by a {} LV (line {}): name the pool otherwise",
                             vg.name,
                             c.pool,
@@ -296,13 +310,16 @@ pub fn vg(stack: &Stack, vg: &Vg, seen: &VgSeen, allow: Allow) -> Result<NodePla
             chunk_bytes,
         } = kind
         else {
-            return Err(refuse(format!(
-                "{}/{} (line {}) is a {} LV, the file describes a thin pool",
-                vg.name,
-                pool.name,
-                pool.line,
-                kind.type_name()
-            )));
+            return Err(refuse(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{}/{} (line {}) is a {} LV, the file describes a thin pool",
+                    vg.name,
+                    pool.name,
+                    pool.line,
+                    kind.type_name()
+                ),
+            ));
         };
         let now = seen.lv_bytes(&pool.name).unwrap_or(0);
         let md_now = seen.lv_bytes(metadata).unwrap_or(0);
@@ -413,12 +430,15 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     match &seen.config {
         Some(now) if *now == text => {}
         Some(now) if !now.starts_with("# Written by cairn") => {
-            return Err(refuse(format!(
+            return Err(refuse(
+                ErrorKind::Refused,
+                format!(
                 "DRBD resource {}: {} exists and was not written by cairn: move it away (cairn \
                  writes the resource from the stack file)",
                 d.name,
                 path.display()
-            )))
+            ),
+            ))
         }
         _ => plan.steps.push(Step::DrbdConfig {
             resource: d.name.clone(),
@@ -433,21 +453,27 @@ pub fn drbd(stack: &Stack, d: &Drbd, seen: &DrbdSeen, fresh: bool) -> Result<Nod
     };
     let force = match md {
         MdSeen::NoDisk => {
-            return Err(refuse(format!(
+            return Err(refuse(
+                ErrorKind::NotFound,
+                format!(
                 "DRBD resource {}: its disk {} does not exist (line {}): bring up what it stands \
                  on, or fix `disk`",
                 d.name,
                 d.disk.path.display(),
                 d.disk.line
-            )))
+            ),
+            ))
         }
         MdSeen::Foreign(why) => {
-            return Err(refuse(format!(
-                "DRBD resource {}: will not put metadata on {} (line {}): {why}",
-                d.name,
-                d.disk.path.display(),
-                d.disk.line
-            )))
+            return Err(refuse(
+                ErrorKind::Refused,
+                format!(
+                    "DRBD resource {}: will not put metadata on {} (line {}): {why}",
+                    d.name,
+                    d.disk.path.display(),
+                    d.disk.line
+                ),
+            ))
         }
         MdSeen::Blank => {
             plan.steps.push(Step::DrbdCreateMd {
@@ -537,14 +563,17 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
     };
     let Some(now) = seen.volume_bytes else {
         if let Some(cfg) = &seen.config {
-            return Err(refuse(format!(
-                "{}: LXC has a container of that name (rootfs {:?}) and {} \
+            return Err(refuse(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{}: LXC has a container of that name (rootfs {:?}) and {} \
                  does not exist: cairn does not replace it; pick another name, or remove that \
                  container (lxc-destroy) if it is not needed",
-                named(c),
-                cfg.rootfs_path.as_deref().unwrap_or("(none)"),
-                device.display()
-            )));
+                    named(c),
+                    cfg.rootfs_path.as_deref().unwrap_or("(none)"),
+                    device.display()
+                ),
+            ));
         }
         plan.steps.push(Step::ThinCreate {
             vg: c.vg.clone(),
@@ -602,7 +631,7 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
             .is_some_and(|fs| fs.label == super::step::fs_label(&c.name));
     match (&seen.config, resume) {
         (None, true) if !half_made && seen.active => {
-            return Err(refuse(format!(
+            return Err(refuse(ErrorKind::Refused, format!(
                 "{}: an interrupted run was making it, but {} now holds \
                  something else ({}): cairn leaves it alone; remove it (`cairn lv remove`) or pick \
                  another name",
@@ -615,7 +644,7 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
         }
         (None, true) => make_fs(&mut plan),
         (None, false) if seen.fs.is_none() && seen.active => {
-            return Err(refuse(format!(
+            return Err(refuse(ErrorKind::Refused, format!(
                 "{}: volume {} exists with no filesystem and no LXC config, and no \
                  interrupted apply made it: cairn leaves it alone; remove it (`cairn lv remove`) or pick \
                  another name",
@@ -631,7 +660,7 @@ pub fn container(c: &Container, seen: &ContainerSeen, resume: Resume) -> Result<
         }),
         (Some(cfg), _) => {
             if cfg.rootfs_device.as_deref() != Some(device.as_path()) {
-                return Err(refuse(format!(
+                return Err(refuse(ErrorKind::AlreadyExists, format!(
                     "{}: its LXC config has rootfs {:?}, not {}: another container of \
                      that name exists; pick another name",
                     named(c),
@@ -666,7 +695,7 @@ fn check_room(file: &std::path::Path, vg: &Vg, md: &VgInfo, steps: &[Step]) -> R
     let free = *md
         .free_bytes
         .as_ref()
-        .map_err(|e| refuse(format!("VG {}: {e}", vg.name)))?;
+        .map_err(|e| refuse(ErrorKind::Inconsistent, format!("VG {}: {e}", vg.name)))?;
     let mut need = 0u64;
     for step in steps {
         let (bytes, name) = match step {
@@ -711,14 +740,17 @@ fn check_room(file: &std::path::Path, vg: &Vg, md: &VgInfo, steps: &[Step]) -> R
                         .map(|p| p.line)
                 })
                 .unwrap_or(vg.line);
-            return Err(refuse(format!(
-                "{}:{line}: VG {}: {name} needs more than the {} free: the new LVs need {}; \
+            return Err(refuse(
+                ErrorKind::NoSpace,
+                format!(
+                    "{}:{line}: VG {}: {name} needs more than the {} free: the new LVs need {}; \
                  make them smaller or give the VG another PV",
-                file.display(),
-                vg.name,
-                human(free),
-                human(need)
-            )));
+                    file.display(),
+                    vg.name,
+                    human(free),
+                    human(need)
+                ),
+            ));
         }
     }
     Ok(())

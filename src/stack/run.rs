@@ -10,8 +10,9 @@ use super::journal::{self, Entry, Interrupted, Journal};
 use super::observe::{self, VgSeen};
 use super::plan::{self, Allow, NodePlan};
 use super::step::{Ctx, Step};
-use super::{Context, Result, StackError};
+use super::{refused, Context, Result, StackError};
 use crate::dm::Control;
+use crate::error::ErrorKind;
 use crate::lvm::inspect::LvKind;
 use crate::lvm::names::{dm_name, lv_path};
 
@@ -145,9 +146,11 @@ impl<'a, 'b> Runner<'a, 'b> {
                     })?;
                 }
                 crate::failpoint::hit(&format!("apply-step-{n}"));
-                self.ctx
-                    .run(&step)
-                    .map_err(|e| StackError::Refused(format!("step {n} ({step}) failed: {e}")))?;
+                self.ctx.run(&step).map_err(|e| StackError::Step {
+                    n,
+                    step: step.to_string(),
+                    source: Box::new(e),
+                })?;
                 if let Some(j) = &mut self.journal {
                     j.write(&Entry::Done { n })?;
                 }
@@ -166,10 +169,13 @@ impl<'a, 'b> Runner<'a, 'b> {
             if up_may(&step) {
                 keep.push(step);
             } else if makes(&step) {
-                return Err(StackError::Refused(format!(
-                    "{what} is not made yet ({step}): run `cairn apply {}` first",
-                    self.ctx.stack.path.display()
-                )));
+                return Err(refused(
+                    ErrorKind::Refused,
+                    format!(
+                        "{what} is not made yet ({step}): run `cairn apply {}` first",
+                        self.ctx.stack.path.display()
+                    ),
+                ));
             } else {
                 self.report.notes.push(format!(
                     "{what}: the file asks for a change that apply makes: {step}"
@@ -582,24 +588,33 @@ pub fn create_container(
     match seen.kind(&c.pool) {
         Some(LvKind::ThinPool { .. }) => {}
         _ => {
-            return Err(StackError::Refused(format!(
-                "VG {} has no thin pool {}: give --pool VG/POOL of an existing pool",
-                c.vg, c.pool
-            )))
+            return Err(refused(
+                ErrorKind::NotFound,
+                format!(
+                    "VG {} has no thin pool {}: give --pool VG/POOL of an existing pool",
+                    c.vg, c.pool
+                ),
+            ))
         }
     }
     if seen.kind(&c.name).is_some() && !unfinished {
-        return Err(StackError::Refused(format!(
-            "VG {} has an LV {} already: pick another container name",
-            c.vg, c.name
-        )));
+        return Err(refused(
+            ErrorKind::AlreadyExists,
+            format!(
+                "VG {} has an LV {} already: pick another container name",
+                c.vg, c.name
+            ),
+        ));
     }
     if crate::lxc::read_config(&stack.lxc_path, &c.name)?.is_some() {
-        return Err(StackError::Refused(format!(
-            "container {} exists already ({}): pick another name",
-            c.name,
-            stack.lxc_path.join(&c.name).display()
-        )));
+        return Err(refused(
+            ErrorKind::AlreadyExists,
+            format!(
+                "container {} exists already ({}): pick another name",
+                c.name,
+                stack.lxc_path.join(&c.name).display()
+            ),
+        ));
     }
     let mut steps = if unfinished && seen.kind(&c.name).is_some() {
         let cseen = observe::container(stack, c, &seen, &r.ctl)?;
@@ -630,21 +645,27 @@ pub fn remove_container(
     on_step: OnStep<'_>,
 ) -> Result<Report> {
     let cfg = crate::lxc::read_config(&stack.lxc_path, name)?.ok_or_else(|| {
-        StackError::Refused(format!(
-            "no container {name} in {}: nothing was changed",
-            stack.lxc_path.display()
-        ))
+        refused(
+            ErrorKind::NotFound,
+            format!(
+                "no container {name} in {}: nothing was changed",
+                stack.lxc_path.display()
+            ),
+        )
     })?;
     let (vg, lv) = cfg
         .rootfs_device
         .as_deref()
         .and_then(crate::lvm::names::split_lv_path)
         .ok_or_else(|| {
-            StackError::Refused(format!(
+            refused(
+                ErrorKind::Unsupported,
+                format!(
                 "container {name}: its rootfs {:?} is not an LV (/dev/VG/LV): cairn removes only \
                  containers on volumes; use lxc-destroy",
                 cfg.rootfs_path.as_deref().unwrap_or("(none)")
-            ))
+            ),
+            )
         })?;
     // Only the container's own volume goes: a thin LV named after it, as
     // cairn and `lxc-create -B lvm` make them, that no other container
@@ -656,7 +677,9 @@ pub fn remove_container(
             && matches!((c.rootfs_device.as_deref(), ours), (Some(a), Some(b)) if crate::blockdev::same_device(a, b))
     });
     if lv != name || shared.is_some() {
-        return Err(StackError::Refused(format!(
+        return Err(refused(
+            ErrorKind::Refused,
+            format!(
             "container {name}: its rootfs is {vg}/{lv}, which is not its own volume ({}): cairn \
              removes only a container's own thin LV; nothing was changed. Remove the container \
              with lxc-destroy, and the volume yourself if it is no longer needed",
@@ -664,7 +687,8 @@ pub fn remove_container(
                 Some(c) => format!("container {} uses it too", c.name),
                 None => format!("its own would be {vg}/{name}"),
             }
-        )));
+        ),
+        ));
     }
     let (mut r, _) = runner(stack, cx, on_step)?;
     let mut steps = Vec::new();
@@ -677,11 +701,14 @@ pub fn remove_container(
     match seen.kind(&lv) {
         Some(LvKind::Thin { .. }) => steps.push(Step::ThinRemove { vg, lv }),
         Some(other) => {
-            return Err(StackError::Refused(format!(
-                "container {name}: its rootfs {vg}/{lv} is a {} LV, not a thin volume cairn \
+            return Err(refused(
+                ErrorKind::Refused,
+                format!(
+                    "container {name}: its rootfs {vg}/{lv} is a {} LV, not a thin volume cairn \
                  made: nothing was changed; remove the container with lxc-destroy",
-                other.type_name()
-            )))
+                    other.type_name()
+                ),
+            ))
         }
         None => {}
     }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::file::{Rootfs, SizeSpec, Stack};
-use super::{io, Result, StackError};
+use super::{io, refused, Result};
 use crate::drbd::adm;
 use crate::drbd::admin::Drbd;
+use crate::error::ErrorKind;
 use crate::lvm::engine::Dev;
 use crate::lvm::inspect::VgInfo;
 use crate::lvm::volume::{Run, Selection};
@@ -588,16 +589,19 @@ impl<'a> Ctx<'a> {
 /// data and is left alone.
 fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<()> {
     let refuse = |what: String| {
-        Err(StackError::Refused(format!(
+        Err(refused(
+            ErrorKind::Refused,
+            format!(
             "container {container}: {} holds {what}, not what cairn was making: cairn leaves it \
              alone; remove the volume (`cairn lv remove`) or pick another name",
             device.display()
-        )))
+        ),
+        ))
     };
     // Every signature libblkid knows, not only ext's: half of cairn's own
     // mkfs has none, anything else that has one is somebody's.
     let found = crate::signature::probe(device)
-        .map_err(|e| StackError::Refused(format!("container {container}: {e}")))?;
+        .map_err(|e| refused(ErrorKind::Refused, format!("container {container}: {e}")))?;
     let ours = |s: &crate::signature::Signature| {
         s.kind.starts_with("ext") && s.label.as_deref() == Some(fs_label(container).as_str())
     };
@@ -607,10 +611,13 @@ fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<(
         [] if mkfs_cut => Ok(()),
         [] => {
             let (vg, lv) = crate::lvm::names::split_lv_path(device).ok_or_else(|| {
-                StackError::Refused(format!(
-                    "container {container}: {} is not a /dev/VG/LV path",
-                    device.display()
-                ))
+                refused(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "container {container}: {} is not a /dev/VG/LV path",
+                        device.display()
+                    ),
+                )
             })?;
             let ctl = crate::dm::Control::open()?;
             match crate::lvm::inspect::thin_mapped(&ctl, &vg, &lv) {
@@ -645,9 +652,8 @@ fn populate(root: &Path, rootfs: &str) -> Result<()> {
     match rootfs_source(rootfs) {
         crate::lxc::RootfsSource::Busybox => {
             let busybox = crate::lxc::find_busybox().ok_or_else(|| {
-                StackError::Refused(
-                    "no busybox on this host: install busybox-static, or give the container a rootfs tarball"
-                        .into(),
+                refused(ErrorKind::Unsupported,
+                    "no busybox on this host: install busybox-static, or give the container a rootfs tarball",
                 )
             })?;
             crate::lxc::build_busybox_rootfs(root, &busybox)?;
@@ -680,7 +686,7 @@ fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Resul
     let total_free = *vg
         .free_bytes
         .as_ref()
-        .map_err(|e| StackError::Refused(format!("VG {}: {e}", vg.name)))?;
+        .map_err(|e| refused(ErrorKind::Inconsistent, format!("VG {}: {e}", vg.name)))?;
     let wanted = (total_free as f64 * percent / 100.0) as u64 / extent * extent;
     let (_, md_sectors) = pool::sizes(wanted / 512, extent / 512, None, metadata.map(|m| m / 512));
     let md = (md_sectors * 512).div_ceil(extent) * extent;
@@ -691,10 +697,10 @@ fn pool_share(env: &Env, vg: &str, percent: f64, metadata: Option<u64>) -> Resul
 /// The drbd-utils resource file cairn writes for `name`: (text, path).
 pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> {
     let d = stack.drbd(name).ok_or_else(|| {
-        StackError::Refused(format!(
-            "no DRBD resource {name} in {}",
-            stack.path.display()
-        ))
+        refused(
+            ErrorKind::NotFound,
+            format!("no DRBD resource {name} in {}", stack.path.display()),
+        )
     })?;
     check_resource_words(stack, d)?;
     let mut t = format!(
@@ -734,10 +740,13 @@ pub fn drbd_config_text(stack: &Stack, name: &str) -> Result<(String, PathBuf)> 
 /// by other code must not slip a newline or a `}` into drbd-utils' file).
 fn check_resource_words(stack: &Stack, d: &crate::stack::file::Drbd) -> Result<()> {
     let bad = |what: &str, value: &str, why: &str| {
-        StackError::Refused(format!(
-            "DRBD resource {:?}: {what} {value:?} cannot go into its resource file: {why}",
-            d.name
-        ))
+        refused(
+            ErrorKind::InvalidInput,
+            format!(
+                "DRBD resource {:?}: {what} {value:?} cannot go into its resource file: {why}",
+                d.name
+            ),
+        )
     };
     crate::names::drbd_resource(&d.name).map_err(|why| bad("the name", &d.name, why))?;
     if let Some(lower) = &d.stacked_on {

@@ -148,7 +148,7 @@ fn vg2_seen(size: u64, active: &[&str]) -> VgSeen {
 fn refused(r: Result<NodePlan>, part: &str) -> String {
     match r {
         Ok(p) => panic!("planned {:?}, expected a refusal with {part:?}", kinds(&p)),
-        Err(StackError::Refused(m)) => {
+        Err(StackError::Refused(crate::error::Refusal { message: m, .. })) => {
             assert!(m.contains(part), "{part:?} not in: {m}");
             m
         }
@@ -268,6 +268,27 @@ fn a_pv_that_is_another_vgs_or_in_use_or_missing_is_refused() {
     refused(
         fresh_vg(vg1, &[PvSeen::MarkedUsed, PvSeen::Blank]),
         "marked used",
+    );
+}
+
+/// Each refusal says what kind it is, for programs that act on it.
+#[test]
+fn refusals_carry_their_kind() {
+    use crate::error::ErrorKind;
+    let stack = lab();
+    let vg1 = vg_of(&stack, "VG1");
+    let kind = |r: Result<NodePlan>| r.map(|_| ()).unwrap_err().kind();
+    for (seen, expected) in [
+        (PvSeen::Missing, ErrorKind::NotFound),
+        (PvSeen::InUse("mounted".into()), ErrorKind::Busy),
+        (PvSeen::Member("other".into()), ErrorKind::Refused),
+    ] {
+        assert_eq!(kind(fresh_vg(vg1, &[seen, PvSeen::Blank])), expected);
+    }
+    let larger = vg1_seen(3 * GIB, &["VG1-cachedlv"]);
+    assert_eq!(
+        kind(vg(&stack, vg1, &larger, Allow::default())),
+        ErrorKind::Refused
     );
 }
 
