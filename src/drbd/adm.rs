@@ -481,7 +481,8 @@ fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Supe
 
 /// `drbdadm create-md RES`: refused while the device is attached or held,
 /// where an ext filesystem would be truncated, and, without `force`, where
-/// anything is on the device (see [`check_overwrite`]).
+/// anything is on the device: metadata, a signature libblkid knows, or other
+/// data in its first 68 KiB.
 pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64> {
     let name = &t.resource.name;
     if let Some(drbd) = drbd {
