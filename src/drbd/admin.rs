@@ -13,7 +13,7 @@ use super::state::State;
 
 /// `genlmsghdr.cmd` values (enum drbd_genl_ops).
 pub mod cmd {
-    /// DRBD_ADM_GET_STATUS: status dump of minors (`drbdsetup status`/`events`).
+    /// DRBD_ADM_GET_STATUS: a status dump of one resource's or every minor.
     pub const GET_STATUS: u8 = 2;
     /// DRBD_ADM_NEW_MINOR: `new-minor`: creates a minor (volume) in a resource.
     pub const NEW_MINOR: u8 = 5;

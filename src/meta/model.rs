@@ -377,7 +377,7 @@ pub enum SegmentKind {
         /// The snapshot being merged into it.
         merge: Option<String>,
     },
-    /// `cache-pool`: data and metadata sub-LVs for dm-cache, not yet attached or attached.
+    /// `cache-pool`: the data and metadata sub-LVs dm-cache caches through.
     CachePool {
         /// The data sub-LV (`pool_cdata`).
         data: String,
