@@ -16,20 +16,38 @@ use crate::blockdev::DeviceError;
 use crate::error::{ErrorKind, Refusal};
 use crate::signature::SignatureError;
 
+/// Why a drbdadm verb failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdmError {
+    /// The drbd-utils configuration (drbd.conf and its includes) could not be read or parsed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The kernel refused or failed a generic netlink request.
     #[error(transparent)]
     Drbd(#[from] DrbdError),
+    /// Reading or writing the on-disk DRBD metadata failed.
     #[error(transparent)]
     Md(#[from] MdError),
+    /// Probing the backing device for an existing signature failed.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// cairn refused the verb before touching anything.
     #[error("resource {resource}: {refusal}")]
-    Refused { resource: String, refusal: Refusal },
+    Refused {
+        /// The resource's name in the configuration.
+        resource: String,
+        /// Why, with a machine-readable kind.
+        refusal: Refusal,
+    },
+    /// The verb failed, and undoing the steps it had already taken failed too:
+    /// the resource may be half configured.
     #[error("{failed}; undoing what this call did failed too: {undo}")]
-    UndoFailed { failed: Box<AdmError>, undo: String },
+    UndoFailed {
+        /// The first failure.
+        failed: Box<AdmError>,
+        /// What went wrong while undoing.
+        undo: String,
+    },
 }
 
 impl AdmError {
@@ -41,12 +59,15 @@ impl AdmError {
     }
 }
 
+/// Result of a drbdadm verb.
 pub type Result<T> = std::result::Result<T, AdmError>;
 
 /// Where the configuration is and which host this is.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// The drbd-utils configuration file (default /etc/drbd.conf).
     pub config: PathBuf,
+    /// This host's name as `on NAME { }` sections spell it (default: uname's nodename).
     pub hostname: String,
 }
 
@@ -64,11 +85,15 @@ impl Default for Setup {
 /// One resource, resolved for this host.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The resource as the configuration defines it.
     pub resource: Resource,
+    /// This host's `on` (or `stacked-on-top-of`) section.
     pub local: Host,
+    /// The DRBD minor: /dev/drbdMINOR.
     pub minor: u32,
     /// The backing device (for a stacked resource, the lower one's DRBD device).
     pub disk: String,
+    /// The other host's section; `None` for a resource without a peer.
     pub peer: Option<Host>,
 }
 
@@ -80,6 +105,7 @@ impl Setup {
         self.target_in(&config, name, stacked)
     }
 
+    /// Resolves `name` in an already loaded `config`, as [`Setup::target`].
     pub fn target_in(&self, config: &Config, name: &str, stacked: bool) -> Result<Target> {
         let refuse = |kind: ErrorKind, why: String| AdmError::refused(name, kind, why);
         let r = config.resource(name).ok_or_else(|| {
@@ -455,7 +481,8 @@ fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Supe
 
 /// `drbdadm create-md RES`: refused while the device is attached or held,
 /// where an ext filesystem would be truncated, and, without `force`, where
-/// anything is on the device (see [`check_overwrite`]).
+/// anything is on the device: metadata, a signature libblkid knows, or other
+/// data in its first 68 KiB.
 pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64> {
     let name = &t.resource.name;
     if let Some(drbd) = drbd {

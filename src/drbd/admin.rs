@@ -13,31 +13,53 @@ use super::state::State;
 
 /// `genlmsghdr.cmd` values (enum drbd_genl_ops).
 pub mod cmd {
+    /// DRBD_ADM_GET_STATUS: a status dump of one resource's or every minor.
     pub const GET_STATUS: u8 = 2;
+    /// DRBD_ADM_NEW_MINOR: `new-minor`: creates a minor (volume) in a resource.
     pub const NEW_MINOR: u8 = 5;
+    /// DRBD_ADM_DEL_MINOR: `del-minor`: deletes an unconfigured minor.
     pub const DEL_MINOR: u8 = 6;
+    /// DRBD_ADM_NEW_RESOURCE: `new-resource`: creates a resource (connection object).
     pub const NEW_RESOURCE: u8 = 7;
+    /// DRBD_ADM_DEL_RESOURCE: `del-resource`: deletes a resource without minors.
     pub const DEL_RESOURCE: u8 = 8;
+    /// DRBD_ADM_CONNECT: `connect`: sets the network configuration and starts connecting.
     pub const CONNECT: u8 = 10;
+    /// DRBD_ADM_DISCONNECT: `disconnect`: drops the connection.
     pub const DISCONNECT: u8 = 11;
+    /// DRBD_ADM_ATTACH: `attach`: attaches backing device and metadata to a minor.
     pub const ATTACH: u8 = 12;
+    /// DRBD_ADM_RESIZE: `resize`: adopts a new size of the backing device.
     pub const RESIZE: u8 = 13;
+    /// DRBD_ADM_PRIMARY: `primary`: promotes a minor.
     pub const PRIMARY: u8 = 14;
+    /// DRBD_ADM_SECONDARY: `secondary`: demotes a minor.
     pub const SECONDARY: u8 = 15;
+    /// DRBD_ADM_DETACH: `detach`: releases the backing device, keeping the minor diskless.
     pub const DETACH: u8 = 18;
+    /// DRBD_ADM_DOWN: `down`: tears the whole resource down in one request.
     pub const DOWN: u8 = 27;
 }
 
 /// Top-level attribute ids.
 pub mod tla {
+    /// DRBD_NLA_CFG_REPLY: the kernel's reply text (info string) to a request.
     pub const CFG_REPLY: u16 = 1;
+    /// DRBD_NLA_CFG_CONTEXT: which resource, volume and connection endpoints a request addresses.
     pub const CFG_CONTEXT: u16 = 2;
+    /// DRBD_NLA_DISK_CONF: disk options of `attach`.
     pub const DISK_CONF: u16 = 3;
+    /// DRBD_NLA_NET_CONF: net options of `connect`.
     pub const NET_CONF: u16 = 5;
+    /// DRBD_NLA_SET_ROLE_PARMS: `primary --force`.
     pub const SET_ROLE_PARMS: u16 = 6;
+    /// DRBD_NLA_RESIZE_PARMS: `resize` options.
     pub const RESIZE_PARMS: u16 = 7;
+    /// DRBD_NLA_STATE_INFO: a minor's state and counters in status dumps and events.
     pub const STATE_INFO: u16 = 8;
+    /// DRBD_NLA_DISCONNECT_PARMS: `disconnect --force`.
     pub const DISCONNECT_PARMS: u16 = 12;
+    /// DRBD_NLA_DETACH_PARMS: `detach --force`.
     pub const DETACH_PARMS: u16 = 13;
 }
 
@@ -45,27 +67,39 @@ pub mod tla {
 /// drbdsetup sends for "internal".
 pub const MD_INDEX_FLEX_INT: i32 = -3;
 
+/// Why a DRBD request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DrbdError {
+    /// The netlink exchange itself failed (no module, socket, errno, bad reply).
     #[error(transparent)]
     Genl(#[from] GenlError),
+    /// The kernel answered with a ret_code other than NO_ERROR (enum drbd_ret_code).
     #[error("DRBD refused {what}: ({code}) {name}: {meaning}{}", info.as_deref().map(|i| format!(" [kernel: {i}]")).unwrap_or_default())]
     Refused {
+        /// The request, as drbdsetup's command line would spell it.
         what: String,
+        /// The ret_code (ERR_* values from 101 on).
         code: i32,
+        /// The ret_code's name in DRBD's sources, e.g. `ERR_DISK_TOO_SMALL`.
         name: &'static str,
+        /// What it means and what to do, in words.
         meaning: &'static str,
+        /// The kernel's own message from DRBD_NLA_CFG_REPLY, if it sent one.
         info: Option<String>,
     },
 }
 
+/// Result of a DRBD request.
 pub type Result<T> = std::result::Result<T, DrbdError>;
 
 /// The replication protocol (net { protocol }).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Protocol {
+    /// Asynchronous: a write completes once it is on the local disk and in the TCP send buffer.
     A,
+    /// Memory-synchronous: a write completes once the peer has received it.
     B,
+    /// Synchronous: a write completes once it is on both disks.
     C,
 }
 
@@ -132,12 +166,17 @@ fn sockaddr_parse(b: &[u8]) -> Option<SocketAddr> {
 /// leaves them out).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskConf {
+    /// The backing block device (drbdsetup's `backing_dev`).
     pub backing_dev: String,
     /// The metadata device (the backing device itself for internal).
     pub meta_dev: String,
+    /// Index of the metadata on `meta_dev`: [`MD_INDEX_FLEX_INT`] for internal.
     pub meta_dev_idx: i32,
+    /// `disk { size }`: the usable size in 512-byte sectors, if fixed.
     pub size_sectors: Option<u64>,
+    /// `disk { resync-rate }` in KiB/s.
     pub resync_rate_kib: Option<u32>,
+    /// `disk { al-extents }`: activity log slots (4 MiB extents each).
     pub al_extents: Option<u32>,
     /// 0 pass_on, 1 call-local-io-error, 2 detach.
     pub on_io_error: Option<u32>,
@@ -182,7 +221,7 @@ impl DiskConf {
 /// What `resize` sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resize {
-    /// A fixed size; None: as large as the backing device allows.
+    /// A fixed size in 512-byte sectors; None: as large as the backing device allows.
     pub size_sectors: Option<u64>,
     /// --assume-peer-has-space (needed to grow while not connected).
     pub assume_peer_has_space: bool,
@@ -193,29 +232,45 @@ pub struct Resize {
 /// One minor, as a status dump reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MinorStatus {
+    /// The minor: /dev/drbdMINOR.
     pub minor: u32,
+    /// The resource the minor belongs to.
     pub resource: String,
+    /// Its volume number within the resource (0 for cairn's resources).
     pub volume: u32,
+    /// Roles, connection and disk states.
     pub state: State,
     /// The DRBD device's size in sectors.
     pub capacity_sectors: u64,
+    /// The attached backing device; None while diskless.
     pub backing_dev: Option<String>,
+    /// This end's address (IP:PORT) once connect was sent.
     pub my_addr: Option<String>,
+    /// The peer's address (IP:PORT) once connect was sent.
     pub peer_addr: Option<String>,
+    /// The replication protocol of the connection, once configured.
     pub protocol: Option<Protocol>,
     /// MDF_* flags of the attached disk.
     pub disk_flags: Option<u32>,
     /// Bitmap bits (4 KiB blocks) in total and out of sync.
     pub bits_total: Option<u64>,
+    /// Bitmap bits out of sync: data a resync still has to copy (4 KiB each).
     pub bits_oos: Option<u64>,
+    /// Bits the running resync started with.
     pub bits_rs_total: Option<u64>,
+    /// Bits the running resync failed to copy.
     pub bits_rs_failed: Option<u64>,
-    /// Counters, in sectors as /proc/drbd's ns/nr/dr/dw (KiB there).
+    /// 512-byte sectors sent to the peer (/proc/drbd's ns, in KiB there).
     pub sent: Option<u64>,
+    /// Sectors received from the peer (nr).
     pub received: Option<u64>,
+    /// Sectors read from the local disk (dr).
     pub read: Option<u64>,
+    /// Sectors written to the local disk (dw).
     pub written: Option<u64>,
+    /// Activity log updates (al), a count of metadata writes.
     pub al_writes: Option<u64>,
+    /// Bitmap updates (bm), a count of metadata writes.
     pub bm_writes: Option<u64>,
 }
 
@@ -282,6 +337,8 @@ pub struct Drbd {
 }
 
 impl Drbd {
+    /// Opens a generic netlink socket and resolves the `drbd` family
+    /// (fails when the module is not loaded).
     pub fn open() -> Result<Drbd> {
         Ok(Drbd {
             genl: Genl::open()?,
@@ -322,6 +379,7 @@ impl Drbd {
         })
     }
 
+    /// `drbdsetup new-resource NAME`.
     pub fn new_resource(&mut self, name: &str) -> Result<()> {
         self.call(
             format!("new-resource {name}"),
@@ -332,6 +390,7 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup new-minor NAME MINOR VOLUME`: creates /dev/drbdMINOR, diskless and unconnected.
     pub fn new_minor(&mut self, name: &str, minor: u32, volume: u32) -> Result<()> {
         self.call(
             format!("new-minor {name} {minor} {volume}"),
@@ -348,6 +407,7 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup attach`: gives `minor` its backing device and metadata.
     pub fn attach(&mut self, minor: u32, disk: &DiskConf) -> Result<()> {
         self.call(
             format!("attach {minor} {}", disk.backing_dev),
@@ -358,6 +418,7 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup connect NAME MY PEER --protocol P`: starts connecting to the peer.
     pub fn connect(
         &mut self,
         name: &str,
@@ -406,6 +467,8 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup primary MINOR [--force]`; force promotes without up-to-date data
+    /// (the first primary of a new resource).
     pub fn primary(&mut self, minor: u32, force: bool) -> Result<()> {
         self.call(
             format!("primary {minor}{}", if force { " --force" } else { "" }),
@@ -416,11 +479,13 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup secondary MINOR`.
     pub fn secondary(&mut self, minor: u32) -> Result<()> {
         self.call(format!("secondary {minor}"), cmd::SECONDARY, minor, vec![])
             .map(|_| ())
     }
 
+    /// `drbdsetup resize MINOR`: makes the device follow its backing device's size.
     pub fn resize(&mut self, minor: u32, r: &Resize) -> Result<()> {
         let mut fields = Vec::new();
         if let Some(s) = r.size_sectors {
@@ -444,6 +509,7 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup detach MINOR [--force]`: the minor stays, diskless.
     pub fn detach(&mut self, minor: u32, force: bool) -> Result<()> {
         self.call(
             format!("detach {minor}"),
@@ -466,11 +532,13 @@ impl Drbd {
         .map(|_| ())
     }
 
+    /// `drbdsetup del-minor MINOR` (the minor must be unconfigured).
     pub fn del_minor(&mut self, minor: u32) -> Result<()> {
         self.call(format!("del-minor {minor}"), cmd::DEL_MINOR, minor, vec![])
             .map(|_| ())
     }
 
+    /// `drbdsetup del-resource NAME` (the resource must have no minors).
     pub fn del_resource(&mut self, name: &str) -> Result<()> {
         self.call(
             format!("del-resource {name}"),
@@ -532,16 +600,22 @@ impl Drbd {
 /// One event, decoded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
+    /// The minor it concerns.
     pub minor: u32,
     /// SIB reason: "status", "state-change", "helper-pre", "helper-post", "sync-progress".
     pub reason: &'static str,
+    /// The state now (after a change).
     pub state: Option<State>,
+    /// The state before, for a state change.
     pub previous: Option<State>,
+    /// Bitmap bits out of sync (4 KiB each), for sync progress.
     pub bits_oos: Option<u64>,
+    /// The user-mode helper run (e.g. `before-resync-target`), for helper events.
     pub helper: Option<String>,
 }
 
 impl Event {
+    /// Decodes a broadcast; None if it carries no STATE_INFO.
     pub fn from_message(m: &DrbdMessage) -> Option<Event> {
         let info = m.tla(tla::STATE_INFO)?;
         let u32f = |nr| info.field(nr).and_then(|f| f.as_u32());

@@ -11,16 +11,22 @@ use std::path::{Path, PathBuf};
 
 use super::admin::Protocol;
 
+/// drbd-utils' top configuration file, which includes the rest.
 pub const DEFAULT_CONF: &str = "/etc/drbd.conf";
 
+/// A configuration file that cannot be read or that cairn cannot use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{file}:{line}: {message}")]
 pub struct ConfigError {
+    /// The file, as its path was given or included.
     pub file: String,
+    /// 1-based line in `file`; 0 when the file itself could not be read.
     pub line: usize,
+    /// What is wrong.
     pub message: String,
 }
 
+/// Result of reading a configuration.
 pub type Result<T> = std::result::Result<T, ConfigError>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,22 +191,35 @@ fn parse_nodes(
 /// resource's local part).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
+    /// The host name after `on` (compared with uname's nodename); the lower
+    /// resource's name for a `stacked-on-top-of` section.
     pub name: String,
+    /// `device`: the DRBD device path, e.g. /dev/drbd0.
     pub device: Option<String>,
+    /// The minor, from `device /dev/drbdN` or `device PATH minor N`.
     pub minor: Option<u32>,
+    /// `disk`: the backing block device.
     pub disk: Option<String>,
+    /// `address`: where this host listens and its peer connects (IP:PORT).
     pub address: Option<SocketAddr>,
+    /// `meta-disk`: `internal` or a device; cairn supports internal only.
     pub meta_disk: Option<String>,
+    /// 1-based line of the section in its file.
     pub line: usize,
 }
 
 /// A resource as cairn uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
+    /// The name after `resource`.
     pub name: String,
+    /// The file that defines it.
     pub file: String,
+    /// 1-based line of `resource NAME {` in `file`.
     pub line: usize,
+    /// `net { protocol }`: replication protocol (default C).
     pub protocol: Protocol,
+    /// The `on HOST { }` sections, with resource-level statements inherited.
     pub hosts: Vec<Host>,
     /// `stacked-on-top-of LOWER { device; address; }`.
     pub stacked_on: Option<(String, Host)>,
@@ -243,6 +262,7 @@ impl Resource {
 /// Every resource of a configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
+    /// Resources in the order their files define them.
     pub resources: Vec<Resource>,
 }
 
@@ -275,6 +295,7 @@ impl Config {
         Ok(config)
     }
 
+    /// The resource called `name`.
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.resources.iter().find(|r| r.name == name)
     }

@@ -24,6 +24,7 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
 
+/// The generic netlink family name DRBD registers.
 pub const FAMILY: &str = "drbd";
 /// The in-tree 8.4 module's family version (GENL_MAGIC_VERSION).
 pub const VERSION_84: u32 = 1;
@@ -41,7 +42,9 @@ const TYPE_MASK: u16 = 0x3FFF;
 /// marks it so) and its raw value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
+    /// The field number, possibly with [`MANDATORY`] set (the netlink attribute type).
     pub kind: u16,
+    /// The value in host byte order, as the kernel stores it.
     pub value: Vec<u8>,
 }
 
@@ -51,18 +54,21 @@ impl Field {
         self.kind & TYPE_MASK
     }
 
+    /// A one-byte field (also DRBD's flags).
     pub fn u8(nr: u16, v: u8) -> Field {
         Field {
             kind: nr,
             value: vec![v],
         }
     }
+    /// A 32-bit field, host byte order.
     pub fn u32(nr: u16, v: u32) -> Field {
         Field {
             kind: nr,
             value: v.to_ne_bytes().to_vec(),
         }
     }
+    /// A 64-bit field, host byte order.
     pub fn u64(nr: u16, v: u64) -> Field {
         Field {
             kind: nr,
@@ -75,26 +81,33 @@ impl Field {
         value.push(0);
         Field { kind: nr, value }
     }
+    /// Raw bytes (NLA_BINARY), e.g. a sockaddr.
     pub fn bin(nr: u16, v: &[u8]) -> Field {
         Field {
             kind: nr,
             value: v.to_vec(),
         }
     }
+    /// Sets [`MANDATORY`], as drbdsetup does for option fields: a kernel that
+    /// does not know the field then refuses the request instead of ignoring it.
     pub fn mandatory(mut self) -> Field {
         self.kind |= MANDATORY;
         self
     }
 
+    /// The first byte; None for an empty value.
     pub fn as_u8(&self) -> Option<u8> {
         self.value.first().copied()
     }
+    /// The value as a host-order u32; None if shorter than 4 bytes.
     pub fn as_u32(&self) -> Option<u32> {
         Some(u32::from_ne_bytes(self.value.get(..4)?.try_into().ok()?))
     }
+    /// The value as a host-order u64; None if shorter than 8 bytes.
     pub fn as_u64(&self) -> Option<u64> {
         Some(u64::from_ne_bytes(self.value.get(..8)?.try_into().ok()?))
     }
+    /// The value up to its first NUL as UTF-8; None if not UTF-8.
     pub fn as_str(&self) -> Option<String> {
         let end = self
             .value
@@ -108,11 +121,14 @@ impl Field {
 /// A top-level attribute: a nest of fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tla {
+    /// The TLA id (see `admin::tla`), without NLA_F_NESTED.
     pub kind: u16,
+    /// The nested fields, in wire order.
     pub fields: Vec<Field>,
 }
 
 impl Tla {
+    /// The field numbered `nr`, ignoring flag bits.
     pub fn field(&self, nr: u16) -> Option<&Field> {
         self.fields.iter().find(|f| f.nr() == nr)
     }
@@ -131,18 +147,23 @@ fn emit_nla(buf: &mut [u8], kind: u16, value_len: usize) -> usize {
 /// A message of the drbd family (what follows the generic header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrbdMessage {
+    /// `genlmsghdr.cmd`: the request (see `admin::cmd`).
     pub cmd: u8,
+    /// The minor addressed, or [`NO_MINOR`] for a resource or connection.
     pub minor: u32,
     /// Request flags, or the reply's ret_code.
     pub flags: u32,
+    /// The top-level attributes.
     pub tlas: Vec<Tla>,
 }
 
 impl DrbdMessage {
+    /// The reply's ret_code (enum drbd_ret_code; NO_ERROR is 101).
     pub fn ret_code(&self) -> i32 {
         self.flags as i32
     }
 
+    /// The TLA with id `kind`, ignoring flag bits.
     pub fn tla(&self, kind: u16) -> Option<&Tla> {
         self.tlas.iter().find(|t| t.kind & TYPE_MASK == kind)
     }
@@ -234,26 +255,34 @@ impl ParseableParametrized<[u8], GenlHeader> for DrbdMessage {
     }
 }
 
+/// Why a netlink exchange with DRBD failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenlError {
+    /// The controller does not know the `drbd` family.
     #[error(
         "the kernel has no DRBD module loaded (no generic-netlink family \"drbd\"): run \
          `modprobe drbd`"
     )]
     NoModule,
+    /// The family has another version than 8.4's (DRBD 9 registers version 2).
     #[error(
         "the loaded DRBD speaks generic-netlink version {0}: cairn drives DRBD 8.4 (version 1); \
          DRBD 9 is not supported yet"
     )]
     Version(u32),
+    /// The family's header size is not 8.4's 8 bytes.
     #[error("the drbd family header is {0} bytes, not 8: not the DRBD 8.4 this was built for")]
     HeaderSize(u32),
+    /// Opening, binding or using the netlink socket failed.
     #[error("netlink socket: {0}")]
     Socket(#[source] std::io::Error),
+    /// The kernel answered the request with a netlink error (an errno).
     #[error("the kernel refused the request: {0}")]
     Errno(#[source] std::io::Error),
+    /// A reply that does not parse.
     #[error("cannot decode the kernel's answer: {0}")]
     Decode(String),
+    /// The kernel closed a request without any reply message.
     #[error("the kernel sent no answer to {0}")]
     NoAnswer(&'static str),
 }
@@ -264,6 +293,7 @@ impl From<DecodeError> for GenlError {
     }
 }
 
+/// Result of a netlink exchange.
 pub type Result<T> = std::result::Result<T, GenlError>;
 
 /// The family must be DRBD 8.4's: version 1 with an 8-byte header. DRBD 9

@@ -18,6 +18,7 @@ use std::path::Path;
 
 use crate::blockdev::{Device, DeviceError};
 
+/// A sector: the unit of every size and offset in DRBD metadata, in bytes.
 pub const SECTOR: u64 = 512;
 /// A clean v08 superblock.
 pub const MAGIC_08: u32 = 0x8374_026B;
@@ -37,8 +38,9 @@ pub const BM_BYTES_PER_BIT: u32 = 4096;
 /// One activity-log extent: 4 MiB, that is 128 bitmap bytes.
 pub const AL_EXTENT_BYTES: u64 = 4 << 20;
 const BITMAP_BYTES_PER_EXTENT: u64 = AL_EXTENT_BYTES / BM_BYTES_PER_BIT as u64 / 8;
-/// Transaction types.
+/// Transaction type of a transaction that changes slots (AL_TR_UPDATE).
 pub const AL_TR_UPDATE: u16 = 0;
+/// Transaction type of an empty, initialised slot (AL_TR_INITIALIZED).
 pub const AL_TR_INITIALIZED: u16 = 0xFFFF;
 const AL_UPDATES_PER_TRANSACTION: usize = 64;
 const AL_CONTEXT_PER_TRANSACTION: usize = 919;
@@ -48,46 +50,80 @@ bitflags::bitflags! {
     /// `MDF_*`, the superblock's flags (linux/drbd.h).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct MdFlags: u32 {
+        /// MDF_CONSISTENT: the data is consistent (not mid-resync as target).
         const CONSISTENT = 0x1;
+        /// MDF_PRIMARY_IND: the node was primary when the metadata was last written.
         const PRIMARY_IND = 0x2;
+        /// MDF_CONNECTED_IND: it was connected.
         const CONNECTED_IND = 0x4;
+        /// MDF_FULL_SYNC: a full resync is due.
         const FULL_SYNC = 0x8;
+        /// MDF_WAS_UP_TO_DATE: the disk was UpToDate.
         const WAS_UP_TO_DATE = 0x10;
+        /// MDF_PEER_OUT_DATED: the peer's disk is known to be Outdated.
         const PEER_OUT_DATED = 0x20;
+        /// MDF_CRASHED_PRIMARY: it went away while primary.
         const CRASHED_PRIMARY = 0x40;
+        /// MDF_AL_CLEAN: the activity log needs no replay.
         const AL_CLEAN = 0x80;
+        /// MDF_AL_DISABLED: the activity log is off (`disk { disable-al }`, 8.4.5+).
         const AL_DISABLED = 0x100;
         const _ = !0;
     }
 }
 
+/// Why DRBD metadata could not be read, written or created.
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
+    /// Opening or I/O on the backing device failed.
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(
         "{path}: no DRBD v08 metadata at the end of the device (magic {magic:#010x}): create it \
          with `cairn drbd create-md`"
     )]
-    NotFound { path: String, magic: u32 },
+    /// The superblock has no v08 magic.
+    NotFound {
+        /// The backing device.
+        path: String,
+        /// The magic found there.
+        magic: u32,
+    },
     #[error(
         "{path}: holds {version} metadata, which DRBD 8.4 cannot use: convert it with drbdmeta, \
          or create v08 metadata (cairn drbd create-md --force; the bitmap is lost)"
     )]
-    OtherVersion { path: String, version: &'static str },
+    /// The superblock is another metadata version's (v06, v07, v09).
+    OtherVersion {
+        /// The backing device.
+        path: String,
+        /// The version found, e.g. "v09".
+        version: &'static str,
+    },
     #[error("{path}: metadata does not fit the device: {why}")]
-    Inconsistent { path: String, why: String },
+    /// The superblock describes a layout this device cannot hold.
+    Inconsistent {
+        /// The backing device.
+        path: String,
+        /// What does not fit.
+        why: String,
+    },
     #[error(
         "{path}: the device is too small for DRBD's internal metadata ({sectors} sectors; it \
          needs more than {needed})"
     )]
+    /// The device cannot hold the metadata and any data.
     TooSmall {
+        /// The backing device.
         path: String,
+        /// Its size in 512-byte sectors.
         sectors: u64,
+        /// Sectors it needs at least.
         needed: u64,
     },
 }
 
+/// Result of a metadata operation.
 pub type Result<T> = std::result::Result<T, MdError>;
 
 /// Where the metadata of a device of `device_sectors` lives, in sectors
@@ -95,8 +131,11 @@ pub type Result<T> = std::result::Result<T, MdError>;
 /// drbdmeta compute it for internal metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// The backing device's size in 512-byte sectors.
     pub device_sectors: u64,
+    /// Activity-log stripes (drbdmeta's `--al-stripes`, default 1).
     pub al_stripes: u32,
+    /// Size of one activity-log stripe in 4 KiB blocks (`--al-stripe-size`, default 8: 32 KiB).
     pub al_stripe_size_4k: u32,
 }
 
@@ -110,6 +149,7 @@ impl Layout {
         }
     }
 
+    /// The activity log's size in sectors.
     pub fn al_sectors(&self) -> u64 {
         u64::from(self.al_stripes) * u64::from(self.al_stripe_size_4k) * 8
     }
@@ -121,6 +161,8 @@ impl Layout {
         (bits / 8).next_multiple_of(BLOCK as u64)
     }
 
+    /// The whole metadata's size in sectors: bitmap, activity log and the
+    /// 4 KiB superblock (the superblock's `md_size_sect`).
     pub fn md_size_sectors(&self) -> u64 {
         self.bitmap_bytes() / SECTOR + 8 + self.al_sectors()
     }
@@ -130,18 +172,24 @@ impl Layout {
         ((self.device_sectors & !7) - 8) * SECTOR
     }
 
+    /// The activity log's offset from the superblock in sectors (negative),
+    /// as the superblock's `al_offset` stores it.
     pub fn al_offset_sectors(&self) -> i32 {
         -(self.al_sectors() as i32)
     }
 
+    /// The bitmap's offset from the superblock in sectors (negative), as the
+    /// superblock's `bm_offset` stores it.
     pub fn bm_offset_sectors(&self) -> i32 {
         -(self.md_size_sectors() as i32) + 8
     }
 
+    /// Byte offset of the activity log on the device.
     pub fn al_offset(&self) -> u64 {
         self.superblock_offset() - self.al_sectors() * SECTOR
     }
 
+    /// Byte offset of the bitmap on the device.
     pub fn bitmap_offset(&self) -> u64 {
         self.al_offset() - self.bitmap_bytes()
     }
@@ -171,16 +219,27 @@ pub struct Superblock {
     pub la_size_sect: u64,
     /// CURRENT, BITMAP, HISTORY_START, HISTORY_END.
     pub uuid: [u64; 4],
+    /// A random id of this device's data, 0 until the kernel sets one.
     pub device_uuid: u64,
+    /// MDF_* flags.
     pub flags: MdFlags,
+    /// [`MAGIC_08`] when clean, [`MAGIC_84_UNCLEAN`] while attached.
     pub magic: u32,
+    /// The metadata's size in sectors ([`Layout::md_size_sectors`]).
     pub md_size_sect: u32,
+    /// The activity log's offset from the superblock in sectors (negative).
     pub al_offset: i32,
+    /// `al-extents`: activity-log slots in use.
     pub al_nr_extents: u32,
+    /// The bitmap's offset from the superblock in sectors (negative).
     pub bm_offset: i32,
+    /// Bytes of data per bitmap bit: [`BM_BYTES_PER_BIT`].
     pub bm_bytes_per_bit: u32,
+    /// The largest I/O the peer accepted last time, in bytes (0 until connected).
     pub la_peer_max_bio_size: u32,
+    /// Activity-log stripes.
     pub al_stripes: u32,
+    /// One activity-log stripe's size in 4 KiB blocks.
     pub al_stripe_size_4k: u32,
 }
 
@@ -216,6 +275,7 @@ impl Superblock {
         }
     }
 
+    /// The 4 KiB block as it is on disk (big-endian).
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK];
         b[0..8].copy_from_slice(&self.la_size_sect.to_be_bytes());
@@ -243,6 +303,7 @@ impl Superblock {
         b
     }
 
+    /// Reads a superblock from its 4 KiB block; checks nothing (see `magic`).
     pub fn decode(b: &[u8]) -> Superblock {
         let mut uuid = [0u64; 4];
         for (i, u) in uuid.iter_mut().enumerate() {
@@ -308,11 +369,15 @@ fn al_crc(block: &[u8]) -> u32 {
 /// One 4 KiB activity-log transaction (8.4 format).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlTransaction {
+    /// Sequence number: the highest is the newest.
     pub tr_number: u32,
+    /// [`AL_TR_UPDATE`] or [`AL_TR_INITIALIZED`].
     pub transaction_type: u16,
     /// (slot, extent) pairs this transaction changed.
     pub updates: Vec<(u16, u32)>,
+    /// Slots in the log (the al-extents in force).
     pub context_size: u16,
+    /// First slot of the window `context` carries.
     pub context_start_slot_nr: u16,
     /// Extents of slots `context_start_slot_nr..`, up to 919 of them.
     pub context: Vec<u32>,
@@ -331,6 +396,7 @@ impl AlTransaction {
         }
     }
 
+    /// The 4 KiB block as it is on disk, with its CRC.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK];
         b[0..4].copy_from_slice(&AL_MAGIC.to_be_bytes());
@@ -431,6 +497,7 @@ pub struct Applied {
 /// A device's metadata, read and written with O_DIRECT.
 pub struct MdDevice {
     dev: Device,
+    /// Where the metadata lies on this device.
     pub layout: Layout,
 }
 

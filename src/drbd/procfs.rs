@@ -7,23 +7,31 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// /proc/drbd, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProcDrbd {
     /// Module version, e.g. "8.4.11".
     pub version: String,
     /// Genetlink API version (`api:1`).
     pub api: Option<u32>,
+    /// Every minor listed, in /proc/drbd's order.
     pub minors: Vec<MinorState>,
 }
 
+/// One minor's lines in /proc/drbd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MinorState {
+    /// The minor: /dev/drbdMINOR.
     pub minor: u32,
     /// Connection state: StandAlone, WFConnection, Connected, SyncSource, ... (or Unconfigured).
     pub connection: String,
+    /// This node's role (`ro:` left of the slash): Primary, Secondary, Unknown.
     pub role: Option<String>,
+    /// The peer's role (`ro:` right of the slash).
     pub peer_role: Option<String>,
+    /// This node's disk state (`ds:` left): UpToDate, Inconsistent, Diskless, ...
     pub disk: Option<String>,
+    /// The peer's disk state (`ds:` right), DUnknown while not connected.
     pub peer_disk: Option<String>,
     /// Replication protocol letter, present once a network config exists.
     pub protocol: Option<char>,
@@ -33,14 +41,23 @@ pub struct MinorState {
     pub counters: BTreeMap<String, u64>,
 }
 
+/// Text that is not /proc/drbd as the 8.4 module writes it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// No `version:` line.
     #[error("/proc/drbd has no version line (is the drbd module loaded?)")]
     NoVersion,
     #[error("/proc/drbd line {line}: {what}")]
-    Line { line: usize, what: String },
+    /// A minor's line that cannot be read.
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        what: String,
+    },
 }
 
+/// Parses the text of /proc/drbd.
 pub fn parse(text: &str) -> Result<ProcDrbd, ParseError> {
     let mut version = None;
     let mut api = None;

@@ -54,30 +54,43 @@ fn name(table: &[&'static str], i: u32) -> &'static str {
 /// The decoded state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct State {
+    /// This node's role: Primary, Secondary or Unknown.
     pub role: &'static str,
+    /// The peer's role as this node knows it (Unknown while not connected).
     pub peer: &'static str,
+    /// Connection state: StandAlone, WFConnection, Connected, SyncSource, ...
     pub connection: &'static str,
+    /// This node's disk state: Diskless, Inconsistent, UpToDate, ...
     pub disk: &'static str,
+    /// The peer's disk state (DUnknown while not connected).
     pub peer_disk: &'static str,
+    /// I/O is suspended (`susp`).
     pub suspended: bool,
-    /// Sync paused by a resync-after dependency, by the peer, by the user.
+    /// Sync paused by a resync-after dependency (`aftr_isp`).
     pub pause_after: bool,
+    /// Sync paused by the peer (`peer_isp`).
     pub pause_peer: bool,
+    /// Sync paused by the user, `drbdadm pause-sync` (`user_isp`).
     pub pause_user: bool,
 }
 
-/// Connection states numbered as the kernel does.
+/// Connection state StandAlone, numbered as the kernel does (enum drbd_conns).
 pub const C_STANDALONE: u32 = 0;
+/// Connection state WFConnection: waiting for the peer to connect.
 pub const C_WF_CONNECTION: u32 = 8;
+/// Connection state Connected; states above it are resync or verify.
 pub const C_CONNECTED: u32 = 10;
-/// Disk states.
+/// Disk state Diskless (enum drbd_disk_state).
 pub const D_DISKLESS: u32 = 0;
+/// Disk state UpToDate.
 pub const D_UP_TO_DATE: u32 = 8;
-/// Roles.
+/// Role Primary (enum drbd_role).
 pub const R_PRIMARY: u32 = 1;
+/// Role Secondary.
 pub const R_SECONDARY: u32 = 2;
 
 impl State {
+    /// Decodes a state word as status replies and events carry it.
     pub fn decode(word: u32) -> State {
         State {
             role: name(&ROLES, word & 0x3),

@@ -12,50 +12,83 @@ use super::model::{Area, SegmentKind, VolumeGroup};
 pub struct ExtentRun {
     /// Index into `VolumeGroup::pvs`.
     pub pv: usize,
+    /// First physical extent (PE) on that PV.
     pub start: u64,
+    /// Length in extents.
     pub count: u64,
 }
 
+/// Why extents could not be allocated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
+    /// Not enough free extents on the allowed PVs.
     #[error(
         "volume group {vg} has {free} free extents on {where_}, {needed} are needed: \
          extend the volume group (cairn vg extend) or allow other PVs"
     )]
     NoSpace {
+        /// The VG's name.
         vg: String,
+        /// Free extents where allocation may take them.
         free: u64,
+        /// Extents needed.
         needed: u64,
+        /// Which PVs were allowed, described.
         where_: String,
     },
+    /// A segment names a PV index the VG does not have.
     #[error("{vg}: PV index {pv} does not exist")]
-    NoSuchPv { vg: String, pv: usize },
+    NoSuchPv {
+        /// The VG's name.
+        vg: String,
+        /// Index into the VG's PVs.
+        pv: usize,
+    },
+    /// A segment uses extents past the end of its PV.
     #[error("{vg}: LV {lv} segment {segment} uses extents {start}..{end} of PV {pv}, which has {pe_count}")]
     OutOfRange {
+        /// The VG's name.
         vg: String,
+        /// The LV's name.
         lv: String,
+        /// The segment's number, 1-based as in `segment1`.
         segment: usize,
+        /// Index into the VG's PVs.
         pv: usize,
+        /// First extent (PE) of the run.
         start: u64,
+        /// One past its last extent.
         end: u64,
+        /// Extents on the PV.
         pe_count: u64,
     },
+    /// Two LVs claim the same extents.
     #[error("{vg}: extents {start}..{end} of PV {pv} are used by both {a} and {b}")]
     Overlap {
+        /// The VG's name.
         vg: String,
+        /// Index into the VG's PVs.
         pv: usize,
+        /// First extent (PE) of the run.
         start: u64,
+        /// One past its last extent.
         end: u64,
+        /// One LV using them.
         a: String,
+        /// The other.
         b: String,
     },
+    /// An LV has a segment type cairn does not read, so its extents are unknown.
     #[error(
         "{vg}: LV {lv} has a {segtype} segment, which cairn does not interpret; \
          allocating could hand out its extents, so cairn will not allocate in this VG"
     )]
     Unknown {
+        /// The VG's name.
         vg: String,
+        /// The LV's name.
         lv: String,
+        /// The segment type as written.
         segtype: String,
     },
 }

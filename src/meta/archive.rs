@@ -14,7 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// lvm2's archive_dir: copies of a VG's metadata from before each change.
 pub const DEFAULT_ARCHIVE_DIR: &str = "/etc/lvm/archive";
+/// lvm2's backup_dir: the newest metadata of each VG, one file per VG.
 pub const DEFAULT_BACKUP_DIR: &str = "/etc/lvm/backup";
 /// lvm2's retain_min default.
 pub const DEFAULT_KEEP: usize = 10;
@@ -24,9 +26,12 @@ pub const DEFAULT_RETAIN_DAYS: u64 = 30;
 /// vgcfgrestore): what marks a copy as cairn's to prune.
 pub const CAIRN_MARK: &str = "# Archived by cairn before a change; cairn prunes only such copies";
 
+/// lvm2's metadata archive and backup, as lvm.conf's `backup` section sets them.
 #[derive(Debug, Clone)]
 pub struct Archive {
+    /// Where archives go ([`DEFAULT_ARCHIVE_DIR`]), for vgcfgrestore.
     pub archive_dir: PathBuf,
+    /// Where backups go ([`DEFAULT_BACKUP_DIR`]).
     pub backup_dir: PathBuf,
     /// Copies kept per VG at least (lvm2's retain_min); 0 turns archiving off.
     pub keep: usize,
@@ -45,10 +50,13 @@ impl Default for Archive {
     }
 }
 
+/// An archive or backup file that could not be written, read or pruned.
 #[derive(Debug, thiserror::Error)]
 #[error("metadata archive {path}: {source}")]
 pub struct ArchiveError {
+    /// The file or directory.
     pub path: PathBuf,
+    /// The I/O error.
     pub source: std::io::Error,
 }
 

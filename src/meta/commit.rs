@@ -20,47 +20,70 @@ use super::label::{DiskLocn, Label};
 use super::mda::{self, MdaError, MdaHeader, RawLocn, Slot, MDA_HEADER_SIZE};
 use super::model::{Metadata, WriteContext};
 
+/// Why a commit of VG metadata failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
+    /// Opening or I/O on a PV failed.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A metadata area header or text could not be read or placed.
     #[error("{path}: metadata area at byte {start}: {source}")]
     Mda {
+        /// The PV.
         path: PathBuf,
+        /// Absolute byte offset of the metadata area on the PV.
         start: u64,
+        /// What failed.
         source: MdaError,
     },
+    /// The label could not be encoded.
     #[error("{path}: writing the label: {source}")]
     Label {
+        /// The PV.
         path: PathBuf,
+        /// What failed.
         source: super::label::LabelError,
     },
+    /// No PV of the VG has a metadata area in use.
     #[error(
         "volume group {vg}: no metadata area to write to (every PV has metadataignore set or none)"
     )]
-    NoMetadataArea { vg: String },
+    NoMetadataArea {
+        /// The VG's name.
+        vg: String,
+    },
+    /// A metadata area changed since it was read: another writer committed meanwhile.
     #[error(
         "volume group {vg}: the metadata on {path} (area at byte {start}) changed since cairn read \
          it: someone else (lvm2 without cairn's lock, or another host) committed meanwhile; \
          nothing was written: check what changed (lvs, vgck) and run the command again"
     )]
     Moved {
+        /// The VG's name.
         vg: String,
+        /// The PV.
         path: PathBuf,
+        /// Absolute byte offset of the metadata area on the PV.
         start: u64,
     },
+    /// A write failed before the commit point; the previous metadata is intact.
     #[error(
         "volume group {vg}: writing seqno {seqno} failed on {path} before anything was committed \
          (the previous metadata is intact): {source}"
     )]
     Aborted {
+        /// The VG's name.
         vg: String,
+        /// The seqno being written.
         seqno: u64,
+        /// The PV.
         path: PathBuf,
+        /// What failed.
         source: Box<CommitError>,
     },
 }
 
+/// Result of a commit step.
 pub type Result<T> = std::result::Result<T, CommitError>;
 
 /// What a commit expects to find on disk: the committed slot of each
@@ -104,7 +127,9 @@ impl Expected {
 /// A PV that did not take a commit the others took: its copy is older.
 #[derive(Debug)]
 pub struct Lagging {
+    /// The PV.
     pub path: PathBuf,
+    /// Why it did not take the commit.
     pub source: CommitError,
 }
 
@@ -112,7 +137,9 @@ pub struct Lagging {
 /// that failed after that point.
 #[derive(Debug)]
 pub struct Written {
+    /// The committed text (without its NUL).
     pub text: String,
+    /// PVs that failed after the commit point, their copies older.
     pub lagging: Vec<Lagging>,
 }
 
@@ -324,6 +351,8 @@ pub fn check_devices_unmoved(
     Ok(())
 }
 
+/// Empties both raw_locn slots of each metadata area of a PV (the text
+/// stays, unreferenced), as lvm2 leaves a PV that is in no VG.
 pub fn clear_areas(path: &Path, label: &Label) -> Result<()> {
     let dev = Device::open(path, true)?;
     for area in &label.pv_header.metadata_areas {

@@ -14,24 +14,33 @@ use super::model::Metadata;
 /// Something that failed after a commit point.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitWarning {
+    /// A PV did not take the commit; its copy is older than the others.
     #[error(
         "volume group {vg}: seqno {seqno} is committed, but {path} did not take it ({source}): \
          its copy is older until the next change (lvm2 reports the VG inconsistent; \
          `vgck --updatemetadata {vg}` rewrites it)"
     )]
     PvLagging {
+        /// The VG's name.
         vg: String,
+        /// The committed seqno.
         seqno: u64,
+        /// The PV.
         path: PathBuf,
+        /// What failed.
         source: Box<CommitError>,
     },
+    /// The backup file (lvm2's /etc/lvm/backup) was not written.
     #[error(
         "volume group {vg}: seqno {seqno} is committed, but its backup file was not written \
          ({source}): run `vgcfgbackup {vg}`"
     )]
     Backup {
+        /// The VG's name.
         vg: String,
+        /// The committed seqno.
         seqno: u64,
+        /// What failed.
         source: ArchiveError,
     },
 }
@@ -40,7 +49,9 @@ pub enum CommitWarning {
 #[derive(Debug)]
 #[must_use = "the warnings of a commit are for the user"]
 pub struct Committed {
+    /// The metadata as committed.
     pub metadata: Metadata,
+    /// What failed after the commit point.
     pub warnings: Vec<CommitWarning>,
 }
 

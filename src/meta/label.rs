@@ -66,11 +66,20 @@ const UUID_GROUPS: [usize; 7] = [6, 4, 4, 4, 4, 4, 6];
 /// Something wrong with a PV uuid given as text or found on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum UuidError {
+    /// Not 32 characters once dashes are removed.
     #[error("uuid has {found} characters without dashes, expected 32")]
-    WrongLength { found: usize },
+    WrongLength {
+        /// Characters found, dashes not counted.
+        found: usize,
+    },
     /// `position` counts characters of the input (dashes included).
     #[error("uuid has invalid character {ch:?} at position {position} (only 0-9, a-z, A-Z)")]
-    InvalidChar { ch: char, position: usize },
+    InvalidChar {
+        /// The character.
+        ch: char,
+        /// Its index in the input.
+        position: usize,
+    },
 }
 
 /// A PV uuid: 32 ASCII characters from [0-9a-zA-Z], stored without dashes.
@@ -168,7 +177,9 @@ impl FromStr for PvUuid {
 /// device. A data area of size 0 means "to the end of the device".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DiskLocn {
+    /// Start in bytes from the device start.
     pub offset: u64,
+    /// Length in bytes; 0 for a data area: to the end of the device.
     pub size: u64,
 }
 
@@ -180,12 +191,14 @@ pub struct PvHeaderExtension {
     pub version: u32,
     /// [`PV_EXT_USED`] once the PV is in a VG.
     pub flags: u32,
+    /// Bootloader areas (`pvcreate --bootloaderareasize`), usually none.
     pub bootloader_areas: Vec<DiskLocn>,
 }
 
 /// `struct pv_header`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PvHeader {
+    /// The PV UUID.
     pub uuid: PvUuid,
     /// The device size in bytes when the label was written.
     pub device_size: u64,
@@ -193,6 +206,7 @@ pub struct PvHeader {
     pub data_areas: Vec<DiskLocn>,
     /// Metadata areas: {mda_start, mda_size}, one by default.
     pub metadata_areas: Vec<DiskLocn>,
+    /// The extension after the lists; None: absent (labels of old lvm2).
     pub extension: Option<PvHeaderExtension>,
 }
 
@@ -201,44 +215,111 @@ pub struct PvHeader {
 pub struct Label {
     /// The sector the label is in (0..4), recorded in the label itself.
     pub sector: u64,
+    /// The PV header that follows the label in the same sector.
     pub pv_header: PvHeader,
 }
 
 /// Why a label could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LabelError {
+    /// Fewer than 512 bytes where the label sector should be.
     #[error("label in sector {sector}: need {SECTOR_SIZE} bytes, got {found}")]
-    Truncated { sector: u64, found: usize },
+    Truncated {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// Bytes available.
+        found: usize,
+    },
+    /// No `LABELONE` id: no label in this sector.
     #[error("label in sector {sector}: id is {found:?}, not \"LABELONE\"")]
-    BadId { sector: u64, found: String },
+    BadId {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// The 8 id bytes, lossily as text.
+        found: String,
+    },
+    /// The label records another sector than the one it was read from.
     #[error("label in sector {sector} says it belongs in sector {recorded}")]
-    WrongSector { sector: u64, recorded: u64 },
+    WrongSector {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// The sector the label records.
+        recorded: u64,
+    },
+    /// The label's CRC does not match its bytes.
     #[error("label in sector {sector}: bad CRC {found:#x}, expected {expected:#x}")]
     BadCrc {
+        /// The label's sector (0..4, 512 bytes each).
         sector: u64,
         /// The CRC the label carries.
         found: u32,
         /// The CRC of bytes 20..512 as they are.
         expected: u32,
     },
+    /// The pv_header is not at byte 32, where lvm2 puts it (`offset_xl`).
     #[error("label in sector {sector}: pv_header offset {offset}, expected {PV_HEADER_OFFSET}")]
-    BadOffset { sector: u64, offset: u32 },
+    BadOffset {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// The pv_header offset recorded, in bytes from the label start.
+        offset: u32,
+    },
+    /// A label type other than `LVM2 001` (not lvm2's text format).
     #[error("label in sector {sector}: type {found:?}, not \"LVM2 001\"")]
-    BadType { sector: u64, found: String },
+    BadType {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// The 8 type bytes, lossily as text.
+        found: String,
+    },
+    /// The PV UUID in the pv_header is not one lvm2 would write.
     #[error("label in sector {sector}: PV uuid: {source}")]
-    BadUuid { sector: u64, source: UuidError },
+    BadUuid {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// What is wrong with it.
+        source: UuidError,
+    },
+    /// A disk_locn list runs to the end of the sector without its zero entry.
     #[error("label in sector {sector}: {list} list has no terminator within the sector")]
-    Unterminated { sector: u64, list: &'static str },
+    Unterminated {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// Which list: "data area", "metadata area" or "bootloader area".
+        list: &'static str,
+    },
+    /// The pv_header extension would not fit in the sector.
     #[error("label in sector {sector}: no room for the pv_header extension at byte {at}")]
-    NoRoomForExtension { sector: u64, at: usize },
+    NoRoomForExtension {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+        /// Byte in the sector where it would start.
+        at: usize,
+    },
+    /// Writing a label outside sectors 0-3.
     #[error("cannot write a label in sector {sector}: lvm2 only looks in sectors 0-3")]
-    SectorOutOfRange { sector: u64 },
+    SectorOutOfRange {
+        /// The label's sector (0..4, 512 bytes each).
+        sector: u64,
+    },
+    /// The encoded label would not fit in a sector.
     #[error("cannot write a label: it needs {needed} bytes, a sector has {SECTOR_SIZE}")]
-    TooLarge { needed: usize },
+    TooLarge {
+        /// Bytes it needs.
+        needed: usize,
+    },
+    /// An area with offset 0, which would end its list early on disk.
     #[error("cannot write a label: {list} area {index} has offset 0, which ends the list on disk")]
-    ZeroOffset { list: &'static str, index: usize },
+    ZeroOffset {
+        /// Which list: "data", "metadata" or "bootloader".
+        list: &'static str,
+        /// The area's index in its list.
+        index: usize,
+    },
+    /// A pv_header without a data area.
     #[error("cannot write a label without a data area (lvm2 refuses too)")]
     NoDataArea,
+    /// A pv_header extension of version 0, which on disk means "none".
     #[error("cannot write a pv_header extension of version 0: on disk 0 means no extension")]
     ExtensionVersionZero,
 }

@@ -1,5 +1,5 @@
 //! Locking compatible with lvm2's file locks (locking_type 1): flock on
-//! /run/lock/lvm/V_<vg> for a VG and P_global for the PV/VG namespace, with
+//! `/run/lock/lvm/V_<vg>` for a VG and P_global for the PV/VG namespace, with
 //! lvm2's write priority (an exclusive `<file>:aux` lock taken around the
 //! request), so cairn and lvm2 never write one VG at the same time. Also the
 //! hints invalidation lvm2 does after PV changes.
@@ -18,32 +18,53 @@ pub const DEFAULT_LOCK_DIR: &str = "/run/lock/lvm";
 /// lvm2's run dir, where the device hints live.
 pub const DEFAULT_RUN_DIR: &str = "/run/lvm";
 
+/// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// The lock directory or file could not be created or opened.
     #[error("cannot open lock file {path}: {source}")]
     Open {
+        /// The lock file or directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// Another process held the lock longer than the wait allows.
     #[error(
         "{what} is locked by another process (lvm2 or cairn) and stayed locked for {waited:?}: \
          try again when it is done"
     )]
-    Busy { what: String, waited: Duration },
+    Busy {
+        /// What is locked, in words (e.g. "volume group vg0").
+        what: String,
+        /// How long cairn waited.
+        waited: Duration,
+    },
+    /// flock(2) failed other than by contention.
     #[error("cannot lock {path}: {source}")]
-    Flock { path: PathBuf, source: Errno },
+    Flock {
+        /// The lock file or directory.
+        path: PathBuf,
+        /// Why.
+        source: Errno,
+    },
 }
 
+/// How a lock is held, as lvm2's read and write locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// For reading: many holders at once (LCK_READ).
     Shared,
+    /// For writing: one holder (LCK_WRITE).
     Exclusive,
 }
 
 /// Where the lock files live, and how long to wait for one.
 #[derive(Debug, Clone)]
 pub struct Locks {
+    /// lvm2's locking_dir ([`DEFAULT_LOCK_DIR`]).
     pub dir: PathBuf,
+    /// How long to wait for a held lock before giving up (default 30 s).
     pub wait: Duration,
 }
 
@@ -60,11 +81,14 @@ impl Default for Locks {
 #[derive(Debug)]
 pub struct Held {
     _lock: Flock<File>,
+    /// The lock file.
     pub path: PathBuf,
+    /// How it is held.
     pub mode: Mode,
 }
 
 impl Locks {
+    /// The lock lvm2 takes on VG `vg` (`V_<vg>`) to read or write it.
     pub fn vg(&self, vg: &str, mode: Mode) -> Result<Held, LockError> {
         self.lock(&format!("V_{vg}"), mode, &format!("volume group {vg}"))
     }

@@ -70,6 +70,7 @@ impl RawLocn {
         self.offset == 0 && self.size == 0
     }
 
+    /// Whether [`RAW_LOCN_IGNORED`] is set (`pvchange --metadataignore y`).
     pub fn is_ignored(&self) -> bool {
         self.flags & RAW_LOCN_IGNORED != 0
     }
@@ -107,11 +108,14 @@ pub struct MdaHeader {
 /// A run of bytes in the metadata area, offsets from the area start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// Start, in bytes from the area start.
     pub offset: u64,
+    /// Length in bytes.
     pub len: u64,
 }
 
 impl Span {
+    /// One past the last byte, from the area start.
     pub fn end(&self) -> u64 {
         self.offset.saturating_add(self.len)
     }
@@ -140,98 +144,198 @@ pub struct Placement {
 /// Something wrong with a metadata area or a copy in it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MdaError {
+    /// Fewer than 512 bytes where the header should be.
     #[error("metadata area at {start}: header needs {MDA_HEADER_SIZE} bytes, got {found}")]
-    Truncated { start: u64, found: usize },
+    Truncated {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// Bytes available.
+        found: usize,
+    },
+    /// No `FMTT_MAGIC`: not a metadata area header.
     #[error("metadata area at {start}: bad magic {found:?}, not an mda header")]
-    BadMagic { start: u64, found: String },
+    BadMagic {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The 16 magic bytes found, lossily as text.
+        found: String,
+    },
+    /// The header's CRC does not match its bytes (torn or foreign write).
     #[error("metadata area at {start}: bad checksum {found:#x}, expected {expected:#x}")]
     BadChecksum {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
         /// What the header carries.
         found: u32,
         /// The CRC of bytes 4..512 as they are.
         expected: u32,
     },
+    /// A header version other than 1.
     #[error("metadata area at {start}: header version {found}, expected {FMTT_VERSION}")]
-    BadVersion { start: u64, found: u32 },
+    BadVersion {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The version found.
+        found: u32,
+    },
+    /// The header records another start than where it was read (a copied or moved area).
     #[error("metadata area at {start}: header says the area starts at {found}")]
-    WrongStart { start: u64, found: u64 },
+    WrongStart {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The start the header records, in bytes.
+        found: u64,
+    },
+    /// The header claims more bytes than the PV header gives the area.
     #[error(
         "metadata area at {start}: header says the area is {size} bytes, but the PV header \
          gives it {area_size}"
     )]
     LargerThanArea {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// The size the header records, in bytes.
         size: u64,
+        /// The area's size in bytes, header included.
         area_size: u64,
     },
+    /// The text buffer is too large to allocate.
     #[error("metadata area at {start}: cannot set aside {size} bytes for its text")]
-    NoMemory { start: u64, size: u64 },
+    NoMemory {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The buffer's size in bytes.
+        size: u64,
+    },
+    /// The slot to read holds no metadata (offset and size 0).
     #[error("metadata area at {start}: {slot} slot is empty")]
-    SlotEmpty { start: u64, slot: Slot },
+    SlotEmpty {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// Which slot.
+        slot: Slot,
+    },
+    /// A raw_locn points outside the text buffer.
     #[error(
         "metadata area at {start}: text at offset {offset}, size {size} is outside \
          the text buffer {MDA_HEADER_SIZE}..{area_size}"
     )]
     OutOfArea {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// The copy's offset from the area start, in bytes.
         offset: u64,
+        /// The copy's size in bytes, NUL included.
         size: u64,
+        /// The area's size in bytes, header included.
         area_size: u64,
     },
+    /// Fewer bytes of the area were supplied than the copy needs.
     #[error("metadata area at {start}: need its first {needed} bytes, got {found}")]
     AreaShort {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// Bytes needed from the area start.
         needed: u64,
+        /// Bytes supplied.
         found: usize,
     },
+    /// The text's CRC does not match its raw_locn's.
     #[error(
         "metadata area at {start}: text at offset {offset}: bad checksum {found:#x}, \
          expected {expected:#x}"
     )]
     BadTextChecksum {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// The copy's offset from the area start, in bytes.
         offset: u64,
         /// The CRC of the text as it is.
         found: u32,
         /// The raw_locn's checksum.
         expected: u32,
     },
+    /// The copy does not end in the NUL lvm2 writes.
     #[error(
         "metadata area at {start}: text at offset {offset} ({size} bytes) does not end in NUL"
     )]
-    MissingNul { start: u64, offset: u64, size: u64 },
+    MissingNul {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The copy's offset from the area start, in bytes.
+        offset: u64,
+        /// The copy's size in bytes, NUL included.
+        size: u64,
+    },
+    /// The area cannot hold two copies, as lvm2 requires for a rewrite.
     #[error(
         "metadata area at {start}: size {size} is too small for two copies of metadata \
          (at least {MDA_MIN_SIZE})"
     )]
-    AreaTooSmall { start: u64, size: u64 },
+    AreaTooSmall {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The area's size in bytes, header included.
+        size: u64,
+    },
+    /// The area does not start on a 512-byte boundary.
     #[error("metadata area at {start} is not {MDA_ALIGNMENT}-byte aligned")]
-    Unaligned { start: u64 },
+    Unaligned {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+    },
+    /// The text exceeds half of the buffer less 512 bytes, lvm2's limit.
     #[error("metadata area at {start}: metadata of {size} bytes exceeds the maximum {max}")]
-    TextTooLarge { start: u64, size: u64, max: u64 },
+    TextTooLarge {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The text's size in bytes, NUL included.
+        size: u64,
+        /// The most bytes a copy may have in this area.
+        max: u64,
+    },
+    /// The text is empty (lvm2 needs at least one character and the NUL).
     #[error(
         "metadata area at {start}: metadata of {size} bytes is too small \
          (at least one character and the NUL)"
     )]
-    TextTooSmall { start: u64, size: u64 },
+    TextTooSmall {
+        /// Absolute byte offset of the metadata area on the device.
+        start: u64,
+        /// The text's size in bytes, NUL included.
+        size: u64,
+    },
+    /// The next copy would overwrite the committed copy (lvm2 refuses the same).
     #[error(
         "metadata area at {start}: new copy at offset {new_offset} ({new_size} bytes) \
          would overlap the committed copy at offset {old_offset} ({old_size} bytes)"
     )]
     Overlap {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// Where the new copy would start, from the area start, in bytes.
         new_offset: u64,
+        /// Its size in bytes.
         new_size: u64,
+        /// Where the committed copy starts, in bytes.
         old_offset: u64,
+        /// Its size in bytes.
         old_size: u64,
     },
+    /// The text to write contains a NUL, which would end it early for lvm2.
     #[error("metadata text has a NUL at byte {at}; lvm2 would stop reading there")]
-    EmbeddedNul { at: usize },
+    EmbeddedNul {
+        /// Byte index of the NUL in the text.
+        at: usize,
+    },
+    /// The text given is not as long as its placement.
     #[error("metadata area at {start}: placement is for {expected} bytes, got {found}")]
     LengthMismatch {
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// Bytes the placement holds.
         expected: u64,
+        /// Bytes supplied.
         found: usize,
     },
 }
@@ -334,6 +438,7 @@ impl MdaHeader {
         out
     }
 
+    /// The raw_locn of `slot`.
     pub fn slot(&self, slot: Slot) -> &RawLocn {
         &self.raw_locns[slot as usize]
     }

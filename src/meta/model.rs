@@ -14,60 +14,102 @@ use super::text::{self, Node, Section, Value};
 /// What is wrong with a metadata text, and where (`vg/logical_volumes/lv/segment1`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
+    /// The text does not parse as lvm2's config syntax.
     #[error("metadata text: {0}")]
     Syntax(#[from] text::ParseError),
     #[error("{path}: missing {key}")]
-    Missing { path: String, key: &'static str },
-    #[error("{path}: {key} has the wrong type (expected {expected})")]
-    WrongType {
+    /// A required key is absent.
+    Missing {
+        /// Where, e.g. `vg/physical_volumes/pv0`.
         path: String,
+        /// The key.
         key: &'static str,
+    },
+    #[error("{path}: {key} has the wrong type (expected {expected})")]
+    /// A key holds another type than lvm2 writes there, or a value out of its range.
+    WrongType {
+        /// Where.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// What it should hold, in words.
         expected: &'static str,
     },
     #[error("{path}: unknown {what} flag {flag:?}: this metadata needs a newer tool than cairn; change nothing")]
+    /// A `status` flag cairn does not know: refused, as lvm2 refuses
+    /// metadata with flags it does not know.
     UnknownFlag {
+        /// Where.
         path: String,
+        /// Whose flag: "VG", "PV" or "LV".
         what: &'static str,
+        /// The flag as written.
         flag: String,
     },
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    /// Well-typed but inconsistent metadata (a bad name, a dangling reference, ...).
+    Invalid {
+        /// Where.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
+/// Result of reading metadata into the model.
 pub type Result<T> = std::result::Result<T, ModelError>;
 
 bitflags! {
     /// VG `status` flags.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct VgStatus: u32 {
+        /// `vgexport`ed: no host may use it until `vgimport`.
         const EXPORTED = 1 << 0;
+        /// PVs may be added and removed (always set by lvm2 today).
         const RESIZEABLE = 1 << 1;
+        /// A pvmove is in progress.
         const PVMOVE = 1 << 2;
+        /// Readable.
         const READ = 1 << 3;
+        /// Writable.
         const WRITE = 1 << 4;
+        /// Clustered (clvmd, lvm2 before 2.03).
         const CLUSTERED = 1 << 5;
+        /// Shared through lvmlockd.
         const SHARED = 1 << 6;
     }
 
     /// PV `status` flags.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct PvStatus: u32 {
+        /// New extents may be allocated on it (`pvchange -x y`).
         const ALLOCATABLE = 1 << 0;
+        /// Its VG is exported.
         const EXPORTED = 1 << 1;
+        /// The device was missing when the VG was written.
         const MISSING = 1 << 2;
     }
 
     /// LV `status` flags.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct LvStatus: u32 {
+        /// Readable.
         const READ = 1 << 0;
+        /// Writable (not `lvchange -p r`).
         const WRITE = 1 << 1;
+        /// Activated with the `major`/`minor` it records (`lvchange -My`).
         const FIXED_MINOR = 1 << 2;
+        /// Shown to users; hidden LVs (`[pool_tdata]`, ...) lack it.
         const VISIBLE = 1 << 3;
+        /// The temporary pvmove LV.
         const PVMOVE = 1 << 4;
+        /// Being moved by pvmove.
         const LOCKED = 1 << 5;
+        /// A mirror or raid created without initial sync (`--nosync`).
         const NOTSYNCED = 1 << 6;
+        /// A raid image to be rebuilt.
         const REBUILD = 1 << 7;
+        /// A raid1 image that is written but read only when others fail.
         const WRITEMOSTLY = 1 << 8;
     }
 }
@@ -113,62 +155,97 @@ const SEGTYPE_FLAGS: &[&str] = &[
 /// A whole metadata text: the VG and the trailer lines after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metadata {
+    /// The volume group section.
     pub vg: VolumeGroup,
+    /// `description`, `creation_host`, `creation_time` and any other top-level keys.
     pub trailer: Trailer,
 }
 
 /// The lines after the VG section: what wrote this copy, when, and why.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Trailer {
+    /// Why it was written, e.g. `Created *after* executing 'lvcreate ...'`.
     pub description: String,
+    /// The host that wrote it (the comment after it, uname, is not kept).
     pub creation_host: String,
+    /// When, in seconds since the epoch.
     pub creation_time: u64,
+    /// Top-level keys cairn does not interpret, kept for the rewrite.
     pub extra: Section,
 }
 
+/// A volume group: its settings, PVs and LVs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeGroup {
+    /// The VG name (the section's name in the text).
     pub name: String,
+    /// The VG UUID as lvm2 prints it (32 characters with dashes, 38 in all).
     pub id: String,
+    /// Generation number, raised by one on each commit; the copy with the
+    /// highest seqno is current.
     pub seqno: u64,
+    /// `format`: "lvm2" for the text format (absent in old texts).
     pub format: Option<String>,
+    /// `status` flags.
     pub status: VgStatus,
     /// Compatibility flags (WRITE_LOCKED, NOAUTOACTIVATE, ...), as written.
     pub flags: Vec<String>,
+    /// `vgchange --addtag` tags.
     pub tags: Vec<String>,
+    /// The owning host's system ID (lvm.conf `system_id_source`); None: any host.
     pub system_id: Option<String>,
+    /// lvmlockd lock type ("sanlock", "dlm", "idm") of a shared VG.
     pub lock_type: Option<String>,
+    /// lvmlockd's VG lock arguments.
     pub lock_args: Option<String>,
     /// In 512-byte sectors.
     pub extent_size: u64,
+    /// Most LVs allowed; 0: no limit.
     pub max_lv: u64,
+    /// Most PVs allowed; 0: no limit.
     pub max_pv: u64,
+    /// `alloc`: normal, contiguous, cling, anywhere; None: normal.
     pub allocation_policy: Option<String>,
+    /// An lvm2 metadata profile name.
     pub profile: Option<String>,
+    /// `vgmetadatacopies`: metadata areas lvm2 keeps in use; 0: unmanaged (all).
     pub metadata_copies: u64,
+    /// The PVs, in the text's order (pv0, pv1, ...); [`Area::Pv`] indexes this.
     pub pvs: Vec<PhysicalVolume>,
     /// In lvm2's list order (the text has visible LVs first).
     pub lvs: Vec<LogicalVolume>,
+    /// VG keys cairn does not interpret, kept for the rewrite.
     pub extra: Section,
 }
 
+/// One physical volume as the VG records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhysicalVolume {
+    /// The PV UUID (with dashes), matching its PV header.
     pub id: String,
     /// Where lvm2 last saw it (a hint only).
     pub device: Option<String>,
+    /// lvm2's devices file id type (`sys_wwid`, `devname`, ...).
     pub device_id_type: Option<String>,
+    /// lvm2's devices file id of the device.
     pub device_id: Option<String>,
+    /// `status` flags.
     pub status: PvStatus,
+    /// Compatibility flags (MISSING, ...), as written.
     pub flags: Vec<String>,
+    /// `pvchange --addtag` tags.
     pub tags: Vec<String>,
     /// In sectors; None when the text has none (kept absent on a rewrite).
     pub dev_size: Option<u64>,
     /// In sectors.
     pub pe_start: u64,
+    /// Physical extents on the PV (each [`VolumeGroup::extent_size`] sectors).
     pub pe_count: u64,
+    /// Start of the bootloader area in sectors (`pvcreate --bootloaderareasize`).
     pub ba_start: Option<u64>,
+    /// Size of the bootloader area in sectors.
     pub ba_size: Option<u64>,
+    /// PV keys cairn does not interpret, kept for the rewrite.
     pub extra: Section,
 }
 
@@ -182,34 +259,57 @@ impl PhysicalVolume {
     }
 }
 
+/// One logical volume, visible or internal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogicalVolume {
+    /// The LV name (hidden ones like `pool_tdata` without lvs' brackets).
     pub name: String,
+    /// The LV UUID (with dashes).
     pub id: String,
+    /// `status` flags.
     pub status: LvStatus,
+    /// Compatibility flags (lvm2's `flags` key), as written.
     pub flags: Vec<String>,
+    /// `lvchange --addtag` tags.
     pub tags: Vec<String>,
+    /// When it was created, in seconds since the epoch.
     pub creation_time: Option<u64>,
+    /// The host that created it.
     pub creation_host: Option<String>,
+    /// lvmlockd's LV lock arguments.
     pub lock_args: Option<String>,
+    /// `alloc` policy, overriding the VG's.
     pub allocation_policy: Option<String>,
+    /// An lvm2 metadata profile name.
     pub profile: Option<String>,
+    /// Read-ahead in sectors; None: auto (lvm2 writes no key then).
     pub read_ahead: Option<i64>,
+    /// Persistent device major (with [`LvStatus::FIXED_MINOR`]).
     pub major: Option<i64>,
+    /// Persistent device minor (with [`LvStatus::FIXED_MINOR`]).
     pub minor: Option<i64>,
+    /// Segments in LE order (segment1, segment2, ...).
     pub segments: Vec<Segment>,
+    /// LV keys cairn does not interpret, kept for the rewrite.
     pub extra: Section,
 }
 
+/// A run of an LV's logical extents mapped one way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
+    /// First logical extent (LE) of the LV it maps.
     pub start_extent: u64,
+    /// Length in extents.
     pub extent_count: u64,
+    /// raid reshape's extra extents (`reshape_count`).
     pub reshape_count: Option<u64>,
     /// SEGTYPE flags after '+' in `type` (METADATA_FORMAT, ...).
     pub type_flags: Vec<String>,
+    /// Segment tags (rare; lvm2 reads and writes them).
     pub tags: Vec<String>,
+    /// The segment type and its type-specific keys.
     pub kind: SegmentKind,
+    /// Segment keys cairn does not interpret, kept for the rewrite.
     pub extra: Section,
 }
 
@@ -217,71 +317,124 @@ pub struct Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Area {
     /// Index into `VolumeGroup::pvs`, first extent on that PV.
-    Pv { pv: usize, pe: u64 },
+    Pv {
+        /// Index into `VolumeGroup::pvs`.
+        pv: usize,
+        /// First physical extent (PE) on it.
+        pe: u64,
+    },
     /// Another LV (by name), first extent in it.
-    Lv { lv: String, le: u64 },
+    Lv {
+        /// The sub-LV's name.
+        lv: String,
+        /// First logical extent in it.
+        le: u64,
+    },
 }
 
+/// A segment's type (lvm2's `type` key) with the keys that type has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SegmentKind {
     /// `striped` (linear is one stripe).
     Striped {
+        /// Stripe size in sectors; None for one stripe.
         stripe_size: Option<u64>,
+        /// Where each stripe lives (`stripes = [ "pv0", 0, ... ]`).
         stripes: Vec<Area>,
     },
+    /// `thin-pool`: maps through the pool's metadata and data sub-LVs.
     ThinPool {
+        /// The metadata sub-LV (`pool_tmeta`).
         metadata: String,
+        /// The data sub-LV (`pool_tdata`).
         pool: String,
+        /// The pool's transaction id, which the kernel's must match on activation.
         transaction_id: u64,
+        /// Data block size in sectors.
         chunk_size: u64,
+        /// `ignore`, `nopassdown` or `passdown`; None: lvm2's default (passdown).
         discards: Option<String>,
+        /// New blocks are zeroed before first use (`lvcreate -Z y`).
         zero_new_blocks: bool,
+        /// The metadata LV is used only up to the kernel's 15.81 GiB
+        /// (lvm2's `crop_metadata`); None: the key is absent.
         crop_metadata: Option<bool>,
+        /// Queued messages (message1, message2, ...).
         messages: Vec<ThinMessage>,
     },
+    /// `thin`: a thin volume in a pool.
     Thin {
+        /// The pool LV's name.
         thin_pool: String,
+        /// The pool transaction that created it.
         transaction_id: u64,
+        /// The thin device id in the pool's metadata (24 bits).
         device_id: u64,
+        /// A read-only LV outside the pool it is a snapshot of.
         external_origin: Option<String>,
+        /// The thin LV it is a snapshot of.
         origin: Option<String>,
+        /// The snapshot being merged into it.
         merge: Option<String>,
     },
+    /// `cache-pool`: the data and metadata sub-LVs dm-cache caches through.
     CachePool {
+        /// The data sub-LV (`pool_cdata`).
         data: String,
+        /// The metadata sub-LV (`pool_cmeta`).
         metadata: String,
+        /// dm-cache metadata format, 1 or 2; None: not yet decided.
         metadata_format: Option<u64>,
+        /// chunk size, mode and policy.
         settings: CacheSettings,
     },
+    /// `cache`: an origin LV cached through a cache pool.
     Cache {
+        /// The cache pool LV's name.
         cache_pool: String,
+        /// The origin sub-LV (`lv_corig`).
         origin: String,
+        /// The cleaner policy is flushing the cache (lvm2's `cleaner = 1`).
         cleaner: bool,
     },
     /// A thick (COW) snapshot; lives in a hidden LV `snapshotN`.
     Snapshot {
+        /// COW chunk size in sectors.
         chunk_size: u64,
+        /// The origin LV's name.
         origin: String,
+        /// The LV holding the exceptions (`cow_store` or `merging_store`).
         cow: String,
+        /// Being merged into the origin (`merging_store` instead of `cow_store`).
         merging: bool,
     },
     /// A segment type cairn does not interpret (raid, mirror, vdo, ...):
     /// kept as it was read.
-    Other { type_name: String },
+    Other {
+        /// The `type` as written, flags removed.
+        type_name: String,
+    },
 }
 
+/// A cache pool's (or cache's) dm-cache settings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CacheSettings {
+    /// Cache block size in sectors.
     pub chunk_size: Option<u64>,
+    /// `writethrough`, `writeback` or `passthrough`.
     pub cache_mode: Option<String>,
+    /// The dm-cache policy, e.g. `smq`.
     pub policy: Option<String>,
+    /// `policy_settings { }`: tunables of the policy.
     pub policy_settings: Option<Section>,
 }
 
 /// A thin-pool message lvm2 queued for the kernel (sent on next activation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThinMessage {
+    /// Create the thin device of the named LV.
     Create(String),
+    /// Delete the thin device with this id.
     Delete(i64),
 }
 
@@ -301,10 +454,12 @@ impl SegmentKind {
 }
 
 impl VolumeGroup {
+    /// The LV called `name`.
     pub fn lv(&self, name: &str) -> Option<&LogicalVolume> {
         self.lvs.iter().find(|lv| lv.name == name)
     }
 
+    /// The LV called `name`, to change.
     pub fn lv_mut(&mut self, name: &str) -> Option<&mut LogicalVolume> {
         self.lvs.iter_mut().find(|lv| lv.name == name)
     }
@@ -375,10 +530,13 @@ impl LogicalVolume {
         }
     }
 
+    /// Whether it carries the VISIBLE flag (see [`VolumeGroup::lv_is_visible`]
+    /// for what lvm2 shows).
     pub fn is_visible(&self) -> bool {
         self.status.contains(LvStatus::VISIBLE)
     }
 
+    /// Its size in extents: all segments.
     pub fn extent_count(&self) -> u64 {
         self.segments.iter().map(|s| s.extent_count).sum()
     }
@@ -596,6 +754,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads the model from an already parsed text tree.
 pub fn from_tree(root: &Section) -> Result<Metadata> {
     let mut vgs = root.sections();
     let (name, vg_section) = vgs.next().ok_or(ModelError::Invalid {
@@ -1136,6 +1295,7 @@ pub struct WriteContext {
     pub uname: [String; 5],
     /// Seconds since the epoch.
     pub time: u64,
+    /// The `description` line: why this copy was written.
     pub description: String,
 }
 

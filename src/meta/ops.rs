@@ -29,68 +29,141 @@ pub const MDA_START: u64 = 4096;
 /// lvm2's default extent size: 4 MiB.
 pub const DEFAULT_EXTENT_SIZE: u64 = 4 << 20;
 
+/// Why a PV or VG operation failed; nothing was written unless it says so.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
+    /// Scanning devices for PVs and VGs failed.
     #[error(transparent)]
     Scan(Box<ScanError>),
+    /// Writing the new metadata failed.
     #[error(transparent)]
     Commit(Box<CommitError>),
+    /// Opening or I/O on a device failed.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// Taking lvm2's file locks failed.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Archiving the old metadata (lvm2's /etc/lvm/archive) failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// `pv create` on a device that already has an LVM2 label.
     #[error("{path} is already a physical volume{vg}: nothing was changed")]
-    AlreadyPv { path: PathBuf, vg: String },
+    AlreadyPv {
+        /// The device.
+        path: PathBuf,
+        /// " in volume group NAME" when its VG is known, else empty.
+        vg: String,
+    },
+    /// `pv create` on a device with another signature (filesystem, RAID, ...), without force.
     #[error(
         "{path} holds {what}: nothing was changed; if its data is no longer needed, wipe it \
          (wipefs -a) or give --force"
     )]
-    InUse { path: PathBuf, what: String },
+    InUse {
+        /// The device.
+        path: PathBuf,
+        /// The signatures found, described.
+        what: String,
+    },
+    /// A regular file was given where a block device is needed.
     #[error(
         "{path} is not a block device: nothing was changed; attach it to a loop device \
          (losetup -f --show {path}), or give --allow-file to use the file itself"
     )]
-    NotABlockDevice { path: PathBuf },
+    NotABlockDevice {
+        /// The device.
+        path: PathBuf,
+    },
+    /// Probing the device for other signatures failed.
     #[error(transparent)]
     Signature(#[from] crate::signature::SignatureError),
+    /// The device cannot hold a PV (label, metadata area and one extent).
     #[error("{path} is too small for a physical volume ({size} bytes; at least {min} needed)")]
-    TooSmall { path: PathBuf, size: u64, min: u64 },
+    TooSmall {
+        /// The device.
+        path: PathBuf,
+        /// The device's size in bytes.
+        size: u64,
+        /// The least a PV needs, in bytes.
+        min: u64,
+    },
+    /// `pv remove` on a PV that a VG lists.
     #[error("{path} belongs to volume group {vg}: remove it from the VG first")]
-    InVg { path: PathBuf, vg: String },
+    InVg {
+        /// The device.
+        path: PathBuf,
+        /// The VG that lists it.
+        vg: String,
+    },
+    /// The PV header says it is in a VG (PV_EXT_USED), but no scanned VG lists it.
     #[error(
         "{path} is marked as a PV of a volume group (PV_EXT_USED), but no VG found lists it: its \
          VG's metadata is on other devices. Scan them too (name them on the command line), or, \
          if that VG is gone for good, clear the PV with `pvremove -ff`"
     )]
-    MarkedUsed { path: PathBuf },
+    MarkedUsed {
+        /// The device.
+        path: PathBuf,
+    },
+    /// A VG name lvm2 would refuse.
     #[error("invalid name {name:?}: {why}")]
-    BadName { name: String, why: &'static str },
+    BadName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// An LV name lvm2 would refuse.
     #[error("invalid LV name {name:?}: {why}; choose another name")]
-    BadLvName { name: String, why: String },
+    BadLvName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// `vg create` with the name of an existing VG.
     #[error("volume group {0} already exists")]
     VgExists(String),
+    /// `vg remove` of a VG that still has LVs, without force.
     #[error("volume group {vg} still has {count} logical volume(s) ({names}): remove them first, or pass --force")]
     VgHasLvs {
+        /// The VG.
         vg: String,
+        /// How many LVs it has.
         count: usize,
+        /// Their names, comma-separated.
         names: String,
     },
+    /// The VG lacks PVs (absent, or flagged MISSING): writing it could lose data.
     #[error(
         "volume group {vg} is missing PV(s) {uuids} (not found, or flagged MISSING because the VG \
          was written while they were away): cairn will not write it until they are back and \
          restored (`cairn vg extend --restoremissing {vg} DEVICE`)"
     )]
-    MissingPvs { vg: String, uuids: String },
+    MissingPvs {
+        /// The VG.
+        vg: String,
+        /// The missing PVs' UUIDs, comma-separated.
+        uuids: String,
+    },
+    /// The VG must not be written by this host (foreign system ID, shared, exported, read-only, ...).
     #[error("volume group {vg} {why}: cairn will not change it")]
-    Refused { vg: String, why: String },
+    Refused {
+        /// The VG.
+        vg: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// An extent size, in bytes, that is not a power of two of at least 4 KiB.
     #[error("the extent size must be a power of two of at least 4 KiB (got {0} bytes)")]
     BadExtentSize(u64),
+    /// Reading random bytes for a new UUID failed.
     #[error("cannot read random bytes for a uuid: {0}")]
     Random(std::io::Error),
 }
 
+/// Result of a PV or VG operation.
 pub type Result<T> = std::result::Result<T, OpError>;
 
 // Boxed: these errors are large, and every operation returns an OpError.
@@ -109,8 +182,11 @@ impl From<CommitError> for OpError {
 /// Where and how operations work: locks, archive, lvm2's run dir, who we are.
 #[derive(Debug, Clone)]
 pub struct Env {
+    /// lvm2's lock directory (/run/lock/lvm), shared with lvm2's commands.
     pub locks: Locks,
+    /// Where old metadata is archived (lvm2's /etc/lvm/archive and backup).
     pub archive: Archive,
+    /// lvm2's run directory (/run/lvm), whose device hints are invalidated after a change.
     pub run_dir: PathBuf,
     /// Devices to scan; all block devices when empty.
     pub devices: Vec<PathBuf>,
@@ -150,6 +226,8 @@ impl Env {
         Ok(Scan::devices_or_host(&devices, self.scan_lvs)?)
     }
 
+    /// The header comment and trailer for a copy this env writes: cairn as
+    /// generator, this host's uname, now, and the command as description.
     pub fn write_context(&self) -> WriteContext {
         let uname = nix::sys::utsname::uname().ok();
         let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
@@ -615,8 +693,11 @@ pub fn vg_create(env: &Env, name: &str, paths: &[PathBuf], extent_size: u64) -> 
 
 /// Reads a VG for a change: locked, checked, archived. The caller commits.
 pub struct Change {
+    /// The scan the VG was read from.
     pub scan: Scan,
+    /// The VG as read, before the change.
     pub view: scan::VgView,
+    /// The VG to change, its seqno already raised by one: what the next commit writes.
     pub metadata: Metadata,
     /// Whether the text of before the change is archived already: a change
     /// of several commits archives once, the state before the command (the
@@ -628,6 +709,8 @@ pub struct Change {
     _lock: lock::Held,
 }
 
+/// Locks VG `name` for writing (lvm2's `V_name` lock), scans (with
+/// `extra_devices`), checks that this host may write it, and returns it to change.
 pub fn begin_change(env: &Env, name: &str, extra_devices: &[PathBuf]) -> Result<Change> {
     begin_checked(env, name, extra_devices, check_writable)
 }

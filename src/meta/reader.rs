@@ -35,11 +35,14 @@ impl DeviceRead for Device {
 /// A whole device image in memory.
 #[derive(Debug, Clone)]
 pub struct ImageDevice<'a> {
+    /// The name errors give it.
     pub path: PathBuf,
+    /// The image, from byte 0 of the device.
     pub bytes: &'a [u8],
 }
 
 impl<'a> ImageDevice<'a> {
+    /// The image `bytes`, called `path` in errors.
     pub fn new(path: impl Into<PathBuf>, bytes: &'a [u8]) -> ImageDevice<'a> {
         ImageDevice {
             path: path.into(),

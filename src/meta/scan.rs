@@ -13,59 +13,110 @@ use super::mda::{self, MdaError, MdaHeader, Slot, MDA_HEADER_SIZE};
 use super::model::{self, Metadata, ModelError};
 use super::reader::DeviceRead;
 
+/// Why a device or VG could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// Opening or reading a device failed.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// The LVM2 label or PV header is damaged.
     #[error("{path}: {source}")]
-    Label { path: PathBuf, source: LabelError },
+    Label {
+        /// The device.
+        path: PathBuf,
+        /// What is wrong.
+        source: LabelError,
+    },
+    /// A metadata area header or its committed copy is damaged.
     #[error("{path}: {source}")]
     Mda {
+        /// The device.
         path: PathBuf,
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// What is wrong.
         source: MdaError,
     },
+    /// The committed metadata text does not read as a VG.
     #[error("{path}: metadata area at byte {start}: {source}")]
     Text {
+        /// The device.
         path: PathBuf,
+        /// Absolute byte offset of the metadata area on the device.
         start: u64,
+        /// What is wrong.
         source: ModelError,
     },
+    /// The PV header places a metadata area beyond the device's end.
     #[error(
         "{path}: the PV header places a metadata area at byte {offset} ({size} bytes), past \
          the end of the device ({device_size} bytes): the label is damaged or not lvm2's"
     )]
     AreaPastEnd {
+        /// The device.
         path: PathBuf,
+        /// The area's start in bytes, as the PV header gives it.
         offset: u64,
+        /// The area's size in bytes.
         size: u64,
+        /// The device's size in bytes.
         device_size: u64,
     },
+    /// The device has no LVM2 label.
     #[error("{path} is not an LVM physical volume (no LVM2 label in its first 4 sectors): run `cairn pv create {path}` first")]
-    NotAPv { path: PathBuf },
+    NotAPv {
+        /// The device.
+        path: PathBuf,
+    },
+    /// No scanned PV carries the named VG.
     #[error("volume group {0} not found")]
     NoSuchVg(String),
+    /// Copies of a VG with the same seqno differ (lvm2 calls this inconsistent metadata).
     #[error(
         "volume group {vg}: the copies with seqno {seqno} differ ({copies}): the metadata is \
          inconsistent; nothing was changed. Inspect with `pvck --dump metadata` and restore with vgcfgrestore"
     )]
     Inconsistent {
+        /// The VG's name.
         vg: String,
+        /// The seqno the differing copies share.
         seqno: u64,
+        /// The differing checksums and the devices holding them.
         copies: String,
     },
+    /// Two different VGs (by UUID) have the same name.
     #[error("two volume groups are named {name} (ids {a} and {b}): rename one with lvm2 (vgrename by uuid)")]
-    NameClash { name: String, a: String, b: String },
+    NameClash {
+        /// The shared name.
+        name: String,
+        /// One VG's UUID.
+        a: String,
+        /// The other's.
+        b: String,
+    },
+    /// The same PV UUID is on devices none of which is stacked on the others.
     #[error("PV {uuid} is seen on {devices}, and cairn cannot tell which device is on top: name the right one explicitly")]
-    Ambiguous { uuid: String, devices: String },
+    Ambiguous {
+        /// The PV UUID.
+        uuid: String,
+        /// The devices it is seen on, comma-separated.
+        devices: String,
+    },
+    /// The device sits on a suspended device-mapper device, so reading it would hang.
     #[error(
         "{path} was not read: device-mapper device {suspended} is suspended, and reading would \
          wait until somebody resumes it (`cairn vg activate` or `cairn up` resumes the devices of \
          their VGs; `dmsetup resume {suspended}` by hand)"
     )]
-    Suspended { path: PathBuf, suspended: String },
+    Suspended {
+        /// The device.
+        path: PathBuf,
+        /// The suspended dm device's name.
+        suspended: String,
+    },
 }
 
+/// Result of a scan.
 pub type Result<T> = std::result::Result<T, ScanError>;
 
 impl ScanError {
@@ -93,12 +144,17 @@ impl ScanError {
 /// every other VG on the host.
 #[derive(Debug, Clone)]
 pub struct Copy {
+    /// The metadata text, without its NUL.
     pub text: String,
+    /// The raw_locn's checksum of the text (with the NUL).
     pub checksum: u32,
     /// Text length including the NUL, as in the raw_locn.
     pub size: u64,
+    /// The VG's name, from the text's first line.
     pub vg_name: String,
+    /// The VG's UUID.
     pub vg_id: String,
+    /// The VG's seqno: the highest among a VG's copies is current.
     pub seqno: u64,
     /// Where it was read, for errors.
     path: PathBuf,
@@ -164,8 +220,10 @@ fn peek_header(text: &str) -> Option<(String, String, u64)> {
     Some((name.to_owned(), id.to_owned(), seqno))
 }
 
+/// One metadata area of a scanned PV.
 #[derive(Debug, Clone)]
 pub struct ScannedMda {
+    /// The area's header.
     pub header: MdaHeader,
     /// None when the area holds no copy (a PV not in a VG) or is ignored.
     pub committed: Option<Copy>,
@@ -174,11 +232,15 @@ pub struct ScannedMda {
 /// A PV as found on one device.
 #[derive(Debug, Clone)]
 pub struct ScannedPv {
+    /// The device it was read from.
     pub path: PathBuf,
+    /// The device's (major, minor), when it is a block device.
     pub devno: Option<(u32, u32)>,
     /// Bytes.
     pub size: u64,
+    /// Its label, PV header and extension.
     pub label: Label,
+    /// Its metadata areas (0, 1 or 2), in PV header order.
     pub mdas: Vec<ScannedMda>,
 }
 
@@ -367,8 +429,8 @@ pub fn split_dm_name(name: &str) -> Option<(String, String)> {
     None
 }
 
-/// Every block device worth looking at, as lvm2 would name it: /dev/mapper/<name>
-/// for device-mapper devices, /dev/<name> otherwise. Empty devices are
+/// Every block device worth looking at, as lvm2 would name it: `/dev/mapper/<name>`
+/// for device-mapper devices, `/dev/<name>` otherwise. Empty devices are
 /// skipped, and LVs unless `scan_lvs` (lvm.conf's devices/scan_lvs): an LV
 /// holds whatever its user writes (a container, a VM), and a copy of a
 /// host PV's label written there must never be taken for the PV.
@@ -410,9 +472,11 @@ pub fn block_devices(scan_lvs: bool) -> Vec<PathBuf> {
 /// problems that do not stop the scan (a device that cannot be read).
 #[derive(Debug, Default)]
 pub struct Scan {
+    /// The PVs found, each on its top device.
     pub pvs: Vec<ScannedPv>,
     /// Lower copies of PVs, dropped in favour of the device stacked on them.
     pub hidden: Vec<(PathBuf, PathBuf)>,
+    /// Devices that could not be read, or read as damaged.
     pub problems: Vec<ScanError>,
 }
 
@@ -640,6 +704,7 @@ pub enum PvOwner {
 /// A volume group as the scan sees it.
 #[derive(Debug, Clone)]
 pub struct VgView {
+    /// The VG, parsed from its newest copy.
     pub metadata: Metadata,
     /// The text it was read from (what gets archived before a change).
     pub text: String,

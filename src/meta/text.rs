@@ -9,22 +9,29 @@ use std::fmt::{self, Write as _};
 /// A scalar or list value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// An integer (decimal, or 0x hex and 0 octal as libdm-config reads them).
     Int(i64),
+    /// A float (lvm2 metadata has none, lvm.conf may).
     Float(f64),
+    /// A string, unescaped.
     Str(String),
+    /// `[a, b, ...]`.
     List(Vec<Value>),
 }
 
 /// The right-hand side of an entry: a value or a nested section.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
+    /// `key = value`.
     Value(Value),
+    /// `name { ... }`.
     Section(Section),
 }
 
 /// An ordered list of entries (duplicate keys are kept; lookups take the first).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Section {
+    /// Keys and their nodes, in text order.
     pub entries: Vec<(String, Node)>,
 }
 
@@ -32,8 +39,11 @@ pub struct Section {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
 pub struct ParseError {
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in bytes.
     pub column: usize,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -41,10 +51,12 @@ pub struct ParseError {
 const MAX_DEPTH: usize = 32;
 
 impl Section {
+    /// The first node under `key`.
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
+    /// The first node under `key`, if it is a section.
     pub fn section(&self, key: &str) -> Option<&Section> {
         match self.get(key) {
             Some(Node::Section(s)) => Some(s),
@@ -52,6 +64,7 @@ impl Section {
         }
     }
 
+    /// The first node under `key`, if it is a value.
     pub fn value(&self, key: &str) -> Option<&Value> {
         match self.get(key) {
             Some(Node::Value(v)) => Some(v),
@@ -59,6 +72,7 @@ impl Section {
         }
     }
 
+    /// The first node under `key`, if it is a string.
     pub fn str(&self, key: &str) -> Option<&str> {
         match self.value(key) {
             Some(Value::Str(s)) => Some(s),
@@ -66,6 +80,7 @@ impl Section {
         }
     }
 
+    /// The first node under `key`, if it is an integer.
     pub fn int(&self, key: &str) -> Option<i64> {
         match self.value(key) {
             Some(Value::Int(i)) => Some(*i),
@@ -81,20 +96,24 @@ impl Section {
         })
     }
 
+    /// Appends `key = value`.
     pub fn push_value(&mut self, key: impl Into<String>, value: Value) {
         self.entries.push((key.into(), Node::Value(value)));
     }
 
+    /// Appends `key { ... }`.
     pub fn push_section(&mut self, key: impl Into<String>, section: Section) {
         self.entries.push((key.into(), Node::Section(section)));
     }
 }
 
 impl Value {
+    /// A string value.
     pub fn str(s: impl Into<String>) -> Value {
         Value::Str(s.into())
     }
 
+    /// A list of strings, as lvm2 writes `status` and `tags`.
     pub fn str_list<S: AsRef<str>>(items: &[S]) -> Value {
         Value::List(
             items
@@ -104,6 +123,7 @@ impl Value {
         )
     }
 
+    /// The string, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -160,6 +180,7 @@ fn is_key_byte(b: u8) -> bool {
 
 // ---- parsing -------------------------------------------------------------
 
+/// Parses a whole text (metadata or lvm.conf) into its top-level section.
 pub fn parse(text: &str) -> Result<Section, ParseError> {
     let mut p = Parser {
         s: text.as_bytes(),
@@ -399,6 +420,7 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// An empty text.
     pub fn new() -> Writer {
         Writer::default()
     }
@@ -441,22 +463,26 @@ impl Writer {
         self
     }
 
+    /// `name {`: opens a section.
     pub fn begin(&mut self, name: &str) -> &mut Self {
         self.key(name);
         self.out.push_str(" {\n");
         self
     }
 
+    /// `}`: closes the innermost section.
     pub fn end(&mut self) -> &mut Self {
         self.out.push_str("}\n");
         self
     }
 
+    /// An empty line.
     pub fn blank(&mut self) -> &mut Self {
         self.out.push('\n');
         self
     }
 
+    /// `# text`.
     pub fn comment(&mut self, text: &str) -> &mut Self {
         let _ = writeln!(self.out, "# {text}");
         self
@@ -478,6 +504,7 @@ impl Writer {
         self
     }
 
+    /// The text written.
     pub fn finish(self) -> String {
         self.out
     }
