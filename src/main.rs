@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::{linear, thin, volume};
+use cairn::lvm::{action, linear, thin, volume};
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -556,7 +556,7 @@ fn env(cli: &Cli) -> Env {
     Env {
         devices: cli.scan_devices.clone(),
         scan_lvs: cairn::lvm::config::LvmConfig::scan_lvs(std::path::Path::new(
-            volume::LVM_CONF_DIR,
+            cairn::lvm::config::LVM_CONF_DIR,
         )),
         archive: cairn::meta::archive::Archive {
             keep: cli.archive_keep,
@@ -567,11 +567,11 @@ fn env(cli: &Cli) -> Env {
     }
 }
 
-fn run_mode(plan: bool) -> volume::Run {
+fn run_mode(plan: bool) -> action::Run {
     if plan {
-        volume::Run::PlanOnly
+        action::Run::PlanOnly
     } else {
-        volume::Run::Apply
+        action::Run::Apply
     }
 }
 
@@ -1109,7 +1109,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 )?;
                 let live = actions
                     .iter()
-                    .any(|a| matches!(a, volume::Action::Commit { what, .. } if what.contains("finished")));
+                    .any(|a| matches!(a, action::Action::Commit { what, .. } if what.contains("finished")));
                 let done = if live {
                     format!("Merge of snapshot into logical volume {vg}/{name} has finished.")
                 } else {

@@ -35,13 +35,14 @@ use crate::dm::status::{self, TargetStatus};
 use crate::dm::{Control, Suspend};
 use crate::meta::alloc;
 use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::cache_switch;
+use super::config::LvmConfig;
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{lvm_config, Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -59,13 +60,6 @@ const MAX_METADATA: u64 = 33_554_432;
 /// cache_metadata_size agrees).
 const BYTES_PER_CHUNK: u64 = 44;
 const TRANSACTION_OVERHEAD: u64 = 4 << 20;
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
-}
 
 /// The cache modes dm-cache knows.
 pub const MODES: [&str; 3] = ["writethrough", "writeback", "passthrough"];
@@ -466,7 +460,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             ),
         },
     ];
-    let config = lvm_config(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.lv)?;
@@ -610,7 +604,7 @@ pub fn detach(
     // the flush, and goes down again at the end (lvm2 does the same).
     if ctl.info(&top)?.is_none() && is_writeback(vg, &cache_pool) {
         let plan = Planner::new(vg, &devices)
-            .with_config(lvm_config(vg)?)
+            .with_config(LvmConfig::for_vg(vg)?)
             .lv(&req.lv)?;
         let up = engine::activation_steps(&ctl, dev, &plan)?;
         actions.extend(up.iter().cloned().map(Action::Dm));
@@ -889,7 +883,7 @@ impl Detaching<'_> {
             }
             let devices = self.change.pv_devices();
             let plan = Planner::new(&self.change.metadata.vg, &devices)
-                .with_config(lvm_config(&self.change.metadata.vg)?)
+                .with_config(LvmConfig::for_vg(&self.change.metadata.vg)?)
                 .lv(&lv)?;
             let steps = engine::reload_steps(self.ctl, &plan, Suspend::Flush)?;
             self.actions.push(Action::Commit {

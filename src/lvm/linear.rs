@@ -15,21 +15,15 @@ use std::path::PathBuf;
 use crate::dm::{Control, Suspend};
 use crate::meta::alloc;
 use crate::meta::model::{Area, Metadata, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Change, Env, OpError};
+use crate::meta::ops::{self, Change, Env};
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::Planner;
+use super::config::LvmConfig;
 use super::engine::{self, Dev};
 use super::names;
-use super::volume::{Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
-}
 
 /// How big: bytes (rounded up to extents), or a share of the free space.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,12 +222,9 @@ pub(crate) fn grow_lv(
     let after = end_of(vg, name);
     let runs =
         alloc::allocate(vg, extents, on, after).map_err(|e| refused(&vg.name, e.to_string()))?;
-    let lv = vg.lv_mut(name).ok_or_else(|| {
-        VolumeError::Op(OpError::Refused {
-            vg: String::new(),
-            why: format!("has no LV named {name}"),
-        })
-    })?;
+    let lv = vg
+        .lv_mut(name)
+        .ok_or_else(|| refused("", format!("has no LV named {name}")))?;
     for seg in alloc::linear_segments(&runs) {
         let joins = match (lv.segments.last(), &seg.kind) {
             (Some(last), SegmentKind::Striped { stripes, .. }) => {
@@ -509,7 +500,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
         what,
     }];
     let devices = change.pv_devices();
-    let config = super::volume::lvm_config(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&top)?;
@@ -589,7 +580,7 @@ pub(crate) fn put_back(
     let devices = change.pv_devices();
     let back = (|| -> Result<()> {
         let plan = Planner::new(&before.vg, &devices)
-            .with_config(super::volume::lvm_config(&before.vg)?)
+            .with_config(LvmConfig::for_vg(&before.vg)?)
             .lv(top)?;
         engine::run(ctl, dev, &engine::reload_steps(ctl, &plan, Suspend::Flush)?)?;
         Ok(())

@@ -6,6 +6,7 @@
 //! functions of their inputs, testable on any build machine; `query` is
 //! where a scan and device-mapper's answers are gathered for them.
 
+pub mod action;
 pub mod activate;
 pub mod cache;
 pub mod cache_switch;

@@ -20,12 +20,13 @@ use crate::dm::table::TableLine;
 use crate::dm::Control;
 use crate::meta::alloc;
 use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::Planner;
+use super::config::LvmConfig;
 use super::engine::{self, Dev};
 use super::names;
-use super::volume::{lvm_config, Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -51,13 +52,6 @@ pub struct NewPool {
     pub discards: String,
     pub pvs: Vec<PathBuf>,
     pub activate: bool,
-}
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
 }
 
 /// (chunk, metadata) in sectors for `data` sectors, as lvm2 chooses them.
@@ -308,7 +302,7 @@ fn finish(
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
     if req.activate {
-        let config = lvm_config(&change.metadata.vg)?;
+        let config = LvmConfig::for_vg(&change.metadata.vg)?;
         let plan = Planner::new(&change.metadata.vg, &devices)
             .with_config(config)
             .lv(&req.name)?;
@@ -507,7 +501,7 @@ pub(crate) fn extend_in(
     }];
     let ctl = Control::open()?;
     let devices = change.pv_devices();
-    let config = lvm_config(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.name)?;

@@ -13,21 +13,14 @@
 use crate::dm::table::TableLine;
 use crate::dm::{Control, Suspend};
 use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
-}
 
 /// `cairn snapshot create VG/ORIGIN -n NAME -L SIZE [-c CHUNK]`.
 #[derive(Debug, Clone)]

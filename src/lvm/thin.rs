@@ -21,15 +21,15 @@ use crate::dm::{self, Control, Suspend};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
 use crate::meta::ops::{self, Change, Env, OpError};
 
+use super::action::{Run, VolumeError};
 use super::activate::{activation_skip, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{Run, VolumeError};
 
 /// The largest thin device id the kernel takes (24 bits).
 const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
 
-pub use super::volume::Action;
+pub use super::action::Action;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {
@@ -441,7 +441,7 @@ fn transact(
         check_usable(&vg_name, pool, st, creating)?;
     }
     let devices = change.pv_devices();
-    let config = super::volume::lvm_config(&old.vg)?;
+    let config = super::config::LvmConfig::for_vg(&old.vg).map_err(VolumeError::from)?;
     let planner = |vg| Planner::new(vg, &devices).with_config(config);
 
     // A removal deactivates the LV first (refused while it is open).
@@ -744,7 +744,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     kernel.push((format!("set_transaction_id {from} {tid}"), false));
     let ctl = Control::open()?;
     let devices = change.pv_devices();
-    let config = super::volume::lvm_config(vg)?;
+    let config = super::config::LvmConfig::for_vg(vg).map_err(VolumeError::from)?;
     let plan = Planner::new(vg, &devices)
         .with_config(config)
         .thin_pool_target(pool)?;
