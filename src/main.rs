@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::{action, linear, thin, volume};
+use cairn::lvm::{action, extents, linear, resize, thin, volume};
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -613,7 +613,7 @@ fn chunk_size(text: Option<&str>) -> Result<Option<u64>, Box<dyn std::error::Err
 }
 
 /// A linear LV's size: SIZE, N%FREE, or (extend) +SIZE / +N%FREE.
-fn linear_size(text: &str, extending: bool) -> Result<linear::Size, Box<dyn std::error::Error>> {
+fn linear_size(text: &str, extending: bool) -> Result<extents::Size, Box<dyn std::error::Error>> {
     let (more, rest) = match text.strip_prefix('+') {
         Some(rest) if extending => (true, rest),
         Some(_) => {
@@ -622,9 +622,9 @@ fn linear_size(text: &str, extending: bool) -> Result<linear::Size, Box<dyn std:
         None => (false, text),
     };
     Ok(match cairn::units::parse_size(rest, 1 << 20)? {
-        cairn::units::Size::Bytes(b) if more => linear::Size::More(b),
-        cairn::units::Size::Bytes(b) => linear::Size::Bytes(b),
-        cairn::units::Size::PercentFree(p) => linear::Size::PercentFree(p),
+        cairn::units::Size::Bytes(b) if more => extents::Size::More(b),
+        cairn::units::Size::Bytes(b) => extents::Size::Bytes(b),
+        cairn::units::Size::PercentFree(p) => extents::Size::PercentFree(p),
     })
 }
 
@@ -911,7 +911,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 plan,
             } => {
                 let (vg, name) = split_lv(pool)?;
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
                     size: size.as_deref().map(|s| linear_size(s, true)).transpose()?,
@@ -922,7 +922,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     pvs: pvs.clone(),
                 };
                 let actions =
-                    cairn::lvm::pool::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                    resize::extend_pool(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
                 report_actions(
                     *plan,
                     &actions,
@@ -1228,14 +1228,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 plan,
             } => {
                 let (vg, name) = split_lv(lv)?;
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
                     size: Some(linear_size(size, true)?),
                     metadata: None,
                     pvs: pvs.clone(),
                 };
-                let actions = linear::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                let actions = resize::extend(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
                 report_actions(
                     *plan,
                     &actions,
@@ -1255,14 +1255,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .into());
                 }
                 let (vg, name) = split_lv(lv)?;
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: name.clone(),
                     size: Some(linear_size(size, false)?),
                     metadata: None,
                     pvs: vec![],
                 };
-                let actions = linear::reduce(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
+                let actions = resize::reduce(&env(cli), &Dev::default(), &req, run_mode(*plan))?;
                 report_actions(
                     *plan,
                     &actions,

@@ -148,7 +148,7 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
             return Err(refused(vg_name, format!("already has an LV named {n}")));
         }
     }
-    let on = super::linear::pv_indices(&change, &req.pvs)?;
+    let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &mut change.metadata.vg;
     let extent = vg.extent_size;
     let data_extents = (req.data_bytes / 512).div_ceil(extent);
@@ -473,7 +473,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
     super::pool::zero_through(&ctl, vg_name, &metadata, &meta_table, 4096)?;
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
-        return Err(super::linear::restore(env, &mut change, before, e.into()));
+        return Err(super::extents::restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)
@@ -893,7 +893,7 @@ impl Detaching<'_> {
             });
             self.change.commit_and_continue(self.env)?;
             if let Err(e) = engine::run(self.ctl, self.dev, &steps) {
-                return Err(super::linear::restore(
+                return Err(super::extents::restore(
                     self.env,
                     self.change,
                     before,

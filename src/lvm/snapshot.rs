@@ -186,13 +186,13 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
         .remove(0)
         .table;
     if let Err(e) = super::pool::zero_through(&ctl, vg_name, &req.name, &cow_table, 4096) {
-        return Err(super::linear::restore(env, &mut change, before, e));
+        return Err(super::extents::restore(env, &mut change, before, e));
     }
     staged.seqno = change.metadata.vg.seqno;
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
-        return Err(super::linear::restore(env, &mut change, before, e.into()));
+        return Err(super::extents::restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)

@@ -14,7 +14,7 @@ use crate::drbd::admin::Drbd;
 use crate::lvm::action::Run;
 use crate::lvm::engine::Dev;
 use crate::lvm::volume::Selection;
-use crate::lvm::{cache, linear, pool, thin, volume};
+use crate::lvm::{cache, extents, linear, pool, resize, thin, volume};
 use crate::meta::ops::{self, Env};
 use crate::units::human;
 
@@ -368,8 +368,8 @@ impl<'a> Ctx<'a> {
                     vg: vg.clone(),
                     name: lv.clone(),
                     size: match size {
-                        SizeSpec::Bytes(b) => linear::Size::Bytes(*b),
-                        SizeSpec::PercentFree(p) => linear::Size::PercentFree(*p),
+                        SizeSpec::Bytes(b) => extents::Size::Bytes(*b),
+                        SizeSpec::PercentFree(p) => extents::Size::PercentFree(*p),
                     },
                     pvs: pvs.clone(),
                     activate: true,
@@ -377,18 +377,18 @@ impl<'a> Ctx<'a> {
                 linear::create(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
             Step::LvResize { vg, lv, from, to } => {
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: lv.clone(),
-                    size: Some(linear::Size::Bytes(*to)),
+                    size: Some(extents::Size::Bytes(*to)),
                     metadata: None,
                     pvs: vec![],
                 };
                 let env = self.env_for(vg);
                 if to > from {
-                    linear::extend(&env, &self.dev, &req, Run::Apply)?;
+                    resize::extend(&env, &self.dev, &req, Run::Apply)?;
                 } else {
-                    linear::reduce(&env, &self.dev, &req, Run::Apply)?;
+                    resize::reduce(&env, &self.dev, &req, Run::Apply)?;
                 }
             }
             Step::CachePoolCreate {
@@ -459,14 +459,14 @@ impl<'a> Ctx<'a> {
                 data,
                 metadata,
             } => {
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    size: data.map(linear::Size::Bytes),
-                    metadata: metadata.map(linear::Size::Bytes),
+                    size: data.map(extents::Size::Bytes),
+                    metadata: metadata.map(extents::Size::Bytes),
                     pvs: vec![],
                 };
-                pool::extend(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+                resize::extend_pool(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
             Step::Activate { vg, lvs } => {
                 let sel = Selection {
