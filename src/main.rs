@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::lvm::engine::{Dev, Step};
-use cairn::lvm::{action, extents, linear, resize, thin, volume};
+use cairn::lvm::{action, extents, linear, remove, resize, thin, volume};
 use cairn::meta::ops::{self, Env};
 
 use clap::{Parser, Subcommand};
@@ -1075,23 +1075,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .into());
                 }
                 let (vg, name) = split_lv(snapshot)?;
-                let e = env(cli);
-                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
-                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                    "snapshot" => cairn::lvm::snapshot::remove(
-                        &e,
-                        &Dev::default(),
-                        &vg,
-                        &name,
-                        run_mode(*plan),
-                    )?,
-                    other => {
-                        return Err(format!(
-                            "{vg}/{name} is a {other} LV, not a snapshot: remove it with cairn lv remove"
-                        )
-                        .into())
-                    }
-                };
+                let actions = remove::remove(
+                    &env(cli),
+                    &Dev::default(),
+                    &vg,
+                    &name,
+                    run_mode(*plan),
+                    remove::Expect::Snapshot,
+                )?;
                 report_actions(
                     *plan,
                     &actions,
@@ -1274,18 +1265,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     return Err(NeedsYes(format!("lv remove destroys {lv} and its data")).into());
                 }
                 let (vg, name) = split_lv(lv)?;
-                let e = env(cli);
-                let actions = match volume::lv_type(&e, &vg, &name)?.as_str() {
-                    "thin" => thin::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                    "snapshot" => cairn::lvm::snapshot::remove(
-                        &e,
-                        &Dev::default(),
-                        &vg,
-                        &name,
-                        run_mode(*plan),
-                    )?,
-                    _ => linear::remove(&e, &Dev::default(), &vg, &name, run_mode(*plan))?,
-                };
+                let actions = remove::remove(
+                    &env(cli),
+                    &Dev::default(),
+                    &vg,
+                    &name,
+                    run_mode(*plan),
+                    remove::Expect::Any,
+                )?;
                 report_actions(
                     *plan,
                     &actions,

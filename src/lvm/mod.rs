@@ -19,6 +19,7 @@ pub mod names;
 pub mod percent;
 pub mod pool;
 pub mod query;
+pub mod remove;
 pub mod report;
 pub mod resize;
 pub mod snapshot;

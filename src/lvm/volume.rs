@@ -90,31 +90,6 @@ fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Pl
     Ok((plan, queued))
 }
 
-/// The segment type of an LV's first segment ("striped", "thin", ...; a
-/// thick snapshot's COW LV is "snapshot"), read under a shared lock: for
-/// commands that differ by type.
-pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
-    let _lock = env.locks.vg(vg, Mode::Shared)?;
-    let scan = env.scan(&[])?;
-    let view = scan.vg(vg)?;
-    let lv = view
-        .metadata
-        .vg
-        .lv(lv)
-        .ok_or_else(|| VolumeError::Refused {
-            vg: vg.to_owned(),
-            why: format!("has no LV named {lv}"),
-        })?;
-    if view.metadata.vg.snapshot_of_cow(&lv.name).is_some() {
-        return Ok("snapshot".to_owned());
-    }
-    Ok(lv
-        .segments
-        .first()
-        .map(|s| s.kind.type_name().to_owned())
-        .unwrap_or_default())
-}
-
 /// Activates a VG or some of its LVs; returns the steps (done, or planned).
 pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
     let mut lock = env.locks.vg(&sel.vg, Mode::Shared)?;
