@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use cairn::lvm::engine::{Dev, Step};
 use cairn::lvm::{action, extents, linear, remove, resize, thin, volume};
 use cairn::meta::ops::{self, Env};
+use cairn::units::Bytes;
 
 use clap::{Parser, Subcommand};
 
@@ -594,20 +595,20 @@ fn selection(lvs: &[String]) -> Result<volume::Selection, Box<dyn std::error::Er
 }
 
 /// A size in bytes (lvm2 units, bare numbers MiB); `what` names it in errors.
-fn bytes(text: &str, what: &str) -> Result<u64, Box<dyn std::error::Error>> {
+fn bytes(text: &str, what: &str) -> Result<Bytes, Box<dyn std::error::Error>> {
     match cairn::units::parse_size(text, 1 << 20)? {
-        cairn::units::Size::Bytes(b) => Ok(b),
+        cairn::units::Size::Bytes(b) => Ok(Bytes(b)),
         cairn::units::Size::PercentFree(_) => Err(format!("{what} cannot be a percentage").into()),
     }
 }
 
 /// A chunk size (bare numbers are KiB, as lvm2's -c).
-fn chunk_size(text: Option<&str>) -> Result<Option<u64>, Box<dyn std::error::Error>> {
+fn chunk_size(text: Option<&str>) -> Result<Option<Bytes>, Box<dyn std::error::Error>> {
     let Some(text) = text else {
         return Ok(None);
     };
     match cairn::units::parse_size(text, 1 << 10)? {
-        cairn::units::Size::Bytes(b) => Ok(Some(b)),
+        cairn::units::Size::Bytes(b) => Ok(Some(Bytes(b))),
         cairn::units::Size::PercentFree(_) => Err("the chunk size cannot be a percentage".into()),
     }
 }
@@ -622,8 +623,8 @@ fn linear_size(text: &str, extending: bool) -> Result<extents::Size, Box<dyn std
         None => (false, text),
     };
     Ok(match cairn::units::parse_size(rest, 1 << 20)? {
-        cairn::units::Size::Bytes(b) if more => extents::Size::More(b),
-        cairn::units::Size::Bytes(b) => extents::Size::Bytes(b),
+        cairn::units::Size::Bytes(b) if more => extents::Size::More(Bytes(b)),
+        cairn::units::Size::Bytes(b) => extents::Size::Bytes(Bytes(b)),
         cairn::units::Size::PercentFree(p) => extents::Size::PercentFree(p),
     })
 }
@@ -843,7 +844,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 devices,
                 extent_size,
             } => {
-                let size = bytes(extent_size, "the extent size")?;
+                let size = bytes(extent_size, "the extent size")?.0;
                 ops::vg_create(&env(cli), name, devices, size)?.deferring_warnings();
                 println!("Volume group \"{name}\" successfully created");
             }

@@ -36,6 +36,7 @@ use crate::dm::{Control, Suspend};
 use crate::meta::alloc;
 use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
+use crate::units::Bytes;
 
 use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
@@ -127,9 +128,9 @@ pub fn sizes(
 pub struct NewCachePool {
     pub vg: String,
     pub name: String,
-    pub data_bytes: u64,
-    pub metadata_bytes: Option<u64>,
-    pub chunk_bytes: Option<u64>,
+    pub data_bytes: Bytes,
+    pub metadata_bytes: Option<Bytes>,
+    pub chunk_bytes: Option<Bytes>,
     /// Stored on the pool only when given (lvm2 leaves unset ones to attach).
     pub mode: Option<String>,
     pub policy: Option<String>,
@@ -151,7 +152,7 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
     let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &mut change.metadata.vg;
     let extent = vg.extent_size;
-    let data_extents = (req.data_bytes / 512).div_ceil(extent);
+    let data_extents = req.data_bytes.sectors().0.div_ceil(extent);
     if data_extents == 0 {
         return Err(refused(
             vg_name,
@@ -161,8 +162,8 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
     let (chunk, md_sectors) = sizes(
         data_extents * extent,
         extent,
-        req.chunk_bytes.map(|b| b / 512),
-        req.metadata_bytes.map(|b| b / 512),
+        req.chunk_bytes.map(|b| b.sectors().0),
+        req.metadata_bytes.map(|b| b.sectors().0),
     )
     .map_err(|why| refused(vg_name, why))?;
     let md_extents = md_sectors / extent;

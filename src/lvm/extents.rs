@@ -10,21 +10,22 @@ use std::path::PathBuf;
 use crate::meta::alloc;
 use crate::meta::model::{Area, Metadata, SegmentKind, VolumeGroup};
 use crate::meta::ops::{Change, Env};
+use crate::units::Bytes;
 
 use super::action::{refused, Result, VolumeError};
 
 /// How big: bytes (rounded up to extents), or a share of the free space.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Size {
-    Bytes(u64),
+    Bytes(Bytes),
     PercentFree(f64),
     /// This much more than now (extend only).
-    More(u64),
+    More(Bytes),
 }
 
 pub(crate) fn extents_for(vg: &VolumeGroup, size: Size, on_pvs: Option<&[usize]>) -> Result<u64> {
     Ok(match size {
-        Size::Bytes(b) | Size::More(b) => b.div_ceil(vg.extent_bytes()),
+        Size::Bytes(b) | Size::More(b) => b.extents_ceil(vg.extent_bytes()).0,
         Size::PercentFree(p) => {
             let free: u64 = alloc::free_runs(vg)
                 .map_err(|e| refused(&vg.name, e.to_string()))?
@@ -46,7 +47,7 @@ pub(crate) fn target_extents(
     on_pvs: Option<&[usize]>,
 ) -> Result<u64> {
     Ok(match size {
-        Size::Bytes(b) => b.div_ceil(vg.extent_bytes()),
+        Size::Bytes(b) => b.extents_ceil(vg.extent_bytes()).0,
         Size::PercentFree(_) | Size::More(_) => now + extents_for(vg, size, on_pvs)?,
     })
 }

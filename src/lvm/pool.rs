@@ -21,6 +21,7 @@ use crate::dm::Control;
 use crate::meta::alloc;
 use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
+use crate::units::Bytes;
 
 use super::action::{refused, Action, Run, VolumeError};
 use super::activate::Planner;
@@ -44,9 +45,9 @@ pub(crate) const MAX_METADATA: u64 = 33_292_800;
 pub struct NewPool {
     pub vg: String,
     pub name: String,
-    pub data_bytes: u64,
-    pub metadata_bytes: Option<u64>,
-    pub chunk_bytes: Option<u64>,
+    pub data_bytes: Bytes,
+    pub metadata_bytes: Option<Bytes>,
+    pub chunk_bytes: Option<Bytes>,
     pub zero: bool,
     /// "passdown", "nopassdown" or "ignore".
     pub discards: String,
@@ -166,14 +167,14 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &change.metadata.vg;
     let extent = vg.extent_size;
-    let data_extents = (req.data_bytes / 512).div_ceil(extent);
+    let data_extents = req.data_bytes.sectors().0.div_ceil(extent);
     if data_extents == 0 {
         return Err(refused(
             vg_name,
             "cannot hold a pool of 0 bytes: give -L".into(),
         ));
     }
-    let chunk = req.chunk_bytes.map(|b| b / 512);
+    let chunk = req.chunk_bytes.map(|b| b.sectors().0);
     if let Some(c) = chunk {
         if !(DEFAULT_CHUNK..=MAX_CHUNK).contains(&c) || c % DEFAULT_CHUNK != 0 {
             return Err(refused(
@@ -186,7 +187,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         data_extents * extent,
         extent,
         chunk,
-        req.metadata_bytes.map(|b| b / 512),
+        req.metadata_bytes.map(|b| b.sectors().0),
     );
     if chunk > data_extents * extent {
         return Err(refused(

@@ -20,6 +20,7 @@ use crate::dm::status::{PoolMode, TargetStatus};
 use crate::dm::{self, Control, Suspend};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
 use crate::meta::ops::{self, Change, Env, OpError};
+use crate::units::Bytes;
 
 use super::action::{Run, VolumeError};
 use super::activate::{activation_skip, Planner};
@@ -82,7 +83,7 @@ pub type Result<T> = std::result::Result<T, ThinError>;
 #[derive(Debug, Clone)]
 pub enum Request {
     /// A thin LV of `size_bytes` in `pool`.
-    Volume { pool: String, size_bytes: u64 },
+    Volume { pool: String, size_bytes: Bytes },
     /// A snapshot of the thin LV `origin` (same pool, same size).
     Snapshot { origin: String },
 }
@@ -264,7 +265,10 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
     }
     // Pool, size and origin.
     let (pool, extents, origin) = match &req.what {
-        Request::Volume { pool, size_bytes } => {
+        Request::Volume {
+            pool,
+            size_bytes: Bytes(size_bytes),
+        } => {
             let (_, chunk, _) = thin_pool_seg(vg, pool)?;
             if *size_bytes == 0 {
                 return Err(refused("a thin LV needs a size above 0"));

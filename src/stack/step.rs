@@ -16,7 +16,7 @@ use crate::lvm::engine::Dev;
 use crate::lvm::volume::Selection;
 use crate::lvm::{cache, extents, linear, pool, resize, thin, volume};
 use crate::meta::ops::{self, Env};
-use crate::units::human;
+use crate::units::{human, Bytes};
 
 /// One change, in the words of the layer it changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -368,7 +368,7 @@ impl<'a> Ctx<'a> {
                     vg: vg.clone(),
                     name: lv.clone(),
                     size: match size {
-                        SizeSpec::Bytes(b) => extents::Size::Bytes(*b),
+                        SizeSpec::Bytes(b) => extents::Size::Bytes(Bytes(*b)),
                         SizeSpec::PercentFree(p) => extents::Size::PercentFree(*p),
                     },
                     pvs: pvs.clone(),
@@ -380,7 +380,7 @@ impl<'a> Ctx<'a> {
                 let req = resize::Resize {
                     vg: vg.clone(),
                     name: lv.clone(),
-                    size: Some(extents::Size::Bytes(*to)),
+                    size: Some(extents::Size::Bytes(Bytes(*to))),
                     metadata: None,
                     pvs: vec![],
                 };
@@ -402,9 +402,9 @@ impl<'a> Ctx<'a> {
                 let req = cache::NewCachePool {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    data_bytes: *size,
-                    metadata_bytes: *metadata,
-                    chunk_bytes: *chunk,
+                    data_bytes: Bytes(*size),
+                    metadata_bytes: metadata.map(Bytes),
+                    chunk_bytes: chunk.map(Bytes),
                     mode: None,
                     policy: None,
                     pvs: pvs.clone(),
@@ -443,9 +443,9 @@ impl<'a> Ctx<'a> {
                 let req = pool::NewPool {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    data_bytes,
-                    metadata_bytes: *metadata,
-                    chunk_bytes: *chunk,
+                    data_bytes: Bytes(data_bytes),
+                    metadata_bytes: metadata.map(Bytes),
+                    chunk_bytes: chunk.map(Bytes),
                     zero: true,
                     discards: "passdown".into(),
                     pvs: pvs.clone(),
@@ -462,8 +462,8 @@ impl<'a> Ctx<'a> {
                 let req = resize::Resize {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    size: data.map(extents::Size::Bytes),
-                    metadata: metadata.map(extents::Size::Bytes),
+                    size: data.map(|b| extents::Size::Bytes(Bytes(b))),
+                    metadata: metadata.map(|b| extents::Size::Bytes(Bytes(b))),
                     pvs: vec![],
                 };
                 resize::extend_pool(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
@@ -509,7 +509,7 @@ impl<'a> Ctx<'a> {
                     name: lv.clone(),
                     what: thin::Request::Volume {
                         pool: pool.clone(),
-                        size_bytes: *size,
+                        size_bytes: Bytes(*size),
                     },
                     activate: true,
                 };
