@@ -629,6 +629,30 @@ fn linear_size(text: &str, extending: bool) -> Result<extents::Size, Box<dyn std
     })
 }
 
+/// `lv remove` and `snapshot remove` of `VG/LV` (their --yes checked).
+fn remove_lv(
+    cli: &Cli,
+    lv: &str,
+    plan: bool,
+    expect: remove::Expect,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (vg, name) = split_lv(lv)?;
+    let actions = remove::remove(
+        &env(cli),
+        &Dev::default(),
+        &vg,
+        &name,
+        run_mode(plan),
+        expect,
+    )?;
+    report_actions(
+        plan,
+        &actions,
+        &format!("Logical volume \"{name}\" successfully removed."),
+    );
+    Ok(())
+}
+
 /// `VG/LV` into its parts.
 fn split_lv(arg: &str) -> Result<(String, String), Box<dyn std::error::Error>> {
     match arg.split_once('/') {
@@ -1075,20 +1099,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     ))
                     .into());
                 }
-                let (vg, name) = split_lv(snapshot)?;
-                let actions = remove::remove(
-                    &env(cli),
-                    &Dev::default(),
-                    &vg,
-                    &name,
-                    run_mode(*plan),
-                    remove::Expect::Snapshot,
-                )?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" successfully removed."),
-                );
+                remove_lv(cli, snapshot, *plan, remove::Expect::Snapshot)?;
             }
             SnapshotCommand::Merge { snapshot, plan } => {
                 let (vg, name) = split_lv(snapshot)?;
@@ -1265,20 +1276,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 if !yes && !plan {
                     return Err(NeedsYes(format!("lv remove destroys {lv} and its data")).into());
                 }
-                let (vg, name) = split_lv(lv)?;
-                let actions = remove::remove(
-                    &env(cli),
-                    &Dev::default(),
-                    &vg,
-                    &name,
-                    run_mode(*plan),
-                    remove::Expect::Any,
-                )?;
-                report_actions(
-                    *plan,
-                    &actions,
-                    &format!("Logical volume \"{name}\" successfully removed."),
-                );
+                remove_lv(cli, lv, *plan, remove::Expect::Any)?;
             }
             LvCommand::Activate {
                 lvs,

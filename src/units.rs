@@ -10,59 +10,35 @@ use std::fmt;
 /// metadata.
 pub const SECTOR: u64 = 512;
 
-/// A size in bytes, at the API's edge: what a request asks for, before it
-/// is rounded to extents or chunks. Shown as `4096b`, which [`parse_size`]
-/// reads back.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Bytes(pub u64);
+/// A count in one unit: a `u64` that says which unit it counts, and
+/// serializes as the bare number.
+macro_rules! unit {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+    };
+}
 
-/// A size in 512-byte sectors. Shown as `8s`, which [`parse_size`] reads
-/// back.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Sectors(pub u64);
-
-/// A count of a VG's physical extents (whose size the VG sets).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Extents(pub u64);
+unit!(
+    /// A size in bytes, at the API's edge: what a request asks for, before
+    /// it is rounded to extents or chunks. Shown as `4096b`, which
+    /// [`parse_size`] reads back.
+    Bytes
+);
+unit!(
+    /// A size in 512-byte sectors. Shown as `8s`, which [`parse_size`]
+    /// reads back.
+    Sectors
+);
+unit!(
+    /// A count of a VG's physical extents (whose size the VG sets).
+    Extents
+);
 
 impl Bytes {
     /// The whole sectors in this many bytes (a partial sector is dropped,

@@ -146,3 +146,66 @@ pub(crate) fn grow_lv(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::fixture::every_kind;
+
+    const MIB4: u64 = 4 << 20;
+
+    #[test]
+    fn sizes_in_extents_from_now() {
+        let vg = every_kind();
+        let t = |size, on: Option<&[usize]>| target_extents(&vg, size, 16, on).unwrap();
+        // SIZE is absolute, rounded up to whole extents.
+        assert_eq!(t(Size::Bytes(Bytes(100 << 20)), None), 25);
+        assert_eq!(t(Size::Bytes(Bytes(MIB4)), None), 1);
+        // +SIZE comes on top of the 16 extents the LV has.
+        assert_eq!(t(Size::More(Bytes(1)), None), 17);
+        assert_eq!(t(Size::More(Bytes(2 * MIB4)), None), 18);
+        // N%FREE of the free extents (pv0 143, pv1 36), rounded down, on top.
+        assert_eq!(t(Size::PercentFree(100.0), None), 16 + 179);
+        assert_eq!(t(Size::PercentFree(50.0), None), 16 + 89);
+        assert_eq!(t(Size::PercentFree(100.0), Some(&[1])), 16 + 36);
+        // A new LV's count is the size alone.
+        let e = extents_for(&vg, Size::PercentFree(100.0), Some(&[0])).unwrap();
+        assert_eq!(e, 143);
+    }
+
+    #[test]
+    fn growing_in_place_joins_the_last_segment() {
+        let mut vg = every_kind();
+        // snap2 ends at pv0 extent 112, where the free space starts.
+        grow_lv(&mut vg, "snap2", 3, None).unwrap();
+        let lv = vg.lv("snap2").unwrap();
+        assert_eq!((lv.segments.len(), lv.extent_count()), (1, 5));
+    }
+
+    #[test]
+    fn growing_where_the_next_extent_is_used_adds_a_segment() {
+        let mut vg = every_kind();
+        // `two` follows lin on pv0: the new extents go elsewhere.
+        grow_lv(&mut vg, "lin", 2, None).unwrap();
+        let lv = vg.lv("lin").unwrap();
+        assert_eq!((lv.segments.len(), lv.extent_count()), (2, 18));
+        assert_eq!(lv.segments[1].start_extent, 16);
+        let SegmentKind::Striped { stripes, .. } = &lv.segments[1].kind else {
+            panic!("a linear segment")
+        };
+        assert!(matches!(stripes[..], [Area::Pv { .. }]));
+        // The new extents came out of the free ones (179 before).
+        let free: u64 = alloc::free_runs(&vg).unwrap().iter().map(|r| r.count).sum();
+        assert_eq!(free, 177);
+    }
+
+    #[test]
+    fn growing_past_the_free_space_or_a_missing_lv_is_refused() {
+        let mut vg = every_kind();
+        let e = grow_lv(&mut vg, "lin", 180, None).unwrap_err().to_string();
+        assert!(e.contains("volume group vg"), "{e}");
+        assert_eq!(vg.lv("lin").unwrap().extent_count(), 16, "unchanged");
+        let e = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err().to_string();
+        assert!(e.contains("has no LV named nosuch"), "{e}");
+    }
+}

@@ -166,3 +166,27 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
     change.commit_and_continue(env)?;
     Ok(actions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::fixture::every_kind;
+
+    #[test]
+    fn only_plain_lvs_are_removed_as_linear() {
+        let vg = every_kind();
+        for plain in ["lin", "two", "str"] {
+            check_plain(&vg, plain).unwrap();
+        }
+        let refusal = |name: &str| check_plain(&vg, name).unwrap_err().to_string();
+        for other in ["thin", "pool", "cached", "origin", "snap"] {
+            assert!(
+                refusal(other).contains("is not a plain linear LV"),
+                "{other}: {}",
+                refusal(other)
+            );
+        }
+        assert!(refusal("pool_tmeta").contains("hidden part of another LV"));
+        assert!(refusal("nosuch").contains("has no LV named nosuch"));
+    }
+}

@@ -14,6 +14,8 @@ pub mod config;
 pub mod cow_store;
 pub mod engine;
 pub mod extents;
+#[cfg(test)]
+mod fixture;
 pub mod linear;
 pub mod names;
 pub mod percent;

@@ -12,6 +12,9 @@
 //! - commit 2: the metadata extents become `<pool>_tmeta`, the data extents
 //!   `<pool>_tdata`, and the pool a thin-pool with transaction id 0; then it
 //!   is activated (unless asked not to).
+//!
+//! Growing a pool is super::resize's ([`super::resize::extend_pool`]), by
+//! the sizing rules here.
 
 use std::path::PathBuf;
 

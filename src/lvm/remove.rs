@@ -61,8 +61,7 @@ fn remover(vg: &str, name: &str, kind: &str, expect: Expect) -> Result<Remover, 
     }
 }
 
-/// The segment type of LV `lv`'s first segment ("striped", "thin", ...; a
-/// thick snapshot's COW LV is "snapshot").
+/// [`lv_type`] in a VG at hand.
 fn lv_kind(vg: &VolumeGroup, lv: &str) -> Result<String, VolumeError> {
     let lv = vg.lv(lv).ok_or_else(|| VolumeError::Refused {
         vg: vg.name.clone(),
@@ -78,8 +77,9 @@ fn lv_kind(vg: &VolumeGroup, lv: &str) -> Result<String, VolumeError> {
         .unwrap_or_default())
 }
 
-/// [`lv_kind`] of LV `lv` of VG `vg` as the disks have it, read under a
-/// shared lock: for commands that differ by kind.
+/// The segment type of LV `lv`'s first segment ("striped", "thin", ...; a
+/// thick snapshot's COW LV is "snapshot"), as the disks have it, read under
+/// a shared lock: for commands that differ by kind.
 pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String, VolumeError> {
     let _lock = env.locks.vg(vg, Mode::Shared)?;
     let scan = env.scan(&[])?;
@@ -109,19 +109,9 @@ pub fn remove(
 mod tests {
     use super::*;
 
-    /// lvm2's VG with every LV kind (tests/fixtures/activation).
-    fn vg() -> VolumeGroup {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/activation/vg.vgcfg"
-        ))
-        .unwrap();
-        crate::meta::model::parse(&text).unwrap().vg
-    }
-
     #[test]
     fn kinds_as_the_metadata_has_them() {
-        let vg = vg();
+        let vg = crate::lvm::fixture::every_kind();
         let kind = |lv: &str| lv_kind(&vg, lv).unwrap();
         assert_eq!(kind("lin"), "striped");
         assert_eq!(kind("thin"), "thin");

@@ -557,3 +557,64 @@ fn check_pool_usable(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvm::fixture::every_kind;
+
+    #[test]
+    fn each_kind_resizes_its_own_layer() {
+        let vg = every_kind();
+        let kind = |name: &str, grow: bool| resizable(&vg, name, grow).unwrap();
+        for grow in [true, false] {
+            assert!(matches!(kind("lin", grow), Resizable::Plain));
+            // Two segments, and one of two stripes.
+            assert!(matches!(kind("two", grow), Resizable::Plain));
+            assert!(matches!(kind("str", grow), Resizable::Plain));
+            assert!(matches!(kind("thin", grow), Resizable::Thin));
+            assert!(
+                matches!(kind("cached", grow), Resizable::Cached { corig } if corig == "cached_corig")
+            );
+        }
+        assert!(matches!(kind("origin", true), Resizable::Origin));
+        assert!(matches!(kind("pool", true), Resizable::ThinPool));
+        assert!(matches!(kind("snap", true), Resizable::Cow { origin } if origin == "origin"));
+    }
+
+    #[test]
+    fn what_lvm2_does_not_resize_is_refused() {
+        let vg = every_kind();
+        let refusal = |name: &str, grow: bool| match resizable(&vg, name, grow) {
+            Ok(_) => panic!("{name} resizable"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refusal("origin", false).contains("origins are not reduced"));
+        assert!(refusal("pool", false).contains("pools are not reduced"));
+        assert!(refusal("snap", false).contains("is a thick snapshot"));
+        for hidden in ["pool_tdata", "pool_tmeta", "cached_corig", "lvol0_pmspare"] {
+            assert!(refusal(hidden, true).contains("hidden part of another LV"));
+        }
+        assert!(refusal("nosuch", true).contains("has no LV named nosuch"));
+    }
+
+    #[test]
+    fn a_cut_keeps_the_first_extents() {
+        let mut vg = every_kind();
+        // `two`: 2 extents on pv0, then 2 on pv1.
+        cut_lv(&mut vg, "two", 3);
+        let counts = |vg: &VolumeGroup| -> Vec<u64> {
+            vg.lv("two")
+                .unwrap()
+                .segments
+                .iter()
+                .map(|s| s.extent_count)
+                .collect()
+        };
+        assert_eq!(counts(&vg), [2, 1]);
+        cut_lv(&mut vg, "two", 2);
+        assert_eq!(counts(&vg), [2]);
+        cut_lv(&mut vg, "two", 1);
+        assert_eq!(counts(&vg), [1]);
+    }
+}

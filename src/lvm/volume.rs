@@ -1,7 +1,9 @@
 //! Volume commands that touch the kernel: activation and deactivation of a
-//! VG or of some of its LVs. Metadata is read under lvm2's VG lock, the plan
-//! made (super::activate), turned into steps against what the kernel has
-//! (super::engine), then either printed (`--plan`) or run.
+//! VG or of some of its LVs, and removal of a whole VG. Metadata is read
+//! under lvm2's VG lock, the plan made (super::activate), turned into steps
+//! against what the kernel has (super::engine), then either printed
+//! (`--plan`) or run. What LV operations share (the error, `Action`, `Run`)
+//! is in super::action.
 
 use std::path::PathBuf;
 
