@@ -16,15 +16,13 @@ use crate::dm::{Control, Suspend};
 use crate::meta::model::{Metadata, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Change, Env};
 
-use super::action::{refused, Action, Run, VolumeError};
+use super::action::{refused, Action, Result, Run, VolumeError};
 use super::activate::Planner;
 use super::config::LvmConfig;
 use super::engine::{self, Dev};
 use super::extents::{grow_lv, pv_indices, restore, target_extents, Size};
 use super::names;
 use super::pool::{ensure_spare, largest_pool_metadata, sizes, MAX_METADATA};
-
-pub type Result<T> = std::result::Result<T, VolumeError>;
 
 /// A resize of an LV (of any kind [`extend`] and [`reduce`] take) or of a
 /// thin pool ([`extend_pool`]).
