@@ -66,7 +66,7 @@ fn embed(file: &std::path::Path, name: &str) -> cairn::Result<()> {
     let made = stack.create_container(
         &NewContainer {
             name: name.to_owned(),
-            size_bytes: 64 << 20,
+            size: cairn::units::Bytes(64 << 20),
             pool: Some((vg.clone(), pool)),
             rootfs: None,
             autostart: false,

@@ -209,7 +209,7 @@ pub fn run(
                 .as_deref()
                 .map(|s| parse_bytes(s, 1 << 20, "a DRBD size"))
                 .transpose()?
-                .map(|b| b / 512);
+                .map(|b| b.sectors().0);
             let (before, after) = host.drbd(resource, *stacked).resize(&Resize {
                 size_sectors,
                 assume_peer_has_space: *assume_peer_has_space,

@@ -226,12 +226,12 @@ pub fn container(
                 None => None,
             };
             let size_bytes = match parse_bytes(size, 1 << 20, "a container's size") {
-                Ok(b) if b > 0 => b,
+                Ok(b) if b.0 > 0 => b,
                 _ => return Err(format!("--size {size:?}: give a size such as 500M").into()),
             };
             let new = NewContainer {
                 name: name.clone(),
-                size_bytes,
+                size: size_bytes,
                 pool,
                 rootfs: rootfs.clone(),
                 autostart: *autostart,

@@ -32,4 +32,4 @@ pub mod warnings;
 pub use error::{Error, ErrorKind, Result};
 pub use host::{Host, HostOptions, Outcome, Progress};
 /// Whether an operation changes things or only says what it would do.
-pub use lvm::volume::Run;
+pub use lvm::action::Run;

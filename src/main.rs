@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn::host::{parse_bytes, parse_lv_size, split_lv_name, NewPool, SnapshotKind};
+use cairn::units::Bytes;
 use cairn::{Host, HostOptions, Outcome, Run};
 
 use clap::{Parser, Subcommand};
@@ -604,7 +605,7 @@ fn selection(lvs: &[String]) -> Res<(String, Vec<String>)> {
 }
 
 /// A chunk size (bare numbers are KiB, as lvm2's -c).
-fn chunk_size(text: Option<&str>) -> Res<Option<u64>> {
+fn chunk_size(text: Option<&str>) -> Res<Option<Bytes>> {
     Ok(text
         .map(|t| parse_bytes(t, 1 << 10, "the chunk size"))
         .transpose()?)

@@ -1,6 +1,96 @@
 //! Sizes as lvm2 users write them: `125` (in a default unit), `4M`, `1.5g`,
 //! `512k`, `8s` (sectors), `100%FREE`-style percentages later, all binary
-//! (k = 1024), case-insensitive as lvm2's -L is.
+//! (k = 1024), case-insensitive as lvm2's -L is; and the units sizes come
+//! in at the API's edge ([`Bytes`], [`Sectors`], [`Extents`]), so that a
+//! request says which one it means.
+
+use std::fmt;
+
+/// Bytes in a sector, the unit of device-mapper tables and of LVM2's
+/// metadata.
+pub const SECTOR: u64 = 512;
+
+/// A count in one unit: a `u64` that says which unit it counts, and
+/// serializes as the bare number.
+macro_rules! unit {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+    };
+}
+
+unit!(
+    /// A size in bytes, at the API's edge: what a request asks for, before
+    /// it is rounded to extents or chunks. Shown as `4096b`, which
+    /// [`parse_size`] reads back.
+    Bytes
+);
+unit!(
+    /// A size in 512-byte sectors. Shown as `8s`, which [`parse_size`]
+    /// reads back.
+    Sectors
+);
+unit!(
+    /// A count of a VG's physical extents (whose size the VG sets).
+    Extents
+);
+
+impl Bytes {
+    /// The whole sectors in this many bytes (a partial sector is dropped,
+    /// as the requests that take bytes have always counted them).
+    pub fn sectors(self) -> Sectors {
+        Sectors(self.0 / SECTOR)
+    }
+
+    /// The extents of `extent_bytes` each that hold this many bytes (the
+    /// last one partly filled).
+    pub fn extents_ceil(self, extent_bytes: u64) -> Extents {
+        Extents(self.0.div_ceil(extent_bytes))
+    }
+}
+
+impl Sectors {
+    pub fn bytes(self) -> Bytes {
+        Bytes(self.0 * SECTOR)
+    }
+}
+
+impl Extents {
+    /// This many extents of `extent_sectors` each (a VG's `extent_size`).
+    pub fn sectors(self, extent_sectors: u64) -> Sectors {
+        Sectors(self.0 * extent_sectors)
+    }
+}
+
+impl From<Sectors> for Bytes {
+    fn from(s: Sectors) -> Bytes {
+        s.bytes()
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}b", self.0)
+    }
+}
+
+impl fmt::Display for Sectors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0)
+    }
+}
+
+impl fmt::Display for Extents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} extent{s}", self.0)
+    }
+}
 
 /// A size request: bytes, or a share of something.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,5 +206,38 @@ mod tests {
         assert_eq!(human((3 << 29) - (4 << 20)), "<1.50g");
         assert_eq!(human((2 << 30) - (4 << 20)), "<2.00g");
         assert_eq!(human(132 << 20), "132.00m");
+    }
+
+    #[test]
+    fn unit_newtypes_convert_and_read_back() {
+        assert_eq!(Sectors(8).bytes(), Bytes(4096));
+        assert_eq!(Bytes::from(Sectors(3)), Bytes(1536));
+        // Bytes to sectors drops a partial sector, as requests always did.
+        assert_eq!(Bytes(4096).sectors(), Sectors(8));
+        assert_eq!(Bytes(4097).sectors(), Sectors(8));
+        assert_eq!(Bytes(4 << 20).extents_ceil(4 << 20), Extents(1));
+        assert_eq!(Bytes((4 << 20) + 1).extents_ceil(4 << 20), Extents(2));
+        assert_eq!(Bytes(0).extents_ceil(4 << 20), Extents(0));
+        assert_eq!(Extents(3).sectors(8192), Sectors(3 * 8192));
+        assert_eq!(Extents(3).sectors(8192).bytes(), Bytes(12 << 20));
+        // Shown in lvm2's unit letters, which parse_size reads back.
+        for b in [0, 1, 512, 4096, 3 << 29, u64::MAX >> 12] {
+            let shown = Bytes(b).to_string();
+            assert_eq!(parse_size(&shown, 1 << 20), Ok(Size::Bytes(b)), "{shown}");
+        }
+        for s in [0, 1, 8, 1 << 21] {
+            let shown = Sectors(s).to_string();
+            assert_eq!(
+                parse_size(&shown, 1 << 20),
+                Ok(Size::Bytes(Sectors(s).bytes().0)),
+                "{shown}"
+            );
+        }
+        assert_eq!(Extents(1).to_string(), "1 extent");
+        assert_eq!(Extents(25).to_string(), "25 extents");
+        // Serialized as the bare number, as the u64 fields they replace.
+        assert_eq!(serde_json::to_string(&Bytes(4096)).unwrap(), "4096");
+        assert_eq!(serde_json::from_str::<Sectors>("8").unwrap(), Sectors(8));
+        assert_eq!(serde_json::to_string(&Extents(2)).unwrap(), "2");
     }
 }

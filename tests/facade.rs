@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn::host::PvCreate;
+use cairn::units::Bytes;
 use cairn::{ErrorKind, Host, HostOptions};
 
 struct Lab {
@@ -73,7 +74,11 @@ impl Drop for Lab {
 fn a_vg_made_and_changed_through_the_facade() {
     let lab = Lab::new("vg");
     lab.pvs();
-    let made = lab.host.vg("vg0").create(&lab.disks, 4 << 20).unwrap();
+    let made = lab
+        .host
+        .vg("vg0")
+        .create(&lab.disks, Bytes(4 << 20))
+        .unwrap();
     assert!(made.applied);
     assert_eq!(made.commits().collect::<Vec<_>>(), [("vg0", 1, "created")]);
     assert!(made.warnings.is_empty(), "{:?}", made.warnings);
@@ -112,10 +117,10 @@ fn bad_input_has_a_kind_and_changes_nothing() {
     let lab = Lab::new("bad");
     lab.pvs();
     let vg = lab.host.vg("vg0");
-    vg.create(&lab.disks, 4 << 20).unwrap();
+    vg.create(&lab.disks, Bytes(4 << 20)).unwrap();
     let kinds = [
         (
-            vg.create(&lab.disks, 4 << 20).map(|_| ()),
+            vg.create(&lab.disks, Bytes(4 << 20)).map(|_| ()),
             ErrorKind::AlreadyExists,
         ),
         (
@@ -123,7 +128,10 @@ fn bad_input_has_a_kind_and_changes_nothing() {
             ErrorKind::NotFound,
         ),
         (
-            lab.host.vg("vg1").create(&lab.disks, 3 << 20).map(|_| ()),
+            lab.host
+                .vg("vg1")
+                .create(&lab.disks, Bytes(3 << 20))
+                .map(|_| ()),
             ErrorKind::InvalidInput,
         ),
         (

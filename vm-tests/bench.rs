@@ -597,7 +597,7 @@ fn stack_pairs() -> Vec<Pair> {
 /// untimed, run in-process (in waves, as cairn runs them); each round is
 /// taken down untimed. No implementation of the bring-up can go below it.
 fn stack_activation_floor(g: &Guest, rounds: usize) -> Result<Vec<f64>, String> {
-    use cairn::lvm::{engine, volume};
+    use cairn::lvm::{action, engine, volume};
     let env = cairn::meta::ops::Env {
         devices: vec!["/dev/drbd10".into()],
         ..Default::default()
@@ -612,7 +612,7 @@ fn stack_activation_floor(g: &Guest, rounds: usize) -> Result<Vec<f64>, String> 
     for _ in 0..rounds {
         g.cairn(&["vg", "deactivate", "DRBDVG2", "--devices", "/dev/drbd10"])?;
         let steps =
-            volume::activate(&env, &dev, &sel, volume::Run::PlanOnly).map_err(|e| e.to_string())?;
+            volume::activate(&env, &dev, &sel, action::Run::PlanOnly).map_err(|e| e.to_string())?;
         let ctl = cairn::dm::Control::open().map_err(|e| e.to_string())?;
         let started = Instant::now();
         engine::run(&ctl, &dev, &steps).map_err(|e| e.to_string())?;

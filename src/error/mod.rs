@@ -18,11 +18,12 @@ use crate::drbd::admin::DrbdError;
 use crate::drbd::genl::GenlError;
 use crate::drbd::md::MdError;
 use crate::fs::FsError;
+use crate::lvm::action::VolumeError;
 use crate::lvm::activate::PlanError;
 use crate::lvm::engine::EngineError;
 use crate::lvm::query::QueryError;
+use crate::lvm::remove::RemoveError;
 use crate::lvm::thin::ThinError;
-use crate::lvm::volume::VolumeError;
 use crate::lxc::LxcError;
 use crate::meta::commit::CommitError;
 use crate::meta::lock::LockError;
@@ -149,6 +150,16 @@ impl From<dm::Error> for Error {
 impl From<LxcError> for Error {
     fn from(e: LxcError) -> Error {
         Error::Container(Box::new(e))
+    }
+}
+
+impl From<RemoveError> for Error {
+    fn from(e: RemoveError) -> Error {
+        match e {
+            RemoveError::Volume(e) => e.into(),
+            RemoveError::Thin(e) => e.into(),
+            e @ RemoveError::NotASnapshot { .. } => Error::invalid(e.to_string()),
+        }
     }
 }
 

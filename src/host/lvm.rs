@@ -8,18 +8,20 @@ use std::time::Instant;
 use super::outcome::{Outcome, Progress};
 use super::Host;
 use crate::error::{Error, Result};
+use crate::lvm::action::{Action, Run};
 use crate::lvm::cache::NewCachePool;
 use crate::lvm::pool::NewPool;
+use crate::lvm::remove::Expect;
 use crate::lvm::report::{ReportKind, Row};
-use crate::lvm::volume::{Action, Run, Selection};
-use crate::lvm::{cache, linear, pool, query, snapshot, thin, volume};
+use crate::lvm::volume::Selection;
+use crate::lvm::{cache, linear, pool, query, remove, resize, snapshot, thin, volume};
 use crate::meta::committed::Committed;
 use crate::meta::ops;
-use crate::units::{parse_size, Size};
+use crate::units::{parse_size, Bytes, Size};
 
 /// How big an LV is to be: bytes (rounded up to extents), a share of the
 /// VG's free space, or (extend only) this much more than now.
-pub use crate::lvm::linear::Size as LvSize;
+pub use crate::lvm::extents::Size as LvSize;
 
 /// A report as `pvs`, `vgs` or `lvs` gives it: lvm2's fields, row by row.
 #[derive(Debug, Clone)]
@@ -44,10 +46,10 @@ impl Report {
 pub enum SnapshotKind {
     /// A classic snapshot with a COW area of `cow_bytes` (as `lvcreate -s -L`).
     Thick {
-        /// COW size in bytes.
-        cow_bytes: u64,
-        /// COW chunk size in bytes (default 4 KiB, as lvm2's).
-        chunk_bytes: Option<u64>,
+        /// COW size.
+        cow_bytes: Bytes,
+        /// COW chunk size (default 4 KiB, as lvm2's).
+        chunk_bytes: Option<Bytes>,
     },
     /// A thin snapshot of a thin LV (as `lvcreate -s` without -L).
     Thin {
@@ -59,9 +61,9 @@ pub enum SnapshotKind {
 /// A size in bytes from lvm2-style text (`125M`, `1.5g`; a bare number is
 /// in `default_unit` bytes); `what` names it in the error. Percentages are
 /// refused: they are for LV sizes ([`parse_lv_size`]).
-pub fn parse_bytes(text: &str, default_unit: u64, what: &str) -> Result<u64> {
+pub fn parse_bytes(text: &str, default_unit: u64, what: &str) -> Result<Bytes> {
     match parse_size(text, default_unit)? {
-        Size::Bytes(b) => Ok(b),
+        Size::Bytes(b) => Ok(Bytes(b)),
         Size::PercentFree(_) => Err(Error::invalid(format!("{what} cannot be a percentage"))),
     }
 }
@@ -79,8 +81,8 @@ pub fn parse_lv_size(text: &str, extending: bool) -> Result<LvSize> {
         None => (false, text),
     };
     Ok(match parse_size(rest, 1 << 20)? {
-        Size::Bytes(b) if more => LvSize::More(b),
-        Size::Bytes(b) => LvSize::Bytes(b),
+        Size::Bytes(b) if more => LvSize::More(Bytes(b)),
+        Size::Bytes(b) => LvSize::Bytes(Bytes(b)),
         Size::PercentFree(p) => LvSize::PercentFree(p),
     })
 }
@@ -232,10 +234,10 @@ impl Vg<'_> {
         &self.name
     }
 
-    /// Makes it on `devices` (PVs of no VG) with extents of `extent_bytes` (as vgcreate).
-    pub fn create(&self, devices: &[PathBuf], extent_bytes: u64) -> Result<Outcome> {
+    /// Makes it on `devices` (PVs of no VG) with extents of `extent_size` (as vgcreate).
+    pub fn create(&self, devices: &[PathBuf], extent_size: Bytes) -> Result<Outcome> {
         let started = Instant::now();
-        let c = ops::vg_create(self.host.env(), &self.name, devices, extent_bytes)?;
+        let c = ops::vg_create(self.host.env(), &self.name, devices, extent_size.0)?;
         Ok(committed(&self.name, "created", started, c))
     }
 
@@ -369,7 +371,7 @@ impl Lv<'_> {
 
     /// Its segment type as lvm2 names it (linear, thin, thin-pool, snapshot, cache...).
     pub fn kind(&self) -> Result<String> {
-        Ok(volume::lv_type(self.host.env(), &self.vg, &self.name)?)
+        Ok(remove::lv_type(self.host.env(), &self.vg, &self.name)?)
     }
 
     /// Makes it a linear LV of `size` (as lvcreate -L), on `pvs` if given.
@@ -394,7 +396,7 @@ impl Lv<'_> {
 
     /// Grows it (a linear LV, live when active; as lvextend).
     pub fn extend(&self, size: LvSize, pvs: &[PathBuf], run: Run) -> Result<Outcome> {
-        let req = linear::Resize {
+        let req = resize::Resize {
             vg: self.vg.clone(),
             name: self.name.clone(),
             size: Some(size),
@@ -402,13 +404,13 @@ impl Lv<'_> {
             pvs: pvs.to_vec(),
         };
         timed(run, || {
-            Ok(linear::extend(self.host.env(), self.host.dev(), &req, run)?)
+            Ok(resize::extend(self.host.env(), self.host.dev(), &req, run)?)
         })
     }
 
     /// Shrinks it: the data past the new end is lost (as lvreduce).
     pub fn reduce(&self, size: LvSize, run: Run) -> Result<Outcome> {
-        let req = linear::Resize {
+        let req = resize::Resize {
             vg: self.vg.clone(),
             name: self.name.clone(),
             size: Some(size),
@@ -416,31 +418,25 @@ impl Lv<'_> {
             pvs: vec![],
         };
         timed(run, || {
-            Ok(linear::reduce(self.host.env(), self.host.dev(), &req, run)?)
+            Ok(resize::reduce(self.host.env(), self.host.dev(), &req, run)?)
         })
     }
 
     /// Removes it, whatever its kind (as lvremove).
     pub fn remove(&self, run: Run) -> Result<Outcome> {
-        let (env, dev) = (self.host.env(), self.host.dev());
-        timed(run, || {
-            Ok(match self.kind()?.as_str() {
-                "thin" => thin::remove(env, dev, &self.vg, &self.name, run)?,
-                "snapshot" => snapshot::remove(env, dev, &self.vg, &self.name, run)?,
-                _ => linear::remove(env, dev, &self.vg, &self.name, run)?,
-            })
-        })
+        self.remove_expecting(Expect::Any, run)
     }
 
     /// Removes it, refused unless it is a snapshot (thick or thin).
     pub fn remove_snapshot(&self, run: Run) -> Result<Outcome> {
-        match self.kind()?.as_str() {
-            "thin" | "snapshot" => self.remove(run),
-            other => Err(Error::invalid(format!(
-                "{}/{} is a {other} LV, not a snapshot: remove it with cairn lv remove",
-                self.vg, self.name
-            ))),
-        }
+        self.remove_expecting(Expect::Snapshot, run)
+    }
+
+    fn remove_expecting(&self, expect: Expect, run: Run) -> Result<Outcome> {
+        let (env, dev) = (self.host.env(), self.host.dev());
+        timed(run, || {
+            Ok(remove::remove(env, dev, &self.vg, &self.name, run, expect)?)
+        })
     }
 
     /// Activates it; `ignore_skip` also when flagged "activation skip".
@@ -574,7 +570,7 @@ impl Pool<'_> {
         pvs: &[PathBuf],
         run: Run,
     ) -> Result<Outcome> {
-        let req = linear::Resize {
+        let req = resize::Resize {
             vg: self.vg.clone(),
             name: self.name.clone(),
             size: data,
@@ -582,7 +578,12 @@ impl Pool<'_> {
             pvs: pvs.to_vec(),
         };
         timed(run, || {
-            Ok(pool::extend(self.host.env(), self.host.dev(), &req, run)?)
+            Ok(resize::extend_pool(
+                self.host.env(),
+                self.host.dev(),
+                &req,
+                run,
+            )?)
         })
     }
 
@@ -590,7 +591,7 @@ impl Pool<'_> {
     pub fn create_volume(
         &self,
         name: &str,
-        size_bytes: u64,
+        size_bytes: Bytes,
         activate: bool,
         run: Run,
     ) -> Result<Outcome> {
@@ -616,8 +617,14 @@ mod tests {
 
     #[test]
     fn lv_sizes_parse_as_lvm2s() {
-        assert_eq!(parse_lv_size("10", false).unwrap(), LvSize::Bytes(10 << 20));
-        assert_eq!(parse_lv_size("+1G", true).unwrap(), LvSize::More(1 << 30));
+        assert_eq!(
+            parse_lv_size("10", false).unwrap(),
+            LvSize::Bytes(Bytes(10 << 20))
+        );
+        assert_eq!(
+            parse_lv_size("+1G", true).unwrap(),
+            LvSize::More(Bytes(1 << 30))
+        );
         assert_eq!(
             parse_lv_size("50%FREE", false).unwrap(),
             LvSize::PercentFree(50.0)
@@ -629,7 +636,7 @@ mod tests {
 
     #[test]
     fn fixed_sizes_refuse_percentages() {
-        assert_eq!(parse_bytes("4", 1 << 10, "a chunk").unwrap(), 4096);
+        assert_eq!(parse_bytes("4", 1 << 10, "a chunk").unwrap(), Bytes(4096));
         let e = parse_bytes("10%FREE", 1 << 20, "a COW size").unwrap_err();
         assert_eq!(e.to_string(), "a COW size cannot be a percentage");
         assert_eq!(

@@ -33,9 +33,9 @@ pub use stack::{NewContainer, StackHandle, DEFAULT_STACK_FILE};
 // Types the façade's operations take or give, from the layers that own them.
 pub use crate::drbd::admin::{Event as DrbdEvent, MinorStatus, Resize as DrbdResize};
 pub use crate::drbd::md::Applied as AlApplied;
+pub use crate::lvm::action::Action;
 pub use crate::lvm::cache::NewCachePool;
 pub use crate::lvm::pool::NewPool;
-pub use crate::lvm::volume::Action;
 pub use crate::meta::ops::PvCreate;
 pub use crate::stack::run::{ContainerRow, Report as StackReport};
 pub use crate::stack::status::Status as StackStatus;
@@ -91,7 +91,7 @@ impl Default for HostOptions {
         HostOptions {
             scan_devices: Vec::new(),
             scan_lvs: None,
-            lvm_dir: PathBuf::from(crate::lvm::volume::LVM_CONF_DIR),
+            lvm_dir: PathBuf::from(crate::lvm::config::LVM_CONF_DIR),
             lock_dir: PathBuf::from(crate::meta::lock::DEFAULT_LOCK_DIR),
             run_dir: PathBuf::from(crate::meta::lock::DEFAULT_RUN_DIR),
             lock_wait: Locks::default().wait,

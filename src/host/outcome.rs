@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::lvm::volume::Action;
+use crate::lvm::action::Action;
 
 /// What an LVM operation did, or (planned with [`Run::PlanOnly`](crate::Run::PlanOnly))
 /// would do, in the order it does it.

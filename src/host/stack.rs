@@ -13,6 +13,7 @@ use crate::stack::run::{self, ContainerRow, Mode, Report};
 use crate::stack::status::Status;
 use crate::stack::step::Step;
 use crate::stack::Context;
+use crate::units::Bytes;
 
 /// Where the stack file is unless one is named: `/etc/cairn/stack.toml`.
 pub const DEFAULT_STACK_FILE: &str = file::DEFAULT_PATH;
@@ -22,8 +23,8 @@ pub const DEFAULT_STACK_FILE: &str = file::DEFAULT_PATH;
 pub struct NewContainer {
     /// Its name (an LXC name that is also a valid LV name).
     pub name: String,
-    /// Its volume's size in bytes.
-    pub size_bytes: u64,
+    /// Its volume's size.
+    pub size: Bytes,
     /// The thin pool as (VG, pool); None: the stack file's only pool.
     pub pool: Option<(String, String)>,
     /// Its root filesystem: a tarball, or None for a busybox one built from
@@ -191,12 +192,12 @@ impl StackHandle<'_> {
                 )));
             }
         }
-        if new.size_bytes == 0 {
+        if new.size.0 == 0 {
             return Err(Error::invalid("a container's size must be more than 0"));
         }
         let c = Container {
             name: new.name.clone(),
-            size: new.size_bytes,
+            size: new.size.0,
             vg,
             pool,
             autostart: new.autostart || new.start,

@@ -35,13 +35,15 @@ use crate::dm::status::{self, TargetStatus};
 use crate::dm::{Control, Suspend};
 use crate::meta::alloc;
 use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
+use crate::units::Bytes;
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::cache_switch;
+use super::config::LvmConfig;
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{lvm_config, Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -59,13 +61,6 @@ const MAX_METADATA: u64 = 33_554_432;
 /// cache_metadata_size agrees).
 const BYTES_PER_CHUNK: u64 = 44;
 const TRANSACTION_OVERHEAD: u64 = 4 << 20;
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
-}
 
 /// The cache modes dm-cache knows.
 pub const MODES: [&str; 3] = ["writethrough", "writeback", "passthrough"];
@@ -133,9 +128,9 @@ pub fn sizes(
 pub struct NewCachePool {
     pub vg: String,
     pub name: String,
-    pub data_bytes: u64,
-    pub metadata_bytes: Option<u64>,
-    pub chunk_bytes: Option<u64>,
+    pub data_bytes: Bytes,
+    pub metadata_bytes: Option<Bytes>,
+    pub chunk_bytes: Option<Bytes>,
     /// Stored on the pool only when given (lvm2 leaves unset ones to attach).
     pub mode: Option<String>,
     pub policy: Option<String>,
@@ -154,10 +149,10 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
             return Err(refused(vg_name, format!("already has an LV named {n}")));
         }
     }
-    let on = super::linear::pv_indices(&change, &req.pvs)?;
+    let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &mut change.metadata.vg;
     let extent = vg.extent_size;
-    let data_extents = (req.data_bytes / 512).div_ceil(extent);
+    let data_extents = req.data_bytes.sectors().0.div_ceil(extent);
     if data_extents == 0 {
         return Err(refused(
             vg_name,
@@ -167,8 +162,8 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
     let (chunk, md_sectors) = sizes(
         data_extents * extent,
         extent,
-        req.chunk_bytes.map(|b| b / 512),
-        req.metadata_bytes.map(|b| b / 512),
+        req.chunk_bytes.map(|b| b.sectors().0),
+        req.metadata_bytes.map(|b| b.sectors().0),
     )
     .map_err(|why| refused(vg_name, why))?;
     let md_extents = md_sectors / extent;
@@ -466,7 +461,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             ),
         },
     ];
-    let config = lvm_config(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.lv)?;
@@ -479,7 +474,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
     super::pool::zero_through(&ctl, vg_name, &metadata, &meta_table, 4096)?;
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
-        return Err(super::linear::restore(env, &mut change, before, e.into()));
+        return Err(super::extents::restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)
@@ -610,7 +605,7 @@ pub fn detach(
     // the flush, and goes down again at the end (lvm2 does the same).
     if ctl.info(&top)?.is_none() && is_writeback(vg, &cache_pool) {
         let plan = Planner::new(vg, &devices)
-            .with_config(lvm_config(vg)?)
+            .with_config(LvmConfig::for_vg(vg)?)
             .lv(&req.lv)?;
         let up = engine::activation_steps(&ctl, dev, &plan)?;
         actions.extend(up.iter().cloned().map(Action::Dm));
@@ -889,7 +884,7 @@ impl Detaching<'_> {
             }
             let devices = self.change.pv_devices();
             let plan = Planner::new(&self.change.metadata.vg, &devices)
-                .with_config(lvm_config(&self.change.metadata.vg)?)
+                .with_config(LvmConfig::for_vg(&self.change.metadata.vg)?)
                 .lv(&lv)?;
             let steps = engine::reload_steps(self.ctl, &plan, Suspend::Flush)?;
             self.actions.push(Action::Commit {
@@ -899,7 +894,7 @@ impl Detaching<'_> {
             });
             self.change.commit_and_continue(self.env)?;
             if let Err(e) = engine::run(self.ctl, self.dev, &steps) {
-                return Err(super::linear::restore(
+                return Err(super::extents::restore(
                     self.env,
                     self.change,
                     before,

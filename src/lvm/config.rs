@@ -7,6 +7,9 @@ use std::path::Path;
 
 use crate::meta::text::{self, Section, Value};
 
+/// Where lvm2's configuration lives.
+pub const LVM_CONF_DIR: &str = "/etc/lvm";
+
 /// The settings cairn honours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LvmConfig {
@@ -72,6 +75,22 @@ impl LvmConfig {
         if let Some(p) = int("thin_pool_autoextend_percent") {
             self.thin_pool_autoextend_percent = p;
         }
+    }
+
+    /// The settings a VG's tables depend on: read from [`LVM_CONF_DIR`] only
+    /// when the VG has a thin pool (the only tables they change), defaults
+    /// otherwise.
+    pub fn for_vg(vg: &crate::meta::model::VolumeGroup) -> Result<LvmConfig, ConfigError> {
+        let has_pool = vg.lvs.iter().any(|lv| {
+            matches!(
+                lv.segments.first().map(|s| &s.kind),
+                Some(crate::meta::model::SegmentKind::ThinPool { .. })
+            )
+        });
+        if !has_pool {
+            return Ok(LvmConfig::default());
+        }
+        LvmConfig::load(Path::new(LVM_CONF_DIR))
     }
 
     /// lvm.conf's `devices/scan_lvs` (lvm.conf, then lvmlocal.conf, which

@@ -12,6 +12,9 @@
 //! - commit 2: the metadata extents become `<pool>_tmeta`, the data extents
 //!   `<pool>_tdata`, and the pool a thin-pool with transaction id 0; then it
 //!   is activated (unless asked not to).
+//!
+//! Growing a pool is super::resize's ([`super::resize::extend_pool`]), by
+//! the sizing rules here.
 
 use std::path::PathBuf;
 
@@ -20,12 +23,14 @@ use crate::dm::table::TableLine;
 use crate::dm::Control;
 use crate::meta::alloc;
 use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
+use crate::units::Bytes;
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::Planner;
+use super::config::LvmConfig;
 use super::engine::{self, Dev};
 use super::names;
-use super::volume::{lvm_config, Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -36,28 +41,21 @@ const MAX_CHUNK: u64 = 2_097_152;
 const OPTIMAL_METADATA: u64 = 262_144;
 /// 2 MiB and 15.875 GiB (without metadata cropping), in sectors.
 const MIN_METADATA: u64 = 4096;
-const MAX_METADATA: u64 = 33_292_800;
+pub(crate) const MAX_METADATA: u64 = 33_292_800;
 
 /// `cairn thinpool create`.
 #[derive(Debug, Clone)]
 pub struct NewPool {
     pub vg: String,
     pub name: String,
-    pub data_bytes: u64,
-    pub metadata_bytes: Option<u64>,
-    pub chunk_bytes: Option<u64>,
+    pub data_bytes: Bytes,
+    pub metadata_bytes: Option<Bytes>,
+    pub chunk_bytes: Option<Bytes>,
     pub zero: bool,
     /// "passdown", "nopassdown" or "ignore".
     pub discards: String,
     pub pvs: Vec<PathBuf>,
     pub activate: bool,
-}
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
 }
 
 /// (chunk, metadata) in sectors for `data` sectors, as lvm2 chooses them.
@@ -113,7 +111,7 @@ pub(crate) fn ensure_spare(
     match spare {
         Some(i) => {
             let name = vg.lvs[i].name.clone();
-            super::linear::grow_lv(vg, &name, needed, on)?;
+            super::extents::grow_lv(vg, &name, needed, on)?;
             Ok(Some(format!("pool metadata spare {name} extended")))
         }
         None => {
@@ -169,17 +167,17 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
             return Err(refused(vg_name, format!("already has an LV named {n}")));
         }
     }
-    let on = super::linear::pv_indices(&change, &req.pvs)?;
+    let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &change.metadata.vg;
     let extent = vg.extent_size;
-    let data_extents = (req.data_bytes / 512).div_ceil(extent);
+    let data_extents = req.data_bytes.sectors().0.div_ceil(extent);
     if data_extents == 0 {
         return Err(refused(
             vg_name,
             "cannot hold a pool of 0 bytes: give -L".into(),
         ));
     }
-    let chunk = req.chunk_bytes.map(|b| b / 512);
+    let chunk = req.chunk_bytes.map(|b| b.sectors().0);
     if let Some(c) = chunk {
         if !(DEFAULT_CHUNK..=MAX_CHUNK).contains(&c) || c % DEFAULT_CHUNK != 0 {
             return Err(refused(
@@ -192,7 +190,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         data_extents * extent,
         extent,
         chunk,
-        req.metadata_bytes.map(|b| b / 512),
+        req.metadata_bytes.map(|b| b.sectors().0),
     );
     if chunk > data_extents * extent {
         return Err(refused(
@@ -308,7 +306,7 @@ fn finish(
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
     if req.activate {
-        let config = lvm_config(&change.metadata.vg)?;
+        let config = LvmConfig::for_vg(&change.metadata.vg)?;
         let plan = Planner::new(&change.metadata.vg, &devices)
             .with_config(config)
             .lv(&req.name)?;
@@ -368,224 +366,6 @@ fn zero_device(mut f: std::fs::File, bytes: u64) -> std::io::Result<()> {
         left -= n as u64;
     }
     f.sync_all()
-}
-
-/// `lvextend -L [+]SIZE VG/POOL`: more data space for a thin pool; an
-/// active pool is reloaded live (data layer, thin-pool target and the
-/// pool's own layer: loaded, suspended top-down without flushing, resumed
-/// bottom-up, as lvm2 does for pools).
-pub fn extend(env: &Env, dev: &Dev, req: &super::linear::Resize, run: Run) -> Result<Vec<Action>> {
-    let change = ops::begin_change(env, &req.vg, &req.pvs)?;
-    extend_in(env, dev, change, req, run)
-}
-
-/// [`extend`] within a change already begun: data (`-L`), metadata
-/// (`--poolmetadatasize`) or both. Data growth without a metadata size and
-/// without named PVs grows the metadata too when lvm2's estimate for the
-/// new data size exceeds it, as lvextend does; metadata growth grows the
-/// VG's pool metadata spare with it.
-pub(crate) fn extend_in(
-    env: &Env,
-    dev: &Dev,
-    mut change: ops::Change,
-    req: &super::linear::Resize,
-    run: Run,
-) -> Result<Vec<Action>> {
-    use super::linear::Size;
-    let vg_name = req.vg.as_str();
-    let on = super::linear::pv_indices(&change, &req.pvs)?;
-    let vg = &change.metadata.vg;
-    let Some(pool) = vg.lv(&req.name) else {
-        return Err(refused(vg_name, format!("has no LV named {}", req.name)));
-    };
-    let Some(SegmentKind::ThinPool {
-        pool: data,
-        metadata,
-        chunk_size,
-        ..
-    }) = pool.segments.first().map(|s| &s.kind)
-    else {
-        return Err(refused(vg_name, format!("{} is not a thin pool", req.name)));
-    };
-    let (data, metadata, chunk) = (data.clone(), metadata.clone(), *chunk_size);
-    let current = pool.extent_count();
-    let md_current = vg.lv(&metadata).map_or(0, |l| l.extent_count());
-    let extent = vg.extent_bytes();
-    let new_size = |size: Size, now: u64| -> Result<u64> {
-        super::linear::target_extents(vg, size, now, on.as_deref())
-    };
-    if req.size.is_none() && req.metadata.is_none() {
-        return Err(refused(
-            vg_name,
-            "give the pool's new data size (-L) or metadata size (--poolmetadatasize)".into(),
-        ));
-    }
-    let human = |e: u64| crate::units::human(e * extent);
-    let target = match req.size {
-        Some(size) => new_size(size, current)?,
-        None => current,
-    };
-    if req.size.is_some() && target <= current {
-        return Err(refused(
-            vg_name,
-            format!(
-                "pool {} is {} already: give a larger size (pools do not shrink)",
-                req.name,
-                human(current)
-            ),
-        ));
-    }
-    let md_target = match req.metadata {
-        Some(size) => {
-            let t = new_size(size, md_current)?;
-            if t <= md_current {
-                return Err(refused(
-                    vg_name,
-                    format!(
-                        "the metadata of pool {} is {} already: give a larger size (pool \
-                         metadata does not shrink)",
-                        req.name,
-                        human(md_current)
-                    ),
-                ));
-            }
-            let max = MAX_METADATA.div_ceil(vg.extent_size);
-            if t > max {
-                return Err(refused(
-                    vg_name,
-                    format!(
-                        "pool metadata is at most {} (the thin target's limit)",
-                        human(max)
-                    ),
-                ));
-            }
-            t
-        }
-        // lvm2's estimate for the new data size, if it outgrows the metadata.
-        None if req.pvs.is_empty() && target > current => {
-            let (_, wanted) = sizes(target * vg.extent_size, vg.extent_size, Some(chunk), None);
-            md_current.max(wanted / vg.extent_size)
-        }
-        None => md_current,
-    };
-    let before = change.metadata.clone();
-    let mut what = Vec::new();
-    {
-        let vg = &mut change.metadata.vg;
-        if md_target > md_current {
-            super::linear::grow_lv(vg, &metadata, md_target - md_current, on.as_deref())?;
-            what.push(format!(
-                "thin pool {} metadata {} -> {}",
-                req.name,
-                human(md_current),
-                human(md_target)
-            ));
-            if req.pvs.is_empty() {
-                let largest = largest_pool_metadata(vg);
-                what.extend(ensure_spare(vg, largest, None)?);
-            }
-        }
-        if target > current {
-            super::linear::grow_lv(vg, &data, target - current, on.as_deref())?;
-            let pool = vg.lv_mut(&req.name).expect("checked");
-            pool.segments[0].extent_count = target;
-            what.insert(
-                0,
-                format!(
-                    "thin pool {} data {} -> {}",
-                    req.name,
-                    human(current),
-                    human(target)
-                ),
-            );
-        }
-    }
-    let mut actions = vec![Action::Commit {
-        vg: vg_name.to_owned(),
-        seqno: change.metadata.vg.seqno,
-        what: what.join("; "),
-    }];
-    let ctl = Control::open()?;
-    let devices = change.pv_devices();
-    let config = lvm_config(&change.metadata.vg)?;
-    let plan = Planner::new(&change.metadata.vg, &devices)
-        .with_config(config)
-        .lv(&req.name)?;
-    // The thin-pool target reads its metadata device's size on resume, so
-    // the pool is cycled when only the metadata grew (same table).
-    let cycle: Vec<String> = if md_target > md_current {
-        plan.devices
-            .iter()
-            .filter(|d| is_pool_target(d))
-            .map(|d| d.name.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let steps = engine::reload_steps_cycling(&ctl, &plan, crate::dm::Suspend::NoFlush, &cycle)?;
-    if run == Run::PlanOnly {
-        actions.extend(steps.into_iter().map(Action::Dm));
-        return Ok(actions);
-    }
-    check_pool_usable(&ctl, vg_name, &req.name, &plan)?;
-    change.commit_and_continue(env)?;
-    if let Err(e) = engine::run(&ctl, dev, &steps) {
-        return Err(super::linear::restore(env, &mut change, before, e.into()));
-    }
-    actions.extend(steps.into_iter().map(Action::Dm));
-    Ok(actions)
-}
-
-/// Whether a planned device is the thin-pool target itself.
-fn is_pool_target(d: &super::activate::PlannedDevice) -> bool {
-    d.table
-        .iter()
-        .any(|l| matches!(l.target, crate::dm::table::Target::ThinPool { .. }))
-}
-
-/// A pool the kernel has put in `needs_check` or failed mode is not
-/// changed: its metadata must be repaired first (lvm2 refuses too). A pool
-/// that is read-only or out of data space may be extended: that is the cure.
-fn check_pool_usable(
-    ctl: &Control,
-    vg: &str,
-    pool: &str,
-    plan: &super::activate::Plan,
-) -> Result<()> {
-    use crate::dm::status::{self, TargetStatus};
-    for d in &plan.devices {
-        if !is_pool_target(d) {
-            continue;
-        }
-        if ctl.info(&d.name)?.is_none() {
-            continue;
-        }
-        for (_, _, target, params) in ctl.status(&d.name)? {
-            match status::parse(&target, &params) {
-                Ok(TargetStatus::ThinPool(s)) if s.needs_check => {
-                    return Err(refused(
-                        vg,
-                        format!(
-                            "thin pool {pool} needs a metadata check (the kernel flagged it): \
-                             deactivate it and repair it with lvconvert --repair {vg}/{pool} \
-                             before changing it"
-                        ),
-                    ))
-                }
-                Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) | Err(_) => {
-                    return Err(refused(
-                        vg,
-                        format!(
-                            "thin pool {pool} has failed (status {params:?}): deactivate and \
-                             repair it (lvconvert --repair {vg}/{pool}) before changing it"
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

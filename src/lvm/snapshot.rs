@@ -13,21 +13,15 @@
 use crate::dm::table::TableLine;
 use crate::dm::{Control, Suspend};
 use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
-use crate::meta::ops::{self, Env, OpError};
+use crate::meta::ops::{self, Env};
+use crate::units::Bytes;
 
+use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{Action, Run, VolumeError};
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
-
-fn refused(vg: &str, why: String) -> VolumeError {
-    VolumeError::Op(OpError::Refused {
-        vg: vg.to_owned(),
-        why,
-    })
-}
 
 /// `cairn snapshot create VG/ORIGIN -n NAME -L SIZE [-c CHUNK]`.
 #[derive(Debug, Clone)]
@@ -35,9 +29,9 @@ pub struct NewSnapshot {
     pub vg: String,
     pub origin: String,
     pub name: String,
-    pub cow_bytes: u64,
+    pub cow_bytes: Bytes,
     /// Chunk in bytes: a power of two from 4 KiB to 512 KiB (default 4 KiB).
-    pub chunk_bytes: Option<u64>,
+    pub chunk_bytes: Option<Bytes>,
 }
 
 /// The largest COW an origin can use (lvm2's _cow_max_size), in sectors.
@@ -81,7 +75,7 @@ fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
 pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<Action>> {
     let vg_name = req.vg.as_str();
     ops::check_lv_name(&req.name)?;
-    let chunk = req.chunk_bytes.unwrap_or(4096) / 512;
+    let chunk = req.chunk_bytes.unwrap_or(Bytes(4096)).sectors().0;
     if !chunk.is_power_of_two() || !(8..=1024).contains(&chunk) {
         return Err(refused(
             vg_name,
@@ -100,7 +94,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     let origin_sectors = vg.lv(&req.origin).map_or(0, |l| l.extent_count()) * vg.extent_size;
     let extent = vg.extent_size;
     let max = cow_max_sectors(origin_sectors, chunk).div_ceil(extent);
-    let extents = (req.cow_bytes / 512).div_ceil(extent).min(max);
+    let extents = req.cow_bytes.sectors().0.div_ceil(extent).min(max);
     if extents * extent < 3 * chunk {
         return Err(refused(
             vg_name,
@@ -193,13 +187,13 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
         .remove(0)
         .table;
     if let Err(e) = super::pool::zero_through(&ctl, vg_name, &req.name, &cow_table, 4096) {
-        return Err(super::linear::restore(env, &mut change, before, e));
+        return Err(super::extents::restore(env, &mut change, before, e));
     }
     staged.seqno = change.metadata.vg.seqno;
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
     if let Err(e) = engine::run(&ctl, dev, &steps) {
-        return Err(super::linear::restore(env, &mut change, before, e.into()));
+        return Err(super::extents::restore(env, &mut change, before, e.into()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     Ok(actions)

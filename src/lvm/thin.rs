@@ -20,16 +20,17 @@ use crate::dm::status::{PoolMode, TargetStatus};
 use crate::dm::{self, Control, Suspend};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
 use crate::meta::ops::{self, Change, Env, OpError};
+use crate::units::Bytes;
 
+use super::action::{Run, VolumeError};
 use super::activate::{activation_skip, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
-use super::volume::{Run, VolumeError};
 
 /// The largest thin device id the kernel takes (24 bits).
 const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
 
-pub use super::volume::Action;
+pub use super::action::Action;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {
@@ -82,7 +83,7 @@ pub type Result<T> = std::result::Result<T, ThinError>;
 #[derive(Debug, Clone)]
 pub enum Request {
     /// A thin LV of `size_bytes` in `pool`.
-    Volume { pool: String, size_bytes: u64 },
+    Volume { pool: String, size_bytes: Bytes },
     /// A snapshot of the thin LV `origin` (same pool, same size).
     Snapshot { origin: String },
 }
@@ -264,7 +265,10 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
     }
     // Pool, size and origin.
     let (pool, extents, origin) = match &req.what {
-        Request::Volume { pool, size_bytes } => {
+        Request::Volume {
+            pool,
+            size_bytes: Bytes(size_bytes),
+        } => {
             let (_, chunk, _) = thin_pool_seg(vg, pool)?;
             if *size_bytes == 0 {
                 return Err(refused("a thin LV needs a size above 0"));
@@ -435,7 +439,7 @@ fn transact(
         check_usable(&vg_name, pool, st, creating)?;
     }
     let devices = change.pv_devices();
-    let config = super::volume::lvm_config(&old.vg)?;
+    let config = super::config::LvmConfig::for_vg(&old.vg).map_err(VolumeError::from)?;
     let planner = |vg| Planner::new(vg, &devices).with_config(config);
 
     // A removal deactivates the LV first (refused while it is open).
@@ -738,7 +742,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     kernel.push((format!("set_transaction_id {from} {tid}"), false));
     let ctl = Control::open()?;
     let devices = change.pv_devices();
-    let config = super::volume::lvm_config(vg)?;
+    let config = super::config::LvmConfig::for_vg(vg).map_err(VolumeError::from)?;
     let plan = Planner::new(vg, &devices)
         .with_config(config)
         .thin_pool_target(pool)?;

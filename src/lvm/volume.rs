@@ -1,94 +1,21 @@
 //! Volume commands that touch the kernel: activation and deactivation of a
-//! VG or of some of its LVs. Metadata is read under lvm2's VG lock, the plan
-//! made (super::activate), turned into steps against what the kernel has
-//! (super::engine), then either printed (`--plan`) or run.
+//! VG or of some of its LVs, and removal of a whole VG. Metadata is read
+//! under lvm2's VG lock, the plan made (super::activate), turned into steps
+//! against what the kernel has (super::engine), then either printed
+//! (`--plan`) or run. What LV operations share (the error, `Action`, `Run`)
+//! is in super::action.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use crate::dm::{self, Control};
 use crate::meta::lock::Mode;
-use crate::meta::ops::{Env, OpError};
+use crate::meta::ops::Env;
 use crate::meta::scan::{Scan, VgView};
 
+use super::action::{Result, Run, VolumeError};
 use super::activate::{Plan, PlanError, Planner};
 use super::config::LvmConfig;
-use super::engine::{self, Dev, EngineError, Step};
-
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    #[error(transparent)]
-    Op(#[from] OpError),
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    #[error(transparent)]
-    Dm(#[from] dm::Error),
-    #[error(transparent)]
-    Config(#[from] super::config::ConfigError),
-    #[error("volume group {vg} {why}")]
-    Refused { vg: String, why: String },
-    #[error(
-        "volume group {vg}: {done}; refused for partial LV(s) (a PV they need is missing):\n  {}",
-        partial.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
-    )]
-    Partial {
-        vg: String,
-        done: &'static str,
-        partial: Vec<PlanError>,
-    },
-}
-
-impl From<crate::meta::scan::ScanError> for VolumeError {
-    fn from(e: crate::meta::scan::ScanError) -> Self {
-        VolumeError::Op(OpError::from(e))
-    }
-}
-
-impl From<crate::meta::lock::LockError> for VolumeError {
-    fn from(e: crate::meta::lock::LockError) -> Self {
-        VolumeError::Op(OpError::from(e))
-    }
-}
-
-pub type Result<T> = std::result::Result<T, VolumeError>;
-
-/// One thing a volume command does, for `--plan` and for the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// A metadata commit, with what it changes.
-    Commit {
-        vg: String,
-        seqno: u64,
-        what: String,
-    },
-    Dm(Step),
-    /// Zeroes the start of a new LV.
-    Wipe {
-        path: String,
-        bytes: u64,
-    },
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Commit { vg, seqno, what } => {
-                write!(f, "metadata commit {vg} seqno {seqno}: {what}")
-            }
-            Action::Dm(step) => step.fmt(f),
-            Action::Wipe { path, bytes } => write!(f, "zero the first {bytes} bytes of {path}"),
-        }
-    }
-}
-
-/// Run the steps, or only compute them (`--plan`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Run {
-    Apply,
-    PlanOnly,
-}
+use super::engine::{self, Dev, Step};
 
 /// What to (de)activate.
 #[derive(Debug, Clone, Default)]
@@ -105,24 +32,6 @@ fn pv_devices(scan: &Scan, view: &VgView) -> Vec<Option<PathBuf>> {
         .iter()
         .map(|d| d.map(|i| scan.pvs[i].path.clone()))
         .collect()
-}
-
-/// Where lvm2's configuration lives.
-pub const LVM_CONF_DIR: &str = "/etc/lvm";
-
-/// The lvm.conf settings a VG's tables depend on: read only when the VG
-/// has a thin pool (the only tables they change), defaults otherwise.
-pub fn lvm_config(vg: &crate::meta::model::VolumeGroup) -> Result<LvmConfig> {
-    let has_pool = vg.lvs.iter().any(|lv| {
-        matches!(
-            lv.segments.first().map(|s| &s.kind),
-            Some(crate::meta::model::SegmentKind::ThinPool { .. })
-        )
-    });
-    if !has_pool {
-        return Ok(LvmConfig::default());
-    }
-    Ok(LvmConfig::load(std::path::Path::new(LVM_CONF_DIR))?)
 }
 
 /// VGs lvm2 would not activate on this host.
@@ -161,8 +70,8 @@ fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Pl
     check_activatable(&view)?;
     let vg = &view.metadata.vg;
     let devices = pv_devices(&scan, &view);
-    let planner =
-        Planner::new(&view.metadata.vg, &devices).with_config(lvm_config(&view.metadata.vg)?);
+    let planner = Planner::new(&view.metadata.vg, &devices)
+        .with_config(LvmConfig::for_vg(&view.metadata.vg)?);
     // Deactivation covers skipped LVs too: they may have been activated
     // explicitly, and must not be left behind.
     let ignore_skip = sel.ignore_skip || deactivating;
@@ -181,31 +90,6 @@ fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Pl
     };
     let queued = pools_with_queued_messages(vg, &plan);
     Ok((plan, queued))
-}
-
-/// The segment type of an LV's first segment ("striped", "thin", ...; a
-/// thick snapshot's COW LV is "snapshot"), read under a shared lock: for
-/// commands that differ by type.
-pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String> {
-    let _lock = env.locks.vg(vg, Mode::Shared)?;
-    let scan = env.scan(&[])?;
-    let view = scan.vg(vg)?;
-    let lv = view
-        .metadata
-        .vg
-        .lv(lv)
-        .ok_or_else(|| VolumeError::Refused {
-            vg: vg.to_owned(),
-            why: format!("has no LV named {lv}"),
-        })?;
-    if view.metadata.vg.snapshot_of_cow(&lv.name).is_some() {
-        return Ok("snapshot".to_owned());
-    }
-    Ok(lv
-        .segments
-        .first()
-        .map(|s| s.kind.type_name().to_owned())
-        .unwrap_or_default())
 }
 
 /// Activates a VG or some of its LVs; returns the steps (done, or planned).

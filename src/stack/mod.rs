@@ -25,8 +25,8 @@ pub use file::{load, Stack};
 
 use crate::drbd::adm::AdmError;
 use crate::drbd::admin::DrbdError;
+use crate::lvm::action::VolumeError;
 use crate::lvm::thin::ThinError;
-use crate::lvm::volume::VolumeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {

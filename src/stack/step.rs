@@ -12,12 +12,13 @@ use super::{io, refused, Result};
 use crate::drbd::adm;
 use crate::drbd::admin::Drbd;
 use crate::error::ErrorKind;
+use crate::lvm::action::Run;
 use crate::lvm::engine::Dev;
 use crate::lvm::inspect::VgInfo;
-use crate::lvm::volume::{Run, Selection};
-use crate::lvm::{cache, linear, pool, thin, volume};
+use crate::lvm::volume::Selection;
+use crate::lvm::{cache, extents, linear, pool, resize, thin, volume};
 use crate::meta::ops::{self, Env};
-use crate::units::human;
+use crate::units::{human, Bytes};
 
 /// One change, in the words of the layer it changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -369,8 +370,8 @@ impl<'a> Ctx<'a> {
                     vg: vg.clone(),
                     name: lv.clone(),
                     size: match size {
-                        SizeSpec::Bytes(b) => linear::Size::Bytes(*b),
-                        SizeSpec::PercentFree(p) => linear::Size::PercentFree(*p),
+                        SizeSpec::Bytes(b) => extents::Size::Bytes(Bytes(*b)),
+                        SizeSpec::PercentFree(p) => extents::Size::PercentFree(*p),
                     },
                     pvs: pvs.clone(),
                     activate: true,
@@ -378,18 +379,18 @@ impl<'a> Ctx<'a> {
                 linear::create(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
             Step::LvResize { vg, lv, from, to } => {
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: lv.clone(),
-                    size: Some(linear::Size::Bytes(*to)),
+                    size: Some(extents::Size::Bytes(Bytes(*to))),
                     metadata: None,
                     pvs: vec![],
                 };
                 let env = self.env_for(vg);
                 if to > from {
-                    linear::extend(&env, &self.dev, &req, Run::Apply)?;
+                    resize::extend(&env, &self.dev, &req, Run::Apply)?;
                 } else {
-                    linear::reduce(&env, &self.dev, &req, Run::Apply)?;
+                    resize::reduce(&env, &self.dev, &req, Run::Apply)?;
                 }
             }
             Step::CachePoolCreate {
@@ -403,9 +404,9 @@ impl<'a> Ctx<'a> {
                 let req = cache::NewCachePool {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    data_bytes: *size,
-                    metadata_bytes: *metadata,
-                    chunk_bytes: *chunk,
+                    data_bytes: Bytes(*size),
+                    metadata_bytes: metadata.map(Bytes),
+                    chunk_bytes: chunk.map(Bytes),
                     mode: None,
                     policy: None,
                     pvs: pvs.clone(),
@@ -444,9 +445,9 @@ impl<'a> Ctx<'a> {
                 let req = pool::NewPool {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    data_bytes,
-                    metadata_bytes: *metadata,
-                    chunk_bytes: *chunk,
+                    data_bytes: Bytes(data_bytes),
+                    metadata_bytes: metadata.map(Bytes),
+                    chunk_bytes: chunk.map(Bytes),
                     zero: true,
                     discards: "passdown".into(),
                     pvs: pvs.clone(),
@@ -460,14 +461,14 @@ impl<'a> Ctx<'a> {
                 data,
                 metadata,
             } => {
-                let req = linear::Resize {
+                let req = resize::Resize {
                     vg: vg.clone(),
                     name: pool.clone(),
-                    size: data.map(linear::Size::Bytes),
-                    metadata: metadata.map(linear::Size::Bytes),
+                    size: data.map(|b| extents::Size::Bytes(Bytes(b))),
+                    metadata: metadata.map(|b| extents::Size::Bytes(Bytes(b))),
                     pvs: vec![],
                 };
-                pool::extend(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
+                resize::extend_pool(&self.env_for(vg), &self.dev, &req, Run::Apply)?;
             }
             Step::Activate { vg, lvs } => {
                 let sel = Selection {
@@ -510,7 +511,7 @@ impl<'a> Ctx<'a> {
                     name: lv.clone(),
                     what: thin::Request::Volume {
                         pool: pool.clone(),
-                        size_bytes: *size,
+                        size_bytes: Bytes(*size),
                     },
                     activate: true,
                 };

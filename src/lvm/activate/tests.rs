@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use super::*;
 use crate::dm::table::{DevRef, TableLine};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/activation/");
+use crate::lvm::fixture::DIR;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{DIR}{name}")).unwrap()
 }
 
 fn vg() -> VolumeGroup {
-    crate::meta::model::parse(&fixture("vg.vgcfg")).unwrap().vg
+    crate::lvm::fixture::every_kind()
 }
 
 /// Where lvm2 last saw each PV (the backup's `device` hints: the loops).

@@ -1,0 +1,97 @@
+//! What every LV operation shares: the error they return, the record of
+//! what they do (`Action`, printed by `--plan` and kept for the caller) and
+//! whether they run or only plan (`Run`). Its own module so that the
+//! operations (linear, pool, thin, snapshot, cache, resize, remove) and the
+//! activation commands (volume) depend on it rather than on each other.
+
+use std::fmt;
+
+use crate::dm;
+use crate::meta::ops::OpError;
+
+use super::activate::PlanError;
+use super::engine::{EngineError, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Dm(#[from] dm::Error),
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    #[error("volume group {vg} {why}")]
+    Refused { vg: String, why: String },
+    #[error(
+        "volume group {vg}: {done}; refused for partial LV(s) (a PV they need is missing):\n  {}",
+        partial.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+    )]
+    Partial {
+        vg: String,
+        done: &'static str,
+        partial: Vec<PlanError>,
+    },
+}
+
+impl From<crate::meta::scan::ScanError> for VolumeError {
+    fn from(e: crate::meta::scan::ScanError) -> Self {
+        VolumeError::Op(OpError::from(e))
+    }
+}
+
+impl From<crate::meta::lock::LockError> for VolumeError {
+    fn from(e: crate::meta::lock::LockError) -> Self {
+        VolumeError::Op(OpError::from(e))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, VolumeError>;
+
+/// A refusal of a change to VG `vg`: the metadata layer's own refusal, so
+/// that it reads the same whichever layer refused.
+pub(crate) fn refused(vg: &str, why: String) -> VolumeError {
+    VolumeError::Op(OpError::Refused {
+        vg: vg.to_owned(),
+        why,
+    })
+}
+
+/// One thing a volume command does, for `--plan` and for the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A metadata commit, with what it changes.
+    Commit {
+        vg: String,
+        seqno: u64,
+        what: String,
+    },
+    Dm(Step),
+    /// Zeroes the start of a new LV.
+    Wipe {
+        path: String,
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Commit { vg, seqno, what } => {
+                write!(f, "metadata commit {vg} seqno {seqno}: {what}")
+            }
+            Action::Dm(step) => step.fmt(f),
+            Action::Wipe { path, bytes } => write!(f, "zero the first {bytes} bytes of {path}"),
+        }
+    }
+}
+
+/// Run the steps, or only compute them (`--plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Apply,
+    PlanOnly,
+}
