@@ -127,6 +127,8 @@ pub struct Fault {
     nth: Option<usize>,
     op: Option<&'static str>,
     device: Option<String>,
+    /// Text the change's entry in the call log contains.
+    text: Option<String>,
     errno: i32,
     /// The change takes effect, then the error is returned.
     after: bool,
@@ -143,6 +145,7 @@ impl Fault {
             nth: Some(n),
             op: None,
             device: None,
+            text: None,
             errno: libc::EIO,
             after: false,
             left: 1,
@@ -168,6 +171,13 @@ impl Fault {
     /// Only for the device called `name`.
     pub fn on(mut self, name: &str) -> Fault {
         self.device = Some(name.to_owned());
+        self
+    }
+
+    /// Only a change whose call log entry contains `text` (a message's
+    /// words: `set_transaction_id`).
+    pub fn containing(mut self, text: &str) -> Fault {
+        self.text = Some(text.to_owned());
         self
     }
 
@@ -319,12 +329,15 @@ impl State {
     fn fault(&mut self, op: &'static str, name: &str, detail: &str) -> Option<Fault> {
         let index = self.changes;
         self.changes += 1;
-        self.calls.push(format!("{op} {name}{detail}"));
+        let call = format!("{op} {name}{detail}");
         let pos = self.faults.iter().position(|f| {
             f.nth.is_none_or(|n| f.base + n == index)
                 && f.op.is_none_or(|o| o == op)
                 && f.device.as_deref().is_none_or(|d| d == name)
-        })?;
+                && f.text.as_deref().is_none_or(|t| call.contains(t))
+        });
+        self.calls.push(call);
+        let pos = pos?;
         let f = self.faults[pos].clone();
         self.faults[pos].left -= 1;
         if self.faults[pos].left == 0 {

@@ -893,7 +893,12 @@ pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
     for step in steps {
         if let Err(e) = run_one(ctl, dev, step) {
             let mut undo_errors = Vec::new();
-            for s in done.iter().rev() {
+            // The tables this call loaded are dropped first: undoing a
+            // suspend resumes the device, which would make a table still
+            // in its inactive slot live.
+            let (loads, others): (Vec<&Step>, Vec<&Step>) =
+                done.iter().partition(|s| matches!(s, Step::Load { .. }));
+            for s in loads.iter().rev().chain(others.iter().rev()) {
                 if let Err(u) = undo_one(ctl, dev, s) {
                     undo_errors.push(format!("undo of `{s}`: {u}"));
                 }
@@ -1011,3 +1016,7 @@ fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
