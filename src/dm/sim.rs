@@ -401,16 +401,37 @@ impl SimDm {
 
     /// A simulated kernel holding the devices `names` of `kernel` as they
     /// are now (tables, suspension, open counts, thin pools' transaction
-    /// ids and modes): what a command would do can be run on it, changing
-    /// nothing on `kernel`. A pool's thin device ids are not in its status:
-    /// give them with [`SimDm::with_pool`]. Nodes and links are read from
-    /// the real /dev until the copy changes them.
-    pub fn copy_of(kernel: &dyn DeviceMapper, names: &[String]) -> Result<SimDm> {
+    /// ids and modes, their nodes under `root` and the links named beside
+    /// them) and the numbers of the block devices `disks`: what a command
+    /// would do can be run on it, changing nothing on `kernel`. A pool's
+    /// thin device ids are not in its status: give them with
+    /// [`SimDm::with_pool`].
+    pub fn copy_of(
+        kernel: &dyn DeviceMapper,
+        root: &Path,
+        names: &[(String, Option<String>)],
+        disks: &[PathBuf],
+    ) -> Result<SimDm> {
         let sim = SimDm::new();
         let mut s = sim.lock();
         s.partial = true;
+        for disk in disks {
+            if let Ok(n) = kernel.device_number(disk) {
+                s.disks.insert(disk.clone(), n);
+            }
+        }
         let mut pools = Vec::new();
-        for name in names {
+        for (name, link) in names {
+            let node = root.join("mapper").join(name);
+            let number = kernel.device_number(&node).ok();
+            s.nodes.insert(node, number);
+            if let Some(link) = link {
+                let points = kernel.link_points_to(root, link, name);
+                s.links.insert(
+                    nodes::under(root, link),
+                    points.then(|| Path::new("/dev/mapper").join(name)),
+                );
+            }
             let Some(info) = kernel.info(name)? else {
                 continue;
             };

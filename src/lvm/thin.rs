@@ -492,23 +492,21 @@ fn transact(
     let copy = match apply {
         true => None,
         false => {
-            let mut names: Vec<String> = planner(&old.vg)
-                .thin_pool_target(pool)?
-                .devices
-                .into_iter()
-                .chain(new_plan.devices.iter().cloned())
-                .map(|d| d.name)
-                .collect();
+            let mut planned = planner(&old.vg).thin_pool_target(pool)?.devices;
+            planned.extend(new_plan.devices.iter().cloned());
             for (vg, lv) in [
                 (&old.vg, &tx.deactivate),
                 (&change.metadata.vg, &tx.activate),
             ] {
                 if let Some(lv) = lv {
-                    names.extend(planner(vg).lv(lv)?.devices.into_iter().map(|d| d.name));
+                    planned.extend(planner(vg).lv(lv)?.devices);
                 }
             }
-            names.extend(tx.suspend.iter().cloned());
-            Some(SimDm::copy_of(&*host, &names)?)
+            let mut names: Vec<(String, Option<String>)> =
+                planned.into_iter().map(|d| (d.name, d.link)).collect();
+            names.extend(tx.suspend.iter().map(|o| (o.clone(), None)));
+            let disks: Vec<std::path::PathBuf> = devices.iter().flatten().cloned().collect();
+            Some(SimDm::copy_of(&*host, &dev.root, &names, &disks)?)
         }
     };
     let ctl: &dyn DeviceMapper = match &copy {
