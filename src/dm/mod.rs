@@ -1,10 +1,14 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
+pub mod kernel;
 pub mod nodes;
 pub mod scratch_node;
+pub mod sim;
 pub mod status;
 pub mod table;
 pub mod udev;
+
+pub use kernel::{DeviceMapper, Kernel};
 
 use devicemapper::DM;
 use serde::Serialize;
@@ -37,6 +41,14 @@ pub enum Error {
         /// Not a `source`: its text repeats both ioctl headers in Debug form.
         error: devicemapper::DmError,
     },
+    /// What the simulated kernel ([`sim::SimDm`]) answered: the errno the
+    /// real ioctl returns in the same case.
+    #[error("device-mapper {operation} of {device} failed: {}{}", describe(*errno), hint(Some(*errno)))]
+    Simulated {
+        operation: &'static str,
+        device: String,
+        errno: i32,
+    },
     #[error("{0:?} is not a valid device-mapper name or uuid")]
     BadName(String),
     #[error("the kernel's table of {device} does not parse: {message}")]
@@ -49,6 +61,7 @@ impl Error {
         match self {
             Error::Device { errno, .. } => *errno,
             Error::Ioctl { source, .. } => errno_of(source),
+            Error::Simulated { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -69,13 +82,14 @@ fn device_error(operation: &'static str, device: &str, error: devicemapper::DmEr
 
 fn cause(errno: Option<i32>, source: &devicemapper::DmError) -> String {
     match errno {
-        Some(e) => format!(
-            "{} ({})",
-            nix::errno::Errno::from_raw(e).desc(),
-            nix::errno::Errno::from_raw(e)
-        ),
+        Some(e) => describe(e),
         None => source.to_string(),
     }
+}
+
+fn describe(errno: i32) -> String {
+    let e = nix::errno::Errno::from_raw(errno);
+    format!("{} ({e})", e.desc())
 }
 
 /// What an errno means for the one who reads the error.

@@ -31,7 +31,7 @@ fn node_path(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Where a `/dev/...` path lands under `root`.
-fn under(root: &Path, path: &str) -> PathBuf {
+pub(crate) fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.strip_prefix("/dev/").unwrap_or(path))
 }
 

@@ -13,10 +13,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::dm::table::{DevRef, TableLine};
-use crate::dm::{self, Control, Suspend};
+use crate::dm::{self, DeviceMapper, Suspend};
 
 use super::activate::{mapper_path, Plan, PlannedDevice};
-use crate::dm::nodes;
 
 /// One thing done to the kernel or /dev.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +203,7 @@ pub fn bring_up(d: &PlannedDevice) -> [Step; 3] {
 /// loaded and resumed, dependencies first; devices that exist must already
 /// have the planned table (activation is idempotent), else the call stops
 /// before changing anything.
-pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Step>> {
+pub fn activation_steps(ctl: &dyn DeviceMapper, dev: &Dev, plan: &Plan) -> Result<Vec<Step>> {
     let (steps, differs) = activation_steps_resuming(ctl, dev, plan)?;
     match differs.into_iter().next() {
         Some(e) => Err(e),
@@ -221,7 +220,7 @@ pub fn activation_steps(ctl: &Control, dev: &Dev, plan: &Plan) -> Result<Vec<Ste
 /// cleared (under the VG lock no other command is loading it; a later
 /// resume by anyone would make it live).
 pub fn activation_steps_resuming(
-    ctl: &Control,
+    ctl: &dyn DeviceMapper,
     dev: &Dev,
     plan: &Plan,
 ) -> Result<(Vec<Step>, Vec<EngineError>)> {
@@ -231,7 +230,7 @@ pub fn activation_steps_resuming(
         let info = ctl.info(&d.name)?;
         let exists = info.is_some();
         let node_ok = info.as_ref().is_some_and(|i| {
-            nodes::block_device_number(&dev.root.join("mapper").join(&d.name))
+            ctl.device_number(&dev.root.join("mapper").join(&d.name))
                 .is_ok_and(|n| n == (i.major, i.minor))
         });
         match info {
@@ -274,7 +273,7 @@ pub fn activation_steps_resuming(
             });
         }
         if let Some(link) = &d.link {
-            if !exists || !nodes::link_points_to(&dev.root, link, &d.name) {
+            if !exists || !ctl.link_points_to(&dev.root, link, &d.name) {
                 steps.push(Step::Link {
                     link: link.clone(),
                     name: d.name.clone(),
@@ -309,7 +308,7 @@ fn resume_left_suspended(d: &PlannedDevice, info: &dm::Info) -> Vec<Step> {
 /// devices suspended top-down and resumed bottom-up, so that no device is
 /// suspended while a table is still being loaded. Devices of the plan that
 /// are not active are left alone (they get the new table when activated).
-pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step>> {
+pub fn reload_steps(ctl: &dyn DeviceMapper, plan: &Plan, how: Suspend) -> Result<Vec<Step>> {
     reload_steps_cycling(ctl, plan, how, &[])
 }
 
@@ -317,7 +316,7 @@ pub fn reload_steps(ctl: &Control, plan: &Plan, how: Suspend) -> Result<Vec<Step
 /// resumed even when their table stays the same: a target that reads its
 /// devices' sizes on resume (a thin pool whose metadata grew) sees them so.
 pub fn reload_steps_cycling(
-    ctl: &Control,
+    ctl: &dyn DeviceMapper,
     plan: &Plan,
     how: Suspend,
     cycle: &[String],
@@ -398,7 +397,7 @@ fn swap(steps: &mut Vec<Step>, changed: &[String], how: Suspend) {
 /// Nothing when `top` (the LV's own device) is not active: the metadata
 /// alone changes then.
 pub fn update_steps(
-    ctl: &Control,
+    ctl: &dyn DeviceMapper,
     dev: &Dev,
     plan: &Plan,
     top: &str,
@@ -445,7 +444,7 @@ pub fn update_steps(
                     changed.push(d.name.clone());
                 }
                 if let Some(link) = &d.link {
-                    if !nodes::link_points_to(&dev.root, link, &d.name) {
+                    if !ctl.link_points_to(&dev.root, link, &d.name) {
                         steps.push(Step::Link {
                             link: link.clone(),
                             name: d.name.clone(),
@@ -469,7 +468,11 @@ pub fn update_steps(
 /// names; all of the plan's when empty) and every layer under them that
 /// nothing outside the plan still uses, top-down. Refused, before anything
 /// changes, when one of the LVs asked for is open.
-pub fn deactivation_steps(ctl: &Control, plan: &Plan, targets: &[String]) -> Result<Vec<Step>> {
+pub fn deactivation_steps(
+    ctl: &dyn DeviceMapper,
+    plan: &Plan,
+    targets: &[String],
+) -> Result<Vec<Step>> {
     let mut infos = Vec::with_capacity(plan.devices.len());
     for d in &plan.devices {
         let info = ctl.info(&d.name)?;
@@ -561,7 +564,7 @@ fn same_table(live: &[TableLine], planned: &[TableLine]) -> bool {
 
 /// Replaces device paths with `major:minor`: `/dev/mapper/<name>` from the
 /// kernel (the node may not exist yet), anything else from the node itself.
-pub fn resolve_table(ctl: &Control, table: &[TableLine]) -> Result<Vec<TableLine>> {
+pub fn resolve_table(ctl: &dyn DeviceMapper, table: &[TableLine]) -> Result<Vec<TableLine>> {
     table
         .iter()
         .map(|l| {
@@ -580,7 +583,7 @@ pub fn resolve_table(ctl: &Control, table: &[TableLine]) -> Result<Vec<TableLine
         .collect()
 }
 
-fn resolve(ctl: &Control, dev: &DevRef) -> Result<DevRef> {
+fn resolve(ctl: &dyn DeviceMapper, dev: &DevRef) -> Result<DevRef> {
     let DevRef::Path(path) = dev else {
         return Ok(dev.clone());
     };
@@ -590,10 +593,11 @@ fn resolve(ctl: &Control, dev: &DevRef) -> Result<DevRef> {
         }
     }
     let (major, minor) =
-        nodes::block_device_number(Path::new(path)).map_err(|source| EngineError::Resolve {
-            path: path.clone(),
-            source,
-        })?;
+        ctl.device_number(Path::new(path))
+            .map_err(|source| EngineError::Resolve {
+                path: path.clone(),
+                source,
+            })?;
     Ok(DevRef::Number(major, minor))
 }
 
@@ -720,7 +724,7 @@ const PARALLEL_DEVICES: usize = 16;
 /// create is cheap and gives the device its minor): the minors are then
 /// the ones lvm2 gives the same plan, whatever order the loads and
 /// resumes finish in.
-fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
+fn run_waves(ctl: &dyn DeviceMapper, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
     fn is_create(s: &&&Step) -> bool {
         matches!(s, Step::Create { .. })
     }
@@ -816,7 +820,7 @@ fn run_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
 /// kernel's live tables), so a wave's devices may go side by side. None
 /// when the steps are not a pure deactivation (unlink, node removal and
 /// removal, each device's together) or a table cannot be read.
-fn deactivation_waves<'s>(ctl: &Control, steps: &'s [Step]) -> Option<Vec<Vec<Unit<'s>>>> {
+fn deactivation_waves<'s>(ctl: &dyn DeviceMapper, steps: &'s [Step]) -> Option<Vec<Vec<Unit<'s>>>> {
     // An unlink comes first in its device's group and names no device.
     let units = group_units(steps, |step| match step {
         Step::RemoveNode { name } | Step::Remove { name } => Some(Some(name.as_str())),
@@ -851,7 +855,7 @@ fn deactivation_waves<'s>(ctl: &Control, steps: &'s [Step]) -> Option<Vec<Vec<Un
 /// side (each removal waits for grace periods, as a resume does). Nothing
 /// of a deactivation is undone (as in [`run`]); a wave that fails stops
 /// the run before the devices under it.
-fn run_removal_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
+fn run_removal_waves(ctl: &dyn DeviceMapper, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Result<()> {
     for wave in waves {
         let per_thread = wave.len().div_ceil(PARALLEL_DEVICES).max(1);
         let failed: Option<EngineError> = std::thread::scope(|scope| {
@@ -884,7 +888,7 @@ fn run_removal_waves(ctl: &Control, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Resul
 /// An activation or deactivation whose devices can come and go side by
 /// side (the thin LVs of a pool) runs in waves instead ([`run_waves`],
 /// [`run_removal_waves`]).
-pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
+pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
     if let Some(waves) = activation_waves(steps) {
         if waves.iter().any(|w| w.len() > 1) {
             return run_waves(ctl, dev, &waves);
@@ -899,7 +903,12 @@ pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
     for step in steps {
         if let Err(e) = run_one(ctl, dev, step) {
             let mut undo_errors = Vec::new();
-            for s in done.iter().rev() {
+            // The tables this call loaded are dropped first: undoing a
+            // suspend resumes the device, which would make a table still
+            // in its inactive slot live.
+            let (loads, others): (Vec<&Step>, Vec<&Step>) =
+                done.iter().partition(|s| matches!(s, Step::Load { .. }));
+            for s in loads.iter().rev().chain(others.iter().rev()) {
                 if let Err(u) = undo_one(ctl, dev, s) {
                     undo_errors.push(format!("undo of `{s}`: {u}"));
                 }
@@ -923,7 +932,7 @@ pub fn run(ctl: &Control, dev: &Dev, steps: &[Step]) -> Result<()> {
     Ok(())
 }
 
-fn run_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
+fn run_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
     match step {
         Step::Create {
             name,
@@ -954,37 +963,39 @@ fn run_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
                 path: mapper_path(name),
                 source: std::io::Error::from_raw_os_error(nix::libc::ENXIO),
             })?;
-            nodes::make_node(&dev.root, name, info.major, info.minor).map_err(|source| {
-                EngineError::Node {
+            ctl.make_node(&dev.root, name, info.major, info.minor)
+                .map_err(|source| EngineError::Node {
                     path: mapper_path(name),
                     source,
-                }
-            })?;
+                })?;
         }
         Step::RemoveNode { name } => {
-            nodes::remove_node(&dev.root, name).map_err(|source| EngineError::Node {
-                path: mapper_path(name),
-                source,
-            })?
+            ctl.remove_node(&dev.root, name)
+                .map_err(|source| EngineError::Node {
+                    path: mapper_path(name),
+                    source,
+                })?
         }
         Step::Link { link, name } => {
-            nodes::make_link(&dev.root, link, name).map_err(|source| EngineError::Node {
-                path: link.clone(),
-                source,
-            })?
+            ctl.make_link(&dev.root, link, name)
+                .map_err(|source| EngineError::Node {
+                    path: link.clone(),
+                    source,
+                })?
         }
         Step::Unlink { link } => {
-            nodes::remove_link(&dev.root, link).map_err(|source| EngineError::Node {
-                path: link.clone(),
-                source,
-            })?
+            ctl.remove_link(&dev.root, link)
+                .map_err(|source| EngineError::Node {
+                    path: link.clone(),
+                    source,
+                })?
         }
     }
     Ok(())
 }
 
 /// The inverse of a step that succeeded.
-fn undo_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
+fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
     match step {
         Step::Create { name, .. } => ctl.remove(name)?,
         Step::Load { name, .. } => {
@@ -998,10 +1009,10 @@ fn undo_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
             ctl.resume(name)?;
         }
         Step::Node { name } => {
-            let _ = nodes::remove_node(&dev.root, name);
+            let _ = ctl.remove_node(&dev.root, name);
         }
         Step::Link { link, .. } => {
-            let _ = nodes::remove_link(&dev.root, link);
+            let _ = ctl.remove_link(&dev.root, link);
         }
         // Resume, remove, messages and unlinks are not undone: a resumed
         // device of this call is removed by its Create's undo; removals run
@@ -1015,3 +1026,7 @@ fn undo_one(ctl: &Control, dev: &Dev, step: &Step) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

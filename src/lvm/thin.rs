@@ -16,8 +16,9 @@
 //! lvm2 recognises and completes. An error in 3 sends what undoes the
 //! messages already sent and commits the metadata of before the call again.
 
+use crate::dm::sim::SimDm;
 use crate::dm::status::{PoolMode, TargetStatus};
-use crate::dm::{self, Control, Suspend};
+use crate::dm::{self, DeviceMapper, Kernel, Suspend};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
 use crate::meta::ops::{self, Change, Env, OpError};
 use crate::units::Bytes;
@@ -194,7 +195,7 @@ fn device_ids(vg: &VolumeGroup, pool: &str) -> Vec<(String, u64)> {
 
 /// The pool's thin-pool target: its name, and its status when active.
 fn pool_state(
-    ctl: &Control,
+    ctl: &dyn DeviceMapper,
     vg: &VolumeGroup,
     pool: &str,
 ) -> Result<(String, Option<crate::dm::status::ThinPoolStatus>)> {
@@ -254,6 +255,17 @@ fn check_usable(
 
 /// `lvcreate -V S -T vg/pool -n name` and `lvcreate -s vg/thin -n name`.
 pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action>> {
+    create_in(Kernel::Host, env, dev, req, run)
+}
+
+/// [`create`] on a given kernel.
+pub fn create_in(
+    kernel: Kernel,
+    env: &Env,
+    dev: &Dev,
+    req: &Create,
+    run: Run,
+) -> Result<Vec<Action>> {
     ops::check_lv_name(&req.name)?;
     let mut change = ops::begin_change(env, &req.vg, &[])?;
     let vg = &change.metadata.vg;
@@ -344,6 +356,7 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
             .lv(&req.name)
             .is_some_and(activation_skip);
     transact(
+        kernel,
         env,
         dev,
         &mut change,
@@ -362,6 +375,18 @@ pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action
 
 /// `lvremove vg/thin`: refused while the LV is open.
 pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
+    remove_in(Kernel::Host, env, dev, vg_name, name, run)
+}
+
+/// [`remove`] on a given kernel.
+pub fn remove_in(
+    kernel: Kernel,
+    env: &Env,
+    dev: &Dev,
+    vg_name: &str,
+    name: &str,
+    run: Run,
+) -> Result<Vec<Action>> {
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
     let (pool, device_id) = thin_lv(vg, name, "cairn lv remove removes thin LVs only, so far")?;
@@ -379,6 +404,7 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
     }
     queue_message(vg, &pool, tid, ThinMessage::Delete(device_id as i64));
     transact(
+        kernel,
         env,
         dev,
         &mut change,
@@ -411,6 +437,7 @@ struct Tx {
 }
 
 fn transact(
+    kernel: Kernel,
     env: &Env,
     dev: &Dev,
     change: &mut Change,
@@ -419,15 +446,16 @@ fn transact(
     run: Run,
 ) -> Result<Vec<Action>> {
     let vg_name = change.metadata.vg.name.clone();
-    let ctl = Control::open()?;
+    let host = kernel.open()?;
     let old = change.committed().clone();
     let old_tid = thin_pool_seg(&old.vg, pool)?.0;
     let new_tid = old_tid + 1;
     let creating = tx.activate.is_some() || tx.deactivate.is_none();
+    let apply = run == Run::Apply;
     let mut actions = Vec::new();
 
     // The kernel must agree with the metadata before anything changes.
-    let (before_name, before) = pool_state(&ctl, &old.vg, pool)?;
+    let (before_name, before) = pool_state(&*host, &old.vg, pool)?;
     if let Some(st) = &before {
         if st.transaction_id != old_tid {
             return Err(ThinError::TransactionMismatch {
@@ -438,9 +466,51 @@ fn transact(
         }
         check_usable(&vg_name, pool, st, creating)?;
     }
+    // Metadata commits, written only when applying.
+    let commit = |change: &mut Change| -> Result<()> {
+        if apply {
+            change.commit_and_continue(env)?;
+        } else {
+            change.metadata.vg.seqno += 1;
+        }
+        Ok(())
+    };
+    let crash_point = |point: &str| {
+        if apply {
+            crate::failpoint::hit(point);
+        }
+    };
     let devices = change.pv_devices();
     let config = super::config::LvmConfig::for_vg(&old.vg).map_err(VolumeError::from)?;
     let planner = |vg| Planner::new(vg, &devices).with_config(config);
+    // After commit A the pool's target is under its new layout.
+    let new_plan = planner(&change.metadata.vg).thin_pool_target(pool)?;
+    // A plan is the transaction run on a copy of the devices it touches:
+    // what it prints is what apply does, with the values apply would use.
+    let copy = match apply {
+        true => None,
+        false => {
+            let mut planned = planner(&old.vg).thin_pool_target(pool)?.devices;
+            planned.extend(new_plan.devices.iter().cloned());
+            for (vg, lv) in [
+                (&old.vg, &tx.deactivate),
+                (&change.metadata.vg, &tx.activate),
+            ] {
+                if let Some(lv) = lv {
+                    planned.extend(planner(vg).lv(lv)?.devices);
+                }
+            }
+            let mut names: Vec<(String, Option<String>)> =
+                planned.into_iter().map(|d| (d.name, d.link)).collect();
+            names.extend(tx.suspend.iter().map(|o| (o.clone(), None)));
+            let disks: Vec<std::path::PathBuf> = devices.iter().flatten().cloned().collect();
+            Some(SimDm::copy_of(&*host, &dev.root, &names, &disks)?)
+        }
+    };
+    let ctl: &dyn DeviceMapper = match &copy {
+        Some(copy) => copy,
+        None => &*host,
+    };
 
     // A removal deactivates the LV first (refused while it is open).
     let mut deactivation = Vec::new();
@@ -451,14 +521,14 @@ fn transact(
             devices: plan.devices.into_iter().filter(|d| d.lv == *lv).collect(),
             partial: vec![],
         };
-        deactivation = engine::deactivation_steps(&ctl, &own, std::slice::from_ref(lv))?;
+        deactivation = engine::deactivation_steps(ctl, &own, std::slice::from_ref(lv))?;
     }
     // A new pool (transaction id 0) active under its first layout is taken
     // down: with id 1 it gets lvm2's -tpool layout.
     let mut relayout = Vec::new();
     if old_tid == 0 && before.is_some() {
         let plan = planner(&old.vg).thin_pool_target(pool)?;
-        relayout = engine::deactivation_steps(&ctl, &plan, &[pool.to_owned()])?;
+        relayout = engine::deactivation_steps(ctl, &plan, &[pool.to_owned()])?;
         if relayout
             .iter()
             .all(|s| !matches!(s, Step::Remove { name } if *name == before_name))
@@ -469,8 +539,6 @@ fn transact(
             )));
         }
     }
-    // After commit A the pool's target is under its new layout.
-    let new_plan = planner(&change.metadata.vg).thin_pool_target(pool)?;
     let target = new_plan
         .devices
         .last()
@@ -478,8 +546,11 @@ fn transact(
         .name
         .clone();
 
-    actions.extend(deactivation.iter().cloned().map(Action::Dm));
-    actions.extend(relayout.iter().cloned().map(Action::Dm));
+    engine::run(ctl, dev, &deactivation)?;
+    engine::run(ctl, dev, &relayout)?;
+    actions.extend(deactivation.into_iter().map(Action::Dm));
+    actions.extend(relayout.into_iter().map(Action::Dm));
+    // Commit A.
     actions.push(Action::Commit {
         vg: vg_name.clone(),
         seqno: change.metadata.vg.seqno,
@@ -488,44 +559,12 @@ fn transact(
             tx.what
         ),
     });
-    let mut messages: Vec<String> = tx.messages.clone();
-    messages.push(format!("set_transaction_id {old_tid} {new_tid}"));
-
-    if run == Run::PlanOnly {
-        // What activation of the pool's target would do, then the rest.
-        if before.is_none() || !relayout.is_empty() {
-            for d in &new_plan.devices {
-                actions.extend(engine::bring_up(d).into_iter().map(Action::Dm));
-            }
-        }
-        push_messages(
-            &mut actions,
-            &target,
-            &messages,
-            tx.suspend.as_deref(),
-            &ctl,
-        )?;
-        actions.push(Action::Commit {
-            vg: vg_name.clone(),
-            seqno: change.metadata.vg.seqno + 1,
-            what: "pool message done, queue emptied".to_owned(),
-        });
-        if let Some(lv) = &tx.activate {
-            actions.push(Action::Dm(Step::Create {
-                name: names::dm_name(&vg_name, lv, None),
-                uuid: String::from("(new LV's uuid)"),
-                read_only: false,
-            }));
-        }
-        return Ok(actions);
-    }
-
-    engine::run(&ctl, dev, &deactivation)?;
-    engine::run(&ctl, dev, &relayout)?;
-    // Commit A.
-    change.commit_and_continue(env)?;
-    crate::failpoint::hit("thin-after-commit-a");
+    commit(change)?;
+    crash_point("thin-after-commit-a");
     let undo_metadata = |change: &mut Change, failed: String| -> ThinError {
+        if !apply {
+            return ThinError::Refused(failed);
+        }
         let mut back = old.clone();
         back.vg.seqno = change.metadata.vg.seqno;
         change.metadata = back;
@@ -538,15 +577,27 @@ fn transact(
         }
     };
     // The pool's target, up under the new layout.
-    let steps = match engine::activation_steps(&ctl, dev, &new_plan) {
+    let steps = match engine::activation_steps(ctl, dev, &new_plan) {
         Ok(s) => s,
         Err(e) => return Err(undo_metadata(change, e.to_string())),
     };
-    if let Err(e) = engine::run(&ctl, dev, &steps) {
+    if let Err(e) = engine::run(ctl, dev, &steps) {
         return Err(undo_metadata(change, e.to_string()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
-    let (_, now) = pool_state(&ctl, &change.metadata.vg, pool)?;
+    if let Some(copy) = &copy {
+        // The copy does not read the pool's metadata: it learns from the
+        // VG's what the kernel reads from the pool's (checked above when
+        // the pool was active).
+        copy.with_pool(&target, |p| {
+            p.transaction_id = old_tid;
+            p.thins = device_ids(&old.vg, pool)
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+        });
+    }
+    let (_, now) = pool_state(ctl, &change.metadata.vg, pool)?;
     let kernel = now.as_ref().map(|s| s.transaction_id);
     if kernel != Some(old_tid) {
         let e = ThinError::TransactionMismatch {
@@ -562,6 +613,8 @@ fn transact(
         }
     }
 
+    let mut messages: Vec<String> = tx.messages.clone();
+    messages.push(format!("set_transaction_id {old_tid} {new_tid}"));
     // The messages, with the origin suspended for a snapshot.
     let suspended = match &tx.suspend {
         Some(origin) if ctl.info(origin)?.is_some() => {
@@ -580,7 +633,7 @@ fn transact(
     let mut failure = None;
     for m in &messages {
         if m.starts_with("set_transaction_id") {
-            crate::failpoint::hit("thin-before-transaction-id");
+            crash_point("thin-before-transaction-id");
         }
         if let Some(id) = created_id(m) {
             // A create whose undo failed earlier (an ignored delete after a
@@ -651,26 +704,24 @@ fn transact(
         return Err(undo_metadata(change, failed));
     }
 
-    crate::failpoint::hit("thin-after-messages");
+    crash_point("thin-after-messages");
     // Commit B: the queue emptied.
     if let SegmentKind::ThinPool { messages, .. } = pool_seg_mut(&mut change.metadata.vg, pool) {
         messages.clear();
     }
-    let seqno = change.metadata.vg.seqno;
-    change.commit_and_continue(env)?;
     actions.push(Action::Commit {
         vg: vg_name.clone(),
-        seqno,
+        seqno: change.metadata.vg.seqno,
         what: "pool message done, queue emptied".to_owned(),
     });
+    commit(change)?;
 
     if let Some(lv) = &tx.activate {
-        let devices = change.pv_devices();
         let plan = Planner::new(&change.metadata.vg, &devices)
             .with_config(config)
             .lv(lv)?;
-        let steps = engine::activation_steps(&ctl, dev, &plan)?;
-        engine::run(&ctl, dev, &steps)?;
+        let steps = engine::activation_steps(ctl, dev, &plan)?;
+        engine::run(ctl, dev, &steps)?;
         actions.extend(steps.into_iter().map(Action::Dm));
     }
     Ok(actions)
@@ -684,6 +735,17 @@ fn transact(
 /// were; anything else is a mismatch nothing is done about. Then the queue
 /// is committed empty. Returns what was done.
 pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Result<Vec<Action>> {
+    complete_queued_in(Kernel::Host, env, dev, vg_name, pool)
+}
+
+/// [`complete_queued`] on a given kernel.
+pub fn complete_queued_in(
+    kernel: Kernel,
+    env: &Env,
+    dev: &Dev,
+    vg_name: &str,
+    pool: &str,
+) -> Result<Vec<Action>> {
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
     let (tid, _, queued) = thin_pool_seg(vg, pool)?;
@@ -697,7 +759,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
     // The kernel's words for the queued ones; a snapshot's origin is
     // suspended around its create_snap when active.
     // (message, whether "no such device" is its expected, harmless failure)
-    let mut kernel: Vec<(String, bool)> = Vec::new();
+    let mut kernel_messages: Vec<(String, bool)> = Vec::new();
     let mut suspend = None;
     for m in messages {
         match m {
@@ -712,15 +774,15 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
                     // The id is new in this transaction, so nothing uses
                     // the device yet: delete it (an error when absent is
                     // expected) and create it again, as libdm does.
-                    kernel.push((format!("delete {device_id}"), true));
+                    kernel_messages.push((format!("delete {device_id}"), true));
                     match origin {
                         Some(o) => {
                             let (_, origin_id) =
                                 thin_lv(vg, o, "a snapshot's origin must be thin")?;
-                            kernel.push((format!("create_snap {device_id} {origin_id}"), false));
+                            kernel_messages.push((format!("create_snap {device_id} {origin_id}"), false));
                             suspend = Some(names::dm_name(vg_name, o, None));
                         }
-                        None => kernel.push((format!("create_thin {device_id}"), false)),
+                        None => kernel_messages.push((format!("create_thin {device_id}"), false)),
                     }
                 }
                 _ => {
@@ -731,7 +793,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
             },
             // The interrupted run may have sent it: the device is gone,
             // which is what the delete is for.
-            ThinMessage::Delete(id) => kernel.push((format!("delete {id}"), true)),
+            ThinMessage::Delete(id) => kernel_messages.push((format!("delete {id}"), true)),
         }
     }
     let from = tid.checked_sub(1).ok_or_else(|| {
@@ -739,18 +801,19 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
             "pool {vg_name}/{pool} has messages at transaction id 0"
         ))
     })?;
-    kernel.push((format!("set_transaction_id {from} {tid}"), false));
-    let ctl = Control::open()?;
+    kernel_messages.push((format!("set_transaction_id {from} {tid}"), false));
+    let ctl = kernel.open()?;
+    let ctl = &*ctl;
     let devices = change.pv_devices();
     let config = super::config::LvmConfig::for_vg(vg).map_err(VolumeError::from)?;
     let plan = Planner::new(vg, &devices)
         .with_config(config)
         .thin_pool_target(pool)?;
     let target = plan.devices.last().expect("a pool's target").name.clone();
-    let up = engine::activation_steps(&ctl, dev, &plan)?;
-    engine::run(&ctl, dev, &up)?;
+    let up = engine::activation_steps(ctl, dev, &plan)?;
+    engine::run(ctl, dev, &up)?;
     actions.extend(up.into_iter().map(Action::Dm));
-    let (_, st) = pool_state(&ctl, vg, pool)?;
+    let (_, st) = pool_state(ctl, vg, pool)?;
     let now = st.map(|s| s.transaction_id).unwrap_or(u64::MAX);
     if now == from {
         let suspended = match &suspend {
@@ -761,7 +824,7 @@ pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Resul
             _ => None,
         };
         let mut failed = None;
-        for (m, may_fail) in &kernel {
+        for (m, may_fail) in &kernel_messages {
             match ctl.message(&target, m) {
                 // dm-thin's answer to a delete of an id it does not have.
                 Err(e) if *may_fail && e.errno() == Some(nix::libc::ENODATA) => continue,
@@ -810,37 +873,6 @@ fn created_id(message: &str) -> Option<&str> {
     }
 }
 
-fn push_messages(
-    actions: &mut Vec<Action>,
-    target: &str,
-    messages: &[String],
-    suspend: Option<&str>,
-    ctl: &Control,
-) -> Result<()> {
-    let suspend = match suspend {
-        Some(s) if ctl.info(s)?.is_some() => Some(s),
-        _ => None,
-    };
-    if let Some(s) = suspend {
-        actions.push(Action::Dm(Step::Suspend {
-            name: s.to_owned(),
-            how: Suspend::Flush,
-        }));
-    }
-    for m in messages {
-        if let Some(id) = created_id(m) {
-            actions.push(Action::Dm(Step::Message {
-                name: target.to_owned(),
-                message: format!("delete {id}"),
-            }));
-        }
-        actions.push(Action::Dm(Step::Message {
-            name: target.to_owned(),
-            message: m.clone(),
-        }));
-    }
-    if let Some(s) = suspend {
-        actions.push(Action::Dm(Step::Resume { name: s.to_owned() }));
-    }
-    Ok(())
-}
+#[cfg(test)]
+#[path = "thin_tests.rs"]
+mod tests;

@@ -246,7 +246,10 @@ pub fn remove_vg(env: &Env, dev: &Dev, name: &str, force: bool) -> Result<()> {
 
 /// The dm devices the kernel has for LVs of `vg`, found by uuid (`LVM-`,
 /// the VG's id, then the LV's), whatever their names.
-pub fn active_devices(ctl: &Control, vg: &crate::meta::model::VolumeGroup) -> Result<Vec<String>> {
+pub fn active_devices(
+    ctl: &dyn dm::DeviceMapper,
+    vg: &crate::meta::model::VolumeGroup,
+) -> Result<Vec<String>> {
     let prefix = format!("LVM-{}", vg.id.replace('-', ""));
     Ok(devices_by_uuid(ctl, &prefix)?
         .into_iter()
@@ -255,7 +258,7 @@ pub fn active_devices(ctl: &Control, vg: &crate::meta::model::VolumeGroup) -> Re
 }
 
 /// The dm devices whose uuid starts with `prefix`, whatever their names.
-fn devices_by_uuid(ctl: &Control, prefix: &str) -> Result<Vec<dm::Info>> {
+fn devices_by_uuid(ctl: &dyn dm::DeviceMapper, prefix: &str) -> Result<Vec<dm::Info>> {
     let mut out = Vec::new();
     for d in ctl.devices()? {
         if let Some(info) = ctl.info(&d.name)? {
