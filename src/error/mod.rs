@@ -328,7 +328,7 @@ impl dm::Error {
             dm::Error::Unavailable(_) => ErrorKind::Unsupported,
             dm::Error::BadName(_) => ErrorKind::InvalidInput,
             dm::Error::Table { .. } => ErrorKind::Inconsistent,
-            dm::Error::Ioctl { .. } | dm::Error::Device { .. } => {
+            dm::Error::Ioctl { .. } | dm::Error::Device { .. } | dm::Error::Simulated { .. } => {
                 self.errno().map_or(ErrorKind::System, errno_kind)
             }
         }

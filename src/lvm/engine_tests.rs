@@ -52,6 +52,7 @@ fn stack(length: u64, offset: u64) -> Plan {
 fn dev() -> Dev {
     Dev {
         root: std::env::temp_dir().join("cairn-engine-sim-dev"),
+        ..Dev::default()
     }
 }
 

@@ -97,6 +97,7 @@ impl Lab {
         sim.add_disk(&disk, 7, 0);
         let dev = Dev {
             root: dir.join("dev"),
+            ..Dev::default()
         };
         Lab { dir, env, sim, dev }
     }
@@ -124,7 +125,7 @@ impl Lab {
     fn thin(&self, name: &str, run: Run) -> Result<Vec<Action>> {
         let what = Request::Volume {
             pool: "pool".into(),
-            size_bytes: 8 << 20,
+            size_bytes: crate::units::Bytes(8 << 20),
         };
         self.create(name, what, run)
     }
