@@ -29,7 +29,8 @@ pub mod stack;
 pub mod units;
 pub mod warnings;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{ErrorKind, Refusal};
+pub use host::error::{Error, Result};
 pub use host::{Host, HostOptions, Outcome, Progress};
 /// Whether an operation changes things or only says what it would do.
 pub use lvm::action::Run;

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::error::{Error, Result};
 use super::Host;
 use crate::drbd::adm::{self, Setup, Target};
 use crate::drbd::admin::{Drbd, Event, MinorStatus, Resize};
 use crate::drbd::md::{self, Applied, MdDevice, MdFlags};
-use crate::error::{Error, Result};
 
 /// One DRBD resource (or its stacked upper half) of drbd-utils' configuration.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Host {
                 .find(|r| !all.iter().any(|s| &s.resource == *r))
             {
                 return Err(Error::Input {
-                    kind: crate::ErrorKind::NotFound,
+                    kind: crate::error::ErrorKind::NotFound,
                     message: format!("resource {r} is not up"),
                 });
             }

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::error::{Error, Result};
 use super::outcome::{Outcome, Progress};
 use super::Host;
-use crate::error::{Error, Result};
 use crate::lvm::action::{Action, Run};
 use crate::lvm::cache::NewCachePool;
 use crate::lvm::pool::NewPool;

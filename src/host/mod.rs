@@ -16,6 +16,7 @@
 //! - [`Host::drbd`]: one DRBD resource of drbd-utils' configuration.
 
 mod drbd;
+pub mod error;
 mod lvm;
 mod outcome;
 mod stack;
@@ -41,11 +42,11 @@ pub use crate::stack::run::{ContainerRow, Report as StackReport};
 pub use crate::stack::status::Status as StackStatus;
 pub use crate::stack::step::Step as StackStep;
 
-use crate::error::{Error, Result};
 use crate::lvm::engine::Dev;
 use crate::meta::archive::Archive;
 use crate::meta::lock::Locks;
 use crate::meta::ops::Env;
+use error::{Error, Result};
 
 /// Where cairn finds and keeps things on this host, and how long it waits.
 /// [`HostOptions::default`] is what the `cairn` command uses when given

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::error::{Error, Result};
 use super::outcome::Progress;
 use super::Host;
-use crate::error::{Error, Result};
 use crate::stack::file::{self, Container, Rootfs, Stack};
 use crate::stack::plan::Allow;
 use crate::stack::run::{self, ContainerRow, Mode, Report};

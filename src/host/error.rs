@@ -1,4 +1,4 @@
-//! What kind of failure an error is, for callers that act on it.
+//! The façade's error, and what kind of failure each layer's errors are.
 //!
 //! Every layer keeps its own error type, whose message says what happened
 //! and what to do next; this module gives each of them a machine-readable
@@ -7,9 +7,7 @@
 //! whole policy (what is the caller's input, what is the disk's state, what
 //! is the kernel's doing) can be read and reviewed at once.
 
-mod kind;
-
-pub use kind::{ErrorKind, Refusal};
+pub use crate::error::{ErrorKind, Refusal};
 
 use crate::blockdev::DeviceError;
 use crate::dm;

@@ -1,6 +1,7 @@
 //! The kinds of failure, and a refusal that carries its kind: a leaf
 //! module, so that every layer can say what kind its refusals are without
-//! depending on the façade's error (which depends on every layer).
+//! depending on the façade's error ([`crate::Error`], in src/host/error.rs,
+//! which depends on every layer).
 
 use serde::Serialize;
 
