@@ -45,6 +45,7 @@ impl Lab {
                 retain_days: 0,
             },
             run_dir: dir.join("run"),
+            lvm_dir: dir.join("lvm"),
             devices: Vec::new(),
             scan_lvs: false,
             command: format!("test {tag}"),

@@ -114,7 +114,8 @@ impl DeviceMapper for Control {
 /// and says why rather than that device-mapper is missing), or a given one.
 #[derive(Clone, Copy)]
 pub enum Kernel<'k> {
-    Host,
+    /// The host's device-mapper, each wait for udev bounded by this long.
+    Host(std::time::Duration),
     Given(&'k (dyn DeviceMapper + 'static)),
 }
 
@@ -127,7 +128,7 @@ pub enum Opened<'k> {
 impl<'k> Kernel<'k> {
     pub fn open(self) -> Result<Opened<'k>> {
         Ok(match self {
-            Kernel::Host => Opened::Host(Control::open()?),
+            Kernel::Host(udev_wait) => Opened::Host(Control::open_with(udev_wait)?),
             Kernel::Given(k) => Opened::Given(k),
         })
     }

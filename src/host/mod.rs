@@ -176,6 +176,7 @@ impl Host {
                 retain_days: options.archive_days,
             },
             run_dir: options.run_dir.clone(),
+            lvm_dir: options.lvm_dir.clone(),
             devices: options.scan_devices.clone(),
             scan_lvs,
             command: options.command.clone(),

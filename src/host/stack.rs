@@ -141,7 +141,7 @@ impl StackHandle<'_> {
 
     /// The whole stack as a tree: sizes, states, cache hits, DRBD, pool use, containers.
     pub fn status(&self) -> Result<Status> {
-        Ok(crate::stack::status::read(&self.stack)?)
+        Ok(crate::stack::status::read(&self.stack, self.host.dev())?)
     }
 
     /// The status as `cairn status` prints it.

@@ -137,7 +137,7 @@ pub struct NewCachePool {
     pub pvs: Vec<PathBuf>,
 }
 
-pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Result<Vec<Action>> {
+pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result<Vec<Action>> {
     let vg_name = req.vg.as_str();
     ops::check_lv_name(&req.name)?;
     check_mode(vg_name, &req.mode, &req.policy)?;
@@ -231,7 +231,7 @@ pub fn create_pool(env: &Env, _dev: &Dev, req: &NewCachePool, run: Run) -> Resul
     if run == Run::PlanOnly {
         return Ok(actions);
     }
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     super::pool::zero_through(&ctl, vg_name, &meta_name, &meta_table, u64::MAX)?;
     change.commit(env, &[])?.deferring_warnings();
     Ok(actions)
@@ -364,7 +364,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
     // A detach stopped before it removed the pool's layers leaves them in
     // the kernel, perhaps still under the LV it cached: a second cache on
     // the same devices would be two dm-cache targets on one cache.
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let mapped = mapped_layers(&ctl, vg, &req.pool)?;
     if !mapped.is_empty() {
         let who = pool
@@ -461,7 +461,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             ),
         },
     ];
-    let config = LvmConfig::for_vg(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&env.lvm_dir, &change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.lv)?;
@@ -596,7 +596,7 @@ pub fn detach(
             ),
         ));
     };
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let devices = change.pv_devices();
     let top = names::dm_name(vg_name, &req.lv, None);
     let mut actions = Vec::new();
@@ -605,7 +605,7 @@ pub fn detach(
     // the flush, and goes down again at the end (lvm2 does the same).
     if ctl.info(&top)?.is_none() && is_writeback(vg, &cache_pool) {
         let plan = Planner::new(vg, &devices)
-            .with_config(LvmConfig::for_vg(vg)?)
+            .with_config(LvmConfig::for_vg(&env.lvm_dir, vg)?)
             .lv(&req.lv)?;
         let up = engine::activation_steps(&ctl, dev, &plan)?;
         actions.extend(up.iter().cloned().map(Action::Dm));
@@ -884,7 +884,10 @@ impl Detaching<'_> {
             }
             let devices = self.change.pv_devices();
             let plan = Planner::new(&self.change.metadata.vg, &devices)
-                .with_config(LvmConfig::for_vg(&self.change.metadata.vg)?)
+                .with_config(LvmConfig::for_vg(
+                    &self.env.lvm_dir,
+                    &self.change.metadata.vg,
+                )?)
                 .lv(&lv)?;
             let steps = engine::reload_steps(self.ctl, &plan, Suspend::Flush)?;
             self.actions.push(Action::Commit {
@@ -1069,7 +1072,7 @@ fn finish_interrupted(
     progress: &mut dyn FnMut(String),
 ) -> Result<Vec<Action>> {
     let vg_name = req.vg.as_str();
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let vg = change.metadata.vg.clone();
     let corig = names::dm_name(vg_name, &format!("{}_corig", req.lv), None);
     let mut gone = Vec::new();

@@ -77,10 +77,13 @@ impl LvmConfig {
         }
     }
 
-    /// The settings a VG's tables depend on: read from [`LVM_CONF_DIR`] only
-    /// when the VG has a thin pool (the only tables they change), defaults
-    /// otherwise.
-    pub fn for_vg(vg: &crate::meta::model::VolumeGroup) -> Result<LvmConfig, ConfigError> {
+    /// The settings a VG's tables depend on: read from `dir` (lvm2's
+    /// configuration directory, normally [`LVM_CONF_DIR`]) only when the VG
+    /// has a thin pool (the only tables they change), defaults otherwise.
+    pub fn for_vg(
+        dir: &Path,
+        vg: &crate::meta::model::VolumeGroup,
+    ) -> Result<LvmConfig, ConfigError> {
         let has_pool = vg.lvs.iter().any(|lv| {
             matches!(
                 lv.segments.first().map(|s| &s.kind),
@@ -90,7 +93,7 @@ impl LvmConfig {
         if !has_pool {
             return Ok(LvmConfig::default());
         }
-        LvmConfig::load(Path::new(LVM_CONF_DIR))
+        LvmConfig::load(dir)
     }
 
     /// lvm.conf's `devices/scan_lvs` (lvm.conf, then lvmlocal.conf, which

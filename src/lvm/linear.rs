@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 
-use crate::dm::Control;
 use crate::meta::model::{SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
 
@@ -58,11 +57,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewLinear, run: Run) -> Result<Vec<Act
     }];
     let devices = change.pv_devices();
     let plan = Planner::new(&change.metadata.vg, &devices).lv(name)?;
-    let ctl = if activate {
-        Some(Control::open()?)
-    } else {
-        None
-    };
+    let ctl = if activate { Some(dev.control()?) } else { None };
     if run == Run::PlanOnly {
         if let (true, Some(ctl)) = (activate, &ctl) {
             actions.extend(
@@ -148,7 +143,7 @@ fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
 pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
     let mut change = ops::begin_change(env, vg_name, &[])?;
     check_plain(&change.metadata.vg, name)?;
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let devices = change.pv_devices();
     let plan = Planner::new(&change.metadata.vg, &devices).lv(name)?;
     let down = engine::deactivation_steps(&ctl, &plan, &[name.to_owned()])?;

@@ -289,7 +289,7 @@ fn finish(
     if run == Run::PlanOnly {
         return Ok(actions);
     }
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     change.commit_and_continue(env)?;
     // Zero the metadata through a private device over its extents.
     let devices = change.pv_devices();
@@ -306,7 +306,7 @@ fn finish(
     change.metadata.vg = staged;
     change.commit_and_continue(env)?;
     if req.activate {
-        let config = LvmConfig::for_vg(&change.metadata.vg)?;
+        let config = LvmConfig::for_vg(&env.lvm_dir, &change.metadata.vg)?;
         let plan = Planner::new(&change.metadata.vg, &devices)
             .with_config(config)
             .lv(&req.name)?;

@@ -216,7 +216,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     }
     let what = format!("LV {name} {} -> {}", human(current), human(target));
     let before = change.metadata.clone();
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     if let Resizable::Origin = kind {
         if ctl.info(&names::dm_name(vg_name, name, None))?.is_some() {
             return Err(refused(
@@ -246,7 +246,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
         what,
     }];
     let devices = change.pv_devices();
-    let config = LvmConfig::for_vg(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&env.lvm_dir, &change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&top)?;
@@ -304,7 +304,7 @@ fn shrink(
     engine::run(ctl, dev, &steps)?;
     crate::failpoint::hit("reduce-after-kernel");
     if let Err(e) = change.commit_and_continue(env) {
-        return Err(put_back(ctl, dev, &change, before, top, e.into()));
+        return Err(put_back(env, ctl, dev, &change, before, top, e.into()));
     }
     // The plan shows the commit after the kernel steps, as they ran.
     let commit = actions.remove(0);
@@ -316,6 +316,7 @@ fn shrink(
 /// Reloads `top`'s tables as `before` (the committed metadata) has them,
 /// after the commit of a change the kernel had already followed failed.
 fn put_back(
+    env: &Env,
     ctl: &Control,
     dev: &Dev,
     change: &Change,
@@ -326,7 +327,7 @@ fn put_back(
     let devices = change.pv_devices();
     let back = (|| -> Result<()> {
         let plan = Planner::new(&before.vg, &devices)
-            .with_config(LvmConfig::for_vg(&before.vg)?)
+            .with_config(LvmConfig::for_vg(&env.lvm_dir, &before.vg)?)
             .lv(top)?;
         engine::run(ctl, dev, &engine::reload_steps(ctl, &plan, Suspend::Flush)?)?;
         Ok(())
@@ -473,9 +474,9 @@ fn extend_pool_in(
         seqno: change.metadata.vg.seqno,
         what: what.join("; "),
     }];
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let devices = change.pv_devices();
-    let config = LvmConfig::for_vg(&change.metadata.vg)?;
+    let config = LvmConfig::for_vg(&env.lvm_dir, &change.metadata.vg)?;
     let plan = Planner::new(&change.metadata.vg, &devices)
         .with_config(config)
         .lv(&req.name)?;

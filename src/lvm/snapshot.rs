@@ -155,7 +155,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
             ),
         },
     ];
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let devices = change.pv_devices();
     let origin_name = names::dm_name(vg_name, &req.origin, None);
     let origin_active = ctl.info(&origin_name)?.is_some_and(|i| i.live_table);
@@ -293,7 +293,7 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
             format!("{name} is merging into {origin}: it goes away by itself when the merge ends"),
         ));
     }
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let snap_dm = names::dm_name(vg_name, name, None);
     let cow_dm = names::dm_name(vg_name, name, Some("cow"));
     if let Some(info) = ctl.info(&snap_dm)? {
@@ -407,7 +407,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
     let vg = &change.metadata.vg;
     let (snap_lv, origin, merging) = snapshot_of(vg, name)?;
     let already = merging;
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let snap_dm = names::dm_name(vg_name, name, None);
     let origin_dm = names::dm_name(vg_name, &origin, None);
     if let Some(lines) = ctl

@@ -255,7 +255,7 @@ fn check_usable(
 
 /// `lvcreate -V S -T vg/pool -n name` and `lvcreate -s vg/thin -n name`.
 pub fn create(env: &Env, dev: &Dev, req: &Create, run: Run) -> Result<Vec<Action>> {
-    create_in(Kernel::Host, env, dev, req, run)
+    create_in(Kernel::Host(dev.udev_wait), env, dev, req, run)
 }
 
 /// [`create`] on a given kernel.
@@ -375,7 +375,7 @@ pub fn create_in(
 
 /// `lvremove vg/thin`: refused while the LV is open.
 pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Result<Vec<Action>> {
-    remove_in(Kernel::Host, env, dev, vg_name, name, run)
+    remove_in(Kernel::Host(dev.udev_wait), env, dev, vg_name, name, run)
 }
 
 /// [`remove`] on a given kernel.
@@ -481,7 +481,8 @@ fn transact(
         }
     };
     let devices = change.pv_devices();
-    let config = super::config::LvmConfig::for_vg(&old.vg).map_err(VolumeError::from)?;
+    let config =
+        super::config::LvmConfig::for_vg(&env.lvm_dir, &old.vg).map_err(VolumeError::from)?;
     let planner = |vg| Planner::new(vg, &devices).with_config(config);
     // After commit A the pool's target is under its new layout.
     let new_plan = planner(&change.metadata.vg).thin_pool_target(pool)?;
@@ -735,7 +736,7 @@ fn transact(
 /// were; anything else is a mismatch nothing is done about. Then the queue
 /// is committed empty. Returns what was done.
 pub fn complete_queued(env: &Env, dev: &Dev, vg_name: &str, pool: &str) -> Result<Vec<Action>> {
-    complete_queued_in(Kernel::Host, env, dev, vg_name, pool)
+    complete_queued_in(Kernel::Host(dev.udev_wait), env, dev, vg_name, pool)
 }
 
 /// [`complete_queued`] on a given kernel.
@@ -805,7 +806,7 @@ pub fn complete_queued_in(
     let ctl = kernel.open()?;
     let ctl = &*ctl;
     let devices = change.pv_devices();
-    let config = super::config::LvmConfig::for_vg(vg).map_err(VolumeError::from)?;
+    let config = super::config::LvmConfig::for_vg(&env.lvm_dir, vg).map_err(VolumeError::from)?;
     let plan = Planner::new(vg, &devices)
         .with_config(config)
         .thin_pool_target(pool)?;

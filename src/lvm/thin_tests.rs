@@ -43,6 +43,7 @@ impl Lab {
                 retain_days: 0,
             },
             run_dir: dir.join("run"),
+            lvm_dir: dir.join("lvm"),
             devices: vec![disk.clone()],
             scan_lvs: false,
             command: format!("test {tag}"),

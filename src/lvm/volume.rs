@@ -71,7 +71,7 @@ fn plan_and_queued(env: &Env, sel: &Selection, deactivating: bool) -> Result<(Pl
     let vg = &view.metadata.vg;
     let devices = pv_devices(&scan, &view);
     let planner = Planner::new(&view.metadata.vg, &devices)
-        .with_config(LvmConfig::for_vg(&view.metadata.vg)?);
+        .with_config(LvmConfig::for_vg(&env.lvm_dir, &view.metadata.vg)?);
     // Deactivation covers skipped LVs too: they may have been activated
     // explicitly, and must not be left behind.
     let ignore_skip = sel.ignore_skip || deactivating;
@@ -113,7 +113,7 @@ pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<S
         plan = plan_and_queued(env, sel, false)?.0;
     }
     crate::failpoint::delay("activate-planned");
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let (steps, differs) = engine::activation_steps_resuming(&ctl, dev, &plan)?;
     if let Some(e) = differs.into_iter().next() {
         // Nothing else is done, but no device is left suspended.
@@ -151,7 +151,7 @@ fn partial_refused(sel: &Selection, done: &'static str, plan: Plan) -> Result<()
 pub fn deactivate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<Step>> {
     let _lock = env.locks.vg(&sel.vg, Mode::Shared)?;
     let mut plan = plan_and_queued(env, sel, true)?.0;
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     let mut steps = engine::deactivation_steps(&ctl, &plan, &sel.lvs)?;
     if !plan.partial.is_empty() {
         // LVs on a missing PV cannot be planned (their tables need the PV),
@@ -230,7 +230,7 @@ pub fn remove_vg(env: &Env, dev: &Dev, name: &str, force: bool) -> Result<()> {
         };
         deactivate(env, dev, &sel, Run::Apply)?;
     }
-    let ctl = Control::open()?;
+    let ctl = dev.control()?;
     crate::meta::ops::vg_remove_checked(env, name, force, |vg| {
         let active = active_devices(&ctl, vg).map_err(|e| e.to_string())?;
         if active.is_empty() {

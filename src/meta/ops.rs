@@ -188,6 +188,8 @@ pub struct Env {
     pub archive: Archive,
     /// lvm2's run directory (/run/lvm), whose device hints are invalidated after a change.
     pub run_dir: PathBuf,
+    /// lvm2's configuration directory (lvm.conf, lvmlocal.conf).
+    pub lvm_dir: PathBuf,
     /// Devices to scan; all block devices when empty.
     pub devices: Vec<PathBuf>,
     /// Whether a scan of all block devices reads LVs too (lvm.conf's
@@ -204,6 +206,7 @@ impl Default for Env {
             locks: Locks::default(),
             archive: Archive::default(),
             run_dir: PathBuf::from(lock::DEFAULT_RUN_DIR),
+            lvm_dir: PathBuf::from("/etc/lvm"),
             devices: Vec::new(),
             scan_lvs: false,
             command: String::new(),

@@ -279,9 +279,9 @@ fn drbd_status(stack: &Stack, i: usize, drbd: Option<&mut Drbd>) -> Result<DrbdS
     })
 }
 
-/// Reads the whole stack.
-pub fn read(stack: &Stack) -> Result<Status> {
-    let ctl = Control::open()?;
+/// Reads the whole stack (`dev`: where device nodes are, how long to wait for udev).
+pub fn read(stack: &Stack, dev: &crate::lvm::engine::Dev) -> Result<Status> {
+    let ctl = dev.control()?;
     // No DRBD module loaded means every resource is down, not an error.
     let mut drbd = Drbd::open().ok();
     let mut warnings = Vec::new();

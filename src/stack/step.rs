@@ -522,7 +522,7 @@ impl<'a> Ctx<'a> {
                 device,
                 mkfs_cut,
             } => {
-                check_mkfs_target(container, device, *mkfs_cut)?;
+                check_mkfs_target(&self.dev, container, device, *mkfs_cut)?;
                 crate::fs::mkfs_ext4(device, Some(&fs_label(container)))?;
             }
             Step::Resize2fs { container, device } => {
@@ -588,7 +588,7 @@ impl<'a> Ctx<'a> {
 /// container's label (a run cut off after its mkfs), or, when the run was
 /// cut off inside mkfs, no filesystem at all. Anything else is somebody's
 /// data and is left alone.
-fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<()> {
+fn check_mkfs_target(dev: &Dev, container: &str, device: &Path, mkfs_cut: bool) -> Result<()> {
     let refuse = |what: String| {
         Err(refused(
             ErrorKind::Refused,
@@ -620,7 +620,7 @@ fn check_mkfs_target(container: &str, device: &Path, mkfs_cut: bool) -> Result<(
                     ),
                 )
             })?;
-            let ctl = crate::dm::Control::open()?;
+            let ctl = dev.control()?;
             match crate::lvm::inspect::thin_mapped(&ctl, &vg, &lv) {
                 Some((0, _)) => Ok(()),
                 Some((mapped, _)) => refuse(format!("{mapped} written sectors and no filesystem")),
