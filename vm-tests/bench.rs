@@ -597,25 +597,20 @@ fn stack_pairs() -> Vec<Pair> {
 /// untimed, run in-process (in waves, as cairn runs them); each round is
 /// taken down untimed. No implementation of the bring-up can go below it.
 fn stack_activation_floor(g: &Guest, rounds: usize) -> Result<Vec<f64>, String> {
-    use cairn::lvm::{action, engine, volume};
-    let env = cairn::meta::ops::Env {
-        devices: vec!["/dev/drbd10".into()],
+    let host = cairn::Host::new(cairn::HostOptions {
+        scan_devices: vec!["/dev/drbd10".into()],
         ..Default::default()
-    };
-    let sel = volume::Selection {
-        vg: "DRBDVG2".into(),
-        lvs: vec![],
-        ignore_skip: false,
-    };
-    let dev = engine::Dev::default();
+    })
+    .map_err(|e| e.to_string())?;
     let mut times = Vec::new();
     for _ in 0..rounds {
         g.cairn(&["vg", "deactivate", "DRBDVG2", "--devices", "/dev/drbd10"])?;
-        let steps =
-            volume::activate(&env, &dev, &sel, action::Run::PlanOnly).map_err(|e| e.to_string())?;
-        let ctl = cairn::dm::Control::open().map_err(|e| e.to_string())?;
+        let plan = host
+            .vg("DRBDVG2")
+            .activate(false, cairn::Run::PlanOnly)
+            .map_err(|e| e.to_string())?;
         let started = Instant::now();
-        engine::run(&ctl, &dev, &steps).map_err(|e| e.to_string())?;
+        host.run_planned_steps(&plan).map_err(|e| e.to_string())?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(times)

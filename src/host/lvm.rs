@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::error::{Error, Result};
 use super::outcome::{Outcome, Progress};
 use super::Host;
-use crate::lvm::action::{Action, Run};
+use crate::lvm::action::{Action, Run, VolumeError};
 use crate::lvm::cache::NewCachePool;
 use crate::lvm::pool::NewPool;
 use crate::lvm::remove::Expect;
@@ -197,6 +197,28 @@ impl Host {
             vg: vg.to_owned(),
             name: name.to_owned(),
         }
+    }
+
+    /// Runs the device-mapper steps of a planned (de)activation
+    /// ([`Vg::activate`] or [`Host::activate_lvs`] with `Run::PlanOnly`)
+    /// through cairn's engine, as the real call would run them: the
+    /// kernel's part alone, for measuring its floor. Refused for a plan
+    /// that holds anything but device-mapper steps (a metadata commit is
+    /// only made by the operation itself, under its lock).
+    pub fn run_planned_steps(&self, plan: &Outcome) -> Result<()> {
+        let steps = plan
+            .changes
+            .iter()
+            .map(|a| match a {
+                Action::Dm(step) => Ok(step.clone()),
+                other => Err(Error::invalid(format!(
+                    "a plan with more than device-mapper steps ({other}) is run by the \
+                     operation itself"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ctl = self.dev().control()?;
+        Ok(crate::lvm::engine::run(&ctl, self.dev(), &steps).map_err(VolumeError::from)?)
     }
 
     /// Makes a thin pool (as lvcreate --type thin-pool).

@@ -6,25 +6,25 @@
 //! functions of their inputs, testable on any build machine; `query` is
 //! where a scan and device-mapper's answers are gathered for them.
 
-pub mod action;
-pub mod activate;
-pub mod cache;
-pub mod cache_switch;
-pub mod config;
-pub mod cow_store;
-pub mod engine;
-pub mod extents;
+pub(crate) mod action;
+pub(crate) mod activate;
+pub(crate) mod cache;
+pub(crate) mod cache_switch;
+pub(crate) mod config;
+pub(crate) mod cow_store;
+pub(crate) mod engine;
+pub(crate) mod extents;
 #[cfg(test)]
 mod fixture;
 pub mod inspect;
-pub mod linear;
+pub(crate) mod linear;
 pub mod names;
-pub mod percent;
-pub mod pool;
+pub(crate) mod percent;
+pub(crate) mod pool;
 pub mod query;
-pub mod remove;
+pub(crate) mod remove;
 pub mod report;
-pub mod resize;
-pub mod snapshot;
-pub mod thin;
-pub mod volume;
+pub(crate) mod resize;
+pub(crate) mod snapshot;
+pub(crate) mod thin;
+pub(crate) mod volume;
