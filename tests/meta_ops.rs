@@ -11,6 +11,7 @@ use cairn::meta::label::{find_label, PvUuid};
 use cairn::meta::lock::Locks;
 use cairn::meta::ops::{self, Env, OpError};
 use cairn::meta::scan::{Scan, ScanError};
+use cairn::{ErrorKind, Refusal};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm2");
 
@@ -656,7 +657,7 @@ fn a_vg_removal_refuses_when_someone_else_committed_since_the_scan() {
     // Another writer commits (a new LV's text, say) between cairn's scan and
     // its wipe of the areas: the removal must not erase it unseen.
     let e = ops::vg_remove_checked(&lab.env, "vgr", true, |_| {
-        commit_behind_cairns_back(&lab, "vgr")
+        commit_behind_cairns_back(&lab, "vgr").map_err(|e| Refusal::new(ErrorKind::System, e))
     })
     .unwrap_err();
     assert!(e.to_string().contains("changed since cairn read it"), "{e}");
