@@ -702,3 +702,39 @@ fn a_pv_failing_after_the_commit_point_is_a_warning_not_a_failed_change() {
     let _ = change.commit(&lab.env, &[]).unwrap();
     assert!(lab.scan().vg("vgphase2").unwrap().stale.is_empty());
 }
+
+/// A refusal of the metadata layer says what kind it is (the façade's
+/// `ErrorKind`), while its message stays the one the CLI prints.
+#[test]
+fn refusals_say_what_kind_they_are() {
+    let mut lab = Lab::new("kinds");
+    let (a, _) = two_pv_vg(&mut lab, "vgk");
+    let mut change = ops::begin_change(&lab.env, "vgk", &[]).unwrap();
+    let vg = &mut change.metadata.vg;
+    ops::add_linear_lv(vg, "lv", 2, None).unwrap();
+    let e = ops::add_linear_lv(vg, "lv", 1, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "volume group vgk already has an LV named lv: cairn will not change it"
+    );
+    let e = ops::add_linear_lv(vg, "huge", 1000, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    drop(change);
+    // Restoring a PV the VG does not have, or one that is not missing.
+    let c = lab.disk("c", 64);
+    let e = ops::vg_restore_missing(&lab.env, "vgk", &[c]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = ops::vg_restore_missing(&lab.env, "vgk", &[a]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // The check a caller runs before a VG goes keeps the kind it gave.
+    let e = ops::vg_remove_checked(&lab.env, "vgk", true, |_| {
+        Err(Refusal::new(ErrorKind::Busy, "still has active devices"))
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "volume group vgk still has active devices: cairn will not change it"
+    );
+}

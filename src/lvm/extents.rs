@@ -215,4 +215,14 @@ mod tests {
         let e = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err().to_string();
         assert!(e.contains("has no LV named nosuch"), "{e}");
     }
+
+    #[test]
+    fn a_refused_growth_says_what_kind_it_is() {
+        let mut vg = every_kind();
+        let kind = |e: VolumeError| e.kind();
+        let short = grow_lv(&mut vg, "lin", 180, None).unwrap_err();
+        assert_eq!(kind(short), ErrorKind::NoSpace);
+        let missing = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err();
+        assert_eq!(kind(missing), ErrorKind::NotFound);
+    }
 }

@@ -636,6 +636,16 @@ mod tests {
     }
 
     #[test]
+    fn refusals_say_what_kind_they_are() {
+        let vg = every_kind();
+        let kind = |name: &str, grow: bool| resizable(&vg, name, grow).err().map(|e| e.kind());
+        assert_eq!(kind("nosuch", true), Some(ErrorKind::NotFound));
+        assert_eq!(kind("pool_tdata", true), Some(ErrorKind::InvalidInput));
+        assert_eq!(kind("pool", false), Some(ErrorKind::Unsupported));
+        assert_eq!(kind("snap", false), Some(ErrorKind::Refused));
+    }
+
+    #[test]
     fn a_cut_keeps_the_first_extents() {
         let mut vg = every_kind();
         // `two`: 2 extents on pv0, then 2 on pv1.
