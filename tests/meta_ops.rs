@@ -11,6 +11,7 @@ use cairn::meta::label::{find_label, PvUuid};
 use cairn::meta::lock::Locks;
 use cairn::meta::ops::{self, Env, OpError};
 use cairn::meta::scan::{Scan, ScanError};
+use cairn::{ErrorKind, Refusal};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lvm2");
 
@@ -656,7 +657,7 @@ fn a_vg_removal_refuses_when_someone_else_committed_since_the_scan() {
     // Another writer commits (a new LV's text, say) between cairn's scan and
     // its wipe of the areas: the removal must not erase it unseen.
     let e = ops::vg_remove_checked(&lab.env, "vgr", true, |_| {
-        commit_behind_cairns_back(&lab, "vgr")
+        commit_behind_cairns_back(&lab, "vgr").map_err(|e| Refusal::new(ErrorKind::System, e))
     })
     .unwrap_err();
     assert!(e.to_string().contains("changed since cairn read it"), "{e}");
@@ -700,4 +701,40 @@ fn a_pv_failing_after_the_commit_point_is_a_warning_not_a_failed_change() {
     change.metadata.vg.tags.push("next".into());
     let _ = change.commit(&lab.env, &[]).unwrap();
     assert!(lab.scan().vg("vgphase2").unwrap().stale.is_empty());
+}
+
+/// A refusal of the metadata layer says what kind it is (the façade's
+/// `ErrorKind`), while its message stays the one the CLI prints.
+#[test]
+fn refusals_say_what_kind_they_are() {
+    let mut lab = Lab::new("kinds");
+    let (a, _) = two_pv_vg(&mut lab, "vgk");
+    let mut change = ops::begin_change(&lab.env, "vgk", &[]).unwrap();
+    let vg = &mut change.metadata.vg;
+    ops::add_linear_lv(vg, "lv", 2, None).unwrap();
+    let e = ops::add_linear_lv(vg, "lv", 1, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "volume group vgk already has an LV named lv: cairn will not change it"
+    );
+    let e = ops::add_linear_lv(vg, "huge", 1000, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    drop(change);
+    // Restoring a PV the VG does not have, or one that is not missing.
+    let c = lab.disk("c", 64);
+    let e = ops::vg_restore_missing(&lab.env, "vgk", &[c]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = ops::vg_restore_missing(&lab.env, "vgk", &[a]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // The check a caller runs before a VG goes keeps the kind it gave.
+    let e = ops::vg_remove_checked(&lab.env, "vgk", true, |_| {
+        Err(Refusal::new(ErrorKind::Busy, "still has active devices"))
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "volume group vgk still has active devices: cairn will not change it"
+    );
 }

@@ -295,9 +295,8 @@ impl OpError {
             OpError::InUse { .. } | OpError::InVg { .. } | OpError::MarkedUsed { .. } => {
                 ErrorKind::Refused
             }
-            OpError::VgHasLvs { .. } | OpError::MissingPvs { .. } | OpError::Refused { .. } => {
-                ErrorKind::Refused
-            }
+            OpError::VgHasLvs { .. } | OpError::MissingPvs { .. } => ErrorKind::Refused,
+            OpError::Refused { refusal, .. } => refusal.kind,
             OpError::NotABlockDevice { .. }
             | OpError::BadName { .. }
             | OpError::BadLvName { .. }
@@ -371,7 +370,8 @@ impl VolumeError {
             VolumeError::Engine(e) => e.kind(),
             VolumeError::Dm(e) => e.kind(),
             VolumeError::Config(_) => ErrorKind::InvalidInput,
-            VolumeError::Refused { .. } | VolumeError::Partial { .. } => ErrorKind::Refused,
+            VolumeError::Refused { refusal, .. } => refusal.kind,
+            VolumeError::Partial { .. } => ErrorKind::Refused,
         }
     }
 }
@@ -381,7 +381,7 @@ impl ThinError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ThinError::Volume(e) => e.kind(),
-            ThinError::Refused(_) => ErrorKind::Refused,
+            ThinError::Refused(r) => r.kind,
             ThinError::TransactionMismatch { .. } => ErrorKind::Inconsistent,
             ThinError::UndoFailed { .. } => ErrorKind::Unrecovered,
         }

@@ -7,6 +7,8 @@
 use std::fmt;
 
 use crate::dm;
+use crate::error::{ErrorKind, Refusal};
+use crate::meta::alloc::AllocError;
 use crate::meta::ops::OpError;
 
 use super::activate::PlanError;
@@ -24,8 +26,16 @@ pub enum VolumeError {
     Dm(#[from] dm::Error),
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
-    #[error("volume group {vg} {why}")]
-    Refused { vg: String, why: String },
+    /// The VG or one of its LVs refused, with the refusal's kind (a VG
+    /// lvm2 would not activate on this host, an LV that does not exist,
+    /// an interrupted thin command that cannot be completed).
+    #[error("volume group {vg} {refusal}")]
+    Refused {
+        /// The VG.
+        vg: String,
+        /// Why, and what kind of refusal it is.
+        refusal: Refusal,
+    },
     #[error(
         "volume group {vg}: {done}; refused for partial LV(s) (a PV they need is missing):\n  {}",
         partial.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
@@ -51,12 +61,18 @@ impl From<crate::meta::lock::LockError> for VolumeError {
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
-/// A refusal of a change to VG `vg`: the metadata layer's own refusal, so
-/// that it reads the same whichever layer refused.
-pub(crate) fn refused(vg: &str, why: String) -> VolumeError {
+/// A refusal of a change to VG `vg`, of this kind: the metadata layer's
+/// own refusal, so that it reads the same whichever layer refused.
+pub(crate) fn refused(vg: &str, kind: ErrorKind, why: String) -> VolumeError {
+    VolumeError::Op(OpError::refused(vg, kind, why))
+}
+
+/// A change to VG `vg` refused because its extents could not be
+/// allocated: [`ErrorKind::NoSpace`] when the VG is short of free extents.
+pub(crate) fn alloc_refused(vg: &str, e: AllocError) -> VolumeError {
     VolumeError::Op(OpError::Refused {
         vg: vg.to_owned(),
-        why,
+        refusal: e.into(),
     })
 }
 

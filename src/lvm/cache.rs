@@ -38,12 +38,13 @@ use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGr
 use crate::meta::ops::{self, Env};
 use crate::units::Bytes;
 
-use super::action::{refused, Action, Run, VolumeError};
+use super::action::{alloc_refused, refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::cache_switch;
 use super::config::LvmConfig;
 use super::engine::{self, Dev, Step};
 use super::names;
+use crate::error::ErrorKind;
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -73,6 +74,7 @@ fn check_mode(vg: &str, mode: &Option<String>, policy: &Option<String>) -> Resul
         if !MODES.contains(&m.as_str()) {
             return Err(refused(
                 vg,
+                ErrorKind::InvalidInput,
                 format!("cache mode {m:?} is not one of {}", MODES.join(", ")),
             ));
         }
@@ -81,6 +83,7 @@ fn check_mode(vg: &str, mode: &Option<String>, policy: &Option<String>) -> Resul
         if !POLICIES.contains(&p.as_str()) {
             return Err(refused(
                 vg,
+                ErrorKind::InvalidInput,
                 format!("cache policy {p:?} is not one of {}", POLICIES.join(", ")),
             ));
         }
@@ -146,7 +149,11 @@ pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result
     let data_name = format!("{}_cdata", req.name);
     for n in [&req.name, &meta_name, &data_name] {
         if change.metadata.vg.lv(n).is_some() {
-            return Err(refused(vg_name, format!("already has an LV named {n}")));
+            return Err(refused(
+                vg_name,
+                ErrorKind::AlreadyExists,
+                format!("already has an LV named {n}"),
+            ));
         }
     }
     let on = super::extents::pv_indices(&change, &req.pvs)?;
@@ -156,6 +163,7 @@ pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result
     if data_extents == 0 {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "cannot hold a cache pool of 0 bytes: give -L".into(),
         ));
     }
@@ -165,7 +173,7 @@ pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result
         req.chunk_bytes.map(|b| b.sectors().0),
         req.metadata_bytes.map(|b| b.sectors().0),
     )
-    .map_err(|why| refused(vg_name, why))?;
+    .map_err(|why| refused(vg_name, ErrorKind::InvalidInput, why))?;
     let md_extents = md_sectors / extent;
     let mut what = vec![format!(
         "cache pool {} ({} data, {} metadata, chunk {})",
@@ -177,12 +185,12 @@ pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result
     // lvm2's order: the spare, the metadata, then the data.
     what.extend(super::pool::ensure_spare(vg, md_extents, on.as_deref())?);
     let meta_runs = alloc::allocate(vg, md_extents, on.as_deref(), None)
-        .map_err(|e| refused(vg_name, e.to_string()))?;
+        .map_err(|e| alloc_refused(vg_name, e))?;
     let mut cmeta = ops::new_lv(&meta_name, alloc::linear_segments(&meta_runs))?;
     let mut scratch = vg.clone();
     scratch.lvs.push(cmeta.clone());
     let data_runs = alloc::allocate(&scratch, data_extents, on.as_deref(), None)
-        .map_err(|e| refused(vg_name, e.to_string()))?;
+        .map_err(|e| alloc_refused(vg_name, e))?;
     let mut cdata = ops::new_lv(&data_name, alloc::linear_segments(&data_runs))?;
     let pool = ops::new_lv(
         &req.name,
@@ -295,9 +303,13 @@ fn rename_pool(vg: &mut VolumeGroup, from: &str, to: &str) {
 /// Whether `lv` is an LV nothing else is layered with: linear or striped,
 /// visible, no snapshot origin or COW, not part of a pool.
 fn check_cacheable(vg: &VolumeGroup, name: &str) -> Result<()> {
-    let lv = vg
-        .lv(name)
-        .ok_or_else(|| refused(&vg.name, format!("has no LV named {name}")))?;
+    let lv = vg.lv(name).ok_or_else(|| {
+        refused(
+            &vg.name,
+            ErrorKind::NotFound,
+            format!("has no LV named {name}"),
+        )
+    })?;
     let plain = !lv.segments.is_empty()
         && lv
             .segments
@@ -314,6 +326,7 @@ fn check_cacheable(vg: &VolumeGroup, name: &str) -> Result<()> {
         };
         return Err(refused(
             &vg.name,
+            ErrorKind::Unsupported,
             format!("cannot cache LV {name}: it {what}; cairn caches linear and striped LVs"),
         ));
     }
@@ -333,19 +346,24 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
             matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Cache { cache_pool, .. }) if *cache_pool == attached)
         }) {
             return Err(refused(
-                vg_name,
+                vg_name, ErrorKind::Busy,
                 format!(
                     "cache pool {} is already in use by {} (as {attached})",
                     req.pool, user.name
                 ),
             ));
         }
-        return Err(refused(vg_name, format!("has no LV named {}", req.pool)));
+        return Err(refused(
+            vg_name,
+            ErrorKind::NotFound,
+            format!("has no LV named {}", req.pool),
+        ));
     };
     let Some(SegmentKind::CachePool { metadata, .. }) = pool.segments.first().map(|s| &s.kind)
     else {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!(
                 "LV {} is not a cache pool: make one with cairn cache create",
                 req.pool
@@ -357,7 +375,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
         matches!(l.segments.first().map(|s| &s.kind), Some(SegmentKind::Cache { cache_pool, .. }) if *cache_pool == req.pool)
     }) {
         return Err(refused(
-            vg_name,
+            vg_name, ErrorKind::Busy,
             format!("cache pool {} is already in use by {}", req.pool, user.name),
         ));
     }
@@ -375,7 +393,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
                 format!("{vg_name}/{lv}")
             });
         return Err(refused(
-            vg_name,
+            vg_name, ErrorKind::Refused,
             format!(
                 "cache pool {} is still mapped by the kernel ({}): a cache detach was                  interrupted; run `cairn cache detach` of {who} again to finish it, then attach",
                 req.pool,
@@ -387,7 +405,11 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
     let corig = format!("{}_corig", req.lv);
     for n in [&cpool, &corig] {
         if vg.lv(n).is_some() {
-            return Err(refused(vg_name, format!("already has an LV named {n}")));
+            return Err(refused(
+                vg_name,
+                ErrorKind::AlreadyExists,
+                format!("already has an LV named {n}"),
+            ));
         }
     }
     let devices = change.pv_devices();
@@ -502,7 +524,7 @@ fn cache_status(ctl: &Control, vg: &str, name: &str) -> Result<Option<status::Ca
         // A failed cache cannot be flushed; lvm2 warns and goes on.
         Some(Ok(TargetStatus::Failed)) | Some(Ok(TargetStatus::Error)) => Ok(None),
         Some(Ok(_)) => Ok(None),
-        Some(Err(e)) => Err(refused(vg, e.to_string())),
+        Some(Err(e)) => Err(refused(vg, ErrorKind::Inconsistent, e.to_string())),
         None => Ok(None),
     }
 }
@@ -530,6 +552,7 @@ fn check_flushable(
     match lines.first().map(|(_, _, t, p)| status::parse(t, p)) {
         Some(Ok(TargetStatus::Failed)) if writeback => Err(refused(
             vg,
+            ErrorKind::Refused,
             format!(
                 "the writeback cache of {lv} has failed: its dirty blocks cannot be written back, \
                  and detaching now would drop them; {repair}"
@@ -551,6 +574,7 @@ fn check_flushable(
             };
             Err(refused(
                 vg,
+                ErrorKind::Refused,
                 format!(
                     "the cache of {lv} {why}: it cannot write back its {} dirty block(s), and \
                      detaching now would drop them; {repair}",
@@ -573,9 +597,13 @@ pub fn detach(
     let vg_name = req.vg.as_str();
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
-    let lv = vg
-        .lv(&req.lv)
-        .ok_or_else(|| refused(vg_name, format!("has no LV named {}", req.lv)))?;
+    let lv = vg.lv(&req.lv).ok_or_else(|| {
+        refused(
+            vg_name,
+            ErrorKind::NotFound,
+            format!("has no LV named {}", req.lv),
+        )
+    })?;
     let Some(SegmentKind::Cache {
         cache_pool, origin, ..
     }) = lv.segments.first().map(|s| s.kind.clone())
@@ -590,6 +618,7 @@ pub fn detach(
     else {
         return Err(refused(
             vg_name,
+            ErrorKind::Unsupported,
             format!(
                 "the cache of {} is not a cache pool (cachevol?): cairn does not detach those",
                 req.lv
@@ -740,7 +769,13 @@ fn linear_device(
         .devices
         .into_iter()
         .find(|d| d.name == top)
-        .ok_or_else(|| refused(&vg.name, format!("no device planned for {lv}")))
+        .ok_or_else(|| {
+            refused(
+                &vg.name,
+                ErrorKind::Inconsistent,
+                format!("no device planned for {lv}"),
+            )
+        })
 }
 
 /// What a switch would do, for `--plan`: load, suspend, the commit (if
@@ -1112,7 +1147,11 @@ fn finish_interrupted(
         }
     }
     if pool.is_none() && !has_corig && !unused_layer {
-        return Err(refused(vg_name, format!("LV {} is not cached", req.lv)));
+        return Err(refused(
+            vg_name,
+            ErrorKind::InvalidInput,
+            format!("LV {} is not cached", req.lv),
+        ));
     }
     let devices = change.pv_devices();
     let top = names::dm_name(vg_name, &req.lv, None);
@@ -1147,6 +1186,7 @@ fn finish_interrupted(
         if !still.is_empty() {
             return Err(refused(
                 vg_name,
+                ErrorKind::Busy,
                 format!(
                     "cache pool {p} is still mapped by the kernel ({}): stop what uses those \
                      devices, then run the detach again",

@@ -12,7 +12,8 @@ use crate::meta::model::{Area, Metadata, SegmentKind, VolumeGroup};
 use crate::meta::ops::{Change, Env};
 use crate::units::Bytes;
 
-use super::action::{refused, Result, VolumeError};
+use super::action::{alloc_refused, refused, Result, VolumeError};
+use crate::error::ErrorKind;
 
 /// How big: bytes (rounded up to extents), or a share of the free space.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,7 +29,7 @@ pub(crate) fn extents_for(vg: &VolumeGroup, size: Size, on_pvs: Option<&[usize]>
         Size::Bytes(b) | Size::More(b) => b.extents_ceil(vg.extent_bytes()).0,
         Size::PercentFree(p) => {
             let free: u64 = alloc::free_runs(vg)
-                .map_err(|e| refused(&vg.name, e.to_string()))?
+                .map_err(|e| alloc_refused(&vg.name, e))?
                 .iter()
                 .filter(|r| on_pvs.is_none_or(|pvs| pvs.contains(&r.pv)))
                 .map(|r| r.count)
@@ -69,7 +70,13 @@ pub(crate) fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<
                         *d == *p || std::fs::canonicalize(d).is_ok_and(|c| c == canon)
                     })
                 })
-                .ok_or_else(|| refused(vg, format!("has no PV on {}", p.display())))
+                .ok_or_else(|| {
+                    refused(
+                        vg,
+                        ErrorKind::NotFound,
+                        format!("has no PV on {}", p.display()),
+                    )
+                })
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
@@ -90,6 +97,7 @@ pub(crate) fn restore(
         Ok(()) => failed,
         Err(e) => refused(
             &change.metadata.vg.name,
+            ErrorKind::Unrecovered,
             format!("{failed}; restoring the metadata failed too: {e}"),
         ),
     }
@@ -117,11 +125,10 @@ pub(crate) fn grow_lv(
     on: Option<&[usize]>,
 ) -> Result<()> {
     let after = end_of(vg, name);
-    let runs =
-        alloc::allocate(vg, extents, on, after).map_err(|e| refused(&vg.name, e.to_string()))?;
+    let runs = alloc::allocate(vg, extents, on, after).map_err(|e| alloc_refused(&vg.name, e))?;
     let lv = vg
         .lv_mut(name)
-        .ok_or_else(|| refused("", format!("has no LV named {name}")))?;
+        .ok_or_else(|| refused("", ErrorKind::NotFound, format!("has no LV named {name}")))?;
     for seg in alloc::linear_segments(&runs) {
         let joins = match (lv.segments.last(), &seg.kind) {
             (Some(last), SegmentKind::Striped { stripes, .. }) => {
@@ -207,5 +214,15 @@ mod tests {
         assert_eq!(vg.lv("lin").unwrap().extent_count(), 16, "unchanged");
         let e = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err().to_string();
         assert!(e.contains("has no LV named nosuch"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_growth_says_what_kind_it_is() {
+        let mut vg = every_kind();
+        let kind = |e: VolumeError| e.kind();
+        let short = grow_lv(&mut vg, "lin", 180, None).unwrap_err();
+        assert_eq!(kind(short), ErrorKind::NoSpace);
+        let missing = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err();
+        assert_eq!(kind(missing), ErrorKind::NotFound);
     }
 }

@@ -18,6 +18,7 @@ use super::activate::Planner;
 use super::engine::{self, Dev};
 use super::extents::{extents_for, pv_indices, restore, Size};
 use super::names;
+use crate::error::ErrorKind;
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -42,6 +43,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewLinear, run: Run) -> Result<Vec<Act
     if extents == 0 {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "cannot hold an LV of 0 extents: give a size".into(),
         ));
     }
@@ -111,12 +113,17 @@ fn wipe_start(path: &str) -> Result<()> {
 
 /// Checks `name` is a plain linear (or striped) LV that nothing stacks on.
 fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
-    let lv = vg
-        .lv(name)
-        .ok_or_else(|| refused(&vg.name, format!("has no LV named {name}")))?;
+    let lv = vg.lv(name).ok_or_else(|| {
+        refused(
+            &vg.name,
+            ErrorKind::NotFound,
+            format!("has no LV named {name}"),
+        )
+    })?;
     if !vg.lv_is_visible(lv) {
         return Err(refused(
             &vg.name,
+            ErrorKind::InvalidInput,
             format!("LV {name} is a hidden part of another LV: change that LV instead"),
         ));
     }
@@ -129,6 +136,7 @@ fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
     if !plain || cow || origin {
         return Err(refused(
             &vg.name,
+            ErrorKind::Unsupported,
             format!(
                 "LV {name} is not a plain linear LV (a pool, thin, cached LV, snapshot or \
                  snapshot origin): cairn does not resize or remove those this way yet"

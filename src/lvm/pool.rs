@@ -26,11 +26,12 @@ use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
 use crate::units::Bytes;
 
-use super::action::{refused, Action, Run, VolumeError};
+use super::action::{alloc_refused, refused, Action, Run, VolumeError};
 use super::activate::Planner;
 use super::config::LvmConfig;
 use super::engine::{self, Dev};
 use super::names;
+use crate::error::ErrorKind;
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -115,8 +116,8 @@ pub(crate) fn ensure_spare(
             Ok(Some(format!("pool metadata spare {name} extended")))
         }
         None => {
-            let runs = alloc::allocate(vg, needed, on, None)
-                .map_err(|e| refused(&vg_name, e.to_string()))?;
+            let runs =
+                alloc::allocate(vg, needed, on, None).map_err(|e| alloc_refused(&vg_name, e))?;
             let n = (0..)
                 .find(|n| vg.lv(&format!("lvol{n}_pmspare")).is_none())
                 .expect("a free name");
@@ -150,6 +151,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     if !matches!(req.discards.as_str(), "passdown" | "nopassdown" | "ignore") {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!(
                 "discards {:?} is not one of passdown, nopassdown, ignore",
                 req.discards
@@ -164,7 +166,11 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         format!("{}_tdata", req.name),
     ] {
         if vg.lv(&n).is_some() {
-            return Err(refused(vg_name, format!("already has an LV named {n}")));
+            return Err(refused(
+                vg_name,
+                ErrorKind::AlreadyExists,
+                format!("already has an LV named {n}"),
+            ));
         }
     }
     let on = super::extents::pv_indices(&change, &req.pvs)?;
@@ -174,6 +180,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     if data_extents == 0 {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "cannot hold a pool of 0 bytes: give -L".into(),
         ));
     }
@@ -182,6 +189,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         if !(DEFAULT_CHUNK..=MAX_CHUNK).contains(&c) || c % DEFAULT_CHUNK != 0 {
             return Err(refused(
                 vg_name,
+                ErrorKind::InvalidInput,
                 "a thin pool's chunk size is 64 KiB to 1 GiB, a multiple of 64 KiB".into(),
             ));
         }
@@ -195,6 +203,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
     if chunk > data_extents * extent {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "the pool is smaller than one chunk".into(),
         ));
     }
@@ -212,7 +221,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         what.extend(ensure_spare(vg, md_extents, on.as_deref())?);
         // Data first, then metadata, as lvm2 lays them out.
         let data_runs = alloc::allocate(vg, data_extents, on.as_deref(), None)
-            .map_err(|e| refused(vg_name, e.to_string()))?;
+            .map_err(|e| alloc_refused(vg_name, e))?;
         let mut scratch = vg.clone();
         let mut tdata = ops::new_lv(
             &format!("{}_tdata", req.name),
@@ -221,7 +230,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewPool, run: Run) -> Result<Vec<Actio
         hidden(&mut tdata);
         scratch.lvs.push(tdata.clone());
         let meta_runs = alloc::allocate(&scratch, md_extents, on.as_deref(), None)
-            .map_err(|e| refused(vg_name, e.to_string()))?;
+            .map_err(|e| alloc_refused(vg_name, e))?;
         // Commit 1: the pool as a plain LV over the metadata extents.
         vg.lvs
             .push(ops::new_lv(&req.name, alloc::linear_segments(&meta_runs))?);
@@ -344,11 +353,22 @@ pub(crate) fn zero_through(
         // A node of cairn's own, in a private directory: nobody else can
         // put a symlink or another device where the zeros go.
         let parents = crate::dm::scratch_node::default_parents();
-        let node = ScratchNode::new(&parents, &name, info.major, info.minor)
-            .map_err(|e| refused(vg, format!("cannot make a node to zero the metadata: {e}")))?;
+        let node = ScratchNode::new(&parents, &name, info.major, info.minor).map_err(|e| {
+            refused(
+                vg,
+                ErrorKind::System,
+                format!("cannot make a node to zero the metadata: {e}"),
+            )
+        })?;
         node.open_write()
             .and_then(|f| zero_device(f, bytes))
-            .map_err(|e| refused(vg, format!("zeroing the pool metadata failed: {e}")))
+            .map_err(|e| {
+                refused(
+                    vg,
+                    ErrorKind::System,
+                    format!("zeroing the pool metadata failed: {e}"),
+                )
+            })
     })();
     let removed = ctl.remove(&name);
     result?;

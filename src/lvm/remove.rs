@@ -3,6 +3,7 @@
 //! store, anything else is removed as a plain linear LV (which refuses the
 //! kinds it cannot remove). `cairn snapshot remove` takes only snapshots.
 
+use crate::error::{ErrorKind, Refusal};
 use crate::meta::lock::Mode;
 use crate::meta::model::VolumeGroup;
 use crate::meta::ops::Env;
@@ -65,7 +66,7 @@ fn remover(vg: &str, name: &str, kind: &str, expect: Expect) -> Result<Remover, 
 fn lv_kind(vg: &VolumeGroup, lv: &str) -> Result<String, VolumeError> {
     let lv = vg.lv(lv).ok_or_else(|| VolumeError::Refused {
         vg: vg.name.clone(),
-        why: format!("has no LV named {lv}"),
+        refusal: Refusal::new(ErrorKind::NotFound, format!("has no LV named {lv}")),
     })?;
     if vg.snapshot_of_cow(&lv.name).is_some() {
         return Ok("snapshot".to_owned());

@@ -23,6 +23,7 @@ use super::engine::{self, Dev};
 use super::extents::{grow_lv, pv_indices, restore, target_extents, Size};
 use super::names;
 use super::pool::{ensure_spare, largest_pool_metadata, sizes, MAX_METADATA};
+use crate::error::ErrorKind;
 
 /// A resize of an LV (of any kind [`extend`] and [`reduce`] take) or of a
 /// thin pool ([`extend_pool`]).
@@ -65,12 +66,17 @@ enum Resizable {
 }
 
 fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
-    let lv = vg
-        .lv(name)
-        .ok_or_else(|| refused(&vg.name, format!("has no LV named {name}")))?;
+    let lv = vg.lv(name).ok_or_else(|| {
+        refused(
+            &vg.name,
+            ErrorKind::NotFound,
+            format!("has no LV named {name}"),
+        )
+    })?;
     if !vg.lv_is_visible(lv) {
         return Err(refused(
             &vg.name,
+            ErrorKind::InvalidInput,
             format!("LV {name} is a hidden part of another LV: resize that LV instead"),
         ));
     }
@@ -80,7 +86,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
         };
         if !grow {
             return Err(refused(
-                &vg.name,
+                &vg.name, ErrorKind::Refused,
                 format!(
                     "LV {name} is a thick snapshot: its COW store is not reduced (it may hold                      more than the new size); remove the snapshot instead"
                 ),
@@ -97,6 +103,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
         } else {
             Err(refused(
                 &vg.name,
+                ErrorKind::Unsupported,
                 format!("LV {name} is a {what} with several segments: cairn does not resize those"),
             ))
         }
@@ -106,6 +113,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
             if !grow {
                 return Err(refused(
                     &vg.name,
+                    ErrorKind::Unsupported,
                     format!(
                         "LV {name} is a snapshot origin: origins are not reduced (lvm2 neither)"
                     ),
@@ -117,6 +125,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
             if !grow {
                 return Err(refused(
                     &vg.name,
+                    ErrorKind::Unsupported,
                     format!("LV {name} is a thin pool: pools are not reduced (lvm2 neither)"),
                 ));
             }
@@ -142,13 +151,20 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
         Some(other) => {
             return Err(refused(
                 &vg.name,
+                ErrorKind::Unsupported,
                 format!(
                     "LV {name} is of type {}: cairn does not resize those",
                     other.type_name()
                 ),
             ))
         }
-        None => return Err(refused(&vg.name, format!("LV {name} has no segments"))),
+        None => {
+            return Err(refused(
+                &vg.name,
+                ErrorKind::Inconsistent,
+                format!("LV {name} has no segments"),
+            ))
+        }
     };
     Ok(kind)
 }
@@ -179,11 +195,16 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     if req.metadata.is_some() {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!("LV {name} is not a thin pool: only pools have a metadata size"),
         ));
     }
     let Some(size) = req.size else {
-        return Err(refused(vg_name, format!("give LV {name}'s new size (-L)")));
+        return Err(refused(
+            vg_name,
+            ErrorKind::InvalidInput,
+            format!("give LV {name}'s new size (-L)"),
+        ));
     };
     let on = pv_indices(&change, pvs)?;
     let vg = &change.metadata.vg;
@@ -199,6 +220,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     if grow && target <= current {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!(
                 "LV {name} is {} already; extend to more than that (reduce shrinks)",
                 human(current)
@@ -208,6 +230,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     if !grow && (target >= current || target == 0) {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!(
                 "LV {name} is {}: reduce to less than that, and more than 0",
                 human(current)
@@ -220,7 +243,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
     if let Resizable::Origin = kind {
         if ctl.info(&names::dm_name(vg_name, name, None))?.is_some() {
             return Err(refused(
-                vg_name,
+                vg_name, ErrorKind::Busy,
                 format!(
                     "LV {name} is a snapshot origin: origins are resized only while inactive                      (cairn lv deactivate {vg_name}/{name}), as lvm2 insists"
                 ),
@@ -266,7 +289,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
         if let Some(info) = ctl.info(&names::dm_name(vg_name, name, None))? {
             if info.open_count > 0 {
                 return Err(refused(
-                    vg_name,
+                    vg_name, ErrorKind::Busy,
                     format!(
                         "LV {name} is open: unmount it (and shrink its file system first) before reducing it"
                     ),
@@ -336,6 +359,7 @@ fn put_back(
         Ok(()) => failed,
         Err(e) => refused(
             &before.vg.name,
+            ErrorKind::Unrecovered,
             format!("{failed}; putting the old tables back failed too: {e}"),
         ),
     }
@@ -366,7 +390,11 @@ fn extend_pool_in(
     let on = pv_indices(&change, &req.pvs)?;
     let vg = &change.metadata.vg;
     let Some(pool) = vg.lv(&req.name) else {
-        return Err(refused(vg_name, format!("has no LV named {}", req.name)));
+        return Err(refused(
+            vg_name,
+            ErrorKind::NotFound,
+            format!("has no LV named {}", req.name),
+        ));
     };
     let Some(SegmentKind::ThinPool {
         pool: data,
@@ -375,7 +403,11 @@ fn extend_pool_in(
         ..
     }) = pool.segments.first().map(|s| &s.kind)
     else {
-        return Err(refused(vg_name, format!("{} is not a thin pool", req.name)));
+        return Err(refused(
+            vg_name,
+            ErrorKind::InvalidInput,
+            format!("{} is not a thin pool", req.name),
+        ));
     };
     let (data, metadata, chunk) = (data.clone(), metadata.clone(), *chunk_size);
     let current = pool.extent_count();
@@ -386,6 +418,7 @@ fn extend_pool_in(
     if req.size.is_none() && req.metadata.is_none() {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "give the pool's new data size (-L) or metadata size (--poolmetadatasize)".into(),
         ));
     }
@@ -397,6 +430,7 @@ fn extend_pool_in(
     if req.size.is_some() && target <= current {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             format!(
                 "pool {} is {} already: give a larger size (pools do not shrink)",
                 req.name,
@@ -410,6 +444,7 @@ fn extend_pool_in(
             if t <= md_current {
                 return Err(refused(
                     vg_name,
+                    ErrorKind::InvalidInput,
                     format!(
                         "the metadata of pool {} is {} already: give a larger size (pool \
                          metadata does not shrink)",
@@ -422,6 +457,7 @@ fn extend_pool_in(
             if t > max {
                 return Err(refused(
                     vg_name,
+                    ErrorKind::InvalidInput,
                     format!(
                         "pool metadata is at most {} (the thin target's limit)",
                         human(max)
@@ -534,6 +570,7 @@ fn check_pool_usable(
                 Ok(TargetStatus::ThinPool(s)) if s.needs_check => {
                     return Err(refused(
                         vg,
+                        ErrorKind::Inconsistent,
                         format!(
                             "thin pool {pool} needs a metadata check (the kernel flagged it): \
                              deactivate it and repair it with lvconvert --repair {vg}/{pool} \
@@ -544,6 +581,7 @@ fn check_pool_usable(
                 Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) | Err(_) => {
                     return Err(refused(
                         vg,
+                        ErrorKind::Inconsistent,
                         format!(
                             "thin pool {pool} has failed (status {params:?}): deactivate and \
                              repair it (lvconvert --repair {vg}/{pool}) before changing it"
@@ -595,6 +633,16 @@ mod tests {
             assert!(refusal(hidden, true).contains("hidden part of another LV"));
         }
         assert!(refusal("nosuch", true).contains("has no LV named nosuch"));
+    }
+
+    #[test]
+    fn refusals_say_what_kind_they_are() {
+        let vg = every_kind();
+        let kind = |name: &str, grow: bool| resizable(&vg, name, grow).err().map(|e| e.kind());
+        assert_eq!(kind("nosuch", true), Some(ErrorKind::NotFound));
+        assert_eq!(kind("pool_tdata", true), Some(ErrorKind::InvalidInput));
+        assert_eq!(kind("pool", false), Some(ErrorKind::Unsupported));
+        assert_eq!(kind("snap", false), Some(ErrorKind::Refused));
     }
 
     #[test]

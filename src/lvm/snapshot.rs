@@ -20,6 +20,7 @@ use super::action::{refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
+use crate::error::ErrorKind;
 
 pub type Result<T> = std::result::Result<T, VolumeError>;
 
@@ -43,9 +44,13 @@ fn cow_max_sectors(origin_sectors: u64, chunk: u64) -> u64 {
 }
 
 fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
-    let lv = vg
-        .lv(origin)
-        .ok_or_else(|| refused(&vg.name, format!("has no LV named {origin}")))?;
+    let lv = vg.lv(origin).ok_or_else(|| {
+        refused(
+            &vg.name,
+            ErrorKind::NotFound,
+            format!("has no LV named {origin}"),
+        )
+    })?;
     let plain = lv
         .segments
         .iter()
@@ -53,6 +58,7 @@ fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
     if !vg.lv_is_visible(lv) || !plain || vg.snapshot_of_cow(origin).is_some() {
         return Err(refused(
             &vg.name,
+            ErrorKind::Unsupported,
             format!(
                 "{origin} cannot be a thick snapshot's origin: cairn snapshots visible linear or \
                  striped LVs (thin LVs get thin snapshots: leave out -L)"
@@ -66,6 +72,7 @@ fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
     if merging {
         return Err(refused(
             &vg.name,
+            ErrorKind::Busy,
             format!("{origin} has a snapshot merging into it: wait for the merge to finish"),
         ));
     }
@@ -79,6 +86,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     if !chunk.is_power_of_two() || !(8..=1024).contains(&chunk) {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "a snapshot's chunk size must be a power of 2 from 4 KiB to 512 KiB".into(),
         ));
     }
@@ -88,6 +96,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     if vg.lv(&req.name).is_some() {
         return Err(refused(
             vg_name,
+            ErrorKind::AlreadyExists,
             format!("already has an LV named {}", req.name),
         ));
     }
@@ -98,6 +107,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     if extents * extent < 3 * chunk {
         return Err(refused(
             vg_name,
+            ErrorKind::InvalidInput,
             "a snapshot needs at least 3 chunks".into(),
         ));
     }
@@ -276,7 +286,11 @@ fn snapshot_of(vg: &VolumeGroup, name: &str) -> Result<(String, String, bool)> {
                 ..
             },
         )) => Ok((snap.name.clone(), origin.clone(), *merging)),
-        _ => Err(refused(&vg.name, format!("{name} is not a thick snapshot"))),
+        _ => Err(refused(
+            &vg.name,
+            ErrorKind::InvalidInput,
+            format!("{name} is not a thick snapshot"),
+        )),
     }
 }
 
@@ -290,6 +304,7 @@ pub fn remove(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resu
     if merging {
         return Err(refused(
             vg_name,
+            ErrorKind::Busy,
             format!("{name} is merging into {origin}: it goes away by itself when the merge ends"),
         ));
     }
@@ -422,6 +437,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
         {
             return Err(refused(
                 vg_name,
+                ErrorKind::Refused,
                 format!("snapshot {name} overflowed and is invalid: it cannot be merged"),
             ));
         }
@@ -436,7 +452,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
         let store = super::cow_store::read(&change.metadata.vg, &change.pv_devices(), name)
             .map_err(|e| {
                 refused(
-                    vg_name,
+                    vg_name, ErrorKind::Refused,
                     format!(
                         "the merge of {name} into {origin} is marked, the kernel is not                          merging, and its exception store cannot be read ({e}): cairn does not                          drop the snapshot without seeing it empty; deactivate {origin} and                          activate it again so that the merge runs, then run this command again"
                     ),
@@ -444,7 +460,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
             })?;
         if store != super::cow_store::Store::Empty {
             return Err(refused(
-                vg_name,
+                vg_name, ErrorKind::Refused,
                 format!(
                     "the merge of {name} into {origin} is marked, but the kernel is not merging                      and the snapshot's exception store is {}: dropping it now would lose what                      is not merged; deactivate {origin} and activate it again (`cairn lv                      deactivate {vg_name}/{origin}`, `cairn lv activate {vg_name}/{origin}`) so                      that the merge runs, then run this command again",
                     match store {
@@ -538,14 +554,16 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
             Ok(other) => {
                 return Err(refused(
                     vg_name,
+                    ErrorKind::System,
                     format!("the merge into {origin} failed ({other:?}): see dmesg"),
                 ))
             }
-            Err(e) => return Err(refused(vg_name, e.to_string())),
+            Err(e) => return Err(refused(vg_name, ErrorKind::Inconsistent, e.to_string())),
         }
         if started.elapsed() > MERGE_WAIT {
             return Err(refused(
                 vg_name,
+                ErrorKind::Busy,
                 format!(
                     "the merge into {origin} is still running after an hour: run this \
                      command again to wait for it and finish it"
@@ -595,6 +613,7 @@ fn finish_merge(
     change.commit_and_continue(env).map_err(|e| {
         refused(
             &vg_name,
+            ErrorKind::System,
             format!(
                 "the merge of {name} into {origin} is done in the kernel, but committing its \
                  end failed ({e}): run this command again to finish it"

@@ -19,6 +19,7 @@
 use crate::dm::sim::SimDm;
 use crate::dm::status::{PoolMode, TargetStatus};
 use crate::dm::{self, DeviceMapper, Kernel, Suspend};
+use crate::error::{ErrorKind, Refusal};
 use crate::meta::model::{LogicalVolume, Segment, SegmentKind, ThinMessage, VolumeGroup};
 use crate::meta::ops::{self, Change, Env, OpError};
 use crate::units::Bytes;
@@ -37,8 +38,12 @@ pub use super::action::Action;
 pub enum ThinError {
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// The thin operation refused (or failed and was undone), with the
+    /// refusal's kind: an LV that does not exist or is not a thin pool /
+    /// thin LV, a name taken, a pool out of space or needing repair, a
+    /// kernel step that failed before anything stayed changed, ...
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error(
         "thin pool {pool}: the kernel's transaction id is {kernel}, the metadata's {metadata}: \
          cairn changes nothing in a pool whose metadata and kernel disagree (compare \
@@ -100,15 +105,18 @@ pub struct Create {
     pub activate: bool,
 }
 
-fn refused(msg: impl Into<String>) -> ThinError {
-    ThinError::Refused(msg.into())
+fn refused(kind: ErrorKind, msg: impl Into<String>) -> ThinError {
+    ThinError::Refused(Refusal::new(kind, msg))
 }
 
 /// What the first segment of LV `name` is.
 fn first_kind<'v>(vg: &'v VolumeGroup, name: &str) -> Result<Option<&'v SegmentKind>> {
-    let lv = vg
-        .lv(name)
-        .ok_or_else(|| refused(format!("VG {} has no LV named {name}", vg.name)))?;
+    let lv = vg.lv(name).ok_or_else(|| {
+        refused(
+            ErrorKind::NotFound,
+            format!("VG {} has no LV named {name}", vg.name),
+        )
+    })?;
     Ok(lv.segments.first().map(|s| &s.kind))
 }
 
@@ -120,7 +128,10 @@ fn thin_pool_seg(vg: &VolumeGroup, pool: &str) -> Result<(u64, u64, usize)> {
             messages,
             ..
         }) => Ok((*transaction_id, *chunk_size, messages.len())),
-        _ => Err(refused(format!("{}/{pool} is not a thin pool", vg.name))),
+        _ => Err(refused(
+            ErrorKind::InvalidInput,
+            format!("{}/{pool} is not a thin pool", vg.name),
+        )),
     }
 }
 
@@ -132,10 +143,10 @@ fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64
             device_id,
             ..
         }) => Ok((thin_pool.clone(), *device_id)),
-        _ => Err(refused(format!(
-            "{}/{name} is not a thin LV: {otherwise}",
-            vg.name
-        ))),
+        _ => Err(refused(
+            ErrorKind::InvalidInput,
+            format!("{}/{name} is not a thin LV: {otherwise}", vg.name),
+        )),
     }
 }
 
@@ -144,12 +155,15 @@ fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64
 fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
     let (tid, _, queued) = thin_pool_seg(vg, pool)?;
     if queued > 0 {
-        return Err(refused(format!(
-            "thin pool {}/{pool} has {queued} message(s) queued by an interrupted command: \
+        return Err(refused(
+            ErrorKind::Refused,
+            format!(
+                "thin pool {}/{pool} has {queued} message(s) queued by an interrupted command: \
              activate the pool once (cairn lv activate {}/{pool}) so they are completed, then \
              retry",
-            vg.name, vg.name
-        )));
+                vg.name, vg.name
+            ),
+        ));
     }
     Ok(tid)
 }
@@ -214,16 +228,22 @@ fn pool_state(
     let lines = ctl.status(&name)?;
     let (_, _, target, params) = lines
         .first()
-        .ok_or_else(|| refused(format!("{name} has no table")))?;
+        .ok_or_else(|| refused(ErrorKind::Inconsistent, format!("{name} has no table")))?;
     match crate::dm::status::parse(target, params) {
         Ok(TargetStatus::ThinPool(st)) => Ok((name, Some(st))),
-        Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) => Err(refused(format!(
-            "thin pool {}/{pool} has failed (the kernel reports {target} status {params:?}): \
+        Ok(TargetStatus::Failed) | Ok(TargetStatus::Error) => Err(refused(
+            ErrorKind::Inconsistent,
+            format!(
+                "thin pool {}/{pool} has failed (the kernel reports {target} status {params:?}): \
              nothing was changed; see `dmesg`",
-            vg.name
-        ))),
-        Ok(_) => Err(refused(format!("{name} is not a thin-pool device"))),
-        Err(e) => Err(refused(e.to_string())),
+                vg.name
+            ),
+        )),
+        Ok(_) => Err(refused(
+            ErrorKind::Inconsistent,
+            format!("{name} is not a thin-pool device"),
+        )),
+        Err(e) => Err(refused(ErrorKind::Inconsistent, e.to_string())),
     }
 }
 
@@ -234,21 +254,29 @@ fn check_usable(
     st: &crate::dm::status::ThinPoolStatus,
     creating: bool,
 ) -> Result<()> {
+    use ErrorKind::{Inconsistent, NoSpace};
     let why = if st.needs_check {
-        Some("needs a metadata check (needs_check is set): run thin_check / lvconvert --repair")
+        Some((
+            Inconsistent,
+            "needs a metadata check (needs_check is set): run thin_check / lvconvert --repair",
+        ))
     } else if st.mode == PoolMode::ReadOnly {
-        Some("has read-only metadata (the kernel switched it after an error): repair it first")
+        Some((
+            Inconsistent,
+            "has read-only metadata (the kernel switched it after an error): repair it first",
+        ))
     } else if creating && st.mode == PoolMode::OutOfDataSpace {
-        Some("is out of data space: extend it first")
+        Some((NoSpace, "is out of data space: extend it first"))
     } else if creating && st.metadata_used >= st.metadata_total {
-        Some("is out of metadata space: extend its metadata first (cairn thinpool extend --poolmetadatasize +SIZE)")
+        Some((NoSpace, "is out of metadata space: extend its metadata first (cairn thinpool extend --poolmetadatasize +SIZE)"))
     } else {
         None
     };
     match why {
-        Some(why) => Err(refused(format!(
-            "thin pool {vg}/{pool} {why}; nothing was changed"
-        ))),
+        Some((kind, why)) => Err(refused(
+            kind,
+            format!("thin pool {vg}/{pool} {why}; nothing was changed"),
+        )),
         None => Ok(()),
     }
 }
@@ -270,10 +298,13 @@ pub fn create_in(
     let mut change = ops::begin_change(env, &req.vg, &[])?;
     let vg = &change.metadata.vg;
     if vg.lv(&req.name).is_some() {
-        return Err(refused(format!(
-            "VG {} already has an LV named {}: choose another name",
-            req.vg, req.name
-        )));
+        return Err(refused(
+            ErrorKind::AlreadyExists,
+            format!(
+                "VG {} already has an LV named {}: choose another name",
+                req.vg, req.name
+            ),
+        ));
     }
     // Pool, size and origin.
     let (pool, extents, origin) = match &req.what {
@@ -283,7 +314,10 @@ pub fn create_in(
         } => {
             let (_, chunk, _) = thin_pool_seg(vg, pool)?;
             if *size_bytes == 0 {
-                return Err(refused("a thin LV needs a size above 0"));
+                return Err(refused(
+                    ErrorKind::InvalidInput,
+                    "a thin LV needs a size above 0",
+                ));
             }
             // lvm2 rounds a thin LV up to whole pool chunks too.
             let extents = super::inspect::thin_extents(*size_bytes, vg.extent_bytes(), chunk * 512);
@@ -303,10 +337,13 @@ pub fn create_in(
     let ids = device_ids(vg, &pool);
     let device_id = ids.iter().map(|(_, id)| *id).max().unwrap_or(0) + 1;
     if device_id > MAX_DEVICE_ID {
-        return Err(refused(format!(
-            "thin pool {}/{pool} has used every device id up to {MAX_DEVICE_ID}",
-            req.vg
-        )));
+        return Err(refused(
+            ErrorKind::NoSpace,
+            format!(
+                "thin pool {}/{pool} has used every device id up to {MAX_DEVICE_ID}",
+                req.vg
+            ),
+        ));
     }
 
     // The new metadata: the LV, the pool's transaction id and queue.
@@ -534,10 +571,13 @@ fn transact(
             .iter()
             .all(|s| !matches!(s, Step::Remove { name } if *name == before_name))
         {
-            return Err(refused(format!(
-                "thin pool {vg_name}/{pool} is open: it cannot take its first thin LV while \
+            return Err(refused(
+                ErrorKind::Busy,
+                format!(
+                    "thin pool {vg_name}/{pool} is open: it cannot take its first thin LV while \
                  something uses the pool device itself"
-            )));
+                ),
+            ));
         }
     }
     let target = new_plan
@@ -562,15 +602,17 @@ fn transact(
     });
     commit(change)?;
     crash_point("thin-after-commit-a");
-    let undo_metadata = |change: &mut Change, failed: String| -> ThinError {
+    // `kind` is the failure's: what was done is undone, so it is what the
+    // caller sees (unless the undo fails too).
+    let undo_metadata = |change: &mut Change, kind: ErrorKind, failed: String| -> ThinError {
         if !apply {
-            return ThinError::Refused(failed);
+            return refused(kind, failed);
         }
         let mut back = old.clone();
         back.vg.seqno = change.metadata.vg.seqno;
         change.metadata = back;
         match change.commit_and_continue(env) {
-            Ok(()) => ThinError::Refused(format!("{failed}; the metadata was restored")),
+            Ok(()) => refused(kind, format!("{failed}; the metadata was restored")),
             Err(e) => ThinError::UndoFailed {
                 failed,
                 undo: e.to_string(),
@@ -580,10 +622,10 @@ fn transact(
     // The pool's target, up under the new layout.
     let steps = match engine::activation_steps(ctl, dev, &new_plan) {
         Ok(s) => s,
-        Err(e) => return Err(undo_metadata(change, e.to_string())),
+        Err(e) => return Err(undo_metadata(change, ErrorKind::System, e.to_string())),
     };
     if let Err(e) = engine::run(ctl, dev, &steps) {
-        return Err(undo_metadata(change, e.to_string()));
+        return Err(undo_metadata(change, ErrorKind::System, e.to_string()));
     }
     actions.extend(steps.into_iter().map(Action::Dm));
     if let Some(copy) = &copy {
@@ -606,11 +648,19 @@ fn transact(
             kernel: kernel.unwrap_or(u64::MAX),
             metadata: old_tid,
         };
-        return Err(undo_metadata(change, e.to_string()));
+        return Err(undo_metadata(
+            change,
+            ErrorKind::Inconsistent,
+            e.to_string(),
+        ));
     }
     if let Some(st) = &now {
         if let Err(e) = check_usable(&vg_name, pool, st, creating) {
-            return Err(undo_metadata(change, e.to_string()));
+            let kind = match &e {
+                ThinError::Refused(r) => r.kind,
+                _ => ErrorKind::Refused,
+            };
+            return Err(undo_metadata(change, kind, e.to_string()));
         }
     }
 
@@ -620,7 +670,7 @@ fn transact(
     let suspended = match &tx.suspend {
         Some(origin) if ctl.info(origin)?.is_some() => {
             if let Err(e) = ctl.suspend(origin, Suspend::Flush) {
-                return Err(undo_metadata(change, e.to_string()));
+                return Err(undo_metadata(change, ErrorKind::System, e.to_string()));
             }
             actions.push(Action::Dm(Step::Suspend {
                 name: origin.clone(),
@@ -689,20 +739,23 @@ fn transact(
         }
         if sent == messages.len() {
             // Everything reached the kernel; only the resume failed.
-            return Err(refused(failed));
+            return Err(refused(ErrorKind::System, failed));
         }
         if messages[..sent].iter().any(|m| m.starts_with("delete ")) {
             // A thin device the kernel deleted cannot come back: restoring
             // the metadata would bring back an LV with no device. The
             // metadata keeps the removal queued (commit A), and the pool's
             // next activation finishes it.
-            return Err(refused(format!(
-                "{failed}; the pool has already deleted the thin device, so the removal stays \
+            return Err(refused(
+                ErrorKind::System,
+                format!(
+                    "{failed}; the pool has already deleted the thin device, so the removal stays \
                  queued in the metadata and completes on the pool's next activation \
                  (`cairn lv activate {vg_name}/{pool}`)"
-            )));
+                ),
+            ));
         }
-        return Err(undo_metadata(change, failed));
+        return Err(undo_metadata(change, ErrorKind::System, failed));
     }
 
     crash_point("thin-after-messages");
@@ -787,7 +840,7 @@ pub fn complete_queued_in(
                     }
                 }
                 _ => {
-                    return Err(refused(format!(
+                    return Err(refused(ErrorKind::Inconsistent, format!(
                         "pool {vg_name}/{pool} has a queued create of {name}, which is not a                          thin LV of it: repair the metadata with lvm2"
                     )))
                 }
@@ -798,9 +851,10 @@ pub fn complete_queued_in(
         }
     }
     let from = tid.checked_sub(1).ok_or_else(|| {
-        refused(format!(
-            "pool {vg_name}/{pool} has messages at transaction id 0"
-        ))
+        refused(
+            ErrorKind::Inconsistent,
+            format!("pool {vg_name}/{pool} has messages at transaction id 0"),
+        )
     })?;
     kernel_messages.push((format!("set_transaction_id {from} {tid}"), false));
     let ctl = kernel.open()?;

@@ -323,6 +323,7 @@ fn new_commands_refuse_a_pool_with_queued_messages() {
     // New commands refuse the pool until the queue is done.
     let e = lab.thin("t3", Run::Apply).unwrap_err();
     assert!(e.to_string().contains("queued"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Refused);
 }
 
 #[test]
@@ -386,4 +387,38 @@ fn a_plan_is_what_apply_does_and_changes_nothing() {
             "{plan:?}"
         );
     }
+}
+
+#[test]
+fn refusals_say_what_kind_they_are() {
+    let lab = Lab::new("kinds");
+    lab.thin("t1", Run::Apply).unwrap();
+    let volume = |pool: &str, bytes: u64| Request::Volume {
+        pool: pool.into(),
+        size_bytes: crate::units::Bytes(bytes),
+    };
+    let kind = |r: Result<Vec<Action>>| r.unwrap_err().kind();
+    assert_eq!(kind(lab.thin("t1", Run::Apply)), ErrorKind::AlreadyExists);
+    let e = lab
+        .create("t2", volume("nosuch", 8 << 20), Run::Apply)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.to_string(), "VG vg has no LV named nosuch");
+    let not_a_pool = lab.create("t2", volume("t1", 8 << 20), Run::Apply);
+    assert_eq!(kind(not_a_pool), ErrorKind::InvalidInput);
+    let empty = lab.create("t2", volume("pool", 0), Run::Apply);
+    assert_eq!(kind(empty), ErrorKind::InvalidInput);
+    let origin = Request::Snapshot {
+        origin: "nosuch".into(),
+    };
+    assert_eq!(
+        kind(lab.create("s", origin, Run::Apply)),
+        ErrorKind::NotFound
+    );
+    // A kernel step that failed, undone: the kernel's failure, not a refusal.
+    lab.sim
+        .fail(Fault::op("message").containing("set_transaction_id"));
+    let e = lab.thin("t2", Run::Apply).unwrap_err();
+    assert!(e.to_string().ends_with("the metadata was restored"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::System);
 }

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::dm::{self, Control};
+use crate::error::{ErrorKind, Refusal};
 use crate::meta::lock::Mode;
 use crate::meta::ops::Env;
 use crate::meta::scan::{Scan, VgView};
@@ -39,7 +40,10 @@ fn check_activatable(view: &VgView) -> Result<()> {
     match crate::meta::ops::foreign_reason(&view.metadata.vg) {
         Some(why) => Err(VolumeError::Refused {
             vg: view.metadata.vg.name.clone(),
-            why: format!("{why}: cairn will not activate it"),
+            refusal: Refusal::new(
+                ErrorKind::Refused,
+                format!("{why}: cairn will not activate it"),
+            ),
         }),
         None => Ok(()),
     }
@@ -103,9 +107,13 @@ pub fn activate(env: &Env, dev: &Dev, sel: &Selection, run: Run) -> Result<Vec<S
         drop(lock);
         for pool in &queued {
             super::thin::complete_queued(env, dev, &sel.vg, pool).map_err(|e| {
+                // Activation is refused until the interrupted command is finished.
                 VolumeError::Refused {
                     vg: sel.vg.clone(),
-                    why: format!("cannot complete what was queued in pool {pool}: {e}"),
+                    refusal: Refusal::new(
+                        ErrorKind::Refused,
+                        format!("cannot complete what was queued in pool {pool}: {e}"),
+                    ),
                 }
             })?;
         }
@@ -232,13 +240,17 @@ pub fn remove_vg(env: &Env, dev: &Dev, name: &str, force: bool) -> Result<()> {
     }
     let ctl = dev.control()?;
     crate::meta::ops::vg_remove_checked(env, name, force, |vg| {
-        let active = active_devices(&ctl, vg).map_err(|e| e.to_string())?;
+        let active =
+            active_devices(&ctl, vg).map_err(|e| Refusal::new(ErrorKind::System, e.to_string()))?;
         if active.is_empty() {
             return Ok(());
         }
-        Err(format!(
+        Err(Refusal::new(
+            ErrorKind::Busy,
+            format!(
             "still has active devices ({}): deactivate them first (`cairn vg deactivate {name}`)",
             active.join(", ")
+            ),
         ))
     })?;
     Ok(())

@@ -6,6 +6,7 @@
 //! puts the cache pool on the SSD PV only).
 
 use super::model::{Area, SegmentKind, VolumeGroup};
+use crate::error::{ErrorKind, Refusal};
 
 /// A run of free (or allocated) extents on one PV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,6 +92,22 @@ pub enum AllocError {
         /// The segment type as written.
         segtype: String,
     },
+}
+
+/// Allocation failures reach callers only as the refusal of the change
+/// that needed the extents: the kind says whether more space would help
+/// (`NoSpace`) or the VG's metadata itself stands in the way.
+impl From<AllocError> for Refusal {
+    fn from(e: AllocError) -> Refusal {
+        let kind = match e {
+            AllocError::NoSpace { .. } => ErrorKind::NoSpace,
+            AllocError::NoSuchPv { .. }
+            | AllocError::OutOfRange { .. }
+            | AllocError::Overlap { .. } => ErrorKind::Inconsistent,
+            AllocError::Unknown { .. } => ErrorKind::Unsupported,
+        };
+        Refusal::new(kind, e.to_string())
+    }
 }
 
 /// The segments of a linear LV laid over `runs`, one per run, in order.

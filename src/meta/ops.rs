@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::blockdev::same_device;
+use crate::error::{ErrorKind, Refusal};
 
 use super::archive::{Archive, ArchiveError};
 use super::commit::{self, CommitError, Expected};
@@ -147,13 +148,17 @@ pub enum OpError {
         /// The missing PVs' UUIDs, comma-separated.
         uuids: String,
     },
-    /// The VG must not be written by this host (foreign system ID, shared, exported, read-only, ...).
-    #[error("volume group {vg} {why}: cairn will not change it")]
+    /// A change to the VG refused, with the refusal's kind: the VG must not
+    /// be written by this host (foreign system ID, shared, exported,
+    /// read-only: [`ErrorKind::Refused`]), or the change itself cannot be
+    /// made (an LV that does not exist, a name taken, too few free extents,
+    /// a bad size, an LV kind cairn does not handle, ...).
+    #[error("volume group {vg} {refusal}: cairn will not change it")]
     Refused {
         /// The VG.
         vg: String,
-        /// Why it is refused.
-        why: String,
+        /// Why it is refused, and what kind of refusal it is.
+        refusal: Refusal,
     },
     /// An extent size, in bytes, that is not a power of two of at least 4 KiB.
     #[error("the extent size must be a power of two of at least 4 KiB (got {0} bytes)")]
@@ -165,6 +170,20 @@ pub enum OpError {
 
 /// Result of a PV or VG operation.
 pub type Result<T> = std::result::Result<T, OpError>;
+
+impl OpError {
+    /// A refusal of a change to VG `vg`, of this kind.
+    pub(crate) fn refused(
+        vg: impl Into<String>,
+        kind: ErrorKind,
+        why: impl Into<String>,
+    ) -> OpError {
+        OpError::Refused {
+            vg: vg.into(),
+            refusal: Refusal::new(kind, why),
+        }
+    }
+}
 
 // Boxed: these errors are large, and every operation returns an OpError.
 impl From<ScanError> for OpError {
@@ -454,9 +473,10 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
     // PV used in its label).
     let keeps_no_copy = scanned.mdas.iter().all(|m| m.header.is_ignored());
     if keeps_no_copy && !scan.problems.is_empty() {
-        return Err(OpError::Refused {
-            vg: String::from("(unknown)"),
-            why: format!(
+        return Err(OpError::refused(
+            "(unknown)",
+            ErrorKind::Refused,
+            format!(
                 "may own {}: it carries no metadata of its own and {} could not be read ({}); \
                  make them readable (or name the devices to scan with --devices) and retry",
                 path.display(),
@@ -467,7 +487,7 @@ pub fn pv_remove(env: &Env, path: &Path) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-        });
+        ));
     }
     // Claimed: a device something else holds (a dm table, a mount) is not wiped.
     let dev = Device::open_exclusive(path, true)?;
@@ -578,12 +598,8 @@ pub fn foreign_reason(vg: &VolumeGroup) -> Option<String> {
 /// Checks a VG cairn is about to change is one it may change.
 fn check_writable(view: &scan::VgView) -> Result<()> {
     let vg = &view.metadata.vg;
-    let refuse = |why: String| {
-        Err(OpError::Refused {
-            vg: vg.name.clone(),
-            why,
-        })
-    };
+    // Not this host's to write: a refusal to protect the VG.
+    let refuse = |why: String| Err(OpError::refused(&vg.name, ErrorKind::Refused, why));
     if let Some(why) = foreign_reason(vg) {
         return refuse(why);
     }
@@ -828,10 +844,7 @@ pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Co
     // other reason to leave the VG alone still holds.
     let mut change = begin_checked(env, name, paths, |view| {
         match foreign_reason(&view.metadata.vg) {
-            Some(why) => Err(OpError::Refused {
-                vg: name.to_owned(),
-                why,
-            }),
+            Some(why) => Err(OpError::refused(name, ErrorKind::Refused, why)),
             None => Ok(()),
         }
     })?;
@@ -843,20 +856,22 @@ pub fn vg_restore_missing(env: &Env, name: &str, paths: &[PathBuf]) -> Result<Co
             .position(|p| same_device(&p.path, path));
         let index = found.and_then(|i| change.view.devices.iter().position(|d| *d == Some(i)));
         let Some(index) = index else {
-            return Err(OpError::Refused {
-                vg: name.to_owned(),
-                why: format!("has no PV on {}: nothing to restore", path.display()),
-            });
+            return Err(OpError::refused(
+                name,
+                ErrorKind::NotFound,
+                format!("has no PV on {}: nothing to restore", path.display()),
+            ));
         };
         let pv = &mut change.metadata.vg.pvs[index];
         if !pv.is_marked_missing() {
-            return Err(OpError::Refused {
-                vg: name.to_owned(),
-                why: format!(
+            return Err(OpError::refused(
+                name,
+                ErrorKind::InvalidInput,
+                format!(
                     "{} is not flagged MISSING: nothing to restore",
                     path.display()
                 ),
-            });
+            ));
         }
         pv.flags.retain(|f| f != "MISSING");
     }
@@ -891,13 +906,13 @@ pub fn vg_remove_checked(
     env: &Env,
     name: &str,
     force: bool,
-    check: impl FnOnce(&VolumeGroup) -> std::result::Result<(), String>,
+    check: impl FnOnce(&VolumeGroup) -> std::result::Result<(), Refusal>,
 ) -> Result<()> {
     let _global = env.locks.global(Mode::Exclusive)?;
     let change = begin_change(env, name, &[])?;
-    check(&change.metadata.vg).map_err(|why| OpError::Refused {
+    check(&change.metadata.vg).map_err(|refusal| OpError::Refused {
         vg: name.to_owned(),
-        why,
+        refusal,
     })?;
     let vg = &change.metadata.vg;
     if !vg.lvs.is_empty() && !force {
@@ -938,14 +953,15 @@ pub fn add_linear_lv(
 ) -> Result<()> {
     check_lv_name(name)?;
     if vg.lv(name).is_some() {
-        return Err(OpError::Refused {
-            vg: vg.name.clone(),
-            why: format!("already has an LV named {name}"),
-        });
+        return Err(OpError::refused(
+            &vg.name,
+            ErrorKind::AlreadyExists,
+            format!("already has an LV named {name}"),
+        ));
     }
     let runs = super::alloc::allocate(vg, extents, on_pvs, None).map_err(|e| OpError::Refused {
         vg: vg.name.clone(),
-        why: e.to_string(),
+        refusal: e.into(),
     })?;
     let segments = super::alloc::linear_segments(&runs);
     vg.lvs.push(new_lv(name, segments)?);
