@@ -10,7 +10,7 @@
 //! the feature keeps `cargo build` (debug too) free of them, and debug
 //! assertions keep every optimised build free of them even where cargo
 //! turns the feature on (`cargo bench` also builds dev-dependencies, and
-//! leaves its binary at target/<triple>/release/cairn, where a release
+//! leaves its binary at `target/<triple>/release/cairn`, where a release
 //! build's would be).
 
 /// Whether this build has crash points (the lab's crash tests need them).

@@ -28,9 +28,11 @@ pub trait DeviceMapper: Sync {
     fn load(&self, name: &str, table: &[TableLine], read_only: bool) -> Result<()>;
     /// Drops a table loaded into the inactive slot (undoes `load`).
     fn clear(&self, name: &str) -> Result<()>;
+    /// Suspends a device: new I/O queues until the next resume.
     fn suspend(&self, name: &str, how: Suspend) -> Result<()>;
     /// Resumes a device: a table in the inactive slot becomes live.
     fn resume(&self, name: &str) -> Result<Info>;
+    /// Removes a device (its open count must be 0).
     fn remove(&self, name: &str) -> Result<()>;
     /// Sends a target message (thin-pool: create_thin, delete, ...).
     fn message(&self, name: &str, message: &str) -> Result<Option<String>>;
@@ -116,16 +118,20 @@ impl DeviceMapper for Control {
 pub enum Kernel<'k> {
     /// The host's device-mapper, each wait for udev bounded by this long.
     Host(std::time::Duration),
+    /// A kernel the caller made (a [`super::sim::SimDm`] in host tests).
     Given(&'k (dyn DeviceMapper + 'static)),
 }
 
 /// A [`Kernel`] opened.
 pub enum Opened<'k> {
+    /// /dev/mapper/control, opened.
     Host(Control),
+    /// The caller's kernel, as given.
     Given(&'k (dyn DeviceMapper + 'static)),
 }
 
 impl<'k> Kernel<'k> {
+    /// Opens the host's control node, or hands back the given kernel.
     pub fn open(self) -> Result<Opened<'k>> {
         Ok(match self {
             Kernel::Host(udev_wait) => Opened::Host(Control::open_with(udev_wait)?),

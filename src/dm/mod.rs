@@ -1,12 +1,12 @@
 //! Device-mapper through its ioctls (crate `devicemapper`), never dmsetup.
 
 pub mod kernel;
-pub mod nodes;
-pub mod scratch_node;
+pub(crate) mod nodes;
+pub(crate) mod scratch_node;
 pub mod sim;
 pub mod status;
 pub mod table;
-pub mod udev;
+pub(crate) mod udev;
 
 pub use kernel::{DeviceMapper, Kernel};
 
@@ -19,22 +19,32 @@ pub const CONTROL_PATH: &str = "/dev/mapper/control";
 /// A device-mapper failure, with what cairn was doing when it happened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// /dev/mapper/control is missing or cannot be opened (no dm-mod, or
+    /// not root).
     #[error(
         "device-mapper is not available ({0}): load the dm-mod kernel module (`modprobe dm-mod`) \
          and run as root"
     )]
     Unavailable(String),
+    /// An ioctl that names no device failed (version, list devices, list
+    /// targets, device status).
     #[error("device-mapper {operation} failed: {source}")]
     Ioctl {
+        /// What cairn asked the kernel ("list devices", ...).
         operation: &'static str,
+        /// The devicemapper crate's error.
         #[source]
         source: devicemapper::DmError,
     },
     // The crate's own message carries both ioctl headers in Debug form:
     // the errno says it all, so only errors without one show the message.
+    /// An ioctl on one device failed (create, load, suspend, resume,
+    /// remove, message, table, status).
     #[error("device-mapper {operation} of {device} failed: {}{}", cause(*errno, error), hint(*errno))]
     Device {
+        /// What cairn asked the kernel ("table load", "resume", ...).
         operation: &'static str,
+        /// The device-mapper name of the device.
         device: String,
         /// The errno the kernel returned, when the failure was an ioctl's.
         errno: Option<i32>,
@@ -45,14 +55,26 @@ pub enum Error {
     /// real ioctl returns in the same case.
     #[error("device-mapper {operation} of {device} failed: {}{}", describe(*errno), hint(Some(*errno)))]
     Simulated {
+        /// What cairn asked the simulated kernel ("table load", ...).
         operation: &'static str,
+        /// The device-mapper name of the device.
         device: String,
+        /// The errno the real kernel returns in the same case.
         errno: i32,
     },
+    /// A name or uuid the ioctl cannot carry: empty, not ASCII, or longer
+    /// than 127 bytes (its field holds 128 with the NUL).
     #[error("{0:?} is not a valid device-mapper name or uuid")]
     BadName(String),
+    /// A table the kernel printed that [`table::Target::parse`] cannot
+    /// read.
     #[error("the kernel's table of {device} does not parse: {message}")]
-    Table { device: String, message: String },
+    Table {
+        /// The device-mapper name of the device.
+        device: String,
+        /// What in the table did not parse.
+        message: String,
+    },
 }
 
 impl Error {
@@ -120,20 +142,33 @@ fn errno_of(e: &devicemapper::DmError) -> Option<i32> {
     }
 }
 
+/// A device-mapper call's result.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// What DM_DEV_STATUS (or any ioctl's reply) says about one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Info {
+    /// The device-mapper name (`vg-lv` for an LV, `-` doubled inside names).
     pub name: String,
+    /// The device-mapper uuid (`LVM-<vg uuid><lv uuid>` for an LV); empty
+    /// when the device has none.
     pub uuid: String,
+    /// The block device's major number.
     pub major: u32,
+    /// The block device's minor number.
     pub minor: u32,
+    /// How many openers hold the device (mounts, holders above it, processes).
     pub open_count: i32,
+    /// The event counter, which targets bump (a thin pool crossing its
+    /// low-water mark, a cache changing mode).
     pub event_nr: u32,
+    /// Whether the device is suspended (I/O queued, not passed down).
     pub suspended: bool,
+    /// Whether a table is live.
     pub live_table: bool,
+    /// Whether a table waits in the inactive slot for a resume.
     pub inactive_table: bool,
+    /// Whether the device refuses writes.
     pub read_only: bool,
 }
 
@@ -170,15 +205,20 @@ pub enum Suspend {
 /// A target type the kernel has loaded, as `dmsetup targets` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Target {
+    /// The target type's name (`thin-pool`, `cache`, `linear`, ...).
     pub name: String,
+    /// The target's version (major, minor, patch).
     pub version: [u32; 3],
 }
 
 /// A device-mapper device, as `dmsetup ls` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Device {
+    /// The device-mapper name.
     pub name: String,
+    /// The block device's major number.
     pub major: u32,
+    /// The block device's minor number.
     pub minor: u32,
     /// Event counter (kernels with DM ioctl >= 4.37 report it in the listing).
     pub event_nr: Option<u32>,
@@ -187,10 +227,15 @@ pub struct Device {
 /// What DM_DEV_STATUS says about one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DeviceState {
+    /// How many openers hold the device (mounts, holders above it, processes).
     pub open_count: i32,
+    /// Whether the device is suspended (I/O queued, not passed down).
     pub suspended: bool,
+    /// Whether a table is live.
     pub live_table: bool,
+    /// Whether a table waits in the inactive slot for a resume.
     pub inactive_table: bool,
+    /// Whether the device refuses writes.
     pub read_only: bool,
 }
 
@@ -202,7 +247,8 @@ pub struct Control {
 }
 
 impl Control {
-    /// The control node, with udev waits bounded by [`udev::DEFAULT_TIMEOUT`].
+    /// The control node, with udev waits bounded by the default (the
+    /// façade's `HostOptions` sets its own).
     pub fn open() -> Result<Control> {
         Control::open_with(udev::DEFAULT_TIMEOUT)
     }
@@ -335,6 +381,7 @@ impl Control {
             .map_err(|source| device_error("table clear", name, source))
     }
 
+    /// Suspends a device: new I/O queues until the next resume.
     pub fn suspend(&self, name: &str, how: Suspend) -> Result<()> {
         use devicemapper::{DmFlags, DmOptions};
         let mut flags = DmFlags::DM_SUSPEND;

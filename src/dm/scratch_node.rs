@@ -61,6 +61,8 @@ impl ScratchNode {
         Err(last)
     }
 
+    /// Where the node is (the tests check what is made there).
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -62,30 +62,47 @@ struct State {
 /// One simulated device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimDevice {
+    /// The device-mapper uuid it was created with.
     pub uuid: String,
+    /// The block device's major number (made up).
     pub major: u32,
+    /// The block device's minor number (made up, unique).
     pub minor: u32,
+    /// Whether it was created read-only.
     pub read_only: bool,
     /// None before the first resume with a loaded table.
     pub live: Option<Vec<TableLine>>,
+    /// The table in the inactive slot, loaded and not yet resumed.
     pub inactive: Option<Vec<TableLine>>,
+    /// Whether it is suspended.
     pub suspended: bool,
     /// Opens by something other than the simulated devices (a mount).
     pub opens: i32,
+    /// The event counter the status ioctl reports.
     pub event_nr: u32,
 }
 
 /// A thin pool's metadata, as dm-thin keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
+    /// The transaction id in the pool's metadata (`set_transaction_id`
+    /// messages move it; lvm2 keeps the VG's copy equal to it).
     pub transaction_id: u64,
+    /// The thin device ids in the pool (`create_thin`, `create_snap`,
+    /// `delete` messages change them).
     pub thins: BTreeSet<u64>,
+    /// Metadata blocks in use, as the thin-pool status reports them.
     pub metadata_used: u64,
+    /// Metadata blocks in all, as the thin-pool status reports them.
     pub metadata_total: u64,
+    /// Data blocks in use (of the pool's chunk size).
     pub data_used: u64,
+    /// Data blocks in all (of the pool's chunk size).
     pub data_total: u64,
     /// `rw`, `ro` or `out_of_data_space`.
     pub mode: String,
+    /// Whether the metadata is flagged for `thin_check` (the status's
+    /// `needs_check`).
     pub needs_check: bool,
 }
 
@@ -203,7 +220,10 @@ impl Fault {
 /// The state of a simulated kernel, to compare before and after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Every device, by device-mapper name.
     pub devices: BTreeMap<String, SimDevice>,
+    /// Every thin pool's metadata, keyed by what stores its metadata device
+    /// (so that the metadata outlives the thin-pool device, as on disk).
     pub pools: BTreeMap<String, Pool>,
 }
 

@@ -7,32 +7,53 @@
 /// A thin pool's status (dm-thin-pool's pool_status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinPoolStatus {
+    /// The transaction id in the pool's metadata (lvm2 keeps the VG's
+    /// `transaction_id` equal to it).
     pub transaction_id: u64,
+    /// Metadata blocks in use (4 KiB blocks).
     pub metadata_used: u64,
+    /// Metadata blocks in all (4 KiB blocks).
     pub metadata_total: u64,
+    /// Data blocks in use (blocks of the pool's chunk size).
     pub data_used: u64,
+    /// Data blocks in all (blocks of the pool's chunk size).
     pub data_total: u64,
     /// The held metadata root ("-" when none is held).
     pub held_root: Option<u64>,
+    /// Whether the pool takes writes, and if not why.
     pub mode: PoolMode,
+    /// Whether discards pass down to the data device (None on kernels that
+    /// do not say).
     pub discard_passdown: Option<bool>,
     /// `error_if_no_space` rather than `queue_if_no_space`.
     pub error_if_no_space: Option<bool>,
+    /// The metadata is flagged for `thin_check`: the pool will not
+    /// activate again until it is repaired.
     pub needs_check: bool,
+    /// Free metadata blocks below which the pool raises an event (kernels
+    /// that report it).
     pub metadata_low_watermark: Option<u64>,
 }
 
+/// A thin pool's mode, the status's fifth word.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolMode {
+    /// `rw`: the pool works.
     ReadWrite,
+    /// `ro`: the pool went read-only (a metadata failure, or metadata
+    /// space ran out).
     ReadOnly,
+    /// `out_of_data_space`: data space ran out; writes that need a new
+    /// block queue or fail (per `error_if_no_space`).
     OutOfDataSpace,
+    /// A word this parser does not know (`fail`, or a newer kernel's).
     Other(String),
 }
 
 /// A thin volume's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinStatus {
+    /// Sectors the volume has blocks for in the pool, in 512-byte sectors.
     pub mapped_sectors: u64,
     /// None when nothing is mapped yet ("-").
     pub highest_mapped_sector: Option<u64>,
@@ -41,40 +62,69 @@ pub struct ThinStatus {
 /// A cache's status (dm-cache's cache_status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheStatus {
+    /// The metadata block, in 512-byte sectors.
     pub metadata_block_sectors: u64,
+    /// Metadata blocks in use.
     pub metadata_used: u64,
+    /// Metadata blocks in all.
     pub metadata_total: u64,
+    /// The cache block, in 512-byte sectors.
     pub block_sectors: u64,
+    /// Cache blocks holding origin data.
     pub blocks_used: u64,
+    /// Cache blocks in all.
     pub blocks_total: u64,
+    /// Reads served from the cache device (bios).
     pub read_hits: u64,
+    /// Reads served from the origin (bios).
     pub read_misses: u64,
+    /// Writes to blocks in the cache (bios).
     pub write_hits: u64,
+    /// Writes to blocks not in the cache (bios).
     pub write_misses: u64,
+    /// Blocks moved out of the cache.
     pub demotions: u64,
+    /// Blocks moved into the cache.
     pub promotions: u64,
+    /// Cache blocks not yet written back to the origin.
     pub dirty: u64,
+    /// Feature words (`writeback`, `writethrough`, `passthrough`,
+    /// `metadata2`, ...).
     pub features: Vec<String>,
+    /// Core settings as `key value` pairs (`migration_threshold 2048`).
     pub core_args: Vec<(String, String)>,
+    /// The policy's name (`smq`, `cleaner`).
     pub policy: String,
+    /// The policy's own words, unparsed.
     pub policy_args: Vec<String>,
+    /// The cache's metadata went read-only (`ro`, after a metadata error).
     pub read_only: bool,
+    /// The metadata is flagged for `cache_check`.
     pub needs_check: bool,
 }
 
 /// A thick snapshot's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotStatus {
+    /// COW space in use, metadata included, in 512-byte sectors.
     pub sectors_allocated: u64,
+    /// The COW device's size, in 512-byte sectors.
     pub total_sectors: u64,
+    /// COW space holding the exception store's metadata, in 512-byte
+    /// sectors.
     pub metadata_sectors: u64,
 }
 
+/// One status line, parsed by its target type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetStatus {
+    /// A `thin-pool` line.
     ThinPool(ThinPoolStatus),
+    /// A `thin` line.
     Thin(ThinStatus),
+    /// A `cache` line.
     Cache(CacheStatus),
+    /// A `snapshot` or `snapshot-merge` line.
     Snapshot(SnapshotStatus),
     /// The kernel says the device failed (`Fail`).
     Failed,
@@ -86,16 +136,22 @@ pub enum TargetStatus {
     MergeFailed,
     /// A target with nothing to parse here (linear, striped, snapshot-origin, ...).
     Other {
+        /// The target type's name.
         target: String,
+        /// Its status words, unparsed.
         params: String,
     },
 }
 
+/// A status line that does not parse as its target's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot read the {target} status {params:?}: {why}")]
 pub struct StatusError {
+    /// The target type's name.
     pub target: String,
+    /// The status words as the kernel gave them.
     pub params: String,
+    /// What did not parse.
     pub why: String,
 }
 
@@ -255,6 +311,7 @@ impl ThinPoolStatus {
         percent(self.data_used, self.data_total)
     }
 
+    /// Metadata use in percent, as lvm2's Meta%.
     pub fn metadata_percent(&self) -> f64 {
         percent(self.metadata_used, self.metadata_total)
     }

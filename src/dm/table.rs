@@ -10,7 +10,9 @@ use std::str::FromStr;
 /// name a path, which the kernel resolves on load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DevRef {
+    /// `major:minor`, as the kernel prints it.
     Number(u32, u32),
+    /// An absolute path to a block node, resolved by the kernel on load.
     Path(String),
 }
 
@@ -43,63 +45,112 @@ impl FromStr for DevRef {
 /// One target's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// `linear`: maps the line's sectors onto one device, from an offset.
     Linear {
+        /// The device written to.
         dev: DevRef,
+        /// Where on it the mapping starts, in 512-byte sectors.
         offset: u64,
     },
+    /// `striped`: spreads the line's sectors over several devices in
+    /// chunks, round robin.
     Striped {
+        /// The stripe size, in 512-byte sectors.
         chunk_sectors: u64,
+        /// Each stripe's device and its start on it, in 512-byte sectors.
         stripes: Vec<(DevRef, u64)>,
     },
+    /// `thin-pool`: the pool that thin devices allocate blocks from.
     ThinPool {
+        /// The pool's metadata device (lvm2's `_tmeta`).
         metadata: DevRef,
+        /// The pool's data device (lvm2's `_tdata`).
         data: DevRef,
+        /// The allocation block (lvm2's chunk size), in 512-byte sectors.
         block_sectors: u64,
+        /// Free data blocks below which the pool raises an event (for
+        /// autoextension), in pool blocks.
         low_water_mark: u64,
+        /// Feature words (`skip_block_zeroing`, `error_if_no_space`, ...).
         features: Vec<String>,
     },
+    /// `thin`: one thin volume in a pool.
     Thin {
+        /// The pool's `-tpool` device.
         pool: DevRef,
+        /// The thin device's id in the pool's metadata (lvm2's
+        /// `device_id`).
         device_id: u64,
+        /// A read-only device read where the thin volume has no block yet
+        /// (an external origin).
         external_origin: Option<DevRef>,
     },
+    /// `cache`: an origin device with a faster cache device in front of it.
     Cache {
+        /// The cache's metadata device (lvm2's `_cmeta`).
         metadata: DevRef,
+        /// The fast device that holds cached blocks (lvm2's `_cdata`).
         cache: DevRef,
+        /// The slow device cached (lvm2's `_corig`).
         origin: DevRef,
+        /// The cache block, in 512-byte sectors.
         block_sectors: u64,
+        /// Feature words (`writeback`, `writethrough`, `passthrough`,
+        /// `metadata2`, ...).
         features: Vec<String>,
+        /// The policy's name (`smq`, `cleaner`).
         policy: String,
+        /// The policy's `key value` settings (`migration_threshold 2048`).
         policy_args: Vec<(String, String)>,
     },
+    /// `snapshot`: an old-style (COW) snapshot of an origin.
     /// `persistence`: P (persistent), N (transient), PO (persistent, overflow allowed).
     Snapshot {
+        /// The origin's real device (lvm2's `-real`).
         origin: DevRef,
+        /// The exception store (lvm2's `-cow`).
         cow: DevRef,
+        /// `P`, `N` or `PO`, as above.
         persistence: String,
+        /// The exception chunk, in 512-byte sectors.
         chunk_sectors: u64,
     },
+    /// `snapshot-origin`: the origin's public device, which copies a chunk
+    /// to every snapshot's COW before writing it.
     SnapshotOrigin {
+        /// The origin's real device (lvm2's `-real`).
         origin: DevRef,
     },
+    /// `snapshot-merge`: a snapshot merging back into its origin (the
+    /// origin's table while the merge runs).
     SnapshotMerge {
+        /// The origin's real device (lvm2's `-real`).
         origin: DevRef,
+        /// The exception store being merged.
         cow: DevRef,
+        /// `P`, `N` or `PO`, as on [`Target::Snapshot`].
         persistence: String,
+        /// The exception chunk, in 512-byte sectors.
         chunk_sectors: u64,
     },
+    /// `error`: fails every I/O (lvm2 loads it over a missing device).
     Error,
+    /// `zero`: reads zeros, drops writes.
     Zero,
 }
 
 /// A whole table line: `start length target params`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableLine {
+    /// Where the line starts in the device, in 512-byte sectors.
     pub start: u64,
+    /// How long it is, in 512-byte sectors.
     pub length: u64,
+    /// What maps those sectors.
     pub target: Target,
 }
 
+/// A table line or parameter string that does not parse, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad device-mapper table line: {0}")]
 pub struct TableError(pub String);

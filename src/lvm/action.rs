@@ -81,14 +81,20 @@ pub(crate) fn alloc_refused(vg: &str, e: AllocError) -> VolumeError {
 pub enum Action {
     /// A metadata commit, with what it changes.
     Commit {
+        /// The volume group's name.
         vg: String,
+        /// The metadata's sequence number once committed (lvm2's `seqno`).
         seqno: u64,
+        /// What the commit changes, in words.
         what: String,
     },
+    /// A device-mapper change (create, load, resume, message, remove, ...).
     Dm(Step),
     /// Zeroes the start of a new LV.
     Wipe {
+        /// The device written through.
         path: String,
+        /// How much is zeroed, in bytes from the start.
         bytes: u64,
     },
 }
@@ -108,6 +114,8 @@ impl fmt::Display for Action {
 /// Run the steps, or only compute them (`--plan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Run {
+    /// Commit the metadata and change the kernel.
     Apply,
+    /// Change nothing: return the actions that `Apply` would take.
     PlanOnly,
 }

@@ -72,34 +72,62 @@ impl Plan {
     }
 }
 
+/// Why an LV's devices cannot be planned from the VG's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// The VG's metadata has no LV of that name.
     #[error("VG {vg} has no LV named {lv}")]
-    NoSuchLv { vg: String, lv: String },
+    NoSuchLv {
+        /// The volume group's name.
+        vg: String,
+        /// The LV's name.
+        lv: String,
+    },
+    /// A PV the LV has extents on is missing.
     #[error(
         "LV {vg}/{lv} needs PV {pv_uuid}, which is missing (not found on any device, or flagged \
          MISSING by lvm2: the VG was written while it was away): connect it, or point --devices \
          at it; once it is back, `cairn vg extend --restoremissing {vg} DEVICE`"
     )]
     MissingPv {
+        /// The volume group's name.
         vg: String,
+        /// The LV's name.
         lv: String,
+        /// The missing PV's uuid, as the metadata spells it.
         pv_uuid: String,
     },
+    /// A segment type or layout cairn cannot map yet (another segment
+    /// type, a thin pool of several segments, an external origin, ...).
     #[error("LV {vg}/{lv}: {what} cannot be activated by cairn yet (use lvm2 for it)")]
     Unsupported {
+        /// The volume group's name.
         vg: String,
+        /// The LV's name.
         lv: String,
+        /// What the LV has that cairn cannot map.
         what: String,
     },
+    /// The metadata contradicts itself for this LV (no segments, a pool
+    /// that is not a thin pool, an unknown cache mode, ...).
     #[error("LV {vg}/{lv}: metadata is inconsistent: {message}")]
     Inconsistent {
+        /// The volume group's name.
         vg: String,
+        /// The LV's name.
         lv: String,
+        /// What contradicts what.
         message: String,
     },
+    /// The LV is a hidden sub-LV (`_tdata`, `_cmeta`, ...), activated only
+    /// as part of the LV that uses it.
     #[error("LV {vg}/{lv} is a hidden part of another LV: activate that LV instead")]
-    Hidden { vg: String, lv: String },
+    Hidden {
+        /// The volume group's name.
+        vg: String,
+        /// The hidden LV's name.
+        lv: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, PlanError>;

@@ -129,14 +129,24 @@ pub fn sizes(
 /// `cairn cache create` (as `lvcreate --type cache-pool -L SIZE -n POOL VG [PV...]`).
 #[derive(Debug, Clone)]
 pub struct NewCachePool {
+    /// The volume group to create it in.
     pub vg: String,
+    /// The cache pool LV's name.
     pub name: String,
+    /// The cache data LV's size (`_cdata`), in bytes, rounded up to
+    /// extents.
     pub data_bytes: Bytes,
+    /// The cache metadata LV's size (`_cmeta`), in bytes; None: the
+    /// smallest lvm2 allows for the data size and chunk.
     pub metadata_bytes: Option<Bytes>,
+    /// The cache block, in bytes; None: lvm2's choice for the data size.
     pub chunk_bytes: Option<Bytes>,
+    /// `writethrough`, `writeback` or `passthrough`.
     /// Stored on the pool only when given (lvm2 leaves unset ones to attach).
     pub mode: Option<String>,
+    /// `smq` or `mq`; stored only when given, like `mode`.
     pub policy: Option<String>,
+    /// The PVs to allocate on (device paths); empty: any PV of the VG.
     pub pvs: Vec<PathBuf>,
 }
 

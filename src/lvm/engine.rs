@@ -20,49 +20,81 @@ use super::activate::{mapper_path, Plan, PlannedDevice};
 /// One thing done to the kernel or /dev.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// DM_DEV_CREATE: a new device with no table (no I/O until a load and
+    /// a resume). Undone by removing it.
     Create {
+        /// The device-mapper name (`vg-lv`, `vg-pool-tpool`, ...).
         name: String,
+        /// The device-mapper uuid (`LVM-<vg uuid><lv uuid>[-suffix]`).
         uuid: String,
+        /// Whether the device refuses writes whatever its table.
         read_only: bool,
     },
     /// A table into the inactive slot (devices named by path).
+    /// DM_TABLE_LOAD: nothing changes for I/O until the resume. Undone by
+    /// clearing the slot.
     Load {
+        /// The device-mapper name.
         name: String,
+        /// The table loaded.
         table: Vec<TableLine>,
+        /// Whether the table is loaded read-only.
         read_only: bool,
     },
+    /// DM_DEV_SUSPEND: new I/O to the device queues until its resume.
+    /// Undone by resuming it.
     Suspend {
+        /// The device-mapper name.
         name: String,
+        /// Whether queued I/O is flushed and the file system frozen first.
         how: Suspend,
     },
+    /// DM_DEV_SUSPEND without the suspend flag: a table in the inactive
+    /// slot goes live, and queued I/O resumes.
     Resume {
+        /// The device-mapper name.
         name: String,
     },
     /// Drops the table in the inactive slot (one a stopped command loaded),
-    /// so that the next resume keeps the live one.
+    /// so that the next resume keeps the live one (DM_TABLE_CLEAR).
     Clear {
+        /// The device-mapper name.
         name: String,
     },
+    /// DM_DEV_REMOVE: the device goes (it must not be open).
     Remove {
+        /// The device-mapper name.
         name: String,
     },
+    /// DM_TARGET_MSG to sector 0 (a thin pool's `create_thin`,
+    /// `create_snap`, `delete`, `set_transaction_id`). The engine does not
+    /// undo it: a thin transaction sends its own undo messages.
     Message {
+        /// The device-mapper name (a `-tpool` device).
         name: String,
+        /// The message, as `dmsetup message <name> 0` takes it.
         message: String,
     },
     /// `/dev/mapper/<name>` (made by cairn when udev does not).
     Node {
+        /// The device-mapper name.
         name: String,
     },
+    /// Removes `/dev/mapper/<name>` (absent is fine).
     RemoveNode {
+        /// The device-mapper name.
         name: String,
     },
     /// `/dev/<vg>/<lv>` -> `/dev/mapper/<name>`.
     Link {
+        /// The link's path (`/dev/<vg>/<lv>`).
         link: String,
+        /// The device-mapper name it points at.
         name: String,
     },
+    /// Removes the link `/dev/<vg>/<lv>` (absent is fine).
     Unlink {
+        /// The link's path (`/dev/<vg>/<lv>`).
         link: String,
     },
 }
@@ -106,61 +138,91 @@ impl fmt::Display for Step {
     }
 }
 
+/// Why activation steps could not be computed or run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// A device-mapper ioctl failed.
     #[error(transparent)]
     Dm(#[from] dm::Error),
+    /// A device of the LV's name exists with another uuid: not this LV's,
+    /// so cairn leaves it alone.
     #[error(
         "a device-mapper device named {name} exists with uuid {found:?}, not {expected:?}: it is \
          not this LV's; rename or remove it (dmsetup remove {name}) and retry"
     )]
     Foreign {
+        /// The device-mapper name.
         name: String,
+        /// The uuid the LV's device has.
         expected: String,
+        /// The uuid the existing device has.
         found: String,
     },
+    /// The LV is active with a table other than its metadata gives
+    /// (activation is idempotent only for the same table).
     #[error(
         "{name} is active with a different table than the metadata gives:\n  live: \
          {live}\n  metadata: {planned}\ndeactivate it first (or reload it with the \
          command that changes it)"
     )]
     Differs {
+        /// The device-mapper name.
         name: String,
+        /// The live table, as the kernel prints it.
         live: String,
+        /// The table the metadata gives.
         planned: String,
     },
+    /// A deactivation or removal met a device that is open.
     #[error("LV {lv} is in use ({name} is open {count} time(s)): unmount it or stop what uses it, then retry")]
     InUse {
+        /// The LV's name.
         lv: String,
+        /// The open device's device-mapper name (the LV's or one under it).
         name: String,
+        /// Its open count.
         count: i32,
     },
+    /// A device path in a table has no device number (a missing PV node).
     #[error("cannot resolve {path} to a device number: {source}")]
     Resolve {
+        /// The path in the table.
         path: String,
+        /// Why it did not resolve.
         #[source]
         source: std::io::Error,
     },
+    /// Making or removing a node or link under /dev failed.
     #[error("{path}: {source}")]
     Node {
+        /// The node's or link's path.
         path: String,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// A step failed, and so did undoing the steps before it: the kernel
+    /// is left part way (the `undo` text says where).
     #[error("{failed}; undoing what this call did also failed: {undo}")]
     UndoFailed {
+        /// The step's failure.
         failed: Box<EngineError>,
+        /// What the undo could not do.
         undo: String,
     },
 }
 
+/// An engine call's result.
 pub type Result<T> = std::result::Result<T, EngineError>;
 
 /// Where device nodes go (tests point it elsewhere), and how long a
 /// device-mapper change waits for udev to make them.
 #[derive(Debug, Clone)]
 pub struct Dev {
+    /// The directory that stands for /dev (nodes go to `<root>/mapper`,
+    /// links to `<root>/<vg>`).
     pub root: PathBuf,
+    /// How long a change that makes a uevent waits for udev.
     pub udev_wait: std::time::Duration,
 }
 
@@ -886,8 +948,8 @@ fn run_removal_waves(ctl: &dyn DeviceMapper, dev: &Dev, waves: &[Vec<Unit<'_>>])
 
 /// Runs `steps` in order; on failure, undoes the steps done, newest first.
 /// An activation or deactivation whose devices can come and go side by
-/// side (the thin LVs of a pool) runs in waves instead ([`run_waves`],
-/// [`run_removal_waves`]).
+/// side (the thin LVs of a pool) runs in waves instead (`run_waves`,
+/// `run_removal_waves`).
 pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
     if let Some(waves) = activation_waves(steps) {
         if waves.iter().any(|w| w.len() > 1) {

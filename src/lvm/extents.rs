@@ -18,7 +18,10 @@ use crate::error::ErrorKind;
 /// How big: bytes (rounded up to extents), or a share of the free space.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Size {
+    /// This many bytes, rounded up to whole extents.
     Bytes(Bytes),
+    /// This percentage (0 to 100) of the free extents (on the request's
+    /// PVs, when it names some), rounded down.
     PercentFree(f64),
     /// This much more than now (extend only).
     More(Bytes),

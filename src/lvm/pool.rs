@@ -47,15 +47,26 @@ pub(crate) const MAX_METADATA: u64 = 33_292_800;
 /// `cairn thinpool create`.
 #[derive(Debug, Clone)]
 pub struct NewPool {
+    /// The volume group to create it in.
     pub vg: String,
+    /// The pool LV's name.
     pub name: String,
+    /// The data LV's size (`_tdata`), in bytes, rounded up to extents.
     pub data_bytes: Bytes,
+    /// The metadata LV's size (`_tmeta`), in bytes; None: lvm2's choice
+    /// for the data size and chunk.
     pub metadata_bytes: Option<Bytes>,
+    /// The allocation chunk, in bytes; None: lvm2's choice (64 KiB,
+    /// doubled while the metadata estimate exceeds 128 MiB).
     pub chunk_bytes: Option<Bytes>,
+    /// Whether the pool zeroes a newly allocated chunk before use
+    /// (lvm2's `zero_new_blocks`, `lvcreate -Z`).
     pub zero: bool,
     /// "passdown", "nopassdown" or "ignore".
     pub discards: String,
+    /// The PVs to allocate on (device paths); empty: any PV of the VG.
     pub pvs: Vec<PathBuf>,
+    /// Whether to activate the pool once created.
     pub activate: bool,
 }
 
