@@ -20,7 +20,7 @@ pub use config::{
     list, read_config, remove_config, render, set_start_auto, write_config, ContainerConfig,
     NewConfig, RootfsSource,
 };
-pub use control::{init_pid, start, state, stop, wait_state, State};
+pub use control::{init_pid, start, state, stop, State};
 pub use rootfs::{build_busybox_rootfs, extract_tarball, find_busybox};
 
 /// LXC's default container directory (`lxc-config lxc.lxcpath`).
@@ -74,12 +74,6 @@ pub enum LxcError {
         status: String,
         detail: String,
         hint: String,
-    },
-    #[error("container {name}: not {state} after {secs} s; look at `lxc-info -n {name}` and the container's log")]
-    Timeout {
-        name: String,
-        state: String,
-        secs: u64,
     },
     #[error("{}: is dynamically linked (its loader is {interp}) and a container has no host libraries; install busybox-static (apt-get install busybox-static) and pass its /bin/busybox", path.display())]
     NotStatic { path: PathBuf, interp: String },

@@ -21,8 +21,6 @@ pub mod run;
 pub mod status;
 pub mod step;
 
-pub use file::{load, Stack};
-
 use crate::drbd::adm::AdmError;
 use crate::drbd::admin::DrbdError;
 use crate::lvm::thin::ThinError;
