@@ -51,11 +51,14 @@ pub enum Entry {
     End,
 }
 
-/// What an interrupted apply left.
+/// What an interrupted run (a crash, a kill, a power cut) left, as its
+/// journal tells: the run that finishes it makes these again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Interrupted {
+    /// The stack file that run applied.
     pub file: String,
-    /// The step under way when it stopped (number, description).
+    /// The step under way when it stopped (its number from 1, as a plan
+    /// prints it, and its description).
     pub at: Option<(usize, String)>,
     /// Containers it began making and did not finish (no config written).
     pub unfinished_containers: Vec<String>,
