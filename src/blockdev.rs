@@ -12,45 +12,76 @@ use std::path::{Path, PathBuf};
 /// O_DIRECT alignment that satisfies 512-byte and 4 KiB-sector devices.
 const ALIGN: usize = 4096;
 
+/// Why a device (or image file) could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// open(2), or reading its type and size, failed.
     #[error("{path}: cannot open: {source}")]
     Open {
+        /// The device.
         path: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// A read, a write or the fdatasync after it failed.
     #[error("{path}: {what} at byte {offset} ({len} bytes) failed: {source}")]
     Io {
+        /// The device.
         path: PathBuf,
+        /// `read`, `write` or `fdatasync`.
         what: &'static str,
+        /// Where it began, in bytes from the device's start.
         offset: u64,
+        /// How much it was to move, in bytes.
         len: usize,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// The path is something else (a directory, a character device).
     #[error("{path}: is neither a block device nor a regular file")]
-    NotADevice { path: PathBuf },
+    NotADevice {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The exclusive open was refused (EBUSY): something holds the device.
     #[error(
         "{path} is in use (mounted, held by device-mapper, md or DRBD, or open exclusively by \
          another program): nothing was changed; stop what holds it first"
     )]
-    Busy { path: PathBuf },
+    Busy {
+        /// The device.
+        path: PathBuf,
+    },
+    /// A read or write reaching past the device's end, refused before any
+    /// I/O.
     #[error("{path}: {offset}+{len} lies past the end of the device ({size} bytes)")]
     PastEnd {
+        /// The device.
         path: PathBuf,
+        /// Where it was to begin, in bytes.
         offset: u64,
+        /// How much it was to move, in bytes.
         len: usize,
+        /// The device's size, in bytes.
         size: u64,
     },
 }
 
+/// A result whose error is a [`DeviceError`].
 pub type Result<T> = std::result::Result<T, DeviceError>;
 
-nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+mod ioctl {
+    // BLKGETSIZE64: a block device's size in bytes. In a module of its own
+    // since the macro makes a `pub fn`, which is no part of this API.
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+}
 
-/// An open device.
+/// A block device (or an image file standing in for one), open for
+/// direct I/O where the kernel allows it.
 #[derive(Debug)]
 pub struct Device {
     file: File,
+    /// The path it was opened by.
     pub path: PathBuf,
     /// Size in bytes.
     pub size: u64,
@@ -97,6 +128,8 @@ impl Drop for Aligned {
 }
 
 impl Device {
+    /// Opens `path`, for writing too when `writable`, without claiming it:
+    /// others may hold it (reading a PV's label while its VG is active).
     pub fn open(path: &Path, writable: bool) -> Result<Device> {
         Device::open_with(path, writable, 0)
     }
@@ -153,7 +186,7 @@ impl Device {
         let (size, devno) = if meta.file_type().is_block_device() {
             let mut size = 0u64;
             // SAFETY: BLKGETSIZE64 writes one u64.
-            unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(|e| {
+            unsafe { ioctl::blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(|e| {
                 DeviceError::Open {
                     path: path.to_owned(),
                     source: std::io::Error::from(e),

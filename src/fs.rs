@@ -30,56 +30,93 @@ const INCOMPAT_EXTENTS: u32 = 0x40;
 const INCOMPAT_64BIT: u32 = 0x80;
 const INCOMPAT_FLEX_BG: u32 = 0x200;
 
+/// Why work on a container's ext4 (probe, mkfs, resize, mount) failed.
+/// `device` is always the volume it is on.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
+    /// The superblock could not be read.
     #[error("{}: cannot read the superblock: {source}; check that the device exists and is readable (as root)", device.display())]
     Read {
+        /// The volume.
         device: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// An e2fsprogs tool could not be started: not installed.
     #[error("{}: cannot run {tool}: {source}; install e2fsprogs", device.display())]
     Spawn {
+        /// The volume.
         device: PathBuf,
+        /// The program (`mkfs.ext4`, `resize2fs`, `e2fsck`).
         tool: &'static str,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// An e2fsprogs tool ran and failed.
     #[error("{}: {tool} failed ({status}): {stderr}; {hint}", device.display())]
     Tool {
+        /// The volume.
         device: PathBuf,
+        /// The program.
         tool: &'static str,
+        /// Its exit status.
         status: String,
+        /// What it printed on stderr.
         stderr: String,
+        /// What to do next.
         hint: &'static str,
     },
+    /// The temporary mount point under /run could not be made.
     #[error("{}: cannot make the mount point {}: {source}; cairn must run as root with /run writable", device.display(), dir.display())]
     MountPoint {
+        /// The volume.
         device: PathBuf,
+        /// The mount point.
         dir: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// mount(2) failed.
     #[error("{}: mount on {} as {fstype} failed: {source}; check that it is a block device holding {fstype} and not mounted elsewhere (blkid, findmnt)", device.display(), dir.display())]
     Mount {
+        /// The volume.
         device: PathBuf,
+        /// The mount point.
         dir: PathBuf,
+        /// The filesystem type asked for (`ext4`).
         fstype: String,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// umount(2) failed: something still uses the filesystem, which stays
+    /// mounted.
     #[error("{}: unmount of {} failed: {source}; find what still uses it (fuser -vm {}) and run umount {} yourself", device.display(), dir.display(), dir.display(), dir.display())]
     Unmount {
+        /// The volume.
         device: PathBuf,
+        /// The mount point.
         dir: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// Growing a mounted ext4 (a running container's root) failed.
     #[error("{}: online resize through {} failed: {source}; stop the container and apply again (the filesystem is then resized offline)", device.display(), dir.display())]
     OnlineResize {
+        /// The volume.
         device: PathBuf,
+        /// Where it is mounted (`/proc/PID/root` of the container's init).
         dir: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// The filesystem was unmounted, but its temporary mount point stayed.
     #[error("{}: unmounted, but removing the mount point {} failed: {source}; remove it yourself", device.display(), dir.display())]
     RemoveMountPoint {
+        /// The volume.
         device: PathBuf,
+        /// The mount point left behind.
         dir: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
 }

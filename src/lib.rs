@@ -18,14 +18,14 @@ pub mod dm;
 pub mod drbd;
 pub mod error;
 pub mod failpoint;
-pub mod fs;
+pub(crate) mod fs;
 pub mod host;
 pub mod lvm;
-pub mod lxc;
+pub(crate) mod lxc;
 pub mod meta;
 pub mod names;
 pub mod signature;
-pub mod stack;
+pub(crate) mod stack;
 pub mod units;
 pub mod warnings;
 

@@ -30,6 +30,7 @@ pub struct Signature {
     /// The magic's length: zeroing `offset..offset + magic_len` erases the
     /// signature, as `wipefs` does.
     pub magic_len: usize,
+    /// blkid's LABEL: the filesystem's or array's name, when it has one.
     pub label: Option<String>,
 }
 
@@ -58,20 +59,38 @@ pub fn describe_all(found: &[Signature]) -> String {
         .join(", ")
 }
 
+/// Why a device's signatures could not be read: then nothing is known
+/// of it, and callers refuse to write over it.
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
+    /// The device could not be opened for reading.
     #[error("{path}: cannot open to look for signatures: {source}")]
     Open {
+        /// The device.
         path: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// libblkid failed (set up its probe, or read the device).
     #[error("{path}: libblkid could not {what}")]
-    Probe { path: PathBuf, what: &'static str },
+    Probe {
+        /// The device.
+        path: PathBuf,
+        /// What it could not do, as the message's verb phrase.
+        what: &'static str,
+    },
+    /// A suspended device-mapper device lies under the device: it was not
+    /// read, since the read would hang until the device is resumed.
     #[error(
         "{path} was not read: device-mapper device {suspended} is suspended and reading would \
          wait until it is resumed (`cairn vg activate` of its VG, or `cairn up`)"
     )]
-    Suspended { path: PathBuf, suspended: String },
+    Suspended {
+        /// The device.
+        path: PathBuf,
+        /// The suspended device-mapper device's name.
+        suspended: String,
+    },
 }
 
 /// The signatures on `path` (a block device or an image file), in

@@ -95,15 +95,19 @@ impl fmt::Display for Extents {
 /// A size request: bytes, or a share of something.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Size {
+    /// A size in bytes.
     Bytes(u64),
     /// Percentage of free space (`50%FREE`).
     PercentFree(f64),
 }
 
+/// Text that is not a size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid size {input:?}: {why} (examples: 125M, 1.5G, 512k, 8s, 50%FREE)")]
 pub struct SizeError {
+    /// The text as given.
     pub input: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 

@@ -479,7 +479,6 @@ impl LxcError {
             LxcError::NotOurs { .. } => ErrorKind::Refused,
             LxcError::Spawn { .. } => ErrorKind::Unsupported,
             LxcError::Command { .. } => ErrorKind::System,
-            LxcError::Timeout { .. } => ErrorKind::Busy,
         }
     }
 }

@@ -27,16 +27,35 @@ pub const DEFAULT_CACHE_POLICY: &str = "smq";
 pub enum LvKind {
     /// Plain extents on PVs: linear, or striped (lvm2's `striped` type).
     Linear,
-    /// A thin pool; `metadata` names its hidden metadata LV.
-    ThinPool { metadata: String, chunk_bytes: u64 },
-    /// A thin volume (or thin snapshot) in pool `pool`.
-    Thin { pool: String },
-    /// A cache pool, with its mode and policy (lvm2's defaults when unset).
-    CachePool { mode: String, policy: String },
-    /// An LV cached by cache pool `pool`.
-    Cache { pool: String },
-    /// A thick (COW) snapshot of `origin`.
-    Snapshot { origin: String },
+    /// A thin pool.
+    ThinPool {
+        /// Its hidden metadata LV (`POOL_tmeta`).
+        metadata: String,
+        /// Its chunk size (the unit it maps data in), in bytes.
+        chunk_bytes: u64,
+    },
+    /// A thin volume (or thin snapshot).
+    Thin {
+        /// The thin pool it is in.
+        pool: String,
+    },
+    /// A cache pool (lvm2's defaults when the metadata names none).
+    CachePool {
+        /// dm-cache's mode (`writethrough`, `writeback`, `passthrough`).
+        mode: String,
+        /// dm-cache's policy (`smq`).
+        policy: String,
+    },
+    /// An LV with a dm-cache in front of it.
+    Cache {
+        /// The cache pool attached to it.
+        pool: String,
+    },
+    /// A thick (COW) snapshot.
+    Snapshot {
+        /// The LV it is a snapshot of.
+        origin: String,
+    },
     /// A segment type cairn does not interpret (raid, mirror, vdo, ...).
     Other(String),
 }
@@ -93,10 +112,13 @@ impl LvKind {
 /// One LV of a [`VgInfo`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LvInfo {
+    /// The LV's name.
     pub name: String,
     /// None for an LV with no segments (lvm2 never writes one; callers
     /// treat it as absent).
     pub kind: Option<LvKind>,
+    /// Its size: its extents, in bytes (a thin LV's virtual size, a thin
+    /// pool's data).
     pub bytes: u64,
     /// Not a hidden sub-LV (`_tdata`, `_cmeta`, `lvol0_pmspare`, ...).
     pub visible: bool,
@@ -130,7 +152,9 @@ impl LvInfo {
 /// A VG as its metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VgInfo {
+    /// The VG's name.
     pub name: String,
+    /// Its extent size, in bytes.
     pub extent_bytes: u64,
     /// PVs the metadata lists.
     pub pv_count: usize,
@@ -144,6 +168,7 @@ pub struct VgInfo {
 }
 
 impl VgInfo {
+    /// What the metadata of `vg` says of it.
     pub fn of(vg: &VolumeGroup) -> VgInfo {
         let extent = vg.extent_bytes();
         VgInfo {
@@ -188,6 +213,7 @@ impl VgInfo {
         Ok((VgInfo::read(&scan, name)?, members))
     }
 
+    /// LV `name`, hidden sub-LVs included.
     pub fn lv(&self, name: &str) -> Option<&LvInfo> {
         self.lvs.iter().find(|lv| lv.name == name)
     }
@@ -276,7 +302,9 @@ pub fn thin_mapped(ctl: &dm::Control, vg: &str, lv: &str) -> Option<(u64, u64)> 
 /// How full an active thin pool is, in percent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoolUse {
+    /// Data blocks mapped, in percent of the pool's data.
     pub data_percent: f64,
+    /// Metadata blocks used, in percent of its metadata LV.
     pub metadata_percent: f64,
 }
 
@@ -295,14 +323,21 @@ pub fn pool_use(ctl: &dm::Control, device: &str) -> Option<PoolUse> {
 /// An active cached LV's cache, as its kernel status counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheUse {
-    /// The cache's data size (blocks times block size).
+    /// The cache's data size, in bytes (blocks times block size).
     pub size_bytes: u64,
+    /// Cache blocks holding data.
     pub blocks_used: u64,
+    /// Cache blocks in all.
     pub blocks_total: u64,
+    /// Reads served from the cache since the table was loaded.
     pub read_hits: u64,
+    /// Reads that went to the origin.
     pub read_misses: u64,
+    /// Writes that went to the cache.
     pub write_hits: u64,
+    /// Writes that went to the origin.
     pub write_misses: u64,
+    /// Cache blocks not yet written back to the origin.
     pub dirty_blocks: u64,
 }
 

@@ -11,18 +11,25 @@ use crate::dm;
 use crate::meta::model::SegmentKind;
 use crate::meta::scan::{Scan, ScanError, ScannedPv, VgView};
 
+/// Why a `pvs`/`vgs`/`lvs` report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// Scanning the devices for PVs and their metadata failed.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// The metadata holds what lvm2's report rules cannot render (a
+    /// segment type cairn keeps uninterpreted, a dangling reference).
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The kernel's device-mapper could not be asked about the LVs.
     #[error(transparent)]
     Dm(#[from] dm::Error),
+    /// No scanned device holds metadata of the named VG.
     #[error("volume group {0} not found")]
     NoSuchVg(String),
 }
 
+/// A result whose error is a [`QueryError`].
 pub type Result<T> = std::result::Result<T, QueryError>;
 
 /// What the scan knows of one PV, for the report.

@@ -40,6 +40,7 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row with no field yet, room made for an `lvs` row's fields.
     pub fn new() -> Row {
         Row {
             fields: Vec::with_capacity(LV_FIELDS.len()),
@@ -55,6 +56,7 @@ impl Row {
         self.fields.push((field, value));
     }
 
+    /// lvm2's string for `field`, when the row has it.
     pub fn get(&self, field: &str) -> Option<&String> {
         self.get_from(field, 0).map(|(_, v)| v)
     }
@@ -69,6 +71,7 @@ impl Row {
             .map(|i| (i, &self.fields[i].1))
     }
 
+    /// The fields and their strings, in the order they were set.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         self.fields.iter().map(|(f, v)| (*f, v.as_str()))
     }
@@ -155,12 +158,16 @@ pub const PV_FIELDS: [&str; 16] = [
 /// Which report: the name lvm2 gives its JSON array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
+    /// `lvs`: one row per LV (hidden ones too, as `lvs -a`).
     Lv,
+    /// `vgs`: one row per VG.
     Vg,
+    /// `pvs`: one row per PV.
     Pv,
 }
 
 impl ReportKind {
+    /// lvm2's JSON name of the report's rows: `lv`, `vg` or `pv`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReportKind::Lv => "lv",
@@ -230,6 +237,7 @@ pub struct LvActivity {
     pub live_table: bool,
     /// It has an inactive (loaded, not resumed) table.
     pub inactive_table: bool,
+    /// It is suspended (I/O to it waits).
     pub suspended: bool,
     /// Its open count is not 0.
     pub open: bool,
@@ -237,8 +245,12 @@ pub struct LvActivity {
     pub read_only: bool,
     /// What its target's status line says, as far as lv_attr shows it.
     pub target: TargetState,
-    /// Data% and Meta% from the status line (lvm2's lvseg_percent rules).
+    /// Data% from the status line (lvm2's lvseg_percent rules): a thin
+    /// pool's or thin LV's mapped data, a snapshot's COW use, a cache's
+    /// used blocks.
     pub data_percent: Option<super::percent::Percent>,
+    /// Meta% from the status line, by the same rules: a thin pool's or
+    /// cache's metadata use.
     pub metadata_percent: Option<super::percent::Percent>,
 }
 
@@ -292,26 +304,48 @@ pub enum TargetState {
 /// Why a report cannot be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
+    /// The caller gave a [`PvInfo`] list whose length is not the VG's PV
+    /// count.
     #[error("{vg}: {got} PV infos given for {expected} PVs")]
     PvCount {
+        /// The VG.
         vg: String,
+        /// PVs its metadata lists.
         expected: usize,
+        /// PV infos given.
         got: usize,
     },
+    /// An LV has a segment type cairn keeps uninterpreted (raid, mirror,
+    /// vdo, ...): the VG's report would differ from lvm2's.
     #[error("{vg}/{lv}: segment type {segtype} is not one cairn can report on")]
     UnsupportedSegment {
+        /// The VG.
         vg: String,
+        /// The LV.
         lv: String,
+        /// lvm2's name of the segment type.
         segtype: String,
     },
+    /// A segment names an LV (pool, origin, metadata) the metadata lacks.
     #[error("{vg}/{lv}: refers to LV {name}, which the VG does not have")]
     UnknownLv {
+        /// The VG.
         vg: String,
+        /// The LV whose segment refers to it.
         lv: String,
+        /// The missing LV's name.
         name: String,
     },
+    /// A segment's area names a PV number the metadata lacks.
     #[error("{vg}/{lv}: refers to PV number {pv}, which the VG does not have")]
-    UnknownPv { vg: String, lv: String, pv: usize },
+    UnknownPv {
+        /// The VG.
+        vg: String,
+        /// The LV whose segment refers to it.
+        lv: String,
+        /// The PV number (`pvN` in the metadata text).
+        pv: usize,
+    },
 }
 
 const SECTOR: u64 = 512;

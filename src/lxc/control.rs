@@ -1,5 +1,5 @@
 //! Starting, stopping and watching containers through LXC's own tools
-//! (`lxc-start`, `lxc-stop`, `lxc-info`, `lxc-wait`): they own the
+//! (`lxc-start`, `lxc-stop`, `lxc-info`): they own the
 //! container's lifecycle (monitor process, cgroups, namespaces), and cairn
 //! only asks them.
 
@@ -18,7 +18,7 @@ use super::{check_name, command_line, container, last_lines, run, tail, LxcError
 pub const LOG_DIR: &str = "/run/cairn";
 const LXC_HINT: &str = "install lxc (apt-get install lxc)";
 
-/// A container's state, as LXC names them (`lxc-info -s`, `lxc-wait -s`).
+/// A container's state, as LXC names them (`lxc-info -s`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Stopped,
@@ -51,7 +51,7 @@ impl State {
 }
 
 impl fmt::Display for State {
-    /// LXC's name of the state, as `lxc-wait -s` takes it.
+    /// LXC's upper-case name of the state, as `lxc-info -s` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             State::Stopped => "STOPPED",
@@ -230,50 +230,6 @@ pub fn stop(lxcpath: &Path, name: &str, timeout: Duration) -> Result<(), LxcErro
     ))
 }
 
-/// Waits until the container is in `state` (`lxc-wait`), at most
-/// `timeout` (rounded up to whole seconds).
-pub fn wait_state(
-    lxcpath: &Path,
-    name: &str,
-    state: State,
-    timeout: Duration,
-) -> Result<(), LxcError> {
-    check_name(name)?;
-    let secs = whole_seconds(timeout);
-    let (wanted, secs_arg) = (state.to_string(), secs.to_string());
-    let mut args = lxcpath_args(lxcpath, name);
-    args.extend([
-        OsStr::new("-s"),
-        OsStr::new(&wanted),
-        OsStr::new("-t"),
-        OsStr::new(&secs_arg),
-    ]);
-    let out = run(&container(name), OsStr::new("lxc-wait"), &args, LXC_HINT)?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let detail = tail(&out, 5);
-    if detail.is_empty() {
-        // lxc-wait says nothing when the time runs out.
-        return Err(LxcError::Timeout {
-            name: name.to_owned(),
-            state: wanted,
-            secs,
-        });
-    }
-    Err(failed(
-        name,
-        "lxc-wait",
-        &args,
-        &out,
-        detail,
-        format!(
-            "check the state name and that the container is defined in {}",
-            lxcpath.display()
-        ),
-    ))
-}
-
 fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -364,8 +320,5 @@ mod tests {
             "{e}"
         );
         stop(&lxcpath, "c1", Duration::from_secs(1)).unwrap();
-        wait_state(&lxcpath, "c1", State::Stopped, Duration::from_secs(1)).unwrap();
-        let e = wait_state(&lxcpath, "c1", State::Running, Duration::from_millis(10)).unwrap_err();
-        assert!(matches!(e, LxcError::Timeout { secs: 1, .. }), "{e}");
     }
 }

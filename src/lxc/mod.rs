@@ -20,7 +20,7 @@ pub use config::{
     list, read_config, remove_config, render, set_start_auto, write_config, ContainerConfig,
     NewConfig, RootfsSource,
 };
-pub use control::{init_pid, start, state, stop, wait_state, State};
+pub use control::{init_pid, start, state, stop, State};
 pub use rootfs::{build_busybox_rootfs, extract_tarball, find_busybox};
 
 /// LXC's default container directory (`lxc-config lxc.lxcpath`).
@@ -35,56 +35,95 @@ pub const MAX_NAME_LEN: usize = 64;
 const NAME_RULE: &str =
     "a name is 1 to 64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
 
+/// Why a container operation failed (its config, its rootfs, LXC's tools).
 #[derive(Debug, thiserror::Error)]
 pub enum LxcError {
+    /// The container name breaks cairn's rule (refused before LXC is run).
     #[error("invalid container name {name:?}: {why}; {NAME_RULE}")]
-    Name { name: String, why: &'static str },
+    Name {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A file or directory of the container could not be read or written.
     #[error("{subject}: cannot {what}: {source}; {hint}")]
     Io {
         /// "container NAME" or "rootfs PATH".
         subject: String,
+        /// What was being done, with the path.
         what: String,
+        /// The system's error.
         source: std::io::Error,
+        /// What to check.
         hint: &'static str,
     },
+    /// A line of the container's LXC config does not parse.
     #[error("container {name}: {}:{line}: {why}; fix or remove that line", path.display())]
     Config {
+        /// The container.
         name: String,
+        /// Its config file.
         path: PathBuf,
+        /// The line at fault, from 1.
         line: usize,
+        /// What is wrong there.
         why: String,
     },
+    /// Removing the container's directory was refused: it holds something
+    /// cairn did not put there, so nothing was removed.
     #[error("container {name}: refusing to remove {}: it holds {entry:?}, which cairn did not make (only `config` and an empty `rootfs` are cairn's); move it away first", dir.display())]
     NotOurs {
+        /// The container.
         name: String,
+        /// Its directory under the LXC path.
         dir: PathBuf,
+        /// The first entry that is not cairn's.
         entry: String,
     },
+    /// An LXC tool (or tar) could not be started: not installed.
     #[error("{subject}: cannot run {tool}: {source}; {hint}")]
     Spawn {
+        /// "container NAME" or "rootfs PATH".
         subject: String,
+        /// The program.
         tool: String,
+        /// The system's error.
         source: std::io::Error,
+        /// How to install it.
         hint: &'static str,
     },
+    /// An LXC tool (or tar) ran and failed.
     #[error("{subject}: `{command}` failed ({status}): {detail}; {hint}")]
     Command {
+        /// "container NAME" or "rootfs PATH".
         subject: String,
+        /// The command line run.
         command: String,
+        /// Its exit status.
         status: String,
+        /// The end of its output (or of the container's log).
         detail: String,
+        /// What to look at next.
         hint: String,
     },
-    #[error("container {name}: not {state} after {secs} s; look at `lxc-info -n {name}` and the container's log")]
-    Timeout {
-        name: String,
-        state: String,
-        secs: u64,
-    },
+    /// The busybox given for a rootfs is dynamically linked: it would not
+    /// run in a container without the host's libraries.
     #[error("{}: is dynamically linked (its loader is {interp}) and a container has no host libraries; install busybox-static (apt-get install busybox-static) and pass its /bin/busybox", path.display())]
-    NotStatic { path: PathBuf, interp: String },
+    NotStatic {
+        /// The binary.
+        path: PathBuf,
+        /// Its ELF interpreter (dynamic loader).
+        interp: String,
+    },
+    /// The busybox given for a rootfs is not an ELF executable.
     #[error("{}: not an ELF executable ({why}); pass a busybox binary (busybox-static installs /bin/busybox)", path.display())]
-    NotElf { path: PathBuf, why: &'static str },
+    NotElf {
+        /// The file.
+        path: PathBuf,
+        /// What its header says instead.
+        why: &'static str,
+    },
 }
 
 /// Checks a container name: non-empty, at most [`MAX_NAME_LEN`]

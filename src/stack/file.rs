@@ -22,8 +22,11 @@ pub const DEFAULT_PATH: &str = "/etc/cairn/stack.toml";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
 pub struct FileError {
+    /// The stack file's path.
     pub file: String,
+    /// The line at fault, from 1.
     pub line: usize,
+    /// What is wrong there and what to write instead.
     pub message: String,
 }
 
@@ -137,7 +140,9 @@ struct RawContainer {
 /// the LV is created and not revisited (the space is then gone).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SizeSpec {
+    /// A size in bytes.
     Bytes(u64),
+    /// A share of the VG's free space, in percent (`100%FREE`).
     PercentFree(f64),
 }
 

@@ -52,11 +52,14 @@ pub enum Entry {
     End,
 }
 
-/// What an interrupted apply left.
+/// What an interrupted run (a crash, a kill, a power cut) left, as its
+/// journal tells: the run that finishes it makes these again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Interrupted {
+    /// The stack file that run applied.
     pub file: String,
-    /// The step under way when it stopped (number, description).
+    /// The step under way when it stopped (its number from 1, as a plan
+    /// prints it, and its description).
     pub at: Option<(usize, String)>,
     /// Containers it began making and did not finish (no config written).
     pub unfinished_containers: Vec<String>,
@@ -178,15 +181,11 @@ fn sync_dir(dir: &Path) {
 }
 
 impl Journal {
-    /// Takes the lock and starts a journal; returns what an earlier,
-    /// interrupted apply left, if one did.
-    pub fn start(dir: &Path, file: &str, command: &str) -> Result<(Journal, Option<Interrupted>)> {
-        Journal::start_named(dir, "apply", file, command)
-    }
-
-    /// A journal of its own for `name` (up, down, container commands):
-    /// they take the lock but leave an interrupted apply's journal for the
-    /// next apply, which alone finishes it.
+    /// Takes the stack's lock and starts the journal `name` (`apply`, `up`,
+    /// `down`, a container command) in `dir`; returns what an earlier,
+    /// interrupted run of the same journal left, if one did. Each command
+    /// has a journal of its own, so an interrupted apply's journal waits
+    /// for the next apply, which alone finishes it.
     pub fn start_named(
         dir: &Path,
         name: &str,
@@ -387,7 +386,8 @@ mod tests {
     fn journal_files_round_trip_and_a_torn_line_is_dropped() {
         let dir = std::env::temp_dir().join(format!("cairn-journal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (mut j, earlier) = Journal::start(&dir, "f.toml", "cairn apply").unwrap();
+        let (mut j, earlier) =
+            Journal::start_named(&dir, "apply", "f.toml", "cairn apply").unwrap();
         assert_eq!(earlier, None);
         j.write(&begin(1, "pv create /dev/x", None)).unwrap();
         drop(j);
@@ -395,7 +395,7 @@ mod tests {
         let path = dir.join("apply.journal");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"event\":\"do").unwrap();
-        let (j, earlier) = Journal::start(&dir, "f.toml", "cairn apply").unwrap();
+        let (j, earlier) = Journal::start_named(&dir, "apply", "f.toml", "cairn apply").unwrap();
         let earlier = earlier.expect("the first apply did not end");
         assert_eq!(earlier.at, Some((1, "pv create /dev/x".into())));
         j.finish().unwrap();

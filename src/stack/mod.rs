@@ -21,50 +21,71 @@ pub mod run;
 pub mod status;
 pub mod step;
 
-pub use file::{load, Stack};
-
 use crate::drbd::adm::AdmError;
 use crate::drbd::admin::DrbdError;
 use crate::lvm::action::VolumeError;
 use crate::lvm::thin::ThinError;
 
+/// Why a stack operation (plan, apply, up, down, status, a container
+/// command) stopped: the layer that failed, with its own error.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
+    /// The stack file does not parse or does not add up (at a line).
     #[error(transparent)]
     File(#[from] file::FileError),
+    /// An LVM operation on a VG or LV (create, resize, activate).
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// A thin pool or thin LV operation.
     #[error(transparent)]
     Thin(#[from] ThinError),
+    /// A DRBD resource's configuration, metadata or bring-up.
     #[error(transparent)]
     Adm(#[from] AdmError),
+    /// DRBD's kernel interface (generic netlink).
     #[error(transparent)]
     Drbd(#[from] DrbdError),
+    /// An LVM2 metadata operation (pvcreate, vgcreate, vgextend).
     #[error(transparent)]
     Op(#[from] crate::meta::ops::OpError),
+    /// Scanning devices for PVs and their metadata.
     #[error(transparent)]
     Scan(#[from] crate::meta::scan::ScanError),
+    /// Device-mapper (reading tables and status).
     #[error(transparent)]
     Dm(#[from] crate::dm::Error),
+    /// A container's ext4 (mkfs, resize, mount).
     #[error(transparent)]
     Fs(#[from] crate::fs::FsError),
+    /// An LXC container (its config, rootfs, lxc-start and lxc-stop).
     #[error(transparent)]
     Lxc(#[from] crate::lxc::LxcError),
+    /// The stack refuses: the message says why and what to do (another
+    /// run holds the lock, a shrink not allowed, somebody's data in the way).
     #[error("{0}")]
     Refused(crate::error::Refusal),
+    /// Step `n` of a run failed; `source` is why (its kind is the step's).
     #[error("step {n} ({step}) failed: {source}")]
     Step {
+        /// The step's number in the run (1-based, as progress shows it).
         n: usize,
+        /// The step, as progress shows it.
         step: String,
+        /// What failed.
         source: Box<StackError>,
     },
+    /// A file of the stack's own (journal, lock, resource file) could not
+    /// be read or written.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done, with the path.
         what: String,
+        /// The system's error.
         source: std::io::Error,
     },
 }
 
+/// A result whose error is a [`StackError`].
 pub type Result<T> = std::result::Result<T, StackError>;
 
 /// What a stack run needs of the host: the metadata layer's environment

@@ -16,6 +16,7 @@ use crate::error::ErrorKind;
 use crate::lvm::inspect::LvKind;
 use crate::lvm::names::{dm_name, lv_path};
 
+/// What a run of the stack may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Only say what apply would do.
@@ -37,7 +38,8 @@ enum Avail {
     Later,
 }
 
-/// What a run did (or, planning, would do).
+/// What a run of the stack did (apply, up, down, a container command) or,
+/// planning, would do.
 #[derive(Debug, Default)]
 pub struct Report {
     /// Steps done (apply, up, down) or planned.
@@ -719,15 +721,22 @@ pub fn remove_container(
     finish(r)
 }
 
-/// One container, as `cairn container list` shows it.
+/// One LXC container on the stack, as `cairn container list` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ContainerRow {
+    /// The container's name.
     pub name: String,
+    /// Its state, upper-case as LXC names it (`RUNNING`, `STOPPED`), or
+    /// `UNKNOWN` when LXC could not say.
     pub state: String,
+    /// Its rootfs block device (`/dev/VG/LV`), when its config names one.
     pub volume: Option<String>,
+    /// That volume's size, in bytes, when it is an LV of a readable VG.
     pub size: Option<u64>,
-    /// Share of the thin volume the pool has mapped.
+    /// Share of the thin volume the pool has mapped, in percent (while
+    /// active).
     pub used_percent: Option<f64>,
+    /// Whether LXC starts it at boot (`lxc.start.auto`).
     pub autostart: bool,
 }
 

@@ -17,101 +17,170 @@ use crate::drbd::admin::Drbd;
 use crate::lvm::inspect::{self, LvKind, DEFAULT_CACHE_MODE, DEFAULT_CACHE_POLICY};
 use crate::units::human;
 
+/// The whole stack of one stack file, layer by layer in bring-up order, as
+/// read from the metadata, the kernel and LXC. Sizes are in bytes; `None`
+/// where a layer is down or not made and so cannot say.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// The stack file's path.
     pub file: String,
+    /// This host's name in the stack file.
     pub host: String,
+    /// The VGs and DRBD resources, each after the layers it stands on.
     pub layers: Vec<Layer>,
     /// Things that want attention (pools past their threshold, layers down).
     pub warnings: Vec<String>,
 }
 
+/// One layer of the stack: a VG or a DRBD resource (serialized with a
+/// `kind` field, `vg` or `drbd`).
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Layer {
+    /// A VG with its LVs and thin pools.
     Vg(VgStatus),
+    /// A DRBD resource.
     Drbd(DrbdStatus),
 }
 
+/// A VG of the stack file.
 #[derive(Debug, Serialize)]
 pub struct VgStatus {
+    /// The VG's name.
     pub name: String,
+    /// Its PVs, as the stack file names them.
     pub pvs: Vec<String>,
     /// "up", or why it cannot be read ("PV /dev/drbd10 missing: r0-U is down").
     pub state: String,
+    /// Its PVs' extents, in bytes.
     pub size: Option<u64>,
+    /// Its unallocated extents, in bytes.
     pub free: Option<u64>,
+    /// The plain (linear, maybe cached) LVs the stack file defines.
     pub lvs: Vec<LvStatus>,
+    /// The thin pools the stack file defines.
     pub thinpools: Vec<PoolStatus>,
 }
 
+/// A plain LV of the stack file (a lower layer's disk, a PV of the VG above).
 #[derive(Debug, Serialize)]
 pub struct LvStatus {
+    /// The LV's name.
     pub name: String,
+    /// Its size, in bytes.
     pub size: Option<u64>,
+    /// Whether its device-mapper device is loaded.
     pub active: bool,
+    /// Its dm-cache, when a cache pool is attached.
     pub cache: Option<CacheInfo>,
 }
 
+/// The dm-cache in front of an LV. The counters are the kernel's, since
+/// the cache was last loaded, and 0 while the LV is inactive.
 #[derive(Debug, Serialize)]
 pub struct CacheInfo {
+    /// The cache pool's name.
     pub pool: String,
+    /// dm-cache's mode (`writethrough`, `writeback`, `passthrough`).
     pub mode: String,
+    /// dm-cache's policy (`smq`).
     pub policy: String,
+    /// The cache's data size, in bytes (while active).
     pub size: Option<u64>,
+    /// Cache blocks holding data.
     pub blocks_used: u64,
+    /// Cache blocks in all.
     pub blocks_total: u64,
+    /// Reads served from the cache.
     pub read_hits: u64,
+    /// Reads that went to the origin.
     pub read_misses: u64,
+    /// Writes that went to the cache.
     pub write_hits: u64,
+    /// Writes that went to the origin.
     pub write_misses: u64,
+    /// Cache blocks not yet written back to the origin (writeback mode).
     pub dirty_blocks: u64,
+    /// Read hits among all reads, in percent (`None` before any read).
     pub read_hit_percent: Option<f64>,
+    /// Write hits among all writes, in percent (`None` before any write).
     pub write_hit_percent: Option<f64>,
 }
 
+/// A thin pool of the stack file, with its thin volumes.
 #[derive(Debug, Serialize)]
 pub struct PoolStatus {
+    /// The pool's name.
     pub name: String,
+    /// Its data size, in bytes.
     pub size: Option<u64>,
+    /// Its metadata LV's size, in bytes.
     pub metadata_size: Option<u64>,
+    /// Whether its thin-pool target is loaded.
     pub active: bool,
+    /// Data blocks in use, in percent (while active).
     pub data_percent: Option<f64>,
+    /// Metadata blocks in use, in percent (while active).
     pub metadata_percent: Option<f64>,
+    /// The use, in percent, past which the stack file wants it extended.
     pub autoextend_threshold: Option<u32>,
+    /// By how much, in percent of its size, it is then to be extended.
     pub autoextend_percent: Option<u32>,
+    /// Data or metadata use is at or past the threshold (a warning says so).
     pub over_threshold: bool,
+    /// Its thin LVs, in the metadata's order.
     pub volumes: Vec<VolumeStatus>,
 }
 
+/// A thin LV of a pool, and the container on it.
 #[derive(Debug, Serialize)]
 pub struct VolumeStatus {
+    /// The thin LV's name.
     pub name: String,
+    /// Its virtual size, in bytes.
     pub size: Option<u64>,
+    /// Whether its device-mapper device is loaded.
     pub active: bool,
+    /// Share of it the pool has mapped, in percent (lvm2's Data%).
     pub used_percent: Option<f64>,
     /// The LXC container on it, when one has it as rootfs.
     pub container: Option<String>,
+    /// That container's state, upper-case as LXC names it (`RUNNING`).
     pub container_state: Option<String>,
+    /// Whether LXC starts that container at boot (`lxc.start.auto`).
     pub autostart: bool,
 }
 
+/// A DRBD resource of the stack file, with what the kernel says of it.
 #[derive(Debug, Serialize)]
 pub struct DrbdStatus {
+    /// The resource's name.
     pub name: String,
+    /// Its device (`/dev/drbdN`).
     pub device: String,
+    /// Its backing disk (an LV, or the lower resource's device).
     pub disk: String,
+    /// The lower resource, for a stacked one.
     pub stacked_on: Option<String>,
+    /// DRBD's replication protocol (`A`, `B` or `C`).
     pub protocol: char,
+    /// The peer, as `HOST ADDRESS:PORT`.
     pub peer: Option<String>,
     /// "up", or "down" (not configured in the kernel).
     pub state: String,
+    /// Its usable size, in bytes (while up).
     pub size: Option<u64>,
+    /// This node's role (`Primary`, `Secondary`).
     pub role: Option<String>,
+    /// The peer's role, as this node knows it (`Unknown` when disconnected).
     pub peer_role: Option<String>,
+    /// The connection state (`Connected`, `StandAlone`, `WFConnection`...).
     pub connection: Option<String>,
+    /// This node's disk state (`UpToDate`, `Inconsistent`, `Diskless`...).
     pub disk_state: Option<String>,
+    /// The peer's disk state.
     pub peer_disk_state: Option<String>,
+    /// Data not in sync with the peer, in bytes (4 KiB bitmap blocks).
     pub out_of_sync: Option<u64>,
 }
 

@@ -20,139 +20,264 @@ use crate::lvm::{cache, extents, linear, pool, resize, thin, volume};
 use crate::meta::ops::{self, Env};
 use crate::units::{human, Bytes};
 
-/// One change, in the words of the layer it changes.
+/// One change to one layer of the stack, in that layer's words: what a plan
+/// lists, an apply, up or down does in order, and what the progress
+/// callback is shown. Display prints it as `cairn plan` does; serialized
+/// (JSON) with its kind in a `step` field, kebab-case (`pv-create`). All
+/// sizes are in bytes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
+    /// Writes an LVM label and metadata area on a blank device, making it a
+    /// PV (the plan asks for it only where it saw the device blank).
     PvCreate {
+        /// The device, as the stack file names it (a RAID, a DRBD device).
         device: PathBuf,
     },
+    /// Creates a VG on PVs and commits its first metadata.
     VgCreate {
+        /// The new VG's name.
         vg: String,
+        /// Its PVs, made by earlier steps.
         pvs: Vec<PathBuf>,
+        /// Its extent size, in bytes.
         extent_size: u64,
     },
+    /// Adds PVs the stack file lists to a VG that lacks them.
     VgExtend {
+        /// The VG.
         vg: String,
+        /// The PVs to add.
         pvs: Vec<PathBuf>,
     },
+    /// Creates a linear LV and loads its table (active).
     LvCreate {
+        /// The VG it is allocated in.
         vg: String,
+        /// The new LV's name.
         lv: String,
+        /// Its size: bytes, or a share of the VG's free space resolved now
+        /// (serialized as text: `10 GiB`, `100%FREE`).
         #[serde(serialize_with = "size_spec")]
         size: SizeSpec,
+        /// The PVs its extents come from; empty: any of the VG's.
         pvs: Vec<PathBuf>,
     },
+    /// Grows or shrinks an LV (a linear LV or a container's thin volume):
+    /// metadata commit, then a table reload. A shrink is planned only when
+    /// the caller allowed it; the filesystem is resized by its own step.
     LvResize {
+        /// The LV's VG.
         vg: String,
+        /// The LV.
         lv: String,
+        /// Its size now, in bytes.
         from: u64,
+        /// Its size after the step, in bytes (rounded up to whole extents).
         to: u64,
     },
+    /// Creates the cache pool (data and metadata LVs, metadata zeroed) a
+    /// cached LV will use, on the fast PVs.
     CachePoolCreate {
+        /// The VG.
         vg: String,
+        /// The new cache pool's name.
         pool: String,
+        /// Its data size, in bytes.
         size: u64,
+        /// Its metadata size, in bytes; `None`: sized as lvm2 would.
         metadata: Option<u64>,
+        /// Its cache block (chunk) size, in bytes; `None`: lvm2's choice.
         chunk: Option<u64>,
+        /// The PVs it is allocated on; empty: any of the VG's.
         pvs: Vec<PathBuf>,
     },
+    /// Puts a cache pool in front of an LV (dm-cache): the LV's extents
+    /// become `LV_corig` under a cache table.
     CacheAttach {
+        /// The VG of both.
         vg: String,
+        /// The LV to cache.
         lv: String,
+        /// The cache pool, made in the same VG.
         pool: String,
+        /// dm-cache's mode: `writethrough`, `writeback` or `passthrough`.
         mode: String,
+        /// dm-cache's policy (`smq`).
         policy: String,
     },
+    /// Creates a thin pool (data, metadata and the metadata spare LVs,
+    /// zeroing new blocks, discards passed down) and activates it.
     ThinPoolCreate {
+        /// The VG.
         vg: String,
+        /// The new pool's name.
         pool: String,
+        /// Its data size: bytes, or a share of the VG's free space resolved
+        /// now with room left for the metadata (serialized as text).
         #[serde(serialize_with = "size_spec")]
         size: SizeSpec,
+        /// Its metadata size, in bytes; `None`: sized as lvm2 would.
         metadata: Option<u64>,
+        /// Its chunk size, in bytes; `None`: lvm2's choice.
         chunk: Option<u64>,
+        /// The PVs it is allocated on; empty: any of the VG's.
         pvs: Vec<PathBuf>,
     },
+    /// Grows a thin pool's data, its metadata, or both, to what the stack
+    /// file says (a pool never shrinks).
     ThinPoolExtend {
+        /// The VG.
         vg: String,
+        /// The pool.
         pool: String,
+        /// The new data size, in bytes; `None`: unchanged.
         data: Option<u64>,
+        /// The new metadata size, in bytes; `None`: unchanged.
         metadata: Option<u64>,
     },
-    /// Activates LVs (with what they stand on: cache, pool); `all` when
-    /// every LV of the VG is meant.
+    /// Activates LVs of one VG: loads their device-mapper tables, with what
+    /// they stand on (a cached LV's origin and cache pool, a thin LV's
+    /// pool).
     Activate {
+        /// The VG.
         vg: String,
+        /// The LVs to activate, by name.
         lvs: Vec<String>,
     },
+    /// Deactivates LVs of one VG: removes their device-mapper devices, top
+    /// down (thin LVs before their pool).
     Deactivate {
+        /// The VG.
         vg: String,
+        /// The LVs that are up, by name.
         lvs: Vec<String>,
     },
+    /// Writes (or replaces, atomically) the drbd-utils resource file cairn
+    /// keeps for a DRBD resource, so `drbdadm` and the kernel's helper see
+    /// the resource as the stack file describes it.
     DrbdConfig {
+        /// The DRBD resource.
         resource: String,
+        /// The resource file (`NAME.res` in the stack's DRBD config
+        /// directory).
         path: PathBuf,
+        /// The file's whole content.
         text: String,
     },
+    /// Writes fresh DRBD metadata (v08, internal: at the end of the
+    /// backing disk); planned only where the disk holds none.
     DrbdCreateMd {
+        /// The DRBD resource.
         resource: String,
+        /// Its backing disk (an LV, or the lower DRBD device when stacked).
         disk: PathBuf,
     },
+    /// Brings a DRBD resource up in the kernel: whatever is missing of
+    /// new-resource, new-minor, attach and connect.
     DrbdUp {
+        /// The DRBD resource.
         resource: String,
     },
+    /// Makes this node the DRBD resource's primary, so its device can be
+    /// opened for writing (by the VG on top).
     DrbdPrimary {
+        /// The DRBD resource.
         resource: String,
         /// Force a disk that is not UpToDate, as the seed's `primary --force`
         /// (only for metadata this stack made, or data that was up to date).
         force: bool,
     },
+    /// Takes a DRBD resource down in the kernel (disconnect, detach,
+    /// delete), its on-disk metadata left as it is.
     DrbdDown {
+        /// The DRBD resource.
         resource: String,
     },
+    /// Creates a container's thin volume in a pool (a pool message, then a
+    /// metadata commit) and activates it.
     ThinCreate {
+        /// The pool's VG.
         vg: String,
+        /// The thin pool.
         pool: String,
+        /// The new thin LV (named after the container).
         lv: String,
+        /// Its virtual size, in bytes.
         size: u64,
     },
+    /// Makes an ext4 filesystem, labelled with the container's name, on a
+    /// container's new volume, after checking that the volume holds only
+    /// what cairn wrote.
     Mkfs {
+        /// The container.
         container: String,
+        /// Its volume (`/dev/VG/LV`).
         device: PathBuf,
         /// The run this one finishes was cut off inside mkfs: half a
         /// filesystem, with no superblock to recognise, is expected there.
         mkfs_cut: bool,
     },
+    /// Grows a container's ext4 to its volume's size: online through the
+    /// running container's root (`/proc/PID/root`), offline otherwise.
     Resize2fs {
+        /// The container.
         container: String,
+        /// Its volume (`/dev/VG/LV`).
         device: PathBuf,
     },
+    /// Fills a container's new filesystem with its root: a busybox system
+    /// or a tarball extracted, through a temporary mount.
     Populate {
+        /// The container.
         container: String,
+        /// Its volume (`/dev/VG/LV`).
         device: PathBuf,
+        /// `busybox`, or the tarball's path.
         rootfs: String,
     },
+    /// Writes a container's LXC configuration (rootfs `lvm:` on its volume)
+    /// under the stack's LXC path.
     LxcConfig {
+        /// The container.
         container: String,
+        /// Its volume, the configuration's rootfs.
         device: PathBuf,
+        /// Whether LXC starts it at boot (`lxc.start.auto`).
         autostart: bool,
+        /// `busybox`, or the tarball's path: what the root was made from.
         rootfs: String,
     },
+    /// Sets `lxc.start.auto` in an existing container's configuration.
     LxcAutostart {
+        /// The container.
         container: String,
+        /// Whether LXC starts it at boot.
         autostart: bool,
     },
+    /// Starts a container (`lxc-start`).
     ContainerStart {
+        /// The container.
         container: String,
     },
+    /// Stops a container (`lxc-stop`: its init is asked to halt and is
+    /// killed after 30 s).
     ContainerStop {
+        /// The container.
         container: String,
     },
+    /// Removes a container's thin volume (a pool message and a metadata
+    /// commit; refused while it is open): its data is gone.
     ThinRemove {
+        /// The pool's VG.
         vg: String,
+        /// The thin LV.
         lv: String,
     },
+    /// Removes a container's LXC directory (its config and empty mount
+    /// point; refused, removing nothing, when it holds anything else).
     LxcRemove {
+        /// The container.
         container: String,
     },
 }
@@ -274,8 +399,9 @@ impl fmt::Display for Step {
 }
 
 impl Step {
-    /// The device the step makes from nothing, whose contents a re-run
-    /// after a crash may redo without losing anything.
+    /// The container whose volume, filesystem, root or configuration this
+    /// step makes from nothing: what a re-run after a crash may make again
+    /// without losing anything. `None` for every other step.
     pub fn container(&self) -> Option<&str> {
         match self {
             Step::ThinCreate { lv, .. } => Some(lv),
