@@ -12,6 +12,7 @@
 //! façade ([`host`]) sits on all of them, and the CLI (src/main.rs) is thin
 //! over the façade.
 #![doc = include_str!("../docs/embedding.md")]
+#![warn(missing_docs)]
 
 pub mod blockdev;
 pub mod dm;

@@ -55,6 +55,7 @@ impl Bytes {
 }
 
 impl Sectors {
+    /// The same size in bytes (512 per sector).
     pub fn bytes(self) -> Bytes {
         Bytes(self.0 * SECTOR)
     }
