@@ -8,6 +8,16 @@
 //! is the kernel's doing) can be read and reviewed at once.
 
 pub use crate::error::{ErrorKind, Refusal};
+// The layers' errors an [`Error`] carries, so that a caller can name them.
+pub use crate::fs::FsError;
+pub use crate::lvm::action::VolumeError;
+pub use crate::lvm::activate::PlanError;
+pub use crate::lvm::config::ConfigError as LvmConfigError;
+pub use crate::lvm::engine::EngineError;
+pub use crate::lvm::thin::ThinError;
+pub use crate::lxc::LxcError;
+pub use crate::stack::file::FileError;
+pub use crate::stack::StackError;
 
 use crate::blockdev::DeviceError;
 use crate::dm;
@@ -15,20 +25,13 @@ use crate::drbd::adm::AdmError;
 use crate::drbd::admin::DrbdError;
 use crate::drbd::genl::GenlError;
 use crate::drbd::md::MdError;
-use crate::fs::FsError;
-use crate::lvm::action::VolumeError;
-use crate::lvm::activate::PlanError;
-use crate::lvm::engine::EngineError;
 use crate::lvm::query::QueryError;
 use crate::lvm::remove::RemoveError;
-use crate::lvm::thin::ThinError;
-use crate::lxc::LxcError;
 use crate::meta::commit::CommitError;
 use crate::meta::lock::LockError;
 use crate::meta::ops::OpError;
 use crate::meta::scan::ScanError;
 use crate::signature::SignatureError;
-use crate::stack::StackError;
 
 /// An error of the façade: one of the layers' errors (boxed: they are
 /// large, and every call returns a `Result`), or bad input caught at the

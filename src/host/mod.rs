@@ -5,8 +5,8 @@
 //! command line takes from its environment (`CAIRN_STATE_DIR`,
 //! `CAIRN_UDEV_TIMEOUT`, the command line itself) it puts into
 //! [`HostOptions`]; what it prints it renders from the typed values the
-//! operations return ([`Outcome`], [`stack::Report`](crate::stack::run::Report),
-//! [`crate::stack::status::Status`], report rows).
+//! operations return ([`Outcome`], [`StackReport`], [`StackStatus`], report
+//! rows).
 //!
 //! - [`Host`]: the host's devices, locks, archive and state, and the
 //!   operations on physical volumes, volume groups and device-mapper.
@@ -38,8 +38,13 @@ pub use crate::lvm::action::Action;
 pub use crate::lvm::cache::NewCachePool;
 pub use crate::lvm::pool::NewPool;
 pub use crate::meta::ops::PvCreate;
+pub use crate::stack::file::SizeSpec;
+pub use crate::stack::journal::Interrupted;
 pub use crate::stack::run::{ContainerRow, Report as StackReport};
-pub use crate::stack::status::Status as StackStatus;
+pub use crate::stack::status::{
+    CacheInfo, DrbdStatus, Layer as StackLayer, LvStatus, PoolStatus, Status as StackStatus,
+    VgStatus, VolumeStatus,
+};
 pub use crate::stack::step::Step as StackStep;
 
 use crate::lvm::engine::Dev;

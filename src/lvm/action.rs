@@ -14,16 +14,23 @@ use crate::meta::ops::OpError;
 use super::activate::PlanError;
 use super::engine::{EngineError, Step};
 
+/// Why an LVM operation on a VG or its LVs (create, resize, remove,
+/// activate, cache, snapshot) stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
+    /// The metadata layer: scan, lock, commit, or its own refusal.
     #[error(transparent)]
     Op(#[from] OpError),
+    /// The LV's tables could not be planned from its metadata.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The device-mapper steps failed (and what they did was undone).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// Device-mapper refused a read (status, table, device list).
     #[error(transparent)]
     Dm(#[from] dm::Error),
+    /// lvm.conf does not parse.
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
     /// The VG or one of its LVs refused, with the refusal's kind (a VG
@@ -40,9 +47,14 @@ pub enum VolumeError {
         "volume group {vg}: {done}; refused for partial LV(s) (a PV they need is missing):\n  {}",
         partial.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
     )]
+    /// Some LVs of the VG need a PV that is missing: what could be done
+    /// was done, these were refused.
     Partial {
+        /// The VG.
         vg: String,
+        /// What was done for the other LVs ("activated", ...).
         done: &'static str,
+        /// Why each partial LV was refused.
         partial: Vec<PlanError>,
     },
 }

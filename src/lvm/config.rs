@@ -28,10 +28,13 @@ impl Default for LvmConfig {
     }
 }
 
+/// lvm.conf (or lvmlocal.conf) cannot be read or does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}: fix the file (lvmconfig --validate shows lvm2's view of it)")]
 pub struct ConfigError {
+    /// The file.
     pub path: String,
+    /// What is wrong, and where.
     pub message: String,
 }
 

@@ -34,8 +34,11 @@ const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
 
 pub use super::action::Action;
 
+/// Why a thin pool or thin LV operation (create, snapshot, remove, the
+/// completion of a queued transaction) stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {
+    /// The LVM operation under it (metadata, tables, device-mapper).
     #[error(transparent)]
     Volume(#[from] VolumeError),
     /// The thin operation refused (or failed and was undone), with the
@@ -50,13 +53,24 @@ pub enum ThinError {
          `lvs -o+transaction_id` with `dmsetup status`; lvm2's `lvconvert --repair` may be \
          needed)"
     )]
+    /// The pool's transaction id in the kernel and in the metadata differ:
+    /// a change was half made by someone; cairn leaves the pool alone.
     TransactionMismatch {
+        /// The pool (VG/POOL).
         pool: String,
+        /// The kernel's transaction id.
         kernel: u64,
+        /// The metadata's.
         metadata: u64,
     },
+    /// The operation failed and undoing it failed too.
     #[error("{failed}; then undoing it failed too: {undo} (the metadata may show an LV the kernel does not have: check with `cairn lvs` and `dmsetup status`)")]
-    UndoFailed { failed: String, undo: String },
+    UndoFailed {
+        /// What failed first.
+        failed: String,
+        /// Why the undo failed.
+        undo: String,
+    },
 }
 
 impl From<OpError> for ThinError {
