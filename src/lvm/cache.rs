@@ -405,7 +405,7 @@ pub fn attach(env: &Env, dev: &Dev, req: &Attach, run: Run) -> Result<Vec<Action
         return Err(refused(
             vg_name, ErrorKind::Refused,
             format!(
-                "cache pool {} is still mapped by the kernel ({}): a cache detach was                  interrupted; run `cairn cache detach` of {who} again to finish it, then attach",
+                "cache pool {} is still mapped by the kernel ({}): a cache detach was interrupted; run `cairn cache detach` of {who} again to finish it, then attach",
                 req.pool,
                 mapped.join(", ")
             ),

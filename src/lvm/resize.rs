@@ -88,7 +88,7 @@ fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
             return Err(refused(
                 &vg.name, ErrorKind::Refused,
                 format!(
-                    "LV {name} is a thick snapshot: its COW store is not reduced (it may hold                      more than the new size); remove the snapshot instead"
+                    "LV {name} is a thick snapshot: its COW store is not reduced (it may hold more than the new size); remove the snapshot instead"
                 ),
             ));
         }
@@ -245,7 +245,7 @@ fn resize(env: &Env, dev: &Dev, req: &Resize, grow: bool, run: Run) -> Result<Ve
             return Err(refused(
                 vg_name, ErrorKind::Busy,
                 format!(
-                    "LV {name} is a snapshot origin: origins are resized only while inactive                      (cairn lv deactivate {vg_name}/{name}), as lvm2 insists"
+                    "LV {name} is a snapshot origin: origins are resized only while inactive (cairn lv deactivate {vg_name}/{name}), as lvm2 insists"
                 ),
             ));
         }

@@ -454,7 +454,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
                 refused(
                     vg_name, ErrorKind::Refused,
                     format!(
-                        "the merge of {name} into {origin} is marked, the kernel is not                          merging, and its exception store cannot be read ({e}): cairn does not                          drop the snapshot without seeing it empty; deactivate {origin} and                          activate it again so that the merge runs, then run this command again"
+                        "the merge of {name} into {origin} is marked, the kernel is not merging, and its exception store cannot be read ({e}): cairn does not drop the snapshot without seeing it empty; deactivate {origin} and activate it again so that the merge runs, then run this command again"
                     ),
                 )
             })?;
@@ -462,7 +462,7 @@ pub fn merge(env: &Env, dev: &Dev, vg_name: &str, name: &str, run: Run) -> Resul
             return Err(refused(
                 vg_name, ErrorKind::Refused,
                 format!(
-                    "the merge of {name} into {origin} is marked, but the kernel is not merging                      and the snapshot's exception store is {}: dropping it now would lose what                      is not merged; deactivate {origin} and activate it again (`cairn lv                      deactivate {vg_name}/{origin}`, `cairn lv activate {vg_name}/{origin}`) so                      that the merge runs, then run this command again",
+                    "the merge of {name} into {origin} is marked, but the kernel is not merging and the snapshot's exception store is {}: dropping it now would lose what is not merged; deactivate {origin} and activate it again (`cairn lv deactivate {vg_name}/{origin}`, `cairn lv activate {vg_name}/{origin}`) so that the merge runs, then run this command again",
                     match store {
                         super::cow_store::Store::Invalid => "marked invalid",
                         _ => "not empty",

@@ -855,7 +855,7 @@ pub fn complete_queued_in(
                 }
                 _ => {
                     return Err(refused(ErrorKind::Inconsistent, format!(
-                        "pool {vg_name}/{pool} has a queued create of {name}, which is not a                          thin LV of it: repair the metadata with lvm2"
+                        "pool {vg_name}/{pool} has a queued create of {name}, which is not a thin LV of it: repair the metadata with lvm2"
                     )))
                 }
             },
