@@ -1,6 +1,8 @@
 //! drbdadm's verbs for one resource of a drbd-utils configuration, without
 //! drbdadm: `create-md`, `up`, `down`, `primary`, `secondary`, `resize`,
-//! `status`. Each composes [`super::admin`] (netlink) and [`super::md`]
+//! `status`. Each composes requests to the module (through
+//! [`super::kernel::DrbdKernel`]: netlink's [`super::admin::Drbd`], or the
+//! simulated [`super::sim::SimDrbd`] in host tests) and [`super::md`]
 //! (the metadata), in drbdadm's order (docs/research/drbd84.md §2): up is
 //! new-resource, new-minor, apply-al, attach, then connect when the
 //! resource has a peer. A step that fails undoes what this call did, so no
@@ -552,10 +554,13 @@ pub fn resize(drbd: &mut dyn DrbdKernel, t: &Target, r: &Resize) -> Result<(u64,
 }
 
 #[cfg(test)]
+mod on_sim;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn setup(host: &str) -> (Setup, Config) {
+    pub(super) fn setup(host: &str) -> (Setup, Config) {
         let text = r#"
 resource r0 { on h1 { device /dev/drbd0; disk /dev/vg/lv; address 127.0.0.1:7789; meta-disk internal; } }
 resource r0-U {

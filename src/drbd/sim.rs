@@ -689,3 +689,141 @@ impl DrbdKernel for SimDrbd {
         Ok(self.resources.contains_key(resource))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<()>) -> i32 {
+        match r {
+            Err(DrbdError::Refused { code, .. }) => code,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    /// r0 on minor 0, attached to /dev/x (1 GiB), Secondary.
+    fn r0() -> SimDrbd {
+        let mut sim = SimDrbd::new();
+        sim.add_disk("/dev/x", SimDisk::new(2 << 20));
+        sim.new_resource("r0").unwrap();
+        sim.new_minor("r0", 0, 0).unwrap();
+        sim.attach(0, &DiskConf::internal("/dev/x")).unwrap();
+        sim
+    }
+
+    #[test]
+    fn configured_things_are_refused_as_the_module_refuses_them() {
+        let mut sim = r0();
+        assert_eq!(code(sim.new_minor("r0", 0, 1)), ERR_MINOR_OR_VOLUME_EXISTS);
+        assert_eq!(code(sim.new_minor("nope", 1, 0)), ERR_RES_NOT_KNOWN);
+        assert_eq!(
+            code(sim.attach(0, &DiskConf::internal("/dev/x"))),
+            ERR_DISK_CONFIGURED
+        );
+        sim.new_minor("r0", 1, 1).unwrap();
+        assert_eq!(
+            code(sim.attach(1, &DiskConf::internal("/dev/x"))),
+            ERR_BDCLAIM_DISK
+        );
+        assert_eq!(
+            code(sim.attach(1, &DiskConf::internal("/dev/missing"))),
+            ERR_OPEN_DISK
+        );
+        sim.add_disk(
+            "/dev/blank",
+            SimDisk {
+                metadata: false,
+                ..SimDisk::new(2 << 20)
+            },
+        );
+        assert_eq!(
+            code(sim.attach(1, &DiskConf::internal("/dev/blank"))),
+            ERR_MD_INVALID
+        );
+        assert_eq!(code(sim.del_minor(0)), ERR_MINOR_CONFIGURED);
+        assert_eq!(code(sim.del_resource("r0")), ERR_RES_IN_USE);
+        assert_eq!(code(sim.resize(1, &Resize::default())), ERR_NO_DISK);
+        assert_eq!(code(sim.primary(7, true)), ERR_MINOR_INVALID);
+        // Diskless cannot be forced UpToDate.
+        assert_eq!(code(sim.primary(1, true)), SS_NO_UP_TO_DATE_DISK);
+
+        let (a, b) = (
+            "10.0.0.1:7789".parse().unwrap(),
+            "10.0.0.2:7789".parse().unwrap(),
+        );
+        sim.connect("r0", &a, &b, Protocol::C).unwrap();
+        assert_eq!(
+            code(sim.connect("r0", &a, &b, Protocol::C)),
+            ERR_NET_CONFIGURED
+        );
+        sim.new_resource("r1").unwrap();
+        assert_eq!(code(sim.connect("r1", &a, &b, Protocol::C)), ERR_LOCAL_ADDR);
+        // Connected, both Secondary: a resize needs a Primary.
+        assert!(sim.peer_connects("r0"));
+        assert_eq!(code(sim.resize(0, &Resize::default())), ERR_NO_PRIMARY);
+        assert_eq!(code(sim.del_resource("r0")), ERR_NET_CONFIGURED);
+
+        sim.detach(0, false).unwrap();
+        sim.disconnect(&a, &b, false).unwrap();
+        sim.del_minor(0).unwrap();
+        sim.del_minor(1).unwrap();
+        sim.del_resource("r0").unwrap();
+        assert!(sim.resource("r0").is_none());
+    }
+
+    #[test]
+    fn a_stacked_minor_needs_its_lower_device_primary_and_holds_it_open() {
+        let mut sim = r0();
+        sim.add_disk("/dev/drbd0", SimDisk::new(0));
+        sim.new_resource("r0-U").unwrap();
+        sim.new_minor("r0-U", 10, 0).unwrap();
+        let upper = DiskConf::internal("/dev/drbd0");
+        assert_eq!(code(sim.attach(10, &upper)), ERR_OPEN_DISK);
+        sim.primary(0, true).unwrap();
+        sim.attach(10, &upper).unwrap();
+        let lower = sim.minor(0).unwrap().capacity_sectors;
+        assert_eq!(
+            sim.minor(10).unwrap().capacity_sectors,
+            Layout::internal(lower).usable_sectors()
+        );
+        assert_eq!(code(sim.secondary(0)), SS_DEVICE_IN_USE);
+        assert_eq!(code(sim.down("r0")), SS_DEVICE_IN_USE);
+        sim.down("r0-U").unwrap();
+        sim.secondary(0).unwrap();
+        sim.down("r0").unwrap();
+        assert!(sim.is_empty());
+    }
+
+    #[test]
+    fn faults_fire_where_they_are_aimed_and_then_stop() {
+        let mut sim = r0();
+        sim.fail(Fault::call("secondary").code(ERR_INVALID_REQUEST));
+        sim.fail(Fault::nth(1));
+        // The 0th request from now passes, the 1st fails with EIO.
+        sim.status(None).unwrap();
+        assert!(matches!(
+            sim.status(None),
+            Err(DrbdError::Genl(GenlError::Errno(_)))
+        ));
+        sim.status(None).unwrap();
+        assert_eq!(code(sim.secondary(0)), ERR_INVALID_REQUEST);
+        sim.secondary(0).unwrap();
+        sim.fail(Fault::call("detach").always());
+        assert!(sim.detach(0, false).is_err() && sim.detach(0, false).is_err());
+        sim.clear_faults();
+        sim.detach(0, false).unwrap();
+        assert_eq!(
+            sim.changes(),
+            [
+                "new-resource r0",
+                "new-minor r0 0 0",
+                "attach 0 /dev/x",
+                "secondary 0",
+                "secondary 0",
+                "detach 0",
+                "detach 0",
+                "detach 0"
+            ]
+        );
+    }
+}
