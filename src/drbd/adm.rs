@@ -1,6 +1,8 @@
 //! drbdadm's verbs for one resource of a drbd-utils configuration, without
 //! drbdadm: `create-md`, `up`, `down`, `primary`, `secondary`, `resize`,
-//! `status`. Each composes [`super::admin`] (netlink) and [`super::md`]
+//! `status`. Each composes requests to the module (through
+//! [`super::kernel::DrbdKernel`]: netlink's [`super::admin::Drbd`], or the
+//! simulated [`super::sim::SimDrbd`] in host tests) and [`super::md`]
 //! (the metadata), in drbdadm's order (docs/research/drbd84.md §2): up is
 //! new-resource, new-minor, apply-al, attach, then connect when the
 //! resource has a peer. A step that fails undoes what this call did, so no
@@ -9,8 +11,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use super::admin::{DiskConf, Drbd, DrbdError, MinorStatus, Resize};
+use super::admin::{DiskConf, DrbdError, MinorStatus, Resize};
 use super::config::{Config, ConfigError, Host, Resource};
+use super::kernel::DrbdKernel;
 use super::md::{MdDevice, MdError, Superblock, SECTOR};
 use crate::blockdev::DeviceError;
 use crate::error::{ErrorKind, Refusal};
@@ -257,7 +260,7 @@ fn disk_conf(t: &Target) -> Result<DiskConf> {
 }
 
 /// The minor's status, if it exists.
-fn minor_status(drbd: &mut Drbd, t: &Target) -> Result<Option<MinorStatus>> {
+fn minor_status(drbd: &mut dyn DrbdKernel, t: &Target) -> Result<Option<MinorStatus>> {
     Ok(drbd
         .status(Some(&t.resource.name))?
         .into_iter()
@@ -271,7 +274,7 @@ fn address_is_local(addr: &SocketAddr) -> bool {
 
 /// `drbdadm up RES`: what is not up yet comes up; what is up stays.
 /// Returns the steps taken, for the record.
-pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
+pub fn up(drbd: &mut dyn DrbdKernel, t: &Target) -> Result<Vec<String>> {
     let name = t.resource.name.as_str();
     let refuse = |kind: ErrorKind, why: String| AdmError::refused(name, kind, why);
     if let (Some(peer), Some(my)) = (&t.peer, &t.local.address) {
@@ -370,7 +373,7 @@ pub fn up(drbd: &mut Drbd, t: &Target) -> Result<Vec<String>> {
 }
 
 /// `drbdadm down RES`: nothing to do when it is not up.
-pub fn down(drbd: &mut Drbd, t: &Target) -> Result<bool> {
+pub fn down(drbd: &mut dyn DrbdKernel, t: &Target) -> Result<bool> {
     if !drbd.resource_exists(&t.resource.name)? {
         return Ok(false);
     }
@@ -483,7 +486,7 @@ fn check_overwrite(md: &MdDevice, t: &Target, force: bool) -> Result<Option<Supe
 /// where an ext filesystem would be truncated, and, without `force`, where
 /// anything is on the device: metadata, a signature libblkid knows, or other
 /// data in its first 68 KiB.
-pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64> {
+pub fn create_md(drbd: Option<&mut dyn DrbdKernel>, t: &Target, force: bool) -> Result<u64> {
     let name = &t.resource.name;
     if let Some(drbd) = drbd {
         if drbd.resource_exists(name)?
@@ -520,7 +523,7 @@ pub fn create_md(drbd: Option<&mut Drbd>, t: &Target, force: bool) -> Result<u64
 
 /// `drbdadm apply-al RES`: refused while the minor is attached (the
 /// kernel owns the metadata then), or the disk is held by anything else.
-pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applied> {
+pub fn apply_al(drbd: Option<&mut dyn DrbdKernel>, t: &Target) -> Result<super::md::Applied> {
     if let Some(drbd) = drbd {
         if drbd.resource_exists(&t.resource.name)?
             && minor_status(drbd, t)?.is_some_and(|s| s.state.disk != "Diskless")
@@ -539,8 +542,8 @@ pub fn apply_al(drbd: Option<&mut Drbd>, t: &Target) -> Result<super::md::Applie
 }
 
 /// `drbdadm resize RES`: the device's size before and after.
-pub fn resize(drbd: &mut Drbd, t: &Target, r: &Resize) -> Result<(u64, u64)> {
-    let size = |drbd: &mut Drbd| -> Result<u64> {
+pub fn resize(drbd: &mut dyn DrbdKernel, t: &Target, r: &Resize) -> Result<(u64, u64)> {
+    let size = |drbd: &mut dyn DrbdKernel| -> Result<u64> {
         minor_status(drbd, t)?
             .map(|s| s.capacity_sectors)
             .ok_or_else(|| AdmError::refused(&t.resource.name, ErrorKind::Refused, "is not up"))
@@ -551,10 +554,13 @@ pub fn resize(drbd: &mut Drbd, t: &Target, r: &Resize) -> Result<(u64, u64)> {
 }
 
 #[cfg(test)]
+mod on_sim;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn setup(host: &str) -> (Setup, Config) {
+    pub(super) fn setup(host: &str) -> (Setup, Config) {
         let text = r#"
 resource r0 { on h1 { device /dev/drbd0; disk /dev/vg/lv; address 127.0.0.1:7789; meta-disk internal; } }
 resource r0-U {

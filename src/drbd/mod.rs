@@ -6,6 +6,8 @@ pub mod admin;
 pub mod codes;
 pub mod config;
 pub mod genl;
+pub mod kernel;
 pub mod md;
 pub mod procfs;
+pub mod sim;
 pub mod state;

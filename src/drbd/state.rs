@@ -82,8 +82,16 @@ pub const C_WF_CONNECTION: u32 = 8;
 pub const C_CONNECTED: u32 = 10;
 /// Disk state Diskless (enum drbd_disk_state).
 pub const D_DISKLESS: u32 = 0;
+/// Disk state Inconsistent: attached, data not known good (fresh metadata).
+pub const D_INCONSISTENT: u32 = 4;
+/// Disk state DUnknown: the peer's disk while not connected.
+pub const D_UNKNOWN: u32 = 6;
+/// Disk state Consistent: good data, not known to be the newest.
+pub const D_CONSISTENT: u32 = 7;
 /// Disk state UpToDate.
 pub const D_UP_TO_DATE: u32 = 8;
+/// Role Unknown: the peer's role while not connected.
+pub const R_UNKNOWN: u32 = 0;
 /// Role Primary (enum drbd_role).
 pub const R_PRIMARY: u32 = 1;
 /// Role Secondary.

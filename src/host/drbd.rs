@@ -9,6 +9,7 @@ use super::error::{Error, Result};
 use super::Host;
 use crate::drbd::adm::{self, Setup, Target};
 use crate::drbd::admin::{Drbd, Event, MinorStatus, Resize};
+use crate::drbd::kernel::DrbdKernel;
 use crate::drbd::md::{self, Applied, MdDevice, MdFlags};
 
 /// One DRBD resource (or its stacked upper half) of drbd-utils' configuration.
@@ -171,7 +172,7 @@ impl DrbdResource<'_> {
         let t = self.target()?;
         // Without the module loaded nothing can be attached: no check needed.
         let mut drbd = Drbd::open().ok();
-        adm::create_md(drbd.as_mut(), &t, force)?;
+        adm::create_md(drbd.as_mut().map(|d| d as &mut dyn DrbdKernel), &t, force)?;
         Ok(t.disk)
     }
 
@@ -180,7 +181,7 @@ impl DrbdResource<'_> {
     pub fn apply_al(&self) -> Result<(String, Applied)> {
         let t = self.target()?;
         let mut drbd = Drbd::open().ok();
-        let applied = adm::apply_al(drbd.as_mut(), &t)?;
+        let applied = adm::apply_al(drbd.as_mut().map(|d| d as &mut dyn DrbdKernel), &t)?;
         Ok((t.disk, applied))
     }
 
