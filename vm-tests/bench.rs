@@ -946,7 +946,10 @@ fn host_main() -> Result<(), String> {
     let mut command: Vec<String> = std::env::args().skip(1).collect();
     command.push("--lab-guest".into());
     let report =
-        lab::group::boot_and_run("bench", 1, 2048, Duration::from_secs(1200), &command, false)?;
+        // A hang guard: the whole bench (scenario, pairs, 1000 thin LVs,
+        // the stack) ran past 1200 s once issue 12 held the VG lock through
+        // activation.
+        lab::group::boot_and_run("bench", 1, 2048, Duration::from_secs(3600), &command, false)?;
     if let Some(trouble) = report.trouble {
         return Err(trouble);
     }
