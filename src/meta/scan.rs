@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::blockdev::SysfsGraph;
+
 use super::device::{Device, DeviceError};
 use super::label::{find_label, DiskLocn, Label, LabelError, LABEL_SCAN_BYTES};
 use super::mda::{self, MdaError, MdaHeader, Slot, MDA_HEADER_SIZE};
@@ -268,7 +270,13 @@ impl ScannedPv {
 
 /// Reads one device: Ok(None) when it carries no LVM2 label.
 pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
-    refuse_suspended(path)?;
+    read_pv_in(path, &mut SysfsGraph::default())
+}
+
+/// [`read_pv`], with the sysfs graph of the scan reading it (read once for
+/// all the devices of one scan).
+fn read_pv_in(path: &Path, sysfs: &mut SysfsGraph) -> Result<Option<ScannedPv>> {
+    refuse_suspended(path, sysfs)?;
     let dev = Device::open(path, false)?;
     let Some((label, mdas)) = read_label_and_mdas(&dev)? else {
         return Ok(None);
@@ -499,8 +507,9 @@ impl Scan {
         };
         let mut found = Vec::new();
         let mut problems = Vec::new();
+        let mut sysfs = SysfsGraph::default();
         for path in &paths {
-            match read_pv(path) {
+            match read_pv_in(path, &mut sysfs) {
                 Ok(Some(pv)) => found.push(pv),
                 Ok(None) => {}
                 Err(e) => problems.push(e),
@@ -734,8 +743,8 @@ impl VgView {
 /// Refuses to read a device whose I/O would wait on a suspended
 /// device-mapper device (lvm2 skips suspended devices in its scan for the
 /// same reason; a command stopped between suspend and resume leaves them so).
-fn refuse_suspended(path: &Path) -> Result<()> {
-    match crate::blockdev::suspended_under(path) {
+fn refuse_suspended(path: &Path, sysfs: &mut SysfsGraph) -> Result<()> {
+    match sysfs.suspended_under(path) {
         Some(suspended) => Err(ScanError::Suspended {
             path: path.to_owned(),
             suspended,
