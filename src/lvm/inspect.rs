@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::names::dm_name;
+use crate::blockdev::SysfsGraph;
 use crate::dm;
 use crate::meta::alloc::AllocError;
 use crate::meta::model::{LogicalVolume, SegmentKind, VolumeGroup};
@@ -199,8 +200,12 @@ impl VgInfo {
     /// VG `name` read from `devices`, and for each of them whether the VG
     /// has it as a PV (by the metadata on all of them: a PV that keeps no
     /// copy of its own is one its VG's other PVs list).
-    pub fn read_on(devices: &[PathBuf], name: &str) -> Result<(VgInfo, Vec<bool>), ScanError> {
-        let scan = Scan::devices(devices)?;
+    pub fn read_on(
+        devices: &[PathBuf],
+        name: &str,
+        sysfs: &mut SysfsGraph,
+    ) -> Result<(VgInfo, Vec<bool>), ScanError> {
+        let scan = Scan::devices_in(devices, sysfs)?;
         let members = devices
             .iter()
             .map(|d| {

@@ -275,7 +275,7 @@ pub fn read_pv(path: &Path) -> Result<Option<ScannedPv>> {
 
 /// [`read_pv`], with the sysfs graph of the scan reading it (read once for
 /// all the devices of one scan).
-fn read_pv_in(path: &Path, sysfs: &mut SysfsGraph) -> Result<Option<ScannedPv>> {
+pub fn read_pv_in(path: &Path, sysfs: &mut SysfsGraph) -> Result<Option<ScannedPv>> {
     refuse_suspended(path, sysfs)?;
     let dev = Device::open(path, false)?;
     let Some((label, mdas)) = read_label_and_mdas(&dev)? else {
@@ -497,6 +497,19 @@ impl Scan {
         Self::devices_or_host(paths, false)
     }
 
+    /// [`Scan::devices`] of given devices, with the sysfs graph of a caller
+    /// that reads the same devices more than once.
+    pub fn devices_in(paths: &[PathBuf], sysfs: &mut SysfsGraph) -> Result<Scan> {
+        Self::read(
+            if paths.is_empty() {
+                block_devices(false)
+            } else {
+                paths.to_vec()
+            },
+            sysfs,
+        )
+    }
+
     /// [`Scan::devices`]; when `paths` is empty, the host's block devices,
     /// LVs included only with `scan_lvs`.
     pub fn devices_or_host(paths: &[PathBuf], scan_lvs: bool) -> Result<Scan> {
@@ -505,11 +518,15 @@ impl Scan {
         } else {
             paths.to_vec()
         };
+        Self::read(paths, &mut SysfsGraph::default())
+    }
+
+    /// Reads `paths` and resolves the PVs seen on more than one of them.
+    fn read(paths: Vec<PathBuf>, sysfs: &mut SysfsGraph) -> Result<Scan> {
         let mut found = Vec::new();
         let mut problems = Vec::new();
-        let mut sysfs = SysfsGraph::default();
         for path in &paths {
-            match read_pv_in(path, &mut sysfs) {
+            match read_pv_in(path, sysfs) {
                 Ok(Some(pv)) => found.push(pv),
                 Ok(None) => {}
                 Err(e) => problems.push(e),

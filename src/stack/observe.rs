@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use super::file::{Container, Drbd, Stack, Vg};
 use super::Result;
+use crate::blockdev::SysfsGraph;
 use crate::dm::Control;
 use crate::drbd::admin::MinorStatus;
 use crate::drbd::md::{MdDevice, MdError};
 use crate::lvm::inspect::{self, LvKind, VgInfo};
 use crate::lvm::names::dm_name;
-use crate::meta::scan::read_pv;
+use crate::meta::scan::{read_pv, read_pv_in};
 
 /// A device the file wants as a PV.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +62,13 @@ pub fn in_use(path: &Path) -> Option<String> {
     }
 }
 
-pub fn pv(path: &Path) -> PvSeen {
+/// What a device the file wants as a PV holds (`sysfs`: the graph of the
+/// observation reading it, which reads the same device again).
+fn pv(path: &Path, sysfs: &mut SysfsGraph) -> PvSeen {
     if !path.exists() {
         return PvSeen::Missing;
     }
-    match read_pv(path) {
+    match read_pv_in(path, sysfs) {
         Ok(Some(pv)) => match pv.newest_copy() {
             Some(c) if !c.vg_name.is_empty() => PvSeen::Member(c.vg_name.clone()),
             // No copy of its own, but in a VG: which one only the metadata
@@ -137,15 +140,19 @@ pub fn dm_names(ctl: &Control) -> Result<BTreeSet<String>> {
     Ok(ctl.devices()?.into_iter().map(|d| d.name).collect())
 }
 
-/// The dm devices that are suspended, by name.
-pub fn suspended_names(ctl: &Control) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for d in ctl.devices()? {
-        if ctl.info(&d.name)?.is_some_and(|i| i.suspended) {
-            out.insert(d.name);
+/// The dm devices there are, by name, and which of those of VG `vg` are
+/// suspended (one status ioctl for each of the VG's devices, none for the
+/// rest of the host: the planner asks only about the VG it plans).
+fn dm_names_and_suspended(ctl: &Control, vg: &str) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let names = dm_names(ctl)?;
+    let mut suspended = BTreeSet::new();
+    for name in &names {
+        let of_vg = crate::meta::scan::split_dm_name(name).is_some_and(|(v, _)| v == vg);
+        if of_vg && ctl.info(name)?.is_some_and(|i| i.suspended) {
+            suspended.insert(name.clone());
         }
     }
-    Ok(out)
+    Ok((names, suspended))
 }
 
 pub fn vg(v: &Vg, ctl: &Control) -> Result<VgSeen> {
@@ -155,6 +162,8 @@ pub fn vg(v: &Vg, ctl: &Control) -> Result<VgSeen> {
 /// A VG of which the PVs at the `fresh` indexes are devices made in this
 /// run: blank, whatever an older device left on the same extents.
 pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
+    // One look at sysfs for both reads of each PV (its label, then the VG's scan).
+    let mut sysfs = SysfsGraph::default();
     let pvs: Vec<PvSeen> = v
         .pvs
         .iter()
@@ -163,7 +172,7 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
             if fresh.contains(&i) {
                 PvSeen::Blank
             } else {
-                pv(&p.path)
+                pv(&p.path, &mut sysfs)
             }
         })
         .collect();
@@ -176,7 +185,7 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
         .collect();
     let mut pvs = pvs;
     let vg = if pvs.iter().any(|s| *s == PvSeen::Member(v.name.clone())) {
-        let (info, members) = VgInfo::read_on(&present, &v.name)?;
+        let (info, members) = VgInfo::read_on(&present, &v.name, &mut sysfs)?;
         // A PV of this VG without metadata of its own is a member, not a
         // device somebody else uses.
         for (p, seen) in v.pvs.iter().zip(pvs.iter_mut()) {
@@ -192,11 +201,12 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
     } else {
         None
     };
+    let (dm_names, suspended) = dm_names_and_suspended(ctl, &v.name)?;
     Ok(VgSeen {
         pvs,
         vg,
-        dm_names: dm_names(ctl)?,
-        suspended: suspended_names(ctl)?,
+        dm_names,
+        suspended,
     })
 }
 
@@ -204,11 +214,12 @@ pub fn vg_with_fresh(v: &Vg, ctl: &Control, fresh: &[usize]) -> Result<VgSeen> {
 pub fn vg_named(env: &crate::meta::ops::Env, name: &str, ctl: &Control) -> Result<VgSeen> {
     let scan = env.scan(&[])?;
     let vg = VgInfo::find(&scan, name)?;
+    let (dm_names, suspended) = dm_names_and_suspended(ctl, name)?;
     Ok(VgSeen {
         pvs: vec![],
         vg,
-        dm_names: dm_names(ctl)?,
-        suspended: suspended_names(ctl)?,
+        dm_names,
+        suspended,
     })
 }
 
