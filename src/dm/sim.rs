@@ -48,6 +48,9 @@ struct State {
     /// device: a pool re-laid out under another name finds it again).
     pools: BTreeMap<String, Pool>,
     next_minor: u32,
+    /// The major of the devices it makes: [`MAJOR`], or the host's
+    /// device-mapper major in a [`SimDm::copy_of`] (it is dynamic).
+    major: Option<u32>,
     /// Whether every device-mapper device of the host is in `devices`
     /// (a [`SimDm::copy_of`] holds only some).
     partial: bool,
@@ -285,8 +288,16 @@ impl State {
     /// What stores the data behind `dev`: a simulated device's live
     /// table, down to the devices outside the simulation.
     fn storage_key(&self, dev: &DevRef) -> String {
+        self.storage_key_below(dev, 0)
+    }
+
+    /// [`State::storage_key`], `depth` devices down. Stacks are a few
+    /// devices deep; a table that leads back to itself (numbers that the
+    /// simulation and the host both use) stops at the number.
+    fn storage_key_below(&self, dev: &DevRef, depth: usize) -> String {
+        const DEEPEST: usize = 64;
         match dev {
-            DevRef::Number(a, b) => match self.by_number(*a, *b) {
+            DevRef::Number(a, b) if depth < DEEPEST => match self.by_number(*a, *b) {
                 Some((_, d)) => d
                     .live
                     .iter()
@@ -294,7 +305,7 @@ impl State {
                     .map(|l| {
                         let mut t = l.target.clone();
                         for r in t.devices_mut() {
-                            *r = DevRef::Path(self.storage_key(r));
+                            *r = DevRef::Path(self.storage_key_below(r, depth + 1));
                         }
                         format!("{} {} {}", l.start, l.length, t.params())
                     })
@@ -302,6 +313,7 @@ impl State {
                     .join(";"),
                 None => dev.to_string(),
             },
+            DevRef::Number(..) => dev.to_string(),
             DevRef::Path(p) => p.clone(),
         }
     }
@@ -321,7 +333,9 @@ impl State {
         for line in table {
             for dev in line.target.devices() {
                 if let DevRef::Number(a, b) = dev {
-                    if self.by_number(*a, *b).is_none() && *a == MAJOR && !self.partial {
+                    let dm_major = *a == self.major.unwrap_or(MAJOR);
+                    let disk = self.disks.values().any(|n| *n == (*a, *b));
+                    if self.by_number(*a, *b).is_none() && dm_major && !disk && !self.partial {
                         return Err(fail("table load", name, libc::ENXIO));
                     }
                 }
@@ -337,7 +351,7 @@ impl State {
                     .and_then(|(pool, _)| self.pool_key(pool))
                     .and_then(|k| self.pools.get(&k))
                     .is_some_and(|p| p.thins.contains(device_id));
-                if !has && (*a == MAJOR || self.by_number(*a, *b).is_some()) {
+                if !has && (*a == self.major.unwrap_or(MAJOR) || self.by_number(*a, *b).is_some()) {
                     return Err(fail("table load", name, libc::EINVAL));
                 }
             }
@@ -435,9 +449,21 @@ impl SimDm {
         let sim = SimDm::new();
         let mut s = sim.lock();
         s.partial = true;
+        // New devices are numbered as the host would number them: above
+        // every dm device it has, copied or not. A number taken by a
+        // device outside the copy (a PV that is itself a dm device) must
+        // never name a simulated one.
+        for d in kernel.devices()? {
+            s.major.get_or_insert(d.major);
+            s.next_minor = s.next_minor.max(d.minor + 1);
+        }
+        let major = s.major.unwrap_or(MAJOR);
         for disk in disks {
             if let Ok(n) = kernel.device_number(disk) {
                 s.disks.insert(disk.clone(), n);
+                if n.0 == major {
+                    s.next_minor = s.next_minor.max(n.1 + 1);
+                }
             }
         }
         let mut pools = Vec::new();
@@ -579,7 +605,13 @@ impl SimDm {
     /// Registers a block device outside device-mapper (a PV on an image
     /// file, in a test) with its number.
     pub fn add_disk(&self, path: &Path, major: u32, minor: u32) {
-        self.lock().disks.insert(path.to_path_buf(), (major, minor));
+        let mut s = self.lock();
+        s.disks.insert(path.to_path_buf(), (major, minor));
+        // A dm device outside the simulation (a PV on an LV): its number
+        // is taken.
+        if major == s.major.unwrap_or(MAJOR) {
+            s.next_minor = s.next_minor.max(minor + 1);
+        }
     }
 
     /// The thin pool whose thin-pool device is `name` (live).
@@ -647,7 +679,7 @@ impl DeviceMapper for SimDm {
             s.next_minor += 1;
             let d = SimDevice {
                 uuid: uuid.to_owned(),
-                major: MAJOR,
+                major: s.major.unwrap_or(MAJOR),
                 minor,
                 read_only,
                 live: None,

@@ -389,6 +389,31 @@ fn a_plan_is_what_apply_does_and_changes_nothing() {
     }
 }
 
+/// A PV that is itself a dm device (an LV of a lower VG, LUKS, multipath)
+/// with a low minor: the plan's copy of the kernel must not give its
+/// number to a device it makes (once, the pool's metadata then led back to
+/// itself and the plan overflowed the stack).
+#[test]
+fn a_plan_on_a_pv_that_is_a_dm_device_numbers_around_it() {
+    let lab = Lab::new("dm-pv");
+    let disk = lab.dir.join("a.img");
+    lab.sim.add_disk(&disk, crate::dm::sim::MAJOR, 0);
+    let plan = lab.thin("t1", Run::PlanOnly).unwrap();
+    let done = lab.thin("t1", Run::Apply).unwrap();
+    assert_eq!(printed(&plan), printed(&done));
+    let numbers: Vec<(u32, u32)> = lab
+        .sim
+        .snapshot()
+        .devices
+        .values()
+        .map(|d| (d.major, d.minor))
+        .collect();
+    assert!(
+        !numbers.contains(&(crate::dm::sim::MAJOR, 0)),
+        "{numbers:?}"
+    );
+}
+
 #[test]
 fn refusals_say_what_kind_they_are() {
     let lab = Lab::new("kinds");
