@@ -29,7 +29,8 @@ pub enum ErrorKind {
     Inconsistent,
     /// A kernel feature, module or tool is missing, or cairn does not support it yet.
     Unsupported,
-    /// The kernel, a device or a tool failed (I/O error, ioctl, netlink, a command's exit status).
+    /// The kernel, a device or a tool failed (I/O error, ioctl, netlink, a command's exit status),
+    /// or the caller lacks a privilege (permission denied: not root).
     System,
     /// It failed and undoing it failed too: the message says what is left to clean up.
     Unrecovered,

@@ -163,6 +163,25 @@ fn bad_input_has_a_kind_and_changes_nothing() {
     assert_eq!(row.get("pv_count").map(String::as_str), Some("2"));
 }
 
+/// Metadata that outgrows its area (lvm2 users meet it with many LVs or
+/// tags) is out of room, not a system failure: a program can tell it from
+/// an I/O error, and the VG stays at its last commit.
+#[test]
+fn metadata_that_outgrows_its_area_is_no_space() {
+    let lab = Lab::new("full");
+    lab.pvs();
+    let vg = lab.host.vg("vg0");
+    vg.create(&lab.disks, Bytes(4 << 20)).unwrap();
+    // 1 MiB areas take about 500 KiB of text: 6000 tags of 100 bytes are more.
+    let tags: Vec<String> = (0..6000).map(|i| format!("t{i:099}")).collect();
+    let e = vg.change_tags(&tags, &[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert!(e.to_string().contains("exceeds the maximum"), "{e}");
+    let row = &lab.host.vgs(&[]).unwrap().rows[0];
+    assert_eq!(row.get("vg_seqno").map(String::as_str), Some("1"));
+    assert_eq!(row.get("vg_tags").map(String::as_str), Some(""));
+}
+
 #[test]
 fn the_facade_refuses_bad_options_before_touching_anything() {
     let e = Host::new(HostOptions {

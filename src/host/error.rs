@@ -211,7 +211,8 @@ fn io_kind(e: &std::io::Error) -> ErrorKind {
     match e.kind() {
         Io::NotFound => ErrorKind::NotFound,
         Io::AlreadyExists => ErrorKind::AlreadyExists,
-        Io::PermissionDenied => ErrorKind::Refused,
+        // Not a refusal a flag would lift: the caller lacks a privilege.
+        Io::PermissionDenied => ErrorKind::System,
         Io::ResourceBusy | Io::WouldBlock => ErrorKind::Busy,
         Io::StorageFull => ErrorKind::NoSpace,
         Io::InvalidInput => ErrorKind::InvalidInput,
@@ -225,7 +226,7 @@ fn errno_kind(errno: i32) -> ErrorKind {
         nix::libc::ENXIO | nix::libc::ENOENT | nix::libc::ENODEV => ErrorKind::NotFound,
         nix::libc::EEXIST => ErrorKind::AlreadyExists,
         nix::libc::ENOSPC => ErrorKind::NoSpace,
-        nix::libc::EPERM | nix::libc::EACCES => ErrorKind::Refused,
+        nix::libc::EPERM | nix::libc::EACCES => ErrorKind::System,
         _ => ErrorKind::System,
     }
 }
@@ -265,11 +266,28 @@ impl CommitError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CommitError::Device(e) => e.kind(),
-            CommitError::Mda { .. } | CommitError::Label { .. } => ErrorKind::System,
+            CommitError::Mda { source, .. } => mda_kind(source),
+            CommitError::Label { .. } => ErrorKind::System,
             CommitError::NoMetadataArea { .. } => ErrorKind::Refused,
-            CommitError::Moved { .. } => ErrorKind::Busy,
-            CommitError::Aborted { .. } => ErrorKind::System,
+            // Another writer committed meanwhile, maybe after a first
+            // commit of this operation: look before running it again.
+            CommitError::Moved { .. } => ErrorKind::Inconsistent,
+            // Nothing was committed: the cause tells what to do.
+            CommitError::Aborted { source, .. } => source.kind(),
         }
+    }
+}
+
+/// A metadata area that cannot take the new text is out of room (lvm2
+/// users meet it with many LVs or tags); one whose header or copy reads
+/// wrong is damaged.
+fn mda_kind(e: &crate::meta::mda::MdaError) -> ErrorKind {
+    use crate::meta::mda::MdaError as M;
+    match e {
+        M::TextTooLarge { .. } | M::AreaTooSmall { .. } | M::Overlap { .. } => ErrorKind::NoSpace,
+        M::Unaligned { .. } | M::BadVersion { .. } => ErrorKind::Unsupported,
+        M::NoMemory { .. } => ErrorKind::System,
+        _ => ErrorKind::Inconsistent,
     }
 }
 
@@ -341,7 +359,8 @@ impl EngineError {
         match self {
             EngineError::Dm(e) => e.kind(),
             EngineError::Foreign { .. } => ErrorKind::AlreadyExists,
-            EngineError::Differs { .. } => ErrorKind::Refused,
+            // Metadata and kernel out of step.
+            EngineError::Differs { .. } => ErrorKind::Inconsistent,
             EngineError::InUse { .. } => ErrorKind::Busy,
             EngineError::Resolve { source, .. } | EngineError::Node { source, .. } => {
                 io_kind(source)
@@ -421,9 +440,23 @@ impl DrbdError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             DrbdError::Genl(e) => e.kind(),
-            // DRBD's own refusals (a peer still Primary, a disk not UpToDate...).
-            DrbdError::Refused { .. } => ErrorKind::Refused,
+            DrbdError::Refused { code, .. } => drbd_code_kind(*code),
         }
+    }
+}
+
+/// DRBD's ret_codes (drbd/codes.rs names them): what is not configured is
+/// not there, what does not fit has no room; the rest are DRBD's refusals
+/// (a peer still Primary, a disk not UpToDate...).
+fn drbd_code_kind(code: i32) -> ErrorKind {
+    match code {
+        // ERR_MINOR_INVALID, ERR_NO_DISK, ERR_RES_NOT_KNOWN
+        127 | 138 | 158 => ErrorKind::NotFound,
+        // ERR_DISK_TOO_SMALL, ERR_MD_DISK_TOO_SMALL
+        111 | 112 => ErrorKind::NoSpace,
+        // ERR_NOMEM, ERR_NOMEM_BITMAP
+        122 | 140 => ErrorKind::System,
+        _ => ErrorKind::Refused,
     }
 }
 
@@ -540,5 +573,25 @@ mod tests {
     fn kinds_serialize_as_kebab_case() {
         let json = serde_json::to_string(&ErrorKind::AlreadyExists).unwrap();
         assert_eq!(json, "\"already-exists\"");
+    }
+
+    #[test]
+    fn drbd_refusals_take_their_kind_from_drbd_s_code() {
+        let refused = |code| DrbdError::Refused {
+            what: "primary r0".into(),
+            code,
+            name: crate::drbd::codes::describe(code).0,
+            meaning: crate::drbd::codes::describe(code).1,
+            info: None,
+        };
+        assert_eq!(refused(158).kind(), ErrorKind::NotFound); // ERR_RES_NOT_KNOWN
+        assert_eq!(refused(127).kind(), ErrorKind::NotFound); // ERR_MINOR_INVALID
+        assert_eq!(refused(111).kind(), ErrorKind::NoSpace); // ERR_DISK_TOO_SMALL
+        assert_eq!(refused(151).kind(), ErrorKind::Refused); // ERR_CONNECTED
+                                                             // The table's numbers are the codes they name.
+        assert_eq!(crate::drbd::codes::describe(158).0, "ERR_RES_NOT_KNOWN");
+        assert_eq!(crate::drbd::codes::describe(138).0, "ERR_NO_DISK");
+        assert_eq!(crate::drbd::codes::describe(112).0, "ERR_MD_DISK_TOO_SMALL");
+        assert_eq!(crate::drbd::codes::describe(140).0, "ERR_NOMEM_BITMAP");
     }
 }
