@@ -449,7 +449,10 @@ impl Lv<'_> {
         self.remove_expecting(Expect::Any, run)
     }
 
-    /// Removes it, refused unless it is a snapshot (thick or thin).
+    /// Removes it, refused (kind InvalidInput, nothing changed) unless it is
+    /// a snapshot: a thick snapshot, or a thin LV whose metadata names an
+    /// origin. A thin snapshot whose origin was removed since names none
+    /// and is refused too: [`Lv::remove`] takes it.
     pub fn remove_snapshot(&self, run: Run) -> Result<Outcome> {
         self.remove_expecting(Expect::Snapshot, run)
     }

@@ -5,7 +5,7 @@
 
 use crate::error::{ErrorKind, Refusal};
 use crate::meta::lock::Mode;
-use crate::meta::model::VolumeGroup;
+use crate::meta::model::{SegmentKind, VolumeGroup};
 use crate::meta::ops::Env;
 
 use super::action::{Action, Run, VolumeError};
@@ -48,10 +48,18 @@ enum Remover {
 
 /// The remover for an LV of `kind` (as [`lv_kind`] names it), or the
 /// refusal when the caller expects a snapshot and this is none. A thin LV
-/// counts as a snapshot: whether it was made as one, its pool does not say.
-fn remover(vg: &str, name: &str, kind: &str, expect: Expect) -> Result<Remover, RemoveError> {
+/// is a snapshot when its metadata names an origin (lvm2's `origin` or
+/// `external_origin`); one whose origin was removed since no longer does,
+/// and is refused too (on the safe side: `lv remove` takes it).
+fn remover(
+    vg: &str,
+    name: &str,
+    (kind, snapshot): (&str, bool),
+    expect: Expect,
+) -> Result<Remover, RemoveError> {
     match (kind, expect) {
-        ("thin", _) => Ok(Remover::Thin),
+        ("thin", Expect::Any) => Ok(Remover::Thin),
+        ("thin", Expect::Snapshot) if snapshot => Ok(Remover::Thin),
         ("snapshot", _) => Ok(Remover::Snapshot),
         (_, Expect::Any) => Ok(Remover::Linear),
         (other, Expect::Snapshot) => Err(RemoveError::NotASnapshot {
@@ -60,6 +68,16 @@ fn remover(vg: &str, name: &str, kind: &str, expect: Expect) -> Result<Remover, 
             kind: other.to_owned(),
         }),
     }
+}
+
+/// Whether LV `lv` is a thin snapshot: a thin LV with an origin.
+fn thin_snapshot(vg: &VolumeGroup, lv: &str) -> bool {
+    vg.lv(lv)
+        .and_then(|lv| lv.segments.first())
+        .is_some_and(|s| {
+            matches!(&s.kind, SegmentKind::Thin { origin, external_origin, .. }
+                if origin.is_some() || external_origin.is_some())
+        })
 }
 
 /// [`lv_type`] in a VG at hand.
@@ -88,6 +106,15 @@ pub fn lv_type(env: &Env, vg: &str, lv: &str) -> Result<String, VolumeError> {
     lv_kind(&view.metadata.vg, lv)
 }
 
+/// [`lv_type`], and whether the LV is a thin snapshot.
+fn kind_and_snapshot(env: &Env, vg: &str, lv: &str) -> Result<(String, bool), VolumeError> {
+    let _lock = env.locks.vg(vg, Mode::Shared)?;
+    let scan = env.scan(&[])?;
+    let view = scan.vg(vg)?;
+    let meta = &view.metadata.vg;
+    Ok((lv_kind(meta, lv)?, thin_snapshot(meta, lv)))
+}
+
 /// Removes LV `vg`/`name` the way its kind is removed (see the module
 /// comment); with [`Expect::Snapshot`], only if it is a snapshot.
 pub fn remove(
@@ -98,8 +125,8 @@ pub fn remove(
     run: Run,
     expect: Expect,
 ) -> Result<Vec<Action>, RemoveError> {
-    let kind = lv_type(env, vg, name)?;
-    Ok(match remover(vg, name, &kind, expect)? {
+    let (kind, snapshot) = kind_and_snapshot(env, vg, name)?;
+    Ok(match remover(vg, name, (&kind, snapshot), expect)? {
         Remover::Thin => thin::remove(env, dev, vg, name, run)?,
         Remover::Snapshot => snapshot::remove(env, dev, vg, name, run)?,
         Remover::Linear => linear::remove(env, dev, vg, name, run)?,
@@ -129,15 +156,22 @@ mod tests {
     #[test]
     fn each_kind_goes_to_its_remover() {
         for expect in [Expect::Any, Expect::Snapshot] {
-            assert_eq!(remover("vg", "t", "thin", expect).unwrap(), Remover::Thin);
             assert_eq!(
-                remover("vg", "s", "snapshot", expect).unwrap(),
+                remover("vg", "t", ("thin", true), expect).unwrap(),
+                Remover::Thin
+            );
+            assert_eq!(
+                remover("vg", "s", ("snapshot", false), expect).unwrap(),
                 Remover::Snapshot
             );
         }
+        assert_eq!(
+            remover("vg", "t", ("thin", false), Expect::Any).unwrap(),
+            Remover::Thin
+        );
         for kind in ["striped", "thin-pool", "cache", ""] {
             assert_eq!(
-                remover("vg", "x", kind, Expect::Any).unwrap(),
+                remover("vg", "x", (kind, false), Expect::Any).unwrap(),
                 Remover::Linear
             );
         }
@@ -145,16 +179,30 @@ mod tests {
 
     #[test]
     fn snapshot_remove_refuses_other_kinds_in_the_cli_s_words() {
-        let e = remover("vg0", "data", "striped", Expect::Snapshot).unwrap_err();
+        let e = remover("vg0", "data", ("striped", false), Expect::Snapshot).unwrap_err();
         assert!(matches!(e, RemoveError::NotASnapshot { .. }));
         assert_eq!(
             e.to_string(),
             "vg0/data is a striped LV, not a snapshot: remove it with cairn lv remove"
         );
-        let e = remover("vg0", "pool", "thin-pool", Expect::Snapshot).unwrap_err();
+        let e = remover("vg0", "pool", ("thin-pool", false), Expect::Snapshot).unwrap_err();
         assert_eq!(
             e.to_string(),
             "vg0/pool is a thin-pool LV, not a snapshot: remove it with cairn lv remove"
         );
+        // A container's volume: thin, but no snapshot.
+        let e = remover("vg0", "web", ("thin", false), Expect::Snapshot).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "vg0/web is a thin LV, not a snapshot: remove it with cairn lv remove"
+        );
+    }
+
+    #[test]
+    fn a_thin_lv_is_a_snapshot_when_it_names_an_origin() {
+        let vg = crate::lvm::fixture::every_kind();
+        assert!(thin_snapshot(&vg, "thinsnap"));
+        assert!(!thin_snapshot(&vg, "thin"));
+        assert!(!thin_snapshot(&vg, "lin"));
     }
 }
