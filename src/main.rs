@@ -547,21 +547,40 @@ fn host(cli: &Cli) -> Res<Host> {
     {
         options.drbd_config = c.clone();
     }
-    let state_dir = std::env::var_os("CAIRN_STATE_DIR");
-    if let Some(dir) = &state_dir {
-        options.state_dir = PathBuf::from(dir);
+    // Only the stack's commands keep state (the apply journal and lock):
+    // the others never read the variable, so a bad value stops only those.
+    match std::env::var_os("CAIRN_STATE_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => options.state_dir = dir,
+        Some(dir) if keeps_state(&cli.command) => {
+            return Err(format!(
+                "CAIRN_STATE_DIR={dir:?} is not an absolute path: give one (default {}), \
+                 or leave the variable unset",
+                options.state_dir.display()
+            )
+            .into())
+        }
+        _ => {}
     }
     let udev = std::env::var_os("CAIRN_UDEV_TIMEOUT");
     match cairn::host::parse_udev_wait(udev.as_ref().map(|v| v.to_string_lossy()).as_deref()) {
         Ok(wait) => options.udev_wait = wait,
         Err(why) => eprintln!("cairn: warning: CAIRN_UDEV_TIMEOUT={why}"),
     }
-    Host::new(options).map_err(|e| match state_dir {
-        Some(_) if e.kind() == cairn::ErrorKind::InvalidInput => {
-            format!("CAIRN_STATE_DIR: {e}, or leave the variable unset").into()
-        }
-        _ => e.into(),
-    })
+    Ok(Host::new(options)?)
+}
+
+/// Whether `command` opens the state directory (the stack's journal and
+/// apply lock, or a report of an interrupted apply).
+fn keeps_state(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Plan { .. }
+            | Command::Apply { .. }
+            | Command::Up { .. }
+            | Command::Down { .. }
+            | Command::Status { .. }
+            | Command::Container { .. }
+    )
 }
 
 /// Devices the scan could not read, on stderr (the report goes on without them).

@@ -54,3 +54,40 @@ fn archive_keep_must_be_a_count() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--archive-keep"));
 }
+
+/// A relative state directory would let two applies started from two
+/// directories take two locks: the stack's commands refuse it, naming the
+/// variable, before touching anything; commands that keep no state do not
+/// read it.
+#[test]
+fn a_relative_state_dir_stops_only_the_commands_that_keep_state() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lab.toml");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .env("CAIRN_STATE_DIR", "relative/state")
+            .output()
+            .expect("run cairn")
+    };
+    for args in [
+        &["plan", file][..],
+        &["apply", file],
+        &["container", "list"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("CAIRN_STATE_DIR=\"relative/state\" is not an absolute path"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = run(&["lvm-filter", file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("filter"));
+    assert!(!Path::new("relative").exists());
+}
