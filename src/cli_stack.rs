@@ -227,7 +227,8 @@ pub fn container(
             };
             let size_bytes = match parse_bytes(size, 1 << 20, "a container's size") {
                 Ok(b) if b.0 > 0 => b,
-                _ => return Err(format!("--size {size:?}: give a size such as 500M").into()),
+                Ok(_) => return Err(format!("--size {size:?}: give a size such as 500M").into()),
+                Err(e) => return Err(format!("--size {size:?}: {e}").into()),
             };
             let new = NewContainer {
                 name: name.clone(),

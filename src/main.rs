@@ -304,8 +304,8 @@ enum SnapshotCommand {
         /// Chunk size of a thick snapshot, a power of 2 from 4 KiB to 512 KiB (default 4 KiB)
         #[arg(short = 'c', long, requires = "size")]
         chunksize: Option<String>,
-        /// Activate the snapshot
-        #[arg(long)]
+        /// Activate a thin snapshot (a thick snapshot is active when its origin is)
+        #[arg(long, conflicts_with = "size")]
         activate: bool,
         /// Print the metadata commits and device-mapper steps in order and change nothing
         #[arg(long)]

@@ -41,7 +41,7 @@ pub fn parse_timeout(value: Option<&str>) -> Result<Duration, String> {
     };
     let bad = |why: &str| {
         Err(format!(
-            "{value:?} {why}: waited the default {} s for udev instead \
+            "{value:?} {why}: udev waits use the default {} s instead \
              (give seconds, such as 30 or 2.5, more than 0 and at most {})",
             DEFAULT_TIMEOUT.as_secs(),
             MAX_TIMEOUT.as_secs()

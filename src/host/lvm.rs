@@ -400,7 +400,9 @@ impl Lv<'_> {
         &self.name
     }
 
-    /// Its segment type as lvm2 names it (linear, thin, thin-pool, snapshot, cache...).
+    /// Its first segment's type as lvm2's metadata names it (`striped` for a
+    /// linear LV, `thin`, `thin-pool`, `cache`...; a thick snapshot is
+    /// `snapshot`, named by its COW LV).
     pub fn kind(&self) -> Result<String> {
         Ok(remove::lv_type(self.host.env(), &self.vg, &self.name)?)
     }

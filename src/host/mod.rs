@@ -83,7 +83,11 @@ pub struct HostOptions {
     /// How long a device-mapper change waits for udev to make its nodes
     /// (only when udev runs); more than 0, at most an hour.
     pub udev_wait: Duration,
-    /// Where device nodes and /dev/VG/LV links are made.
+    /// Where device nodes and /dev/VG/LV links are made (`/dev`). Another
+    /// directory is a test hook for the engine's nodes and links: tables,
+    /// wipes of new LVs and the stack still name `/dev/mapper/..` and
+    /// `/dev/VG/LV`, so without udev an LV made elsewhere fails at its
+    /// wipe (and is undone).
     pub dev_dir: PathBuf,
     /// drbd-utils' configuration file (`drbd.conf`).
     pub drbd_config: PathBuf,
@@ -149,7 +153,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host with these options, checked: nothing is opened yet.
+    /// A host with these options, checked. No device is opened; lvm.conf's
+    /// `scan_lvs` is read once here when `options.scan_lvs` is `None`.
     pub fn new(options: HostOptions) -> Result<Host> {
         if !options.state_dir.is_absolute() {
             return Err(Error::invalid(format!(

@@ -13,8 +13,12 @@ pub struct Outcome {
     pub changes: Vec<Action>,
     /// Whether the changes were made (false: only planned).
     pub applied: bool,
-    /// Things that went wrong without undoing the change (a PV that did not
-    /// take a commit, udev that did not answer): worth telling the user.
+    /// Things that went wrong without undoing the change, worth telling the
+    /// user: today a PV that did not take a VG operation's commit
+    /// ([`crate::host::Vg`]'s create, extend, restore and tags). What has no
+    /// result to ride on (udev that did not answer, a lagging PV in the
+    /// middle of an LV operation's commits, an unmount that failed) goes to
+    /// [`crate::host::take_warnings`] instead.
     pub warnings: Vec<String>,
     /// How long the operation took.
     pub elapsed: Duration,

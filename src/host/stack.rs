@@ -32,7 +32,8 @@ pub struct NewContainer {
     pub rootfs: Option<PathBuf>,
     /// Start it with `up` (lxc.start.auto = 1).
     pub autostart: bool,
-    /// Start it once made.
+    /// Start it once made (which also sets `autostart`: a container
+    /// started by hand comes back with `up`).
     pub start: bool,
 }
 
