@@ -9,6 +9,7 @@ use std::fmt;
 use crate::dm;
 use crate::error::{ErrorKind, Refusal};
 use crate::meta::alloc::AllocError;
+use crate::meta::model::{LogicalVolume, VolumeGroup};
 use crate::meta::ops::OpError;
 
 use super::activate::PlanError;
@@ -77,6 +78,36 @@ pub type Result<T> = std::result::Result<T, VolumeError>;
 /// own refusal, so that it reads the same whichever layer refused.
 pub(crate) fn refused(vg: &str, kind: ErrorKind, why: String) -> VolumeError {
     VolumeError::Op(OpError::refused(vg, kind, why))
+}
+
+/// LV `name` of `vg`, or the refusal (kind NotFound) that it has none.
+pub(crate) fn find_lv<'v>(vg: &'v VolumeGroup, name: &str) -> Result<&'v LogicalVolume> {
+    vg.lv(name).ok_or_else(|| {
+        refused(
+            &vg.name,
+            ErrorKind::NotFound,
+            format!("has no LV named {name}"),
+        )
+    })
+}
+
+/// [`find_lv`], refused also (kind InvalidInput) when it is a hidden part
+/// of another LV (a pool's `_tdata`, a cache's `_corig`): `verb` that LV
+/// instead.
+pub(crate) fn find_visible_lv<'v>(
+    vg: &'v VolumeGroup,
+    name: &str,
+    verb: &str,
+) -> Result<&'v LogicalVolume> {
+    let lv = find_lv(vg, name)?;
+    if !vg.lv_is_visible(lv) {
+        return Err(refused(
+            &vg.name,
+            ErrorKind::InvalidInput,
+            format!("LV {name} is a hidden part of another LV: {verb} that LV instead"),
+        ));
+    }
+    Ok(lv)
 }
 
 /// A change to VG `vg` refused because its extents could not be

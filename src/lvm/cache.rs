@@ -38,7 +38,7 @@ use crate::meta::model::{CacheSettings, LvStatus, Segment, SegmentKind, VolumeGr
 use crate::meta::ops::{self, Env};
 use crate::units::Bytes;
 
-use super::action::{alloc_refused, refused, Action, Run, VolumeError};
+use super::action::{alloc_refused, find_lv, refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::cache_switch;
 use super::config::LvmConfig;
@@ -313,13 +313,7 @@ fn rename_pool(vg: &mut VolumeGroup, from: &str, to: &str) {
 /// Whether `lv` is an LV nothing else is layered with: linear or striped,
 /// visible, no snapshot origin or COW, not part of a pool.
 fn check_cacheable(vg: &VolumeGroup, name: &str) -> Result<()> {
-    let lv = vg.lv(name).ok_or_else(|| {
-        refused(
-            &vg.name,
-            ErrorKind::NotFound,
-            format!("has no LV named {name}"),
-        )
-    })?;
+    let lv = find_lv(vg, name)?;
     let plain = !lv.segments.is_empty()
         && lv
             .segments
@@ -607,13 +601,7 @@ pub fn detach(
     let vg_name = req.vg.as_str();
     let mut change = ops::begin_change(env, vg_name, &[])?;
     let vg = &change.metadata.vg;
-    let lv = vg.lv(&req.lv).ok_or_else(|| {
-        refused(
-            vg_name,
-            ErrorKind::NotFound,
-            format!("has no LV named {}", req.lv),
-        )
-    })?;
+    let lv = find_lv(vg, &req.lv)?;
     let Some(SegmentKind::Cache {
         cache_pool, origin, ..
     }) = lv.segments.first().map(|s| s.kind.clone())

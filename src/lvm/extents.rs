@@ -129,9 +129,14 @@ pub(crate) fn grow_lv(
 ) -> Result<()> {
     let after = end_of(vg, name);
     let runs = alloc::allocate(vg, extents, on, after).map_err(|e| alloc_refused(&vg.name, e))?;
-    let lv = vg
-        .lv_mut(name)
-        .ok_or_else(|| refused("", ErrorKind::NotFound, format!("has no LV named {name}")))?;
+    let vg_name = vg.name.clone();
+    let lv = vg.lv_mut(name).ok_or_else(|| {
+        refused(
+            &vg_name,
+            ErrorKind::NotFound,
+            format!("has no LV named {name}"),
+        )
+    })?;
     for seg in alloc::linear_segments(&runs) {
         let joins = match (lv.segments.last(), &seg.kind) {
             (Some(last), SegmentKind::Striped { stripes, .. }) => {
@@ -216,7 +221,7 @@ mod tests {
         assert!(e.contains("volume group vg"), "{e}");
         assert_eq!(vg.lv("lin").unwrap().extent_count(), 16, "unchanged");
         let e = grow_lv(&mut vg, "nosuch", 1, None).unwrap_err().to_string();
-        assert!(e.contains("has no LV named nosuch"), "{e}");
+        assert!(e.contains("volume group vg has no LV named nosuch"), "{e}");
     }
 
     #[test]

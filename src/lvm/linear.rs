@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::meta::model::{SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
 
-use super::action::{refused, Action, Run, VolumeError};
+use super::action::{find_visible_lv, refused, Action, Run, VolumeError};
 use super::activate::Planner;
 use super::engine::{self, Dev};
 use super::extents::{extents_for, pv_indices, restore, Size};
@@ -113,20 +113,7 @@ fn wipe_start(path: &str) -> Result<()> {
 
 /// Checks `name` is a plain linear (or striped) LV that nothing stacks on.
 fn check_plain(vg: &VolumeGroup, name: &str) -> Result<()> {
-    let lv = vg.lv(name).ok_or_else(|| {
-        refused(
-            &vg.name,
-            ErrorKind::NotFound,
-            format!("has no LV named {name}"),
-        )
-    })?;
-    if !vg.lv_is_visible(lv) {
-        return Err(refused(
-            &vg.name,
-            ErrorKind::InvalidInput,
-            format!("LV {name} is a hidden part of another LV: change that LV instead"),
-        ));
-    }
+    let lv = find_visible_lv(vg, name, "change")?;
     let plain = lv
         .segments
         .iter()

@@ -16,7 +16,7 @@ use crate::dm::{Control, Suspend};
 use crate::meta::model::{Metadata, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Change, Env};
 
-use super::action::{refused, Action, Result, Run, VolumeError};
+use super::action::{find_lv, find_visible_lv, refused, Action, Result, Run, VolumeError};
 use super::activate::Planner;
 use super::config::LvmConfig;
 use super::engine::{self, Dev};
@@ -66,20 +66,7 @@ enum Resizable {
 }
 
 fn resizable(vg: &VolumeGroup, name: &str, grow: bool) -> Result<Resizable> {
-    let lv = vg.lv(name).ok_or_else(|| {
-        refused(
-            &vg.name,
-            ErrorKind::NotFound,
-            format!("has no LV named {name}"),
-        )
-    })?;
-    if !vg.lv_is_visible(lv) {
-        return Err(refused(
-            &vg.name,
-            ErrorKind::InvalidInput,
-            format!("LV {name} is a hidden part of another LV: resize that LV instead"),
-        ));
-    }
+    let lv = find_visible_lv(vg, name, "resize")?;
     if let Some((_, seg)) = vg.snapshot_of_cow(name) {
         let SegmentKind::Snapshot { origin, .. } = &seg.kind else {
             unreachable!("snapshot_of_cow finds snapshot segments")
@@ -389,13 +376,7 @@ fn extend_pool_in(
     let vg_name = req.vg.as_str();
     let on = pv_indices(&change, &req.pvs)?;
     let vg = &change.metadata.vg;
-    let Some(pool) = vg.lv(&req.name) else {
-        return Err(refused(
-            vg_name,
-            ErrorKind::NotFound,
-            format!("has no LV named {}", req.name),
-        ));
-    };
+    let pool = find_lv(vg, &req.name)?;
     let Some(SegmentKind::ThinPool {
         pool: data,
         metadata,

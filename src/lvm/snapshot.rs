@@ -16,7 +16,7 @@ use crate::meta::model::{LvStatus, Segment, SegmentKind, VolumeGroup};
 use crate::meta::ops::{self, Env};
 use crate::units::Bytes;
 
-use super::action::{refused, Action, Run, VolumeError};
+use super::action::{find_lv, refused, Action, Run, VolumeError};
 use super::activate::{PlannedDevice, Planner};
 use super::engine::{self, Dev, Step};
 use super::names;
@@ -44,13 +44,7 @@ fn cow_max_sectors(origin_sectors: u64, chunk: u64) -> u64 {
 }
 
 fn check_origin(vg: &VolumeGroup, origin: &str) -> Result<()> {
-    let lv = vg.lv(origin).ok_or_else(|| {
-        refused(
-            &vg.name,
-            ErrorKind::NotFound,
-            format!("has no LV named {origin}"),
-        )
-    })?;
+    let lv = find_lv(vg, origin)?;
     let plain = lv
         .segments
         .iter()
