@@ -4,11 +4,8 @@
 //! run against real devices and lvm2 in the lab (vm-tests/vm_meta.rs).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use cairn::meta::archive::Archive;
 use cairn::meta::label::{find_label, PvUuid};
-use cairn::meta::lock::Locks;
 use cairn::meta::ops::{self, Env, OpError};
 use cairn::meta::scan::{Scan, ScanError};
 use cairn::{ErrorKind, Refusal};
@@ -34,23 +31,7 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("cairn-ops-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let env = Env {
-            locks: Locks {
-                dir: dir.join("lock"),
-                wait: Duration::from_secs(2),
-            },
-            archive: Archive {
-                archive_dir: dir.join("archive"),
-                backup_dir: dir.join("backup"),
-                keep: 5,
-                retain_days: 0,
-            },
-            run_dir: dir.join("run"),
-            lvm_dir: dir.join("lvm"),
-            devices: Vec::new(),
-            scan_lvs: false,
-            command: format!("test {tag}"),
-        };
+        let env = Env::under(&dir, &format!("test {tag}"));
         Lab { dir, env }
     }
 

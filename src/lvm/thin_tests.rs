@@ -4,12 +4,9 @@
 //! does.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::*;
 use crate::dm::sim::{Fault, SimDm};
-use crate::meta::archive::Archive;
-use crate::meta::lock::Locks;
 use crate::meta::model::LvStatus;
 
 struct Lab {
@@ -32,21 +29,8 @@ impl Lab {
             .set_len(64 << 20)
             .unwrap();
         let env = Env {
-            locks: Locks {
-                dir: dir.join("lock"),
-                wait: Duration::from_secs(2),
-            },
-            archive: Archive {
-                archive_dir: dir.join("archive"),
-                backup_dir: dir.join("backup"),
-                keep: 5,
-                retain_days: 0,
-            },
-            run_dir: dir.join("run"),
-            lvm_dir: dir.join("lvm"),
             devices: vec![disk.clone()],
-            scan_lvs: false,
-            command: format!("test {tag}"),
+            ..Env::under(&dir, &format!("test {tag}"))
         };
         let image = ops::PvCreate {
             uuid: None,

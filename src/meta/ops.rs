@@ -219,6 +219,32 @@ pub struct Env {
     pub command: String,
 }
 
+impl Env {
+    /// Everything lvm2 keeps on the host (locks, run dir, archive, lvm.conf)
+    /// under `dir` instead, devices to be given: for scratch VGs on image
+    /// files (tests, image builders) that must not touch the host's lvm2.
+    /// Lock waits of 2 s, the last 5 archives kept.
+    pub fn under(dir: &Path, command: &str) -> Env {
+        Env {
+            locks: Locks {
+                dir: dir.join("lock"),
+                wait: std::time::Duration::from_secs(2),
+            },
+            archive: Archive {
+                archive_dir: dir.join("archive"),
+                backup_dir: dir.join("backup"),
+                keep: 5,
+                retain_days: 0,
+            },
+            run_dir: dir.join("run"),
+            lvm_dir: dir.join("lvm"),
+            devices: Vec::new(),
+            scan_lvs: false,
+            command: command.to_owned(),
+        }
+    }
+}
+
 impl Default for Env {
     fn default() -> Self {
         Env {
