@@ -275,6 +275,33 @@ pub struct MinorStatus {
 }
 
 impl MinorStatus {
+    /// A minor in `state`, with nothing else known: no size, no disk, no
+    /// addresses, no counters (what a test or a simulation fills in).
+    pub fn new(minor: u32, resource: &str, volume: u32, state: State) -> MinorStatus {
+        MinorStatus {
+            minor,
+            resource: resource.to_owned(),
+            volume,
+            state,
+            capacity_sectors: 0,
+            backing_dev: None,
+            my_addr: None,
+            peer_addr: None,
+            protocol: None,
+            disk_flags: None,
+            bits_total: None,
+            bits_oos: None,
+            bits_rs_total: None,
+            bits_rs_failed: None,
+            sent: None,
+            received: None,
+            read: None,
+            written: None,
+            al_writes: None,
+            bm_writes: None,
+        }
+    }
+
     fn from_message(m: &DrbdMessage) -> Option<MinorStatus> {
         let ctx = m.tla(tla::CFG_CONTEXT)?;
         let info = m.tla(tla::STATE_INFO)?;

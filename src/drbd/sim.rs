@@ -659,26 +659,12 @@ impl DrbdKernel for SimDrbd {
                 let word =
                     m.role | r.peer_role << 2 | r.connection << 4 | m.disk << 9 | r.peer_disk << 13;
                 MinorStatus {
-                    minor,
-                    resource: m.resource.clone(),
-                    volume: m.volume,
-                    state: State::decode(word),
                     capacity_sectors: m.capacity_sectors,
                     backing_dev: m.backing.clone(),
                     my_addr: r.my.map(|a| a.to_string()),
                     peer_addr: r.peer.map(|a| a.to_string()),
                     protocol: r.protocol,
-                    disk_flags: None,
-                    bits_total: None,
-                    bits_oos: None,
-                    bits_rs_total: None,
-                    bits_rs_failed: None,
-                    sent: None,
-                    received: None,
-                    read: None,
-                    written: None,
-                    al_writes: None,
-                    bm_writes: None,
+                    ..MinorStatus::new(minor, &m.resource, m.volume, State::decode(word))
                 }
             })
             .collect())

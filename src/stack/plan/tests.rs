@@ -459,11 +459,11 @@ fn a_suspended_device_makes_every_lv_of_the_vg_go_through_activation() {
 // DRBD.
 
 fn minor(role: &'static str, connection: &'static str, disk: &'static str) -> MinorStatus {
-    MinorStatus {
-        minor: 0,
-        resource: "r0".into(),
-        volume: 0,
-        state: State {
+    MinorStatus::new(
+        0,
+        "r0",
+        0,
+        State {
             role,
             peer: "Unknown",
             connection,
@@ -474,23 +474,7 @@ fn minor(role: &'static str, connection: &'static str, disk: &'static str) -> Mi
             pause_peer: false,
             pause_user: false,
         },
-        capacity_sectors: 0,
-        backing_dev: None,
-        my_addr: None,
-        peer_addr: None,
-        protocol: None,
-        disk_flags: None,
-        bits_total: None,
-        bits_oos: None,
-        bits_rs_total: None,
-        bits_rs_failed: None,
-        sent: None,
-        received: None,
-        read: None,
-        written: None,
-        al_writes: None,
-        bm_writes: None,
-    }
+    )
 }
 
 /// Resource `name` configured as cairn writes it, with data that was up
