@@ -326,7 +326,7 @@ pub fn pool_use(ctl: &dm::Control, device: &str) -> Option<PoolUse> {
 }
 
 /// An active cached LV's cache, as its kernel status counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheUse {
     /// The cache's data size, in bytes (blocks times block size).
     pub size_bytes: u64,

@@ -184,6 +184,30 @@ pub struct DrbdStatus {
     pub out_of_sync: Option<u64>,
 }
 
+impl CacheInfo {
+    /// A cache through `pool` in `mode` with `policy`, and what its active
+    /// device counts (no size and zero counters while inactive).
+    fn new(pool: String, mode: String, policy: String, used: Option<inspect::CacheUse>) -> Self {
+        let c = used.unwrap_or_default();
+        let active = used.is_some();
+        CacheInfo {
+            pool,
+            mode,
+            policy,
+            size: active.then_some(c.size_bytes),
+            blocks_used: c.blocks_used,
+            blocks_total: c.blocks_total,
+            read_hits: c.read_hits,
+            read_misses: c.read_misses,
+            write_hits: c.write_hits,
+            write_misses: c.write_misses,
+            dirty_blocks: c.dirty_blocks,
+            read_hit_percent: pct(c.read_hits, c.read_misses),
+            write_hit_percent: pct(c.write_hits, c.write_misses),
+        }
+    }
+}
+
 fn pct(hits: u64, misses: u64) -> Option<f64> {
     let all = hits + misses;
     (all > 0).then(|| hits as f64 * 100.0 / all as f64)
@@ -224,26 +248,12 @@ fn vg_status(
                     Some(LvKind::CachePool { mode, policy }) => (mode.clone(), policy.clone()),
                     _ => (DEFAULT_CACHE_MODE.into(), DEFAULT_CACHE_POLICY.into()),
                 };
-                let c = if active {
+                let used = if active {
                     inspect::cache_use(ctl, &v.name, &lv.name)
                 } else {
                     None
                 };
-                Some(CacheInfo {
-                    pool: pool.clone(),
-                    mode,
-                    policy,
-                    size: c.as_ref().map(|c| c.size_bytes),
-                    blocks_used: c.as_ref().map_or(0, |c| c.blocks_used),
-                    blocks_total: c.as_ref().map_or(0, |c| c.blocks_total),
-                    read_hits: c.as_ref().map_or(0, |c| c.read_hits),
-                    read_misses: c.as_ref().map_or(0, |c| c.read_misses),
-                    write_hits: c.as_ref().map_or(0, |c| c.write_hits),
-                    write_misses: c.as_ref().map_or(0, |c| c.write_misses),
-                    dirty_blocks: c.as_ref().map_or(0, |c| c.dirty_blocks),
-                    read_hit_percent: c.as_ref().and_then(|c| pct(c.read_hits, c.read_misses)),
-                    write_hit_percent: c.as_ref().and_then(|c| pct(c.write_hits, c.write_misses)),
-                })
+                Some(CacheInfo::new(pool.clone(), mode, policy, used))
             }
             _ => None,
         };
