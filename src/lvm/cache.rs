@@ -169,7 +169,7 @@ pub fn create_pool(env: &Env, dev: &Dev, req: &NewCachePool, run: Run) -> Result
     let on = super::extents::pv_indices(&change, &req.pvs)?;
     let vg = &mut change.metadata.vg;
     let extent = vg.extent_size;
-    let data_extents = req.data_bytes.sectors().0.div_ceil(extent);
+    let data_extents = req.data_bytes.extents_ceil(vg.extent_bytes()).0;
     if data_extents == 0 {
         return Err(refused(
             vg_name,

@@ -97,7 +97,7 @@ pub fn create(env: &Env, dev: &Dev, req: &NewSnapshot, run: Run) -> Result<Vec<A
     let origin_sectors = vg.lv(&req.origin).map_or(0, |l| l.extent_count()) * vg.extent_size;
     let extent = vg.extent_size;
     let max = cow_max_sectors(origin_sectors, chunk).div_ceil(extent);
-    let extents = req.cow_bytes.sectors().0.div_ceil(extent).min(max);
+    let extents = req.cow_bytes.extents_ceil(vg.extent_bytes()).0.min(max);
     if extents * extent < 3 * chunk {
         return Err(refused(
             vg_name,
