@@ -851,7 +851,7 @@ fn run_waves(ctl: &dyn DeviceMapper, dev: &Dev, waves: &[Vec<Unit<'_>>]) -> Resu
     let Some(e) = failure else { return Ok(()) };
     let mut undo_errors = Vec::new();
     let mut undo = |s: &Step| {
-        if let Err(u) = undo_one(ctl, dev, s) {
+        if let Err(u) = undo_one(ctl, dev, s, &Replaced::default()) {
             undo_errors.push(format!("undo of `{s}`: {u}"));
         }
     };
@@ -962,16 +962,25 @@ pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
         }
     }
     let mut done: Vec<&Step> = Vec::new();
+    let mut replaced = Replaced::default();
     for step in steps {
-        if let Err(e) = run_one(ctl, dev, step) {
+        let ran = replaced
+            .note(ctl, step, &done)
+            .and_then(|()| run_one(ctl, dev, step));
+        if let Err(e) = ran {
             let mut undo_errors = Vec::new();
+            // A resume that failed may still have taken effect (its wait
+            // for udev timed out): undone as the others.
+            if matches!(step, Step::Resume { .. }) {
+                done.push(step);
+            }
             // The tables this call loaded are dropped first: undoing a
             // suspend resumes the device, which would make a table still
             // in its inactive slot live.
             let (loads, others): (Vec<&Step>, Vec<&Step>) =
                 done.iter().partition(|s| matches!(s, Step::Load { .. }));
             for s in loads.iter().rev().chain(others.iter().rev()) {
-                if let Err(u) = undo_one(ctl, dev, s) {
+                if let Err(u) = undo_one(ctl, dev, s, &replaced) {
                     undo_errors.push(format!("undo of `{s}`: {u}"));
                 }
             }
@@ -1057,7 +1066,38 @@ fn run_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
 }
 
 /// The inverse of a step that succeeded.
-fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
+/// The live tables a run replaces, as they were: a device resumed with its
+/// new table before a later step failed gets its old one back, so that
+/// the kernel is as the metadata the caller restores says (a pool's data
+/// LV grown while the pool above it failed to resume would otherwise map
+/// extents the restored metadata calls free).
+#[derive(Default)]
+struct Replaced {
+    tables: std::collections::BTreeMap<String, (Vec<TableLine>, bool)>,
+}
+
+impl Replaced {
+    /// Before `step` runs: a load into a device that this run did not
+    /// create and that has a live table keeps that table.
+    fn note(&mut self, ctl: &dyn DeviceMapper, step: &Step, done: &[&Step]) -> Result<()> {
+        let Step::Load { name, .. } = step else {
+            return Ok(());
+        };
+        let created = done
+            .iter()
+            .any(|s| matches!(s, Step::Create { name: n, .. } if n == name));
+        if created || self.tables.contains_key(name) {
+            return Ok(());
+        }
+        if let Some(info) = ctl.info(name)?.filter(|i| i.live_table) {
+            self.tables
+                .insert(name.clone(), (ctl.table(name)?, info.read_only));
+        }
+        Ok(())
+    }
+}
+
+fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step, replaced: &Replaced) -> Result<()> {
     match step {
         Step::Create { name, .. } => ctl.remove(name)?,
         Step::Load { name, .. } => {
@@ -1076,11 +1116,22 @@ fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
         Step::Link { link, .. } => {
             let _ = ctl.remove_link(&dev.root, link);
         }
-        // Resume, remove, messages and unlinks are not undone: a resumed
-        // device of this call is removed by its Create's undo; removals run
-        // last in a deactivation, after the check that nothing is open.
-        Step::Resume { .. }
-        | Step::Clear { .. }
+        // A device this run resumed with a new table: its old one again
+        // (noflush: queued I/O waits, and nothing above it is resumed yet).
+        Step::Resume { name } => {
+            if let Some((table, read_only)) = replaced.tables.get(name) {
+                if ctl.info(name)?.is_some_and(|i| i.live_table) && ctl.table(name)? != *table {
+                    ctl.load(name, table, *read_only)?;
+                    ctl.suspend(name, Suspend::NoFlush)?;
+                    ctl.resume(name)?;
+                }
+            }
+        }
+        // Removes, messages and unlinks are not undone: a device created
+        // and resumed by this call is removed by its Create's undo;
+        // removals run last in a deactivation, after the check that
+        // nothing is open.
+        Step::Clear { .. }
         | Step::Remove { .. }
         | Step::Message { .. }
         | Step::RemoveNode { .. }
