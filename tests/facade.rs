@@ -197,4 +197,14 @@ fn the_facade_refuses_bad_options_before_touching_anything() {
         cairn::host::split_lv_name("vg0").unwrap_err().kind(),
         ErrorKind::InvalidInput
     );
+    // A stack file that is not there is not found; one that does not
+    // parse is bad input.
+    let lab = Lab::new("stackfile");
+    let missing = lab.dir.join("no-such-stack.toml");
+    let e = lab.host.stack(&missing).err().expect("no such file");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let bad = lab.dir.join("bad.toml");
+    std::fs::write(&bad, "[[vg]]\nname = 5\n").unwrap();
+    let e = lab.host.stack(&bad).err().expect("does not parse");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }

@@ -27,6 +27,7 @@ use crate::drbd::genl::GenlError;
 use crate::drbd::md::MdError;
 use crate::lvm::query::QueryError;
 use crate::lvm::remove::RemoveError;
+use crate::lvm::report::ReportError;
 use crate::meta::commit::CommitError;
 use crate::meta::lock::LockError;
 use crate::meta::ops::OpError;
@@ -415,7 +416,14 @@ impl QueryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             QueryError::Scan(e) => e.kind(),
-            QueryError::Report(_) => ErrorKind::Unsupported,
+            QueryError::Report(e) => match e {
+                ReportError::UnsupportedSegment { .. } => ErrorKind::Unsupported,
+                // A segment naming an LV the VG lacks.
+                ReportError::UnknownLv { .. } | ReportError::UnknownPv { .. } => {
+                    ErrorKind::Inconsistent
+                }
+                ReportError::PvCount { .. } => ErrorKind::System,
+            },
             QueryError::Dm(e) => e.kind(),
             QueryError::NoSuchVg(_) => ErrorKind::NotFound,
         }
@@ -523,7 +531,11 @@ impl StackError {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StackError::File(_) => ErrorKind::InvalidInput,
+            StackError::File(e) => match e.unreadable {
+                Some(std::io::ErrorKind::NotFound) => ErrorKind::NotFound,
+                Some(_) => ErrorKind::System,
+                None => ErrorKind::InvalidInput,
+            },
             StackError::Volume(e) => e.kind(),
             StackError::Thin(e) => e.kind(),
             StackError::Adm(e) => e.kind(),

@@ -28,6 +28,8 @@ pub struct FileError {
     pub line: usize,
     /// What is wrong there and what to write instead.
     pub message: String,
+    /// Why the file could not be read at all (then `line` is 0).
+    pub unreadable: Option<std::io::ErrorKind>,
 }
 
 // ---------------------------------------------------------------------------
@@ -338,6 +340,7 @@ pub fn load(path: &Path) -> Result<Stack, FileError> {
         file: path.display().to_string(),
         line: 0,
         message: format!("cannot read it: {e}"),
+        unreadable: Some(e.kind()),
     })?;
     parse(path, &text)
 }
@@ -354,6 +357,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Stack, FileError> {
             file: ctx.file.clone(),
             line,
             message: e.message().trim().to_owned(),
+            unreadable: None,
         }
     })?;
     ctx.check(path, raw)
@@ -380,6 +384,7 @@ impl Ctx<'_> {
             file: self.file.clone(),
             line: self.line(spanned.span().start),
             message: message.into(),
+            unreadable: None,
         }
     }
 
@@ -885,6 +890,7 @@ impl Ctx<'_> {
                         "{} is a thin pool: a PV or DRBD disk goes on an LV or a device",
                         dev.path.display()
                     ),
+                    unreadable: None,
                 });
             }
             // /dev/drbdN (Path::starts_with compares whole components).
@@ -901,6 +907,7 @@ impl Ctx<'_> {
                         "{}: no [[drbd]] in this file has that device (minor); add the resource or fix the path",
                         dev.path.display()
                     ),
+                    unreadable: None,
                 });
             }
             Ok(Provider::External)
@@ -942,6 +949,7 @@ impl Ctx<'_> {
                         "{} is used by {user} and by {first} (line {line}): a device holds one of them",
                         dev.path.display()
                     ),
+                    unreadable: None,
                 });
             }
         }
@@ -955,6 +963,7 @@ impl Ctx<'_> {
                         "minor {m} is used by {} and {}: give each resource its own",
                         first.name, d.name
                     ),
+                    unreadable: None,
                 });
             }
         }
@@ -1046,6 +1055,7 @@ impl Ctx<'_> {
                     message: format!(
                         "dependency cycle: {names}; each layer must stand on the ones defined below it"
                     ),
+                    unreadable: None,
                 });
             }
         }
