@@ -183,7 +183,7 @@ fn metadata_that_outgrows_its_area_is_no_space() {
 }
 
 #[test]
-fn the_facade_refuses_bad_options_before_touching_anything() {
+fn bad_options_names_and_stack_files_have_their_kinds() {
     let e = Host::new(HostOptions {
         udev_wait: Duration::ZERO,
         scan_lvs: Some(false),
