@@ -37,6 +37,9 @@ pub struct SysfsGraph {
     unheld_dm: Option<Vec<Devno>>,
     /// For each DRBD device asked about: the suspended dm device it may be on.
     under_drbd: HashMap<Devno, Option<String>>,
+    /// Whether any dm device is suspended at all, once looked: almost
+    /// never, and then no device needs its walk.
+    any_suspended: Option<bool>,
 }
 
 impl Default for SysfsGraph {
@@ -53,6 +56,7 @@ impl SysfsGraph {
             nodes: HashMap::new(),
             unheld_dm: None,
             under_drbd: HashMap::new(),
+            any_suspended: None,
         }
     }
 
@@ -63,6 +67,9 @@ impl SysfsGraph {
     /// links, so its backing device cannot be told from sysfs; such a
     /// device may be it). Nothing for a path that is not a block device.
     pub fn suspended_under(&mut self, path: &Path) -> Option<String> {
+        if !self.any_suspended() {
+            return None;
+        }
         let meta = std::fs::metadata(path).ok()?;
         if !meta.file_type().is_block_device() {
             return None;
@@ -76,6 +83,9 @@ impl SysfsGraph {
 
     /// [`SysfsGraph::suspended_under`] by device number.
     pub fn suspended_under_devno(&mut self, devno: Devno) -> Option<String> {
+        if !self.any_suspended() {
+            return None;
+        }
         let mut todo = vec![devno];
         let mut seen = Vec::new();
         while let Some(d) = todo.pop() {
@@ -140,6 +150,26 @@ impl SysfsGraph {
             }
         }
         false
+    }
+
+    /// Whether some dm device (`/sys/block/dm-N`) is suspended: one read
+    /// per dm device, instead of a walk per device asked about.
+    fn any_suspended(&mut self) -> bool {
+        if let Some(known) = self.any_suspended {
+            return known;
+        }
+        let block = self.root.join("block");
+        let any = std::fs::read_dir(block)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("dm-"))
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("dm/suspended"))
+                    .is_ok_and(|v| v.trim() == "1")
+            });
+        self.any_suspended = Some(any);
+        any
     }
 
     /// The dm devices in `/sys/block` that no device holds.
