@@ -201,10 +201,14 @@ fn bad_options_names_and_stack_files_have_their_kinds() {
     // parse is bad input.
     let lab = Lab::new("stackfile");
     let missing = lab.dir.join("no-such-stack.toml");
-    let e = lab.host.stack(&missing).err().expect("no such file");
+    let Err(e) = lab.host.stack(&missing) else {
+        panic!("no such file, yet a stack")
+    };
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     let bad = lab.dir.join("bad.toml");
     std::fs::write(&bad, "[[vg]]\nname = 5\n").unwrap();
-    let e = lab.host.stack(&bad).err().expect("does not parse");
+    let Err(e) = lab.host.stack(&bad) else {
+        panic!("does not parse, yet a stack")
+    };
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
