@@ -27,8 +27,10 @@ struct Node {
 }
 
 /// sysfs's block-device graph, read lazily and once per device. Lives as
-/// long as one scan: a device suspended after it read that device is not
-/// seen (as with any check made before a read).
+/// long as one scan. Whether any dm device is suspended at all is looked
+/// at again when the last look is older than 50 ms; the walk below a
+/// device reads each device's entries once per graph (a device suspended
+/// after that is not seen, as with any check made before a read).
 #[derive(Debug)]
 pub struct SysfsGraph {
     root: PathBuf,
@@ -37,9 +39,9 @@ pub struct SysfsGraph {
     unheld_dm: Option<Vec<Devno>>,
     /// For each DRBD device asked about: the suspended dm device it may be on.
     under_drbd: HashMap<Devno, Option<String>>,
-    /// Whether any dm device is suspended at all, once looked: almost
-    /// never, and then no device needs its walk.
-    any_suspended: Option<bool>,
+    /// Whether any dm device is suspended at all, and when that was
+    /// looked at: almost never, and then no device needs its walk.
+    any_suspended: Option<(bool, std::time::Instant)>,
 }
 
 impl Default for SysfsGraph {
@@ -155,8 +157,15 @@ impl SysfsGraph {
     /// Whether some dm device (`/sys/block/dm-N`) is suspended: one read
     /// per dm device, instead of a walk per device asked about.
     fn any_suspended(&mut self) -> bool {
-        if let Some(known) = self.any_suspended {
-            return known;
+        // Looked again when older than this: a long scan must not miss a
+        // device another command suspended meanwhile for longer than a
+        // moment (one pass per scan would; one per device would make a
+        // whole-host scan quadratic again).
+        const FRESH: std::time::Duration = std::time::Duration::from_millis(50);
+        if let Some((known, at)) = self.any_suspended {
+            if at.elapsed() < FRESH {
+                return known;
+            }
         }
         let block = self.root.join("block");
         let any = std::fs::read_dir(block)
@@ -168,7 +177,7 @@ impl SysfsGraph {
                 std::fs::read_to_string(e.path().join("dm/suspended"))
                     .is_ok_and(|v| v.trim() == "1")
             });
-        self.any_suspended = Some(any);
+        self.any_suspended = Some((any, std::time::Instant::now()));
         any
     }
 

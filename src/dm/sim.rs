@@ -107,6 +107,9 @@ pub struct Pool {
     /// Whether the metadata is flagged for `thin_check` (the status's
     /// `needs_check`).
     pub needs_check: bool,
+    /// The data size the pool last resumed with, in sectors: dm-thin
+    /// records it in the pool's metadata and refuses a smaller table after.
+    pub data_sectors: u64,
 }
 
 impl Default for Pool {
@@ -120,6 +123,7 @@ impl Default for Pool {
             data_total: 1024,
             mode: "rw".to_owned(),
             needs_check: false,
+            data_sectors: 0,
         }
     }
 }
@@ -449,10 +453,11 @@ impl SimDm {
         let sim = SimDm::new();
         let mut s = sim.lock();
         s.partial = true;
-        // New devices are numbered as the host would number them: above
-        // every dm device it has, copied or not. A number taken by a
-        // device outside the copy (a PV that is itself a dm device) must
-        // never name a simulated one.
+        // New devices are numbered above every dm device of the host,
+        // copied or not (the host itself takes the lowest free minor; only
+        // the names matter to a plan): a number taken by a device outside
+        // the copy (a PV that is itself a dm device) must never name a
+        // simulated one.
         for d in kernel.devices()? {
             s.major.get_or_insert(d.major);
             s.next_minor = s.next_minor.max(d.minor + 1);
@@ -520,6 +525,12 @@ impl SimDm {
         }
         for (name, st) in pools {
             if let Some(key) = s.pool_key(&name) {
+                let data_sectors = s.devices[&name]
+                    .live
+                    .iter()
+                    .flatten()
+                    .map(|l| l.length)
+                    .sum();
                 s.pools.insert(
                     key,
                     Pool {
@@ -538,6 +549,7 @@ impl SimDm {
                             super::status::PoolMode::Other(m) => m,
                         },
                         needs_check: st.needs_check,
+                        data_sectors,
                     },
                 );
             }
@@ -731,10 +743,19 @@ impl DeviceMapper for SimDm {
                 d.live.as_ref().and_then(|t| t.first()).map(|l| &l.target),
                 Some(Target::ThinPool { .. })
             );
+            let length: u64 = d.live.iter().flatten().map(|l| l.length).sum();
             if is_pool {
-                // A new pool's metadata is formatted when first loaded.
+                // A new pool's metadata is formatted when first loaded;
+                // a pool never shrinks (dm-thin's preresume: "pool target
+                // too small"): the smaller table is live, the device stays
+                // suspended.
                 let key = s.pool_key(name).expect("a thin-pool table");
-                s.pools.entry(key).or_default();
+                let pool = s.pools.entry(key).or_default();
+                if length < pool.data_sectors {
+                    s.get_mut("resume", name)?.suspended = true;
+                    return Err(fail("resume", name, libc::EINVAL));
+                }
+                pool.data_sectors = length;
             }
             let d = s.get("resume", name)?;
             Ok(s.info(name, d))

@@ -366,7 +366,9 @@ impl EngineError {
             EngineError::Resolve { source, .. } | EngineError::Node { source, .. } => {
                 io_kind(source)
             }
-            EngineError::UndoFailed { .. } => ErrorKind::Unrecovered,
+            EngineError::UndoFailed { .. } | EngineError::PartlyApplied { .. } => {
+                ErrorKind::Unrecovered
+            }
         }
     }
 }
@@ -462,8 +464,11 @@ fn drbd_code_kind(code: i32) -> ErrorKind {
         127 | 138 | 158 => ErrorKind::NotFound,
         // ERR_DISK_TOO_SMALL, ERR_MD_DISK_TOO_SMALL
         111 | 112 => ErrorKind::NoSpace,
-        // ERR_NOMEM, ERR_NOMEM_BITMAP
-        122 | 140 => ErrorKind::System,
+        // ERR_NOMEM, ERR_NOMEM_BITMAP; ERR_PERM (a privilege, as
+        // permission denied elsewhere)
+        122 | 140 | 152 => ErrorKind::System,
+        // ERR_MINOR_OR_VOLUME_EXISTS
+        161 => ErrorKind::AlreadyExists,
         _ => ErrorKind::Refused,
     }
 }
@@ -533,8 +538,11 @@ impl StackError {
         match self {
             StackError::File(e) => match e.unreadable {
                 Some(std::io::ErrorKind::NotFound) => ErrorKind::NotFound,
+                // Not text, or a directory: the path given is wrong.
+                Some(std::io::ErrorKind::InvalidData | std::io::ErrorKind::IsADirectory) | None => {
+                    ErrorKind::InvalidInput
+                }
                 Some(_) => ErrorKind::System,
-                None => ErrorKind::InvalidInput,
             },
             StackError::Volume(e) => e.kind(),
             StackError::Thin(e) => e.kind(),

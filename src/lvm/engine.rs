@@ -201,6 +201,25 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A step failed after devices had resumed with new tables that could
+    /// not be put back (a thin pool keeps the size it grew to): the change
+    /// rolls forward. The caller keeps its new metadata; activating the LV
+    /// again loads the rest.
+    #[error(
+        "{failed}; {} kept the new table{} (it cannot go back once resumed), so the new \
+         metadata is kept: activate the LV again (cairn lv activate) to finish the change{}",
+        kept.join(", "),
+        if kept.len() == 1 { "" } else { "s" },
+        if undo.is_empty() { String::new() } else { format!("; undoing the rest also failed: {undo}") }
+    )]
+    PartlyApplied {
+        /// The step's failure.
+        failed: Box<EngineError>,
+        /// The devices left with their new tables live.
+        kept: Vec<String>,
+        /// What the undo could not do, if anything.
+        undo: String,
+    },
     /// A step failed, and so did undoing the steps before it: the kernel
     /// is left part way (the `undo` text says where).
     #[error("{failed}; undoing what this call did also failed: {undo}")]
@@ -969,19 +988,56 @@ pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
             .and_then(|()| run_one(ctl, dev, step));
         if let Err(e) = ran {
             let mut undo_errors = Vec::new();
-            // A resume that failed may still have taken effect (its wait
-            // for udev timed out): undone as the others.
-            if matches!(step, Step::Resume { .. }) {
-                done.push(step);
+            // A resume that swapped its table in and then failed (the
+            // target's preresume refused) took effect: it counts as done.
+            if let Step::Resume { name } = step {
+                if ctl
+                    .info(name)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| !i.inactive_table)
+                {
+                    done.push(step);
+                }
             }
+            // Devices resumed with new tables: the old ones come back only
+            // when every such device is a plain remap. A thin pool (or a
+            // cache, a snapshot) records its new size as it resumes and
+            // refuses a smaller table after: then nothing is put back and
+            // the change rolls forward (the caller keeps its new metadata).
+            let resumed: Vec<&str> = done
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Resume { name } if replaced.replaced(name) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let revert = resumed.iter().all(|n| replaced.revertible(n));
             // The tables this call loaded are dropped first: undoing a
             // suspend resumes the device, which would make a table still
             // in its inactive slot live.
             let (loads, others): (Vec<&Step>, Vec<&Step>) =
                 done.iter().partition(|s| matches!(s, Step::Load { .. }));
+            let mut reverting = revert;
+            let mut left_new: Vec<String> = Vec::new();
             for s in loads.iter().rev().chain(others.iter().rev()) {
+                if let Step::Resume { name } = s {
+                    if !replaced.replaced(name) {
+                        continue;
+                    }
+                    // Upper layers first: once one cannot be put back, the
+                    // layers under it keep their new tables too.
+                    if !reverting {
+                        left_new.push(name.clone());
+                        continue;
+                    }
+                }
                 if let Err(u) = undo_one(ctl, dev, s, &replaced) {
                     undo_errors.push(format!("undo of `{s}`: {u}"));
+                    if let Step::Resume { name } = s {
+                        reverting = false;
+                        left_new.push(name.clone());
+                    }
                 }
             }
             // A step that failed half-way (a suspend that did suspend) is
@@ -989,7 +1045,13 @@ pub fn run(ctl: &dyn DeviceMapper, dev: &Dev, steps: &[Step]) -> Result<()> {
             if let Step::Suspend { name, .. } = step {
                 let _ = ctl.resume(name);
             }
-            return Err(if undo_errors.is_empty() {
+            return Err(if !left_new.is_empty() {
+                EngineError::PartlyApplied {
+                    failed: Box::new(e),
+                    kept: left_new,
+                    undo: undo_errors.join("; "),
+                }
+            } else if undo_errors.is_empty() {
                 e
             } else {
                 EngineError::UndoFailed {
@@ -1065,22 +1127,25 @@ fn run_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step) -> Result<()> {
     Ok(())
 }
 
-/// The inverse of a step that succeeded.
 /// The live tables a run replaces, as they were: a device resumed with its
 /// new table before a later step failed gets its old one back, so that
-/// the kernel is as the metadata the caller restores says (a pool's data
-/// LV grown while the pool above it failed to resume would otherwise map
-/// extents the restored metadata calls free).
+/// the kernel is as the metadata the caller restores says (an LV's lower
+/// layer grown while the layer above failed to resume would otherwise map
+/// extents the restored metadata calls free). Only plain remaps (linear,
+/// striped, error, zero) are put back: a target with state of its own
+/// (a thin pool records its data size as it resumes) is not.
 #[derive(Default)]
 struct Replaced {
-    tables: std::collections::BTreeMap<String, (Vec<TableLine>, bool)>,
+    /// Old tables of the devices a load replaces (with their read-only flag);
+    /// `None` for one that cannot be put back.
+    tables: std::collections::BTreeMap<String, Option<(Vec<TableLine>, bool)>>,
 }
 
 impl Replaced {
     /// Before `step` runs: a load into a device that this run did not
     /// create and that has a live table keeps that table.
     fn note(&mut self, ctl: &dyn DeviceMapper, step: &Step, done: &[&Step]) -> Result<()> {
-        let Step::Load { name, .. } = step else {
+        let Step::Load { name, table, .. } = step else {
             return Ok(());
         };
         let created = done
@@ -1090,13 +1155,37 @@ impl Replaced {
             return Ok(());
         }
         if let Some(info) = ctl.info(name)?.filter(|i| i.live_table) {
+            let old = ctl.table(name)?;
+            let plain = |t: &[TableLine]| {
+                t.iter().all(|l| {
+                    matches!(
+                        l.target,
+                        dm::table::Target::Linear { .. }
+                            | dm::table::Target::Striped { .. }
+                            | dm::table::Target::Error
+                            | dm::table::Target::Zero
+                    )
+                })
+            };
+            let revertible = plain(&old) && plain(table);
             self.tables
-                .insert(name.clone(), (ctl.table(name)?, info.read_only));
+                .insert(name.clone(), revertible.then_some((old, info.read_only)));
         }
         Ok(())
     }
+
+    /// Whether this run replaced the live table of `name`.
+    fn replaced(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+
+    /// Whether `name`'s old table can be put back.
+    fn revertible(&self, name: &str) -> bool {
+        self.tables.get(name).is_some_and(Option::is_some)
+    }
 }
 
+/// The inverse of a step that succeeded.
 fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step, replaced: &Replaced) -> Result<()> {
     match step {
         Step::Create { name, .. } => ctl.remove(name)?,
@@ -1119,7 +1208,7 @@ fn undo_one(ctl: &dyn DeviceMapper, dev: &Dev, step: &Step, replaced: &Replaced)
         // A device this run resumed with a new table: its old one again
         // (noflush: queued I/O waits, and nothing above it is resumed yet).
         Step::Resume { name } => {
-            if let Some((table, read_only)) = replaced.tables.get(name) {
+            if let Some(Some((table, read_only))) = replaced.tables.get(name) {
                 if ctl.info(name)?.is_some_and(|i| i.live_table) && ctl.table(name)? != *table {
                     ctl.load(name, table, *read_only)?;
                     ctl.suspend(name, Suspend::NoFlush)?;

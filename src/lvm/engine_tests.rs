@@ -169,8 +169,9 @@ fn a_failed_reload_leaves_no_device_suspended_nor_a_table_loaded() {
     );
     let before = base.snapshot();
     for k in 0..steps.len() {
-        // A change that took effect and still failed: a suspend or a
-        // resume whose wait for udev timed out (a table load is atomic).
+        // A change that took effect and still failed: a suspend that
+        // suspended, a resume that swapped its table in before the
+        // target refused (a table load is atomic).
         let half_way = !matches!(steps[k], Step::Load { .. });
         for after_effect in [false, true].into_iter().filter(|&a| !a || half_way) {
             let sim = base.fork();
@@ -210,6 +211,108 @@ fn a_failed_reload_leaves_no_device_suspended_nor_a_table_loaded() {
             offset: 8192
         }
     );
+}
+
+/// A thin pool of `sectors` of data: `_tmeta` and `_tdata` on the disk,
+/// the thin-pool target (`-tpool`) over them, and the pool LV's own layer.
+fn pool(sectors: u64) -> Plan {
+    let on_disk = |name: &str, offset, length| {
+        device(
+            name,
+            vec![linear(DevRef::Number(8, 16), offset, length)],
+            false,
+        )
+    };
+    Plan {
+        devices: vec![
+            on_disk("vg-pool_tmeta", 0, 1024),
+            on_disk("vg-pool_tdata", 2048, sectors),
+            device(
+                "vg-pool-tpool",
+                vec![TableLine {
+                    start: 0,
+                    length: sectors,
+                    target: Target::ThinPool {
+                        metadata: DevRef::Path(mapper_path("vg-pool_tmeta")),
+                        data: DevRef::Path(mapper_path("vg-pool_tdata")),
+                        block_sectors: 128,
+                        low_water_mark: 0,
+                        features: vec![],
+                    },
+                }],
+                false,
+            ),
+            device(
+                "vg-pool",
+                vec![linear(
+                    DevRef::Path(mapper_path("vg-pool-tpool")),
+                    0,
+                    sectors,
+                )],
+                true,
+            ),
+        ],
+        partial: vec![],
+    }
+}
+
+/// A pool grows tdata, then the thin-pool target, then its own layer. Once
+/// the thin-pool target has resumed bigger, dm-thin refuses it smaller: a
+/// later failure leaves tdata and -tpool grown (PartlyApplied, the caller
+/// keeps the new metadata) rather than shrinking tdata under a pool that
+/// counts on it; before that, everything goes back.
+#[test]
+fn a_pool_that_grew_is_never_shrunk_back_by_an_undo() {
+    let base = activated(&pool(4096));
+    let steps = reload_steps(&base, &pool(8192), Suspend::NoFlush).unwrap();
+    let live_len = |sim: &SimDm, name: &str| -> u64 {
+        sim.device(name)
+            .unwrap()
+            .live
+            .unwrap()
+            .iter()
+            .map(|l| l.length)
+            .sum()
+    };
+    let tpool_resume = steps
+        .iter()
+        .position(|s| matches!(s, Step::Resume { name } if name == "vg-pool-tpool"))
+        .unwrap();
+    let mut rolled_forward = 0;
+    for k in 0..steps.len() {
+        let sim = base.fork();
+        sim.fail(Fault::nth(k));
+        let e = run(&sim, &dev(), &steps).unwrap_err();
+        assert!(settled(&sim), "change {k}: {:?}", sim.snapshot());
+        if k > tpool_resume {
+            assert!(
+                matches!(e, EngineError::PartlyApplied { .. }),
+                "change {k}: {e}"
+            );
+            assert!(e.to_string().contains("vg-pool-tpool"), "{e}");
+            rolled_forward += 1;
+            for grown in ["vg-pool_tdata", "vg-pool-tpool"] {
+                assert_eq!(live_len(&sim, grown), 8192, "change {k}: {grown}");
+            }
+        } else {
+            assert!(
+                !matches!(e, EngineError::PartlyApplied { .. }),
+                "change {k}: {e}"
+            );
+            for name in ["vg-pool_tdata", "vg-pool-tpool", "vg-pool"] {
+                assert_eq!(live_len(&sim, name), 4096, "change {k}: {name}");
+            }
+        }
+    }
+    assert!(
+        rolled_forward > 0,
+        "no step after the pool's resume: {steps:?}"
+    );
+    // The roll-forward's error says what to do, and its kind is Unrecovered.
+    let sim = base.fork();
+    sim.fail(Fault::nth(steps.len() - 1));
+    let e = run(&sim, &dev(), &steps).unwrap_err();
+    assert!(e.to_string().contains("cairn lv activate"), "{e}");
 }
 
 #[test]

@@ -86,13 +86,21 @@ pub(crate) fn pv_indices(change: &Change, pvs: &[PathBuf]) -> Result<Option<Vec<
 }
 
 /// Commits `to` (the metadata of before the call) again after a kernel
-/// step failed, with the next seqno.
+/// step failed, with the next seqno; unless the kernel kept part of the
+/// change (a grown thin pool cannot shrink back): then the new metadata
+/// stays, as it describes what the kernel now maps.
 pub(crate) fn restore(
     env: &Env,
     change: &mut Change,
     to: Metadata,
     failed: VolumeError,
 ) -> VolumeError {
+    if matches!(
+        failed,
+        VolumeError::Engine(super::engine::EngineError::PartlyApplied { .. })
+    ) {
+        return failed;
+    }
     let seqno = change.committed().vg.seqno + 1;
     change.metadata = to;
     change.metadata.vg.seqno = seqno;

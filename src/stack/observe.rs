@@ -92,8 +92,8 @@ pub struct VgSeen {
     pub vg: Option<VgInfo>,
     /// dm names that exist (of any VG; looked up by [`VgSeen::active`]).
     pub dm_names: BTreeSet<String>,
-    /// dm names of suspended devices (of any VG): a command stopped between
-    /// a suspend and its resume left them so, and all I/O to them waits.
+    /// dm names of this VG's suspended devices: a command stopped between a
+    /// suspend and its resume left them so, and all I/O to them waits.
     pub suspended: BTreeSet<String>,
 }
 
