@@ -203,11 +203,12 @@ pub enum EngineError {
     },
     /// A step failed after devices had resumed with new tables that could
     /// not be put back (a thin pool keeps the size it grew to): the change
-    /// rolls forward. The caller keeps its new metadata; activating the LV
-    /// again loads the rest.
+    /// rolls forward. The caller keeps its new metadata; reloading the LV
+    /// from it (`lvchange --refresh`) loads the rest.
     #[error(
         "{failed}; {} kept the new table{} (it cannot go back once resumed), so the new \
-         metadata is kept: activate the LV again (cairn lv activate) to finish the change{}",
+         metadata is kept: reload the LV's devices from it to finish the change (lvm2's \
+         `lvchange --refresh VG/LV`, or deactivate and activate the LV){}",
         kept.join(", "),
         if kept.len() == 1 { "" } else { "s" },
         if undo.is_empty() { String::new() } else { format!("; undoing the rest also failed: {undo}") }

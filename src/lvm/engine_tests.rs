@@ -312,7 +312,8 @@ fn a_pool_that_grew_is_never_shrunk_back_by_an_undo() {
     let sim = base.fork();
     sim.fail(Fault::nth(steps.len() - 1));
     let e = run(&sim, &dev(), &steps).unwrap_err();
-    assert!(e.to_string().contains("cairn lv activate"), "{e}");
+    assert!(e.to_string().contains("lvchange --refresh VG/LV"), "{e}");
+    assert_eq!(e.kind(), crate::error::ErrorKind::Unrecovered);
 }
 
 #[test]
