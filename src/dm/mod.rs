@@ -200,6 +200,10 @@ pub enum Suspend {
     /// Keep queued I/O queued and skip the freeze (lvm2 uses it for a thin
     /// pool, whose queued I/O may wait for the very space a resize adds).
     NoFlush,
+    /// Flush queued I/O but skip the freeze: the file system on the device
+    /// is frozen already (FIFREEZE by the caller), and the kernel's own
+    /// freeze of a frozen file system would fail.
+    FlushFrozen,
 }
 
 /// A target type the kernel has loaded, as `dmsetup targets` lists it.
@@ -385,8 +389,10 @@ impl Control {
     pub fn suspend(&self, name: &str, how: Suspend) -> Result<()> {
         use devicemapper::{DmFlags, DmOptions};
         let mut flags = DmFlags::DM_SUSPEND;
-        if how == Suspend::NoFlush {
-            flags |= DmFlags::DM_NOFLUSH | DmFlags::DM_SKIP_LOCKFS;
+        match how {
+            Suspend::Flush => {}
+            Suspend::NoFlush => flags |= DmFlags::DM_NOFLUSH | DmFlags::DM_SKIP_LOCKFS,
+            Suspend::FlushFrozen => flags |= DmFlags::DM_SKIP_LOCKFS,
         }
         self.dm
             .device_suspend(
