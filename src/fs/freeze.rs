@@ -17,38 +17,60 @@ use super::FsError;
 nix::ioctl_readwrite!(fifreeze, b'X', 119, nix::libc::c_int);
 nix::ioctl_readwrite!(fithaw, b'X', 120, nix::libc::c_int);
 
-/// A file system this process froze; thawed by [`Frozen::thaw`], or when
-/// dropped (an early return must not leave it frozen).
+/// A file system held through a directory of it: opened first (so that a
+/// watchdog can be given the descriptor before anything is frozen), then
+/// frozen; thawed by [`Frozen::thaw`], or when dropped (an early return
+/// must not leave it frozen).
 #[derive(Debug)]
 pub struct Frozen {
     dir: PathBuf,
     fd: Option<OwnedFd>,
+    frozen: bool,
 }
 
-/// Freezes the file system that `dir` is on.
-pub fn freeze(dir: &Path) -> Result<Frozen, FsError> {
-    let err = |source: std::io::Error| FsError::Freeze {
-        dir: dir.to_owned(),
-        source,
-    };
+/// Opens the file system that `dir` is on, to freeze it.
+pub fn open(dir: &Path) -> Result<Frozen, FsError> {
     let fd = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| err(e.into()))?;
+    .map_err(|e| FsError::Freeze {
+        dir: dir.to_owned(),
+        source: e.into(),
+    })?;
     // SAFETY: open returned a descriptor this process now owns.
     let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let mut unused: nix::libc::c_int = 0;
-    // SAFETY: FIFREEZE on an open directory; the argument is not read.
-    unsafe { fifreeze(fd.as_raw_fd(), &mut unused) }.map_err(|e| err(e.into()))?;
     Ok(Frozen {
         dir: dir.to_owned(),
         fd: Some(fd),
+        frozen: false,
     })
 }
 
+/// Opens and freezes the file system that `dir` is on.
+pub fn freeze(dir: &Path) -> Result<Frozen, FsError> {
+    let mut f = open(dir)?;
+    f.freeze()?;
+    Ok(f)
+}
+
 impl Frozen {
+    /// Freezes it (FIFREEZE: dirty data written, new writes blocked).
+    pub fn freeze(&mut self) -> Result<(), FsError> {
+        let Some(fd) = &self.fd else {
+            return Ok(());
+        };
+        let mut unused: nix::libc::c_int = 0;
+        // SAFETY: FIFREEZE on an open directory; the argument is not read.
+        unsafe { fifreeze(fd.as_raw_fd(), &mut unused) }.map_err(|e| FsError::Freeze {
+            dir: self.dir.clone(),
+            source: e.into(),
+        })?;
+        self.frozen = true;
+        Ok(())
+    }
+
     /// The descriptor and request that thaw it, for a watchdog process
     /// (crate::guard): the descriptor stays open as long as `self`.
     pub fn thaw_request(&self) -> (RawFd, nix::libc::c_ulong) {
@@ -59,18 +81,22 @@ impl Frozen {
         )
     }
 
-    /// Where it was frozen through.
+    /// Where it is reached.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Thaws it. EINVAL (not frozen: a watchdog thawed it first) is no error.
+    /// Thaws it if this froze it. EINVAL (not frozen: a watchdog thawed it
+    /// first) is no error.
     pub fn thaw(mut self) -> Result<(), FsError> {
         self.thaw_now()
     }
 
     fn thaw_now(&mut self) -> Result<(), FsError> {
-        let Some(fd) = self.fd.take() else {
+        if !std::mem::take(&mut self.frozen) {
+            return Ok(());
+        }
+        let Some(fd) = &self.fd else {
             return Ok(());
         };
         let mut unused: nix::libc::c_int = 0;
