@@ -7,7 +7,7 @@
 //! Knows nothing of LVM, DRBD or the stack: everything takes a device path.
 
 mod freeze;
-pub use freeze::{freeze, open as open_to_freeze, Frozen};
+pub use freeze::{open as open_to_freeze, Frozen};
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;

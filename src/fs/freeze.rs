@@ -48,13 +48,6 @@ pub fn open(dir: &Path) -> Result<Frozen, FsError> {
     })
 }
 
-/// Opens and freezes the file system that `dir` is on.
-pub fn freeze(dir: &Path) -> Result<Frozen, FsError> {
-    let mut f = open(dir)?;
-    f.freeze()?;
-    Ok(f)
-}
-
 impl Frozen {
     /// Freezes it (FIFREEZE: dirty data written, new writes blocked).
     pub fn freeze(&mut self) -> Result<(), FsError> {
@@ -79,11 +72,6 @@ impl Frozen {
             nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<nix::libc::c_int>())
                 as nix::libc::c_ulong,
         )
-    }
-
-    /// Where it is reached.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Thaws it if this froze it. EINVAL (not frozen: a watchdog thawed it

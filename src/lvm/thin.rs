@@ -419,8 +419,8 @@ pub fn create_in(
             suspend: suspend.into_iter().map(|o| (o, Suspend::Flush)).collect(),
             activate: activate.then(|| req.name.clone()).into_iter().collect(),
             deactivate: None,
+            window: &mut no_window,
         },
-        &mut no_window,
         run,
     )
 }
@@ -468,14 +468,14 @@ pub fn remove_in(
             suspend: vec![],
             activate: vec![],
             deactivate: Some(name.to_owned()),
+            window: &mut no_window,
         },
-        &mut no_window,
         run,
     )
 }
 
 /// One pool transaction: see the module comment.
-pub(super) struct Tx {
+pub(super) struct Tx<'w> {
     pub(super) what: String,
     /// Messages before `set_transaction_id`.
     pub(super) messages: Vec<String>,
@@ -487,6 +487,8 @@ pub(super) struct Tx {
     pub(super) activate: Vec<String>,
     /// An LV to deactivate before anything else (a removal).
     pub(super) deactivate: Option<String>,
+    /// Called around the suspends (see [`Window`]).
+    pub(super) window: &'w mut WindowHook<'w>,
 }
 
 /// The edges of the window in which a transaction's origins are suspended:
@@ -518,10 +520,10 @@ pub(super) fn transact(
     dev: &Dev,
     change: &mut Change,
     pool: &str,
-    tx: Tx,
-    window: &mut WindowHook<'_>,
+    tx: Tx<'_>,
     run: Run,
 ) -> Result<Vec<Action>> {
+    let window = tx.window;
     let vg_name = change.metadata.vg.name.clone();
     let host = kernel.open()?;
     let old = change.committed().clone();

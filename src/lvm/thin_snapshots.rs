@@ -19,8 +19,8 @@ use super::action::{Action, Run};
 use super::engine::Dev;
 use super::names;
 use super::thin::{
-    device_ids, idle_pool_tid, queue_message, refused, thin_lv, transact, Result, Tx, Window,
-    WindowHook, MAX_DEVICE_ID,
+    device_ids, idle_pool_tid, queue_message, refused, thin_lv, transact, Result, Tx, WindowHook,
+    MAX_DEVICE_ID,
 };
 
 /// One snapshot of a batch.
@@ -133,6 +133,7 @@ pub fn create(
         suspend: Vec::new(),
         activate: Vec::new(),
         deactivate: None,
+        window,
     };
     let mut what = Vec::new();
     for (i, (s, (origin_id, extents))) in snaps.iter().zip(origins).enumerate() {
@@ -184,12 +185,7 @@ pub fn create(
         if snaps.len() == 1 { "" } else { "s" },
         what.join(", ")
     );
-    transact(kernel, env, dev, &mut change, &pool, tx, window, run)
-}
-
-/// A window that does nothing (a snapshot of an LV nobody holds still).
-pub fn no_window(_: Window) -> std::result::Result<(), String> {
-    Ok(())
+    transact(kernel, env, dev, &mut change, &pool, tx, run)
 }
 
 #[cfg(test)]

@@ -138,6 +138,29 @@ fn check_snapshot_name(name: &str) -> Result<()> {
     }
 }
 
+/// A snapshot name from a time (seconds since the epoch): its UTC date and
+/// time, `YYYYMMDD-HHMMSS`, which sorts as the snapshots were taken.
+pub fn default_name(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// The environment that scans the VG's PVs as the stack file names them.
 fn env_for(stack: &Stack, cx: &Context, vg: &str) -> crate::meta::ops::Env {
     let mut env = cx.env.clone();
@@ -551,6 +574,15 @@ mod tests {
         );
         assert_eq!(got[0].group.as_deref(), Some("g"));
         assert_eq!(got[1].origin.as_deref(), Some("web1"));
+    }
+
+    #[test]
+    fn default_names_are_the_utc_time() {
+        assert_eq!(default_name(0), "19700101-000000");
+        // date -u -d @1765161845 +%Y%m%d-%H%M%S
+        assert_eq!(default_name(1_765_161_845), "20251208-024405");
+        assert_eq!(default_name(951_782_400), "20000229-000000", "a leap day");
+        check_snapshot_name(&default_name(4_102_444_800)).unwrap();
     }
 
     #[test]
