@@ -295,6 +295,7 @@ impl Hold {
         for fs in &mut self.fs {
             fs.freeze().map_err(|e| e.to_string())?;
         }
+        crate::failpoint::hit("snapshot-frozen");
         Ok(())
     }
 
