@@ -5,7 +5,7 @@
 //! A container frozen for a snapshot must never stay frozen: not when
 //! cairn is killed in the middle, not when a step hangs. A thread cannot
 //! promise that (it dies with the process), so the guard is a forked
-//! child. It waits on a pipe whose only writer is this process: a byte
+//! child. It waits on a socket whose only other end is this process's: a byte
 //! means "released, stand down"; end-of-file (this process died) or the
 //! deadline means "release everything now". The releases are prepared
 //! before the fork (paths, ioctl buffers, open descriptors) and the child
@@ -51,7 +51,7 @@ pub enum GuardError {
     /// pipe(2) or fork(2) failed.
     #[error("cannot start the watchdog that thaws what a snapshot freezes ({what}): {source}; nothing was frozen")]
     Start {
-        /// `pipe` or `fork`.
+        /// `socketpair` or `fork`.
         what: &'static str,
         /// The system's error.
         source: nix::Error,
@@ -79,13 +79,21 @@ pub enum Ended {
 impl Guard {
     /// Forks the guard for `releases`, to fire after `deadline`.
     pub fn spawn(releases: Vec<Release>, deadline: Duration) -> Result<Guard, GuardError> {
-        // Close-on-exec: a command this process runs meanwhile must not
-        // hold the pipe open past this process's death.
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| {
-            GuardError::Start {
-                what: "pipe",
-                source,
-            }
+        // A socket pair rather than a pipe: standing down is a send with
+        // MSG_NOSIGNAL, which cannot kill this process with SIGPIPE when
+        // the guard has fired and gone. Close-on-exec: a command this
+        // process runs meanwhile must not hold it open past this process's
+        // death.
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (read, write) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|source| GuardError::Start {
+            what: "socketpair",
+            source,
         })?;
         let timeout_ms = deadline.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: the child only makes system calls on data prepared here
@@ -93,6 +101,25 @@ impl Guard {
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
                 drop(write);
+                // Out of cairn's session and deaf to the signals a terminal
+                // or a service manager sends the whole group: Ctrl-C or a
+                // systemd stop that kills cairn must not kill its guard.
+                // SAFETY: setsid and signal are async-signal-safe.
+                unsafe {
+                    libc::setsid();
+                    for sig in [
+                        libc::SIGINT,
+                        libc::SIGTERM,
+                        libc::SIGHUP,
+                        libc::SIGQUIT,
+                        libc::SIGTSTP,
+                        libc::SIGTTIN,
+                        libc::SIGTTOU,
+                        libc::SIGPIPE,
+                    ] {
+                        libc::signal(sig, libc::SIG_IGN);
+                    }
+                }
                 let code = watch(read.as_raw_fd(), timeout_ms, &releases);
                 unsafe { libc::_exit(code) }
             }
@@ -114,7 +141,11 @@ impl Guard {
     /// the deadline had passed and it released everything already.
     pub fn disarm(mut self) -> Ended {
         if let Some(fd) = self.stand_down.take() {
-            let _ = nix::unistd::write(&fd, b"d");
+            let _ = nix::sys::socket::send(
+                fd.as_raw_fd(),
+                b"d",
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            );
         }
         self.reap()
     }
@@ -224,7 +255,11 @@ mod tests {
         for p in [&a, &b] {
             assert_eq!(std::fs::read_to_string(p).unwrap(), "released");
         }
+        // Standing down a guard that is gone must not raise SIGPIPE (the
+        // cairn binary keeps its default action, which kills).
+        let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         assert_eq!(guard.disarm(), Ended::Fired);
+        unsafe { libc::signal(libc::SIGPIPE, before) };
         std::fs::remove_file(a).unwrap();
         std::fs::remove_file(b).unwrap();
     }

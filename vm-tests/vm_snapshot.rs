@@ -84,6 +84,16 @@ fn thawed(g: &Guest, name: &str) -> TestResult {
 /// `absent` not there. Deactivated again.
 fn snapshot_holds(g: &Guest, lv: &str, file: &str, sum: &str, absent: &str) -> TestResult {
     g.sh(&format!("lvchange -q -ay -K DRBDVG2/{lv}"))?;
+    // A file system frozen when the snapshot was taken has its journal
+    // flushed and needs_recovery cleared (ext4_freeze): the proof that the
+    // freeze happened, which a clean e2fsck alone is not.
+    let features = g.sh(&format!(
+        "dumpe2fs -h /dev/DRBDVG2/{lv} 2>/dev/null | grep -i features"
+    ))?;
+    ensure!(
+        !features.contains("needs_recovery"),
+        "{lv} was not frozen: {features}"
+    );
     let fsck = g.sh(&format!("e2fsck -fn /dev/DRBDVG2/{lv} 2>&1 || echo rc=$?"))?;
     ensure!(!fsck.contains("rc="), "e2fsck of {lv}:\n{fsck}");
     let got = g.sh(&format!(
@@ -129,6 +139,7 @@ fn a_running_container_is_snapshot_frozen_and_thawed(g: &Guest) -> TestResult {
         "freeze window {window} ms"
     );
     ensure!(taken["snapshots"][0]["lv"] == "my-container.s1", "{taken}");
+    ensure!(taken["warnings"] == serde_json::json!([]), "{taken}");
     thawed(g, CT)?;
     write_file(g, CT, "after")?;
     // lvm2 agrees: the origin, the tags, a thin LV with activation skip.

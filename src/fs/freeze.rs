@@ -74,6 +74,13 @@ impl Frozen {
         )
     }
 
+    /// The device the file system is on (`st_dev`): a caller checks that
+    /// the directory it was given is on the file system it means to freeze.
+    pub fn device(&self) -> Option<u64> {
+        let fd = self.fd.as_ref()?;
+        nix::sys::stat::fstat(fd.as_raw_fd()).ok().map(|s| s.st_dev)
+    }
+
     /// Thaws it if this froze it. EINVAL (not frozen: a watchdog thawed it
     /// first) is no error.
     pub fn thaw(mut self) -> Result<(), FsError> {

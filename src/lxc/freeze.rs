@@ -21,6 +21,9 @@ pub struct Running {
     pub cgroup: PathBuf,
     /// A process inside it (its root file system is `/proc/PID/root`).
     pub pid: u32,
+    /// Frozen already (by `lxc-freeze`, by hand): left frozen, neither
+    /// frozen again nor thawed by a snapshot.
+    pub frozen_before: bool,
 }
 
 impl Running {
@@ -53,10 +56,13 @@ pub fn running_in(root: &Path, name: &str) -> Result<Option<Running>, LxcError> 
     let Some(cgroup) = find_dir(root, &wanted, 3) else {
         return Ok(None);
     };
+    let frozen_before =
+        std::fs::read_to_string(cgroup.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1");
     Ok(first_pid(&cgroup, 3).map(|pid| Running {
         name: name.to_owned(),
         cgroup,
         pid,
+        frozen_before,
     }))
 }
 
@@ -107,12 +113,13 @@ fn is_frozen(cgroup: &Path) -> bool {
 /// then all are waited for), within `timeout`. On failure every one of
 /// them is thawed again and the error names the first that would not.
 pub fn freeze(all: &[Running], timeout: Duration) -> Result<(), LxcError> {
+    let ours: Vec<&Running> = all.iter().filter(|r| !r.frozen_before).collect();
     let thaw_all = || {
-        for r in all {
+        for r in &ours {
             let _ = std::fs::write(r.freeze_file(), "0");
         }
     };
-    for r in all {
+    for r in &ours {
         if let Err(e) = std::fs::write(r.freeze_file(), "1") {
             thaw_all();
             return Err(io(&r.name, format!("write {}", r.freeze_file().display()))(
@@ -121,7 +128,7 @@ pub fn freeze(all: &[Running], timeout: Duration) -> Result<(), LxcError> {
         }
     }
     let started = Instant::now();
-    for r in all {
+    for r in &ours {
         while !is_frozen(&r.cgroup) {
             if started.elapsed() > timeout {
                 thaw_all();
@@ -139,8 +146,12 @@ pub fn freeze(all: &[Running], timeout: Duration) -> Result<(), LxcError> {
     Ok(())
 }
 
-/// Thaws a container [`freeze`] froze (or a watchdog thawed already).
+/// Thaws a container [`freeze`] froze (or a watchdog thawed already); one
+/// frozen before is left so.
 pub fn thaw(r: &Running) -> Result<(), LxcError> {
+    if r.frozen_before {
+        return Ok(());
+    }
     std::fs::write(r.freeze_file(), "0")
         .map_err(io(&r.name, format!("write {}", r.freeze_file().display())))
 }
@@ -198,6 +209,23 @@ mod tests {
         assert_eq!(std::fs::read_to_string(r.freeze_file()).unwrap(), "1");
         thaw(&r).unwrap();
         assert_eq!(std::fs::read_to_string(r.freeze_file()).unwrap(), "0");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_container_frozen_before_stays_frozen() {
+        let root = hierarchy("before", "web1", &[7], true);
+        let cg = root.join("lxc.slice/lxc.payload.web1");
+        std::fs::write(cg.join("cgroup.freeze"), "1").unwrap();
+        let r = running_in(&root, "web1").unwrap().unwrap();
+        assert!(r.frozen_before);
+        freeze(std::slice::from_ref(&r), Duration::from_millis(20)).unwrap();
+        thaw(&r).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.freeze_file()).unwrap(),
+            "1",
+            "still frozen"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -10,12 +10,13 @@
 //! own). Thin snapshots of a container's volume that lvm2 or another tool
 //! made are listed too, as made by them.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::file::Stack;
-use super::{observe, refused, Context, Result, StackError};
+use super::{observe, refused, Context, Result};
 use crate::dm::Kernel;
 use crate::error::ErrorKind;
 use crate::guard::{Ended, Guard, Release};
@@ -236,15 +237,19 @@ struct Hold {
     control: Option<std::os::fd::OwnedFd>,
     opened: Option<Instant>,
     window: Option<Duration>,
+    fired: bool,
     warnings: Vec<String>,
 }
 
 impl Hold {
     /// Opens the window: the watchdog first (so that a death from here on
-    /// is covered), then the cgroups, then the file systems.
+    /// is covered), then the cgroups, then the file systems. `running`:
+    /// the running containers with their volumes' dm names; `origins`:
+    /// every volume's dm name (a stopped container's active volume is
+    /// suspended too).
     fn open(
         &mut self,
-        running: &[Running],
+        running: &[(Running, String)],
         origins: &[String],
         deadline: Duration,
     ) -> std::result::Result<(), String> {
@@ -270,8 +275,21 @@ impl Hold {
                 arg,
             });
         }
-        for r in running {
+        for (r, origin) in running {
             let fs = crate::fs::open_to_freeze(&r.root()).map_err(|e| e.to_string())?;
+            // The root reached through the process must be the volume's
+            // file system: a process that left the container, or a PID
+            // reused, must never get the host's root frozen.
+            let volume = nix::sys::stat::stat(&Path::new("/dev/mapper").join(origin))
+                .map(|s| s.st_rdev)
+                .ok();
+            if fs.device().is_none() || fs.device() != volume {
+                return Err(format!(
+                    "container {}: {} is not on its volume {origin}: not frozen, nothing snapshot",
+                    r.name,
+                    r.root().display()
+                ));
+            }
             let (fd, request) = fs.thaw_request();
             releases.push(Release::Ioctl {
                 fd,
@@ -280,7 +298,7 @@ impl Hold {
             });
             self.fs.push(fs);
         }
-        for r in running {
+        for (r, _) in running.iter().filter(|(r, _)| !r.frozen_before) {
             let path = r.freeze_file();
             releases.push(Release::Write {
                 path: std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
@@ -291,35 +309,39 @@ impl Hold {
         self.control = Some(control);
         self.guard = Some(Guard::spawn(releases, deadline).map_err(|e| e.to_string())?);
         self.opened = Some(Instant::now());
-        crate::lxc::freeze::freeze(running, deadline / 2).map_err(|e| e.to_string())?;
+        let cgroups: Vec<Running> = running.iter().map(|(r, _)| r.clone()).collect();
+        crate::lxc::freeze::freeze(&cgroups, deadline / 2).map_err(|e| e.to_string())?;
         for fs in &mut self.fs {
             fs.freeze().map_err(|e| e.to_string())?;
         }
         crate::failpoint::hit("snapshot-frozen");
+        crate::failpoint::delay("snapshot-frozen");
         Ok(())
     }
 
-    /// Closes it: file systems, then cgroups thawed; the watchdog stood down.
-    fn close(&mut self, running: &[Running]) {
+    /// Closes it: file systems, then cgroups thawed; the watchdog stood
+    /// down, or, when a thaw failed, let go so that it tries too.
+    fn close(&mut self, running: &[(Running, String)]) {
+        let mut failed = false;
         for fs in self.fs.drain(..) {
             if let Err(e) = fs.thaw() {
+                failed = true;
                 self.warnings.push(e.to_string());
             }
         }
-        for r in running {
+        for (r, _) in running {
             if let Err(e) = crate::lxc::freeze::thaw(r) {
+                failed = true;
                 self.warnings.push(e.to_string());
             }
         }
         self.window = self.opened.take().map(|t| t.elapsed());
         if let Some(guard) = self.guard.take() {
-            if guard.disarm() == Ended::Fired {
-                self.warnings.push(
-                    "the containers stayed frozen past the freeze deadline: the watchdog thawed \
-                     them, and the snapshots hold their file systems as after a crash (journal \
-                     replay on mount)"
-                        .to_owned(),
-                );
+            if failed {
+                // Dropped undisarmed: it releases everything now.
+                drop(guard);
+            } else if guard.disarm() == Ended::Fired {
+                self.fired = true;
             }
         }
         self.control = None;
@@ -380,10 +402,11 @@ pub fn take(stack: &Stack, cx: &Context, req: &TakeRequest, run: Run) -> Result<
             ));
         }
     }
-    let mut running = Vec::new();
-    for (name, _, _) in &volumes {
+    // The running ones, each with its volume's dm name.
+    let mut running: Vec<(Running, String)> = Vec::new();
+    for (name, vg, lv) in &volumes {
         if let Some(r) = crate::lxc::freeze::running(name)? {
-            running.push(r);
+            running.push((r, crate::lvm::names::dm_name(vg, lv, None)));
         }
     }
     let snaps: Vec<NewThinSnapshot> = volumes
@@ -401,21 +424,21 @@ pub fn take(stack: &Stack, cx: &Context, req: &TakeRequest, run: Run) -> Result<
                 name: format!("{lv}.{}", req.name),
                 tags,
                 activate: false,
-                frozen: running.iter().any(|r| r.name == *name),
+                frozen: running.iter().any(|(r, _)| r.name == *name),
             }
         })
         .collect();
-    let origins: Vec<String> = running
+    // Every volume is suspended while its snapshot is taken, a stopped
+    // container's too: the watchdog resumes them all.
+    let origins: Vec<String> = volumes
         .iter()
-        .filter_map(|r| volumes.iter().find(|(n, _, _)| *n == r.name))
         .map(|(_, vg, lv)| crate::lvm::names::dm_name(vg, lv, None))
         .collect();
 
     let mut hold = Hold::default();
     let env = env_for(stack, cx, &vg);
-    let actions = {
+    let made = {
         let mut window = |w: Window| match w {
-            Window::Open if running.is_empty() => Ok(()),
             Window::Open => hold.open(&running, &origins, req.freeze_deadline),
             Window::Close => {
                 hold.close(&running);
@@ -431,10 +454,42 @@ pub fn take(stack: &Stack, cx: &Context, req: &TakeRequest, run: Run) -> Result<
             &mut window,
             run,
         )
-        .map_err(StackError::from)?
     };
+    let actions = match made {
+        Ok(actions) => actions,
+        Err(e) => {
+            for w in hold.warnings.drain(..) {
+                crate::warnings::record(w);
+            }
+            return Err(e.into());
+        }
+    };
+    if hold.fired {
+        // The watchdog resumed and thawed before the snapshots were all
+        // taken, maybe in the middle of one: they are not what was asked.
+        let mut left = Vec::new();
+        for s in &snaps {
+            if let Err(e) = crate::lvm::thin::remove(&env, &cx.dev, &vg, &s.name, Run::Apply) {
+                left.push(format!("{vg}/{}: {e}", s.name));
+            }
+        }
+        return Err(refused(
+            ErrorKind::Busy,
+            format!(
+                "the containers stayed frozen past the freeze deadline of {} s, so the watchdog \
+                 thawed them before the snapshots were all taken; {} (retry with a longer \
+                 --freeze-deadline, or with the containers stopped)",
+                req.freeze_deadline.as_secs_f64(),
+                if left.is_empty() {
+                    "the snapshots were removed".to_owned()
+                } else {
+                    format!("removing the snapshots failed too: {}", left.join("; "))
+                }
+            ),
+        ));
+    }
     let mut taken = Taken {
-        frozen: running.iter().map(|r| r.name.clone()).collect(),
+        frozen: running.iter().map(|(r, _)| r.name.clone()).collect(),
         freeze_window_ms: hold.window.map(|w| w.as_secs_f64() * 1000.0),
         actions,
         warnings: std::mem::take(&mut hold.warnings),
@@ -475,6 +530,22 @@ pub fn remove(
                 ),
             )
         })?;
+    // A thin snapshot of this volume that another container runs on (as
+    // `lxc-copy -s` makes) is that container's root, not a snapshot.
+    let device = Path::new("/dev").join(&vg).join(&found.lv);
+    if let Some(other) = crate::lxc::list(&stack.lxc_path)?
+        .into_iter()
+        .find(|c| c.rootfs_device.as_deref() == Some(device.as_path()))
+    {
+        return Err(refused(
+            ErrorKind::Refused,
+            format!(
+                "{vg}/{} is the root volume of container {}: not removed (cairn container remove {} \
+                 removes that container)",
+                found.lv, other.name, other.name
+            ),
+        ));
+    }
     let env = env_for(stack, cx, &vg);
     Ok(crate::lvm::thin::remove(
         &env, &cx.dev, &vg, &found.lv, run,
