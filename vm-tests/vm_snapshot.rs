@@ -275,6 +275,7 @@ fn several_containers_in_one_pool_transaction(g: &Guest) -> TestResult {
         taken["freeze_window_ms"].as_f64().is_some_and(|w| w > 0.0),
         "{taken}"
     );
+    ensure!(taken["warnings"] == serde_json::json!([]), "{taken}");
     for (c, sum) in [CT, "c2", "c3"].iter().zip(&sums) {
         thawed(g, c)?;
         write_file(g, c, "group-after")?;
@@ -319,6 +320,62 @@ fn a_cairn_killed_while_containers_are_frozen_leaves_them_thawed(g: &Guest) -> T
             ])?;
         }
     }
+    // A signal to cairn's whole process group (timeout, Ctrl-C, a service
+    // stop) inside the freeze: the watchdog is in a session of its own.
+    let o = g.sh(&format!(
+        "CAIRN_DELAY_AT=snapshot-frozen:8000 timeout -s TERM 3 {CAIRN} container snapshot {CT} term \
+         -f {LAB_TOML} 2>&1 || echo rc=$?"
+    ))?;
+    ensure!(o.contains("rc=124"), "not stopped by timeout:\n{o}");
+    std::thread::sleep(Duration::from_secs(1));
+    thawed(g, CT)?;
+    g.cairn(&["lv", "activate", "DRBDVG2/VPSthinpool"])?;
+    if g.cairn(&["container", "snapshots", CT, "-f", LAB_TOML])?
+        .contains("term")
+    {
+        g.cairn(&[
+            "container",
+            "snapshot-remove",
+            CT,
+            "term",
+            "--yes",
+            "-f",
+            LAB_TOML,
+        ])?;
+    }
+    // A deadline that passes while cairn lives: the watchdog thaws, and the
+    // snapshots, maybe not consistent, are taken back.
+    let o = g.output(&[
+        CAIRN,
+        "container",
+        "snapshot",
+        CT,
+        "late",
+        "--freeze-deadline",
+        "0.001",
+        "-f",
+        LAB_TOML,
+    ])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    ensure!(
+        !o.status.success() && err.contains("past the freeze deadline"),
+        "{err}"
+    );
+    ensure!(
+        !g.sh("lvs --noheadings -o lv_name DRBDVG2")?
+            .contains("late"),
+        "kept: {err}"
+    );
+    thawed(g, CT)?;
+    // A container frozen by its owner stays frozen.
+    g.sh(&format!("lxc-freeze -n {CT}"))?;
+    g.cairn(&["container", "snapshot", CT, "while-frozen", "-f", LAB_TOML])?;
+    ensure!(
+        stack::container_state(g, CT)? == "FROZEN",
+        "cairn thawed a container frozen before"
+    );
+    g.sh(&format!("lxc-unfreeze -n {CT}"))?;
+    thawed(g, CT)?;
     // The pool's metadata is sound: thin_check with the VG down.
     g.sh("for c in $(lxc-ls); do lxc-stop -k -n $c; done")?;
     g.sh("vgchange -q -an DRBDVG2
