@@ -361,22 +361,13 @@ pub fn create_in(
     }
 
     // The new metadata: the LV, the pool's transaction id and queue.
-    let segment = Segment {
-        start_extent: 0,
-        extent_count: extents,
-        reshape_count: None,
-        type_flags: vec![],
-        tags: vec![],
-        kind: SegmentKind::Thin {
-            thin_pool: pool.clone(),
-            transaction_id: tid,
-            device_id,
-            external_origin: None,
-            origin: origin.as_ref().map(|(o, _)| o.clone()),
-            merge: None,
-        },
-        extra: Default::default(),
-    };
+    let segment = thin_segment(
+        &pool,
+        extents,
+        tid,
+        device_id,
+        origin.as_ref().map(|(o, _)| o.clone()),
+    );
     let mut lv: LogicalVolume = ops::new_lv(&req.name, vec![segment])?;
     if origin.is_some() {
         lv.flags.push("ACTIVATION_SKIP".to_owned());
@@ -423,6 +414,33 @@ pub fn create_in(
         },
         run,
     )
+}
+
+/// The one segment of a thin LV of `extents` in `pool`, made at pool
+/// transaction `tid` as device `device_id`, a snapshot of `origin` if given.
+pub(super) fn thin_segment(
+    pool: &str,
+    extents: u64,
+    tid: u64,
+    device_id: u64,
+    origin: Option<String>,
+) -> Segment {
+    Segment {
+        start_extent: 0,
+        extent_count: extents,
+        reshape_count: None,
+        type_flags: vec![],
+        tags: vec![],
+        kind: SegmentKind::Thin {
+            thin_pool: pool.to_owned(),
+            transaction_id: tid,
+            device_id,
+            external_origin: None,
+            origin,
+            merge: None,
+        },
+        extra: Default::default(),
+    }
 }
 
 /// `lvremove vg/thin`: refused while the LV is open.

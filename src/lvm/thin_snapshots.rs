@@ -12,15 +12,15 @@
 
 use crate::dm::{Kernel, Suspend};
 use crate::error::ErrorKind;
-use crate::meta::model::{Segment, SegmentKind, ThinMessage};
+use crate::meta::model::ThinMessage;
 use crate::meta::ops::{self, Env};
 
 use super::action::{Action, Run};
 use super::engine::Dev;
 use super::names;
 use super::thin::{
-    device_ids, idle_pool_tid, queue_message, refused, thin_lv, transact, Result, Tx, WindowHook,
-    MAX_DEVICE_ID,
+    device_ids, idle_pool_tid, queue_message, refused, thin_lv, thin_segment, transact, Result, Tx,
+    WindowHook, MAX_DEVICE_ID,
 };
 
 /// One snapshot of a batch.
@@ -138,22 +138,7 @@ pub fn create(
     let mut what = Vec::new();
     for (i, (s, (origin_id, extents))) in snaps.iter().zip(origins).enumerate() {
         let device_id = first_id + i as u64;
-        let segment = Segment {
-            start_extent: 0,
-            extent_count: extents,
-            reshape_count: None,
-            type_flags: vec![],
-            tags: vec![],
-            kind: SegmentKind::Thin {
-                thin_pool: pool.clone(),
-                transaction_id: tid,
-                device_id,
-                external_origin: None,
-                origin: Some(s.origin.clone()),
-                merge: None,
-            },
-            extra: Default::default(),
-        };
+        let segment = thin_segment(&pool, extents, tid, device_id, Some(s.origin.clone()));
         let mut lv = ops::new_lv(&s.name, vec![segment])?;
         lv.flags.push("ACTIVATION_SKIP".to_owned());
         lv.tags = s.tags.clone();

@@ -13,7 +13,7 @@ fn no_window(_: Window) -> std::result::Result<(), String> {
 }
 use crate::dm::sim::Fault;
 use crate::lvm::thin_lab::Lab;
-use crate::meta::model::VolumeGroup;
+use crate::meta::model::{SegmentKind, VolumeGroup};
 
 const TPOOL: &str = "vg-pool-tpool";
 
