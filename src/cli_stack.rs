@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 
-use cairn::host::{parse_bytes, NewContainer, StackHandle, StackReport as Report};
-use cairn::{Host, Progress};
+use cairn::host::{
+    parse_bytes, ContainerSnapshotRequest, NewContainer, StackHandle, StackReport as Report,
+};
+use cairn::{Host, Progress, Run};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -50,6 +52,161 @@ pub enum ContainerCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Snapshot a container's volume (a thin snapshot; a running container is frozen for
+    /// the instant of the snapshot, and thawed by a watchdog even if cairn dies)
+    Snapshot {
+        name: String,
+        /// The snapshot's name (default: the UTC time, YYYYMMDD-HHMMSS)
+        snapshot: Option<String>,
+        #[command(flatten)]
+        freeze: FreezeArgs,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+    /// A container's snapshots: name, when, origin, kind, who made it
+    Snapshots { name: String },
+    /// Remove a snapshot of a container (asks unless --yes)
+    SnapshotRemove {
+        name: String,
+        snapshot: String,
+        /// Do not ask
+        #[arg(long)]
+        yes: bool,
+        /// Print the metadata commits and device-mapper steps in order and change nothing
+        #[arg(long)]
+        plan: bool,
+    },
+}
+
+/// How long a snapshot may keep containers frozen.
+#[derive(clap::Args, Clone, Copy)]
+pub struct FreezeArgs {
+    /// Thaw the containers after this many seconds whatever happens (the snapshots are
+    /// then only crash-consistent)
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    freeze_deadline: f64,
+}
+
+impl FreezeArgs {
+    fn deadline(self) -> Res<Duration> {
+        Duration::try_from_secs_f64(self.freeze_deadline)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= Duration::from_secs(3600))
+            .ok_or_else(|| {
+                format!(
+                    "--freeze-deadline {}: give seconds, more than 0 and at most 3600",
+                    self.freeze_deadline
+                )
+                .into()
+            })
+    }
+}
+
+/// Takes the snapshots and prints what was done.
+fn take_snapshots(
+    stack: &StackHandle<'_>,
+    containers: Vec<String>,
+    snapshot: Option<String>,
+    group: Option<String>,
+    freeze: FreezeArgs,
+    plan: bool,
+    json: bool,
+) -> Res<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let req = ContainerSnapshotRequest {
+        containers,
+        name: snapshot.unwrap_or_else(|| cairn::host::default_snapshot_name(now)),
+        group,
+        freeze_deadline: freeze.deadline()?,
+    };
+    let run = if plan { Run::PlanOnly } else { Run::Apply };
+    let taken = stack.snapshot_containers(&req, run)?;
+    for w in taken.warnings.iter().chain(&cairn::host::take_warnings()) {
+        eprintln!("cairn: warning: {w}");
+    }
+    if plan {
+        for a in &taken.actions {
+            println!("{a}");
+        }
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&taken)?);
+        return Ok(());
+    }
+    println!(
+        "snapshot {} of {} taken",
+        req.name,
+        req.containers.join(", ")
+    );
+    match taken.freeze_window_ms {
+        Some(ms) => println!("frozen: {} for {ms:.1} ms", taken.frozen.join(", ")),
+        None => println!("frozen: none (no container was running)"),
+    }
+    Ok(())
+}
+
+/// `cairn snapshot containers`.
+#[derive(clap::Args)]
+pub struct SnapshotContainers {
+    /// The containers (or --all)
+    names: Vec<String>,
+    /// Every container of the stack
+    #[arg(long)]
+    all: bool,
+    /// The snapshot's name in each container (default: the UTC time, YYYYMMDD-HHMMSS)
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// A group tag the snapshots share (cairn:group=TAG)
+    #[arg(long)]
+    tag: Option<String>,
+    /// The stack file (default /etc/cairn/stack.toml)
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    freeze: FreezeArgs,
+    /// Print the metadata commits and device-mapper steps in order and change nothing
+    #[arg(long)]
+    plan: bool,
+}
+
+/// `cairn snapshot containers`.
+pub fn snapshot_containers(host: &Host, args: &SnapshotContainers, json: bool) -> Res<()> {
+    let SnapshotContainers {
+        names,
+        all,
+        name: snapshot,
+        tag: group,
+        file,
+        freeze,
+        plan,
+    } = args;
+    let stack = load(host, file)?;
+    let containers = match (*all, names.is_empty()) {
+        (true, true) => stack.all_containers()?,
+        (false, false) => names.to_vec(),
+        (true, false) => return Err("give container names or --all, not both".into()),
+        (false, true) => return Err("give the containers to snapshot, or --all".into()),
+    };
+    if containers.is_empty() {
+        return Err(format!(
+            "{} has no container to snapshot",
+            stack_path(file).display()
+        )
+        .into());
+    }
+    take_snapshots(
+        &stack,
+        containers,
+        snapshot.clone(),
+        group.clone(),
+        *freeze,
+        *plan,
+        json,
+    )
 }
 
 fn stack_path(file: &Option<PathBuf>) -> PathBuf {
@@ -281,6 +438,73 @@ pub fn container(
             stack.remove_container(name, &mut progress(json))?;
             if !json {
                 println!("container {name} removed");
+            }
+            Ok(())
+        }
+        ContainerCommand::Snapshot {
+            name,
+            snapshot,
+            freeze,
+            plan,
+        } => take_snapshots(
+            &stack,
+            vec![name.clone()],
+            snapshot.clone(),
+            None,
+            *freeze,
+            *plan,
+            json,
+        ),
+        ContainerCommand::Snapshots { name } => {
+            let snaps = stack.container_snapshots(name)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snaps)?);
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:<20} {:<16} {:<6} {:<6} LV",
+                "SNAPSHOT", "CREATED (UTC)", "ORIGIN", "KIND", "BY"
+            );
+            for s in snaps {
+                println!(
+                    "{:<24} {:<20} {:<16} {:<6} {:<6} {}/{}",
+                    s.name,
+                    s.created
+                        .map_or("-".into(), cairn::host::default_snapshot_name),
+                    s.origin.as_deref().unwrap_or("-"),
+                    s.kind,
+                    s.made_by,
+                    s.vg,
+                    s.lv
+                );
+            }
+            Ok(())
+        }
+        ContainerCommand::SnapshotRemove {
+            name,
+            snapshot,
+            yes,
+            plan,
+        } => {
+            if !yes
+                && !plan
+                && !confirm(&format!(
+                    "Remove snapshot {snapshot} of container {name} (its data is lost)?"
+                ))?
+            {
+                return Err(format!(
+                    "container {name}: nothing was changed; add --yes to remove snapshot {snapshot}"
+                )
+                .into());
+            }
+            let run = if *plan { Run::PlanOnly } else { Run::Apply };
+            let done = stack.remove_container_snapshot(name, snapshot, run)?;
+            if *plan {
+                for a in &done.changes {
+                    println!("{a}");
+                }
+            } else if !json {
+                println!("snapshot {snapshot} of container {name} removed");
             }
             Ok(())
         }

@@ -6,6 +6,9 @@
 //!
 //! Knows nothing of LVM, DRBD or the stack: everything takes a device path.
 
+mod freeze;
+pub use freeze::{open as open_to_freeze, Frozen};
+
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::Read;
@@ -105,6 +108,22 @@ pub enum FsError {
         /// The volume.
         device: PathBuf,
         /// Where it is mounted (`/proc/PID/root` of the container's init).
+        dir: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// FIFREEZE of a mounted file system failed (before a snapshot).
+    #[error("cannot freeze the file system at {}: {source}; nothing was snapshot (is it mounted, and are you root?)", dir.display())]
+    Freeze {
+        /// The directory it was frozen through (`/proc/PID/root`).
+        dir: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// FITHAW of a file system this process froze failed.
+    #[error("cannot thaw the file system at {}: {source}; thaw it yourself (fsfreeze -u {}) before its users time out", dir.display(), dir.display())]
+    Thaw {
+        /// The directory it was frozen through.
         dir: PathBuf,
         /// The system's error.
         source: std::io::Error,

@@ -20,6 +20,7 @@ pub mod drbd;
 pub mod error;
 pub mod failpoint;
 pub(crate) mod fs;
+pub(crate) mod guard;
 pub mod host;
 pub mod lvm;
 pub(crate) mod lxc;

@@ -268,6 +268,10 @@ enum ThinpoolCommand {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
+    /// Snapshot containers at one instant: every one frozen (processes and file system),
+    /// all their volumes' thin snapshots in one pool transaction, all thawed; prints the
+    /// freeze window
+    Containers(cli_stack::SnapshotContainers),
     /// Remove a thick or thin snapshot (as lvremove VG/SNAP); refused while it is open
     Remove {
         /// The snapshot as VG/SNAP
@@ -989,6 +993,9 @@ fn run(cli: &Cli, host: &Host) -> Res<()> {
             }
         },
         Command::Snapshot { command } => match command {
+            SnapshotCommand::Containers(args) => {
+                return cli_stack::snapshot_containers(host, args, cli.json)
+            }
             SnapshotCommand::Remove {
                 snapshot,
                 yes,

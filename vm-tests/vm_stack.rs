@@ -31,19 +31,7 @@ fn reset(g: &Guest) -> TestResult {
         )?;
     }
     g.sh("rm -rf /etc/drbd.d/r0.res /etc/drbd.d/r0-U.res /var/lib/lxc/* /var/lib/cairn /etc/lvm/archive /etc/lvm/backup")?;
-    std::fs::create_dir_all(DISK_DIR).map_err(|e| e.to_string())?;
-    let mut devs = Vec::new();
-    for (name, mib) in [
-        ("h1", stack::HDD_MIB),
-        ("h2", stack::HDD_MIB),
-        ("s1", stack::SSD_MIB),
-        ("s2", stack::SSD_MIB),
-    ] {
-        let f = format!("{DISK_DIR}/{name}.img");
-        g.sh(&format!("truncate -s {mib}M {f}"))?;
-        devs.push(g.sh(&format!("losetup -f --show {f}"))?.trim().to_owned());
-    }
-    stack::make_raids(g, [&devs[0], &devs[1]], [&devs[2], &devs[3]])
+    stack::loop_raids(g, DISK_DIR)
 }
 
 fn setup(g: &Guest) -> TestResult {

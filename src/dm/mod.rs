@@ -93,6 +93,29 @@ fn dm_name(name: &str) -> Result<&devicemapper::DmName> {
     devicemapper::DmName::new(name).map_err(|_| Error::BadName(name.to_owned()))
 }
 
+/// The size of the kernel's `struct dm_ioctl` (linux/dm-ioctl.h).
+const DM_IOCTL_SIZE: usize = 312;
+
+/// The raw request that resumes device `name` (`DM_DEV_SUSPEND` without
+/// the suspend flag) on /dev/mapper/control, as a request number and its
+/// buffer: for a watchdog child that may make only system calls after a
+/// fork (crate::guard). Resuming a device that is not suspended does
+/// nothing.
+pub fn raw_resume_request(name: &str) -> Result<(nix::libc::c_ulong, Vec<u8>)> {
+    let dm = dm_name(name)?.as_bytes();
+    let mut buf = vec![0u8; DM_IOCTL_SIZE];
+    let put =
+        |buf: &mut Vec<u8>, at: usize, v: u32| buf[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+    // version 4.0.0, data_size, data_start; flags 0 (resume).
+    put(&mut buf, 0, 4);
+    put(&mut buf, 12, DM_IOCTL_SIZE as u32);
+    put(&mut buf, 16, DM_IOCTL_SIZE as u32);
+    // name[128] at byte 48, NUL-terminated (DmName caps it at 127).
+    buf[48..48 + dm.len()].copy_from_slice(dm);
+    let request = nix::request_code_readwrite!(0xfd, 6, DM_IOCTL_SIZE) as nix::libc::c_ulong;
+    Ok((request, buf))
+}
+
 fn device_error(operation: &'static str, device: &str, error: devicemapper::DmError) -> Error {
     Error::Device {
         operation,
@@ -200,6 +223,10 @@ pub enum Suspend {
     /// Keep queued I/O queued and skip the freeze (lvm2 uses it for a thin
     /// pool, whose queued I/O may wait for the very space a resize adds).
     NoFlush,
+    /// Flush queued I/O but skip the freeze: the file system on the device
+    /// is frozen already (FIFREEZE by the caller), and the kernel's own
+    /// freeze of a frozen file system would fail.
+    FlushFrozen,
 }
 
 /// A target type the kernel has loaded, as `dmsetup targets` lists it.
@@ -385,8 +412,10 @@ impl Control {
     pub fn suspend(&self, name: &str, how: Suspend) -> Result<()> {
         use devicemapper::{DmFlags, DmOptions};
         let mut flags = DmFlags::DM_SUSPEND;
-        if how == Suspend::NoFlush {
-            flags |= DmFlags::DM_NOFLUSH | DmFlags::DM_SKIP_LOCKFS;
+        match how {
+            Suspend::Flush => {}
+            Suspend::NoFlush => flags |= DmFlags::DM_NOFLUSH | DmFlags::DM_SKIP_LOCKFS,
+            Suspend::FlushFrozen => flags |= DmFlags::DM_SKIP_LOCKFS,
         }
         self.dm
             .device_suspend(

@@ -724,8 +724,14 @@ impl DeviceMapper for SimDm {
         })
     }
 
-    fn suspend(&self, name: &str, _how: Suspend) -> Result<()> {
-        self.change("suspend", name, "", |s| {
+    fn suspend(&self, name: &str, how: Suspend) -> Result<()> {
+        // Calls name the one mode a caller chooses for itself.
+        let detail = if how == Suspend::FlushFrozen {
+            " (frozen)"
+        } else {
+            ""
+        };
+        self.change("suspend", name, detail, |s| {
             s.get_mut("suspend", name)?.suspended = true;
             Ok(())
         })

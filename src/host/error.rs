@@ -507,6 +507,9 @@ impl FsError {
             FsError::Read { source, .. } => io_kind(source),
             FsError::Spawn { .. } => ErrorKind::Unsupported,
             FsError::Unmount { .. } => ErrorKind::Busy,
+            // EBUSY: frozen already (by someone else).
+            FsError::Freeze { source, .. } => io_kind(source),
+            FsError::Thaw { .. } => ErrorKind::Unrecovered,
             FsError::Tool { .. }
             | FsError::MountPoint { .. }
             | FsError::Mount { .. }

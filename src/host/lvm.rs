@@ -98,7 +98,7 @@ pub fn split_lv_name(arg: &str) -> Result<(String, String)> {
 }
 
 /// Times an LVM operation and wraps what it did.
-fn timed(run: Run, f: impl FnOnce() -> Result<Vec<Action>>) -> Result<Outcome> {
+pub(super) fn timed(run: Run, f: impl FnOnce() -> Result<Vec<Action>>) -> Result<Outcome> {
     let started = Instant::now();
     let changes = f()?;
     Ok(Outcome {

@@ -41,6 +41,11 @@ pub use crate::meta::ops::PvCreate;
 pub use crate::stack::file::SizeSpec;
 pub use crate::stack::journal::Interrupted;
 pub use crate::stack::run::{ContainerRow, Report as StackReport};
+pub use crate::stack::snapshot::{
+    default_name as default_snapshot_name, ContainerSnapshot,
+    TakeRequest as ContainerSnapshotRequest, Taken as ContainerSnapshotsTaken,
+    DEFAULT_FREEZE_DEADLINE,
+};
 pub use crate::stack::status::{
     CacheInfo, DrbdStatus, Layer as StackLayer, LvStatus, PoolStatus, Status as StackStatus,
     VgStatus, VolumeStatus,

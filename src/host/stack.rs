@@ -240,4 +240,55 @@ impl StackHandle<'_> {
     pub fn stop_container(&self, name: &str, wait: Duration) -> Result<()> {
         Ok(crate::lxc::stop(&self.stack.lxc_path, name, wait)?)
     }
+
+    /// Takes snapshot `req.name` of every container of `req` at one instant:
+    /// their volumes' thin snapshots in one pool transaction, the running
+    /// ones frozen (processes and file systems) only for that instant, a
+    /// watchdog thawing them if this process dies or `req.freeze_deadline`
+    /// passes. Refused, changing nothing, for an unknown container, one not
+    /// on a thin LV, a name taken or bad.
+    pub fn snapshot_containers(
+        &self,
+        req: &crate::stack::snapshot::TakeRequest,
+        run: crate::lvm::action::Run,
+    ) -> Result<crate::stack::snapshot::Taken> {
+        let cx = self.host.stack_context();
+        Ok(crate::stack::snapshot::take(&self.stack, &cx, req, run)?)
+    }
+
+    /// The snapshots of container `name`, oldest first: those cairn took
+    /// (tagged for it) and thin snapshots of its volume other tools made.
+    pub fn container_snapshots(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::stack::snapshot::ContainerSnapshot>> {
+        let cx = self.host.stack_context();
+        Ok(crate::stack::snapshot::list(&self.stack, &cx, name)?)
+    }
+
+    /// Removes snapshot `snap` of container `name`. The caller asks the user
+    /// first: the snapshot's data is lost.
+    pub fn remove_container_snapshot(
+        &self,
+        name: &str,
+        snap: &str,
+        run: crate::lvm::action::Run,
+    ) -> Result<super::Outcome> {
+        let cx = self.host.stack_context();
+        super::lvm::timed(run, || {
+            Ok(crate::stack::snapshot::remove(
+                &self.stack,
+                &cx,
+                name,
+                snap,
+                run,
+            )?)
+        })
+    }
+
+    /// Every container of the stack: the file's and the LXC configs whose
+    /// volume is on one of its VGs.
+    pub fn all_containers(&self) -> Result<Vec<String>> {
+        Ok(crate::stack::snapshot::all_containers(&self.stack)?)
+    }
 }

@@ -124,6 +124,7 @@ impl fmt::Display for Step {
                 match how {
                     Suspend::Flush => "",
                     Suspend::NoFlush => " (noflush)",
+                    Suspend::FlushFrozen => " (skip lockfs: frozen)",
                 }
             ),
             Step::Resume { name } => write!(f, "dm resume {name}"),

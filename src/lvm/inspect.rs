@@ -39,6 +39,9 @@ pub enum LvKind {
     Thin {
         /// The thin pool it is in.
         pool: String,
+        /// The thin LV it is a snapshot of, when the metadata names one
+        /// (lvm2's `origin`; gone once that LV is removed).
+        origin: Option<String>,
     },
     /// A cache pool (lvm2's defaults when the metadata names none).
     CachePool {
@@ -73,8 +76,11 @@ impl LvKind {
                 metadata: metadata.clone(),
                 chunk_bytes: chunk_size * 512,
             },
-            SegmentKind::Thin { thin_pool, .. } => LvKind::Thin {
+            SegmentKind::Thin {
+                thin_pool, origin, ..
+            } => LvKind::Thin {
                 pool: thin_pool.clone(),
+                origin: origin.clone(),
             },
             SegmentKind::CachePool { settings, .. } => LvKind::CachePool {
                 mode: settings
@@ -125,6 +131,10 @@ pub struct LvInfo {
     pub visible: bool,
     /// Flagged to stay inactive unless named (lvm2's thin snapshots).
     pub activation_skip: bool,
+    /// Its tags (lvm2's `tags`).
+    pub tags: Vec<String>,
+    /// When it was made (seconds since the epoch), if the metadata says.
+    pub created: Option<u64>,
 }
 
 impl LvInfo {
@@ -136,6 +146,8 @@ impl LvInfo {
             bytes,
             visible: true,
             activation_skip: false,
+            tags: Vec::new(),
+            created: None,
         }
     }
 
@@ -146,6 +158,8 @@ impl LvInfo {
             bytes: lv.extent_count() * vg.extent_bytes(),
             visible: lv.is_visible(),
             activation_skip: super::activate::activation_skip(lv),
+            tags: lv.tags.clone(),
+            created: lv.creation_time,
         }
     }
 }
@@ -237,7 +251,7 @@ impl VgInfo {
     pub fn thin_lvs<'a>(&'a self, pool: &'a str) -> impl Iterator<Item = &'a LvInfo> + 'a {
         self.lvs
             .iter()
-            .filter(move |lv| matches!(&lv.kind, Some(LvKind::Thin { pool: p }) if p == pool))
+            .filter(move |lv| matches!(&lv.kind, Some(LvKind::Thin { pool: p, .. }) if p == pool))
     }
 
     /// `bytes` rounded up to whole extents.

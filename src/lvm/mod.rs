@@ -27,4 +27,7 @@ pub mod report;
 pub(crate) mod resize;
 pub(crate) mod snapshot;
 pub(crate) mod thin;
+#[cfg(test)]
+mod thin_lab;
+pub(crate) mod thin_snapshots;
 pub(crate) mod volume;

@@ -30,7 +30,7 @@ use super::engine::{self, Dev, Step};
 use super::names;
 
 /// The largest thin device id the kernel takes (24 bits).
-const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
+pub(super) const MAX_DEVICE_ID: u64 = (1 << 24) - 1;
 
 pub use super::action::Action;
 
@@ -119,7 +119,7 @@ pub struct Create {
     pub activate: bool,
 }
 
-fn refused(kind: ErrorKind, msg: impl Into<String>) -> ThinError {
+pub(super) fn refused(kind: ErrorKind, msg: impl Into<String>) -> ThinError {
     ThinError::Refused(Refusal::new(kind, msg))
 }
 
@@ -134,7 +134,7 @@ fn first_kind<'v>(vg: &'v VolumeGroup, name: &str) -> Result<Option<&'v SegmentK
     Ok(lv.segments.first().map(|s| &s.kind))
 }
 
-fn thin_pool_seg(vg: &VolumeGroup, pool: &str) -> Result<(u64, u64, usize)> {
+pub(super) fn thin_pool_seg(vg: &VolumeGroup, pool: &str) -> Result<(u64, u64, usize)> {
     match first_kind(vg, pool)? {
         Some(SegmentKind::ThinPool {
             transaction_id,
@@ -150,7 +150,7 @@ fn thin_pool_seg(vg: &VolumeGroup, pool: &str) -> Result<(u64, u64, usize)> {
 }
 
 /// A thin LV's pool and device id; `otherwise` says what to do if it is not one.
-fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64)> {
+pub(super) fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64)> {
     match first_kind(vg, name)? {
         Some(SegmentKind::Thin {
             thin_pool,
@@ -166,7 +166,7 @@ fn thin_lv(vg: &VolumeGroup, name: &str, otherwise: &str) -> Result<(String, u64
 
 /// The pool's transaction id, when no message of an interrupted command
 /// is still queued in it.
-fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
+pub(super) fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
     let (tid, _, queued) = thin_pool_seg(vg, pool)?;
     if queued > 0 {
         return Err(refused(
@@ -184,7 +184,7 @@ fn idle_pool_tid(vg: &VolumeGroup, pool: &str) -> Result<u64> {
 
 /// Queues `message` in the pool's metadata and moves its transaction id
 /// from `tid` to `tid + 1` (one step per batch of messages, as lvm2).
-fn queue_message(vg: &mut VolumeGroup, pool: &str, tid: u64, message: ThinMessage) {
+pub(super) fn queue_message(vg: &mut VolumeGroup, pool: &str, tid: u64, message: ThinMessage) {
     if let SegmentKind::ThinPool {
         transaction_id,
         messages,
@@ -207,7 +207,7 @@ fn pool_seg_mut<'v>(vg: &'v mut VolumeGroup, pool: &str) -> &'v mut SegmentKind 
 }
 
 /// The device id of each thin LV of the pool.
-fn device_ids(vg: &VolumeGroup, pool: &str) -> Vec<(String, u64)> {
+pub(super) fn device_ids(vg: &VolumeGroup, pool: &str) -> Vec<(String, u64)> {
     vg.lvs
         .iter()
         .filter_map(|lv| match lv.segments.first().map(|s| &s.kind) {
@@ -361,22 +361,13 @@ pub fn create_in(
     }
 
     // The new metadata: the LV, the pool's transaction id and queue.
-    let segment = Segment {
-        start_extent: 0,
-        extent_count: extents,
-        reshape_count: None,
-        type_flags: vec![],
-        tags: vec![],
-        kind: SegmentKind::Thin {
-            thin_pool: pool.clone(),
-            transaction_id: tid,
-            device_id,
-            external_origin: None,
-            origin: origin.as_ref().map(|(o, _)| o.clone()),
-            merge: None,
-        },
-        extra: Default::default(),
-    };
+    let segment = thin_segment(
+        &pool,
+        extents,
+        tid,
+        device_id,
+        origin.as_ref().map(|(o, _)| o.clone()),
+    );
     let mut lv: LogicalVolume = ops::new_lv(&req.name, vec![segment])?;
     if origin.is_some() {
         lv.flags.push("ACTIVATION_SKIP".to_owned());
@@ -416,12 +407,40 @@ pub fn create_in(
             what,
             messages: vec![message],
             undo: vec![format!("delete {device_id}")],
-            suspend,
-            activate: activate.then(|| req.name.clone()),
+            suspend: suspend.into_iter().map(|o| (o, Suspend::Flush)).collect(),
+            activate: activate.then(|| req.name.clone()).into_iter().collect(),
             deactivate: None,
+            window: &mut no_window,
         },
         run,
     )
+}
+
+/// The one segment of a thin LV of `extents` in `pool`, made at pool
+/// transaction `tid` as device `device_id`, a snapshot of `origin` if given.
+pub(super) fn thin_segment(
+    pool: &str,
+    extents: u64,
+    tid: u64,
+    device_id: u64,
+    origin: Option<String>,
+) -> Segment {
+    Segment {
+        start_extent: 0,
+        extent_count: extents,
+        reshape_count: None,
+        type_flags: vec![],
+        tags: vec![],
+        kind: SegmentKind::Thin {
+            thin_pool: pool.to_owned(),
+            transaction_id: tid,
+            device_id,
+            external_origin: None,
+            origin,
+            merge: None,
+        },
+        extra: Default::default(),
+    }
 }
 
 /// `lvremove vg/thin`: refused while the LV is open.
@@ -464,44 +483,71 @@ pub fn remove_in(
             what: format!("remove thin LV {name} (device id {device_id})"),
             messages: vec![format!("delete {device_id}")],
             undo: vec![],
-            suspend: None,
-            activate: None,
+            suspend: vec![],
+            activate: vec![],
             deactivate: Some(name.to_owned()),
+            window: &mut no_window,
         },
         run,
     )
 }
 
 /// One pool transaction: see the module comment.
-struct Tx {
-    what: String,
+pub(super) struct Tx<'w> {
+    pub(super) what: String,
     /// Messages before `set_transaction_id`.
-    messages: Vec<String>,
+    pub(super) messages: Vec<String>,
     /// What undoes the messages, if the transaction fails after them.
-    undo: Vec<String>,
-    /// A device to suspend around the messages (a snapshot's origin).
-    suspend: Option<String>,
-    /// An LV to activate once done.
-    activate: Option<String>,
+    pub(super) undo: Vec<String>,
+    /// Devices to suspend around the messages (snapshots' origins), and how.
+    pub(super) suspend: Vec<(String, Suspend)>,
+    /// LVs to activate once done.
+    pub(super) activate: Vec<String>,
     /// An LV to deactivate before anything else (a removal).
-    deactivate: Option<String>,
+    pub(super) deactivate: Option<String>,
+    /// Called around the suspends (see [`Window`]).
+    pub(super) window: &'w mut WindowHook<'w>,
 }
 
-fn transact(
+/// The edges of the window in which a transaction's origins are suspended:
+/// a caller that must hold something still for that instant (freeze
+/// containers) opens it at [`Window::Open`] and releases it at
+/// [`Window::Close`], which always follows an Open that succeeded. Only
+/// when the transaction is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Before the first origin is suspended (after commit A and the
+    /// pool's activation: the window holds only the kernel's part).
+    Open,
+    /// After the last origin is resumed, or the transaction failed.
+    Close,
+}
+
+/// What to call at the window's edges: Err from Open stops the
+/// transaction before any suspend (and undoes commit A).
+pub type WindowHook<'a> = dyn FnMut(Window) -> std::result::Result<(), String> + 'a;
+
+/// A transaction without a window.
+fn no_window(_: Window) -> std::result::Result<(), String> {
+    Ok(())
+}
+
+pub(super) fn transact(
     kernel: Kernel,
     env: &Env,
     dev: &Dev,
     change: &mut Change,
     pool: &str,
-    tx: Tx,
+    tx: Tx<'_>,
     run: Run,
 ) -> Result<Vec<Action>> {
+    let window = tx.window;
     let vg_name = change.metadata.vg.name.clone();
     let host = kernel.open()?;
     let old = change.committed().clone();
     let old_tid = thin_pool_seg(&old.vg, pool)?.0;
     let new_tid = old_tid + 1;
-    let creating = tx.activate.is_some() || tx.deactivate.is_none();
+    let creating = !tx.activate.is_empty() || tx.deactivate.is_none();
     let apply = run == Run::Apply;
     let mut actions = Vec::new();
 
@@ -544,17 +590,15 @@ fn transact(
         false => {
             let mut planned = planner(&old.vg).thin_pool_target(pool)?.devices;
             planned.extend(new_plan.devices.iter().cloned());
-            for (vg, lv) in [
-                (&old.vg, &tx.deactivate),
-                (&change.metadata.vg, &tx.activate),
-            ] {
-                if let Some(lv) = lv {
-                    planned.extend(planner(vg).lv(lv)?.devices);
-                }
+            if let Some(lv) = &tx.deactivate {
+                planned.extend(planner(&old.vg).lv(lv)?.devices);
+            }
+            for lv in &tx.activate {
+                planned.extend(planner(&change.metadata.vg).lv(lv)?.devices);
             }
             let mut names: Vec<(String, Option<String>)> =
                 planned.into_iter().map(|d| (d.name, d.link)).collect();
-            names.extend(tx.suspend.iter().map(|o| (o.clone(), None)));
+            names.extend(tx.suspend.iter().map(|(o, _)| (o.clone(), None)));
             let disks: Vec<std::path::PathBuf> = devices.iter().flatten().cloned().collect();
             Some(SimDm::copy_of(&*host, &dev.root, &names, &disks)?)
         }
@@ -680,23 +724,46 @@ fn transact(
 
     let mut messages: Vec<String> = tx.messages.clone();
     messages.push(format!("set_transaction_id {old_tid} {new_tid}"));
-    // The messages, with the origin suspended for a snapshot.
-    let suspended = match &tx.suspend {
-        Some(origin) if ctl.info(origin)?.is_some() => {
-            if let Err(e) = ctl.suspend(origin, Suspend::Flush) {
-                return Err(undo_metadata(change, ErrorKind::System, e.to_string()));
-            }
-            actions.push(Action::Dm(Step::Suspend {
-                name: origin.clone(),
-                how: Suspend::Flush,
-            }));
-            Some(origin.clone())
+    // The messages, with the origins of snapshots suspended, inside the
+    // caller's window.
+    let mut to_suspend = Vec::new();
+    for (origin, how) in &tx.suspend {
+        if ctl.info(origin)?.is_some() {
+            to_suspend.push((origin.clone(), *how));
         }
-        _ => None,
-    };
-    let mut sent = 0;
+    }
+    if apply {
+        if let Err(why) = window(Window::Open) {
+            window(Window::Close).ok();
+            return Err(undo_metadata(change, ErrorKind::Busy, why));
+        }
+    }
+    let mut suspended = Vec::new();
     let mut failure = None;
-    for m in &messages {
+    for (origin, how) in &to_suspend {
+        match ctl.suspend(origin, *how) {
+            Ok(()) => {
+                actions.push(Action::Dm(Step::Suspend {
+                    name: origin.clone(),
+                    how: *how,
+                }));
+                suspended.push(origin.clone());
+            }
+            Err(e) => {
+                // A suspend that failed may have suspended all the same.
+                let _ = ctl.resume(origin);
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let mut sent = 0;
+    let messages_to_send = if failure.is_none() {
+        &messages[..]
+    } else {
+        &[]
+    };
+    for m in messages_to_send {
         if m.starts_with("set_transaction_id") {
             crash_point("thin-before-transaction-id");
         }
@@ -734,13 +801,18 @@ fn transact(
             }
         }
     }
-    if let Some(origin) = &suspended {
+    for origin in suspended.iter().rev() {
         let resumed = ctl.resume(origin);
         actions.push(Action::Dm(Step::Resume {
             name: origin.clone(),
         }));
         if let (Err(e), None) = (resumed, &failure) {
             failure = Some(format!("resume of {origin}: {e}"));
+        }
+    }
+    if apply {
+        if let Err(why) = window(Window::Close) {
+            crate::warnings::record(format!("after the snapshot: {why}"));
         }
     }
     if let Some(failed) = failure {
@@ -784,7 +856,7 @@ fn transact(
     });
     commit(change)?;
 
-    if let Some(lv) = &tx.activate {
+    for lv in &tx.activate {
         let plan = Planner::new(&change.metadata.vg, &devices)
             .with_config(config)
             .lv(lv)?;

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod control;
+pub mod freeze;
 pub mod rootfs;
 
 use std::ffi::OsStr;

@@ -9,6 +9,7 @@
 //! - [`step`]: one step, its description and how it is done.
 //! - [`journal`]: which step an apply was at, for the run after a crash.
 //! - [`run`]: plan, apply, up, down, each in bring-up (or reverse) order.
+//! - [`snapshot`]: snapshots of containers, taken frozen, in one transaction.
 //! - [`status`]: the whole stack as a tree.
 //! - [`filter`]: the lvm.conf filter that keeps lvm2 off the lower layers.
 
@@ -18,6 +19,7 @@ pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod step;
 

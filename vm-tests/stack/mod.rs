@@ -25,6 +25,23 @@ pub fn make_raids(g: &Guest, hdd: [&str; 2], ssd: [&str; 2]) -> Result<(), Strin
     Ok(())
 }
 
+/// The two RAIDs on four fresh loop devices over image files in `dir`.
+pub fn loop_raids(g: &Guest, dir: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut devs = Vec::new();
+    for (name, mib) in [
+        ("h1", HDD_MIB),
+        ("h2", HDD_MIB),
+        ("s1", SSD_MIB),
+        ("s2", SSD_MIB),
+    ] {
+        let f = format!("{dir}/{name}.img");
+        g.sh(&format!("truncate -s {mib}M {f}"))?;
+        devs.push(g.sh(&format!("losetup -f --show {f}"))?.trim().to_owned());
+    }
+    make_raids(g, [&devs[0], &devs[1]], [&devs[2], &devs[3]])
+}
+
 /// Assembles the RAIDs again (after a reboot), as the OS does before cairn-up.service.
 pub fn assemble_raids(g: &Guest, hdd: [&str; 2], ssd: [&str; 2]) -> Result<(), String> {
     for (md, [a, b]) in [("/dev/md0", hdd), ("/dev/md1", ssd)] {

@@ -47,7 +47,13 @@ fn each_segment_type_reads_as_its_kind() {
             chunk_bytes: 64 * 1024
         })
     );
-    assert_eq!(vg.kind("thin1"), Some(&LvKind::Thin { pool: "tp".into() }));
+    assert_eq!(
+        vg.kind("thin1"),
+        Some(&LvKind::Thin {
+            pool: "tp".into(),
+            origin: None
+        })
+    );
     assert_eq!(
         vg.kind("cached"),
         Some(&LvKind::Cache {

@@ -114,6 +114,7 @@ fn vg2_seen(size: u64, active: &[&str]) -> VgSeen {
             name,
             LvKind::Thin {
                 pool: "VPSthinpool".into(),
+                origin: None,
             },
             500 * MIB,
         )
@@ -352,7 +353,10 @@ fn an_lv_larger_than_the_file_is_shrunk_only_when_allowed() {
 fn an_lv_of_another_kind_under_the_files_name_is_refused() {
     let stack = lab();
     let mut seen = vg1_seen(2 * GIB, &["VG1-cachedlv"]);
-    seen.vg.as_mut().unwrap().lvs[0].kind = Some(LvKind::Thin { pool: "p".into() });
+    seen.vg.as_mut().unwrap().lvs[0].kind = Some(LvKind::Thin {
+        pool: "p".into(),
+        origin: None,
+    });
     refused(
         vg(&stack, vg_of(&stack, "VG1"), &seen, Allow::default()),
         "VG1/cachedlv (line 12) is a thin LV, the file describes a plain LV",
