@@ -71,11 +71,11 @@ pub fn running(name: &str) -> Result<Option<Running>, LxcError> {
     running_in(Path::new(CGROUP_ROOT), name)
 }
 
-/// The directory called `wanted` at most `depth` levels under `dir`.
-fn find_dir(dir: &Path, wanted: &str, depth: usize) -> Option<PathBuf> {
-    let direct = dir.join(wanted);
-    if direct.is_dir() {
-        return Some(direct);
+/// The first answer `look` gives for `dir` or a directory at most `depth`
+/// levels under it, nearest first (cgroup trees are shallow).
+fn search<T>(dir: &Path, depth: usize, look: &dyn Fn(&Path) -> Option<T>) -> Option<T> {
+    if let Some(found) = look(dir) {
+        return Some(found);
     }
     if depth == 0 {
         return None;
@@ -84,23 +84,24 @@ fn find_dir(dir: &Path, wanted: &str, depth: usize) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .find_map(|e| find_dir(&e.path(), wanted, depth - 1))
+        .find_map(|e| search(&e.path(), depth - 1, look))
+}
+
+/// The directory called `wanted` at most `depth` levels under `dir`.
+fn find_dir(dir: &Path, wanted: &str, depth: usize) -> Option<PathBuf> {
+    search(dir, depth, &|d: &Path| {
+        Some(d.join(wanted)).filter(|p| p.is_dir())
+    })
 }
 
 /// A process of the cgroup at `dir` or of one below it.
 fn first_pid(dir: &Path, depth: usize) -> Option<u32> {
-    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-    if let Some(pid) = procs.lines().find_map(|l| l.trim().parse().ok()) {
-        return Some(pid);
-    }
-    if depth == 0 {
-        return None;
-    }
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .find_map(|e| first_pid(&e.path(), depth - 1))
+    search(dir, depth, &|d: &Path| {
+        std::fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.trim().parse().ok())
+    })
 }
 
 /// Whether the cgroup's `cgroup.events` says it is frozen.
